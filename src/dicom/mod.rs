@@ -1,0 +1,1 @@
+//! Placeholder: DICOM series assembly and SEG (dicom helper).

@@ -1,0 +1,126 @@
+//! IBSI 1 radiomics features, one feature family per file.
+//!
+//! Every family has the same signature, [`FamilyFn`]: it takes a [`Roi`] (the lesion's
+//! intensities and masks, cropped, with spacing) and the effective [`FamilySettings`], and
+//! returns named values. Names are the IBSI / MIRP feature tags used by the IBSI 1
+//! reference tables (`stat_mean`, `morph_volume`, `cm_contrast_3D_avg`), so results join
+//! directly with IBSI reference values; see `docs/feature-names.md`.
+//!
+//! Reference: Zwanenburg A. et al., *The Image Biomarker Standardisation Initiative*,
+//! Radiology 2020; IBSI 1 reference manual, arXiv:1612.07003 (chapter 3, "Image features").
+
+pub mod glcm;
+pub mod intensity_stats;
+pub mod morphology;
+pub mod settings;
+
+pub use settings::{Discretisation, ExtractionSettings, FamilySettings, Location};
+
+use ndarray::Array3;
+
+/// The input of every feature family: one lesion, cropped to its bounding box.
+#[derive(Debug, Clone)]
+pub struct Roi {
+    /// Intensities (HU), indexed `[z, y, x]`, over the crop.
+    pub hu: Array3<f32>,
+    /// Intensity mask (IBSI 2.1: voxels used for intensity and texture features), after
+    /// re-segmentation. Same shape as `hu`.
+    pub intensity_mask: Array3<bool>,
+    /// Morphological mask (IBSI 2.1: voxels used for morphology), before re-segmentation.
+    pub morph_mask: Array3<bool>,
+    /// Voxel spacing along `[z, y, x]`, millimetres.
+    pub spacing_mm: [f64; 3],
+}
+
+/// One computed feature: its IBSI tag and value.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    /// IBSI / MIRP tag, e.g. `stat_mean` or `cm_joint_max_3D_avg`.
+    pub name: String,
+    /// The value; always finite (families return an error instead of NaN/∞).
+    pub value: f64,
+}
+
+impl Feature {
+    /// A named value.
+    pub fn new(name: impl Into<String>, value: f64) -> Self {
+        Feature { name: name.into(), value }
+    }
+}
+
+/// Why a family could not compute a lesion. Codes are stable and machine-readable.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FeatureError {
+    /// The intensity or morphological mask holds no voxel.
+    #[error("the region of interest is empty")]
+    EmptyRoi,
+    /// Fewer voxels than the family needs.
+    #[error("the region of interest has {found} voxel(s); at least {required} are needed")]
+    TooFewVoxels { found: usize, required: usize },
+    /// A computation produced a non-finite value (e.g. a degenerate distribution).
+    #[error("feature {feature} is not defined for this region ({reason})")]
+    Undefined { feature: String, reason: &'static str },
+    /// Settings that cannot be applied (e.g. zero bin width).
+    #[error("invalid settings: {0}")]
+    InvalidSettings(String),
+}
+
+impl FeatureError {
+    /// Stable machine-readable code for API results.
+    pub fn code(&self) -> &'static str {
+        match self {
+            FeatureError::EmptyRoi => "empty_roi",
+            FeatureError::TooFewVoxels { .. } => "too_few_voxels",
+            FeatureError::Undefined { .. } => "feature_undefined",
+            FeatureError::InvalidSettings(_) => "invalid_settings",
+        }
+    }
+}
+
+/// The signature every feature family implements.
+pub type FamilyFn = fn(&Roi, &FamilySettings) -> Result<Vec<Feature>, FeatureError>;
+
+/// The names a family outputs for given settings, in output order, without computing.
+pub type NamesFn = fn(&FamilySettings) -> Vec<String>;
+
+/// A feature family: its name, computation and the names it produces.
+pub struct Family {
+    /// Short family name, e.g. `glcm`.
+    pub name: &'static str,
+    /// Computes the family on one lesion.
+    pub compute: FamilyFn,
+    /// Lists the names `compute` returns, in the same order.
+    pub names: NamesFn,
+}
+
+/// The families computed by this build, in output order.
+pub const FAMILIES: &[Family] = &[
+    Family { name: "morphology", compute: morphology::compute, names: morphology::names },
+    Family {
+        name: "intensity_stats",
+        compute: intensity_stats::compute,
+        names: intensity_stats::names,
+    },
+    Family { name: "glcm", compute: glcm::compute, names: glcm::names },
+];
+
+/// Every feature name produced with `settings`, in output order.
+pub fn feature_names(settings: &FamilySettings) -> Vec<String> {
+    FAMILIES.iter().flat_map(|f| (f.names)(settings)).collect()
+}
+
+/// Compute every family of [`FAMILIES`] on one lesion, in order.
+///
+/// # Errors
+/// The first family error; a lesion either has its full feature vector or an error, so
+/// the result schema stays stable.
+pub fn compute_all(roi: &Roi, settings: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
+    let mut out = Vec::new();
+    for family in FAMILIES {
+        out.extend((family.compute)(roi, settings)?);
+    }
+    if let Some(bad) = out.iter().find(|f| !f.value.is_finite()) {
+        return Err(FeatureError::Undefined { feature: bad.name.clone(), reason: "non-finite" });
+    }
+    Ok(out)
+}

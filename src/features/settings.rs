@@ -1,0 +1,251 @@
+//! Extraction settings: a documented, versioned configuration with one profile per lesion
+//! location, and a stable hash of the effective settings that model manifests pin.
+//!
+//! The bundled default lives in `config/extraction-settings.json` and is compiled in.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The settings schema version this build reads.
+pub const SETTINGS_SCHEMA_VERSION: u32 = 1;
+
+/// The bundled default settings file.
+pub const DEFAULT_SETTINGS_JSON: &str = include_str!("../../config/extraction-settings.json");
+
+/// Anatomical location of a target lesion, as in the pilot study.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Location {
+    Pleura,
+    LymphNode,
+    Peritoneum,
+    SoftTissue,
+    Other,
+}
+
+impl Location {
+    /// All locations, in a fixed order.
+    pub const ALL: [Location; 5] = [
+        Location::Pleura,
+        Location::LymphNode,
+        Location::Peritoneum,
+        Location::SoftTissue,
+        Location::Other,
+    ];
+
+    /// The snake_case wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Location::Pleura => "pleura",
+            Location::LymphNode => "lymph_node",
+            Location::Peritoneum => "peritoneum",
+            Location::SoftTissue => "soft_tissue",
+            Location::Other => "other",
+        }
+    }
+
+    /// Parse the wire name.
+    pub fn parse(s: &str) -> Option<Location> {
+        Location::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+/// Intensity discretisation (IBSI 1 section 2.7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Discretisation {
+    /// Fixed bin number `N_g` (IBSI 2.7.1): bins span the ROI's own intensity range.
+    FixedBinNumber {
+        /// Number of bins `N_g`.
+        bins: u32,
+    },
+    /// Fixed bin size `w_b` (IBSI 2.7.2) from lower bound `X_gl,min`.
+    FixedBinSize {
+        /// Bin width `w_b` in HU.
+        bin_width_hu: f64,
+        /// Lower bound `X_gl,min` in HU. IBSI sets it to the lower re-segmentation bound;
+        /// when absent, the re-segmentation lower bound is used, else the ROI minimum.
+        #[serde(default)]
+        lower_bound_hu: Option<f64>,
+    },
+    /// No discretisation: intensities are used as grey levels directly (rounded to the
+    /// nearest integer). For already-discrete data such as the IBSI digital phantom.
+    None,
+}
+
+/// Aggregation of texture matrices (IBSI 1 section 3.1.3 and figure 3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TextureAggregation {
+    /// 2D: per slice and direction, features averaged over both.
+    #[serde(rename = "2D_avg")]
+    D2Avg,
+    /// 2D: per slice, directions merged, averaged over slices.
+    #[serde(rename = "2D_comb")]
+    D2Comb,
+    /// 2.5D: per direction, slices merged, averaged over directions.
+    #[serde(rename = "2_5D_avg")]
+    D25Avg,
+    /// 2.5D: all slices and directions merged.
+    #[serde(rename = "2_5D_comb")]
+    D25Comb,
+    /// 3D: per direction (13), features averaged.
+    #[serde(rename = "3D_avg")]
+    D3Avg,
+    /// 3D: all 13 directions merged.
+    #[serde(rename = "3D_comb")]
+    D3Comb,
+}
+
+impl TextureAggregation {
+    /// The IBSI tag suffix, e.g. `3D_avg`.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            TextureAggregation::D2Avg => "2D_avg",
+            TextureAggregation::D2Comb => "2D_comb",
+            TextureAggregation::D25Avg => "2_5D_avg",
+            TextureAggregation::D25Comb => "2_5D_comb",
+            TextureAggregation::D3Avg => "3D_avg",
+            TextureAggregation::D3Comb => "3D_comb",
+        }
+    }
+}
+
+/// The settings one lesion is extracted with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FamilySettings {
+    /// Re-segmentation range `[min, max]` in HU (IBSI 2.5, range re-segmentation):
+    /// voxels outside are removed from the intensity mask only.
+    #[serde(default)]
+    pub resegment_range_hu: Option<[f64; 2]>,
+    /// Discretisation for texture families (IBSI 2.7).
+    pub discretisation: Discretisation,
+    /// GLCM neighbour distance, Chebyshev norm, in voxels (IBSI 3.6, δ).
+    pub glcm_distance_vox: u32,
+    /// GLCM aggregation variants to output.
+    pub glcm_aggregations: Vec<TextureAggregation>,
+    /// Lesions with fewer voxels in the intensity mask are refused (too small for texture).
+    pub min_voxels: usize,
+}
+
+/// A versioned settings document: defaults plus one profile per location.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtractionSettings {
+    /// Schema version; must equal [`SETTINGS_SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Human-readable name of this settings set.
+    pub name: String,
+    /// Profiles per location. A location without a profile uses `other`.
+    pub profiles: BTreeMap<Location, FamilySettings>,
+}
+
+/// Why a settings document was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("settings are not valid JSON for schema version {SETTINGS_SCHEMA_VERSION}: {0}")]
+    Parse(#[from] serde_json::Error),
+    #[error("settings schema_version {found} is not supported (expected {SETTINGS_SCHEMA_VERSION})")]
+    Version { found: u32 },
+    #[error("settings have no profile for location 'other', which is the fallback")]
+    NoFallback,
+    #[error("profile '{location}' produces other feature names than profile 'other'")]
+    NamesDiffer { location: &'static str },
+    #[error("profile '{location}': {reason}")]
+    Invalid { location: &'static str, reason: String },
+}
+
+impl ExtractionSettings {
+    /// The bundled default settings.
+    pub fn bundled() -> Self {
+        Self::from_json(DEFAULT_SETTINGS_JSON).expect("bundled settings are valid (unit-tested)")
+    }
+
+    /// Parse and validate a settings document.
+    pub fn from_json(text: &str) -> Result<Self, SettingsError> {
+        let s: ExtractionSettings = serde_json::from_str(text)?;
+        if s.schema_version != SETTINGS_SCHEMA_VERSION {
+            return Err(SettingsError::Version { found: s.schema_version });
+        }
+        let fallback = s.profiles.get(&Location::Other).ok_or(SettingsError::NoFallback)?;
+        let names = super::feature_names(fallback);
+        for (loc, p) in &s.profiles {
+            p.validate().map_err(|reason| SettingsError::Invalid { location: loc.as_str(), reason })?;
+            if super::feature_names(p) != names {
+                return Err(SettingsError::NamesDiffer { location: loc.as_str() });
+            }
+        }
+        Ok(s)
+    }
+
+    /// The profile for a location (falls back to `other`).
+    pub fn for_location(&self, location: Location) -> &FamilySettings {
+        self.profiles
+            .get(&location)
+            .or_else(|| self.profiles.get(&Location::Other))
+            .expect("validated: profile 'other' exists")
+    }
+
+    /// Feature names produced with these settings, in output order (same for every profile).
+    pub fn feature_names(&self) -> Vec<String> {
+        super::feature_names(self.for_location(Location::Other))
+    }
+
+    /// Stable hash of the effective settings: `sha256:` + hex of the canonical JSON
+    /// (struct fields in declaration order, profiles sorted by location).
+    pub fn hash(&self) -> String {
+        let canonical = serde_json::to_vec(self).expect("settings serialise");
+        format!("sha256:{}", hex::encode(Sha256::digest(&canonical)))
+    }
+}
+
+impl FamilySettings {
+    /// Check values that the type system cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        match &self.discretisation {
+            Discretisation::FixedBinNumber { bins } if *bins < 2 => {
+                return Err(format!("fixed_bin_number needs at least 2 bins, got {bins}"));
+            }
+            Discretisation::FixedBinSize { bin_width_hu, .. }
+                if !(bin_width_hu.is_finite() && *bin_width_hu > 0.0) =>
+            {
+                return Err(format!("bin_width_hu must be > 0, got {bin_width_hu}"));
+            }
+            _ => {}
+        }
+        if let Some([lo, hi]) = self.resegment_range_hu {
+            if !(lo < hi) {
+                return Err(format!("resegment_range_hu [{lo}, {hi}] is empty"));
+            }
+        }
+        if self.glcm_distance_vox == 0 {
+            return Err("glcm_distance_vox must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bundled_settings_parse_and_hash_is_stable() {
+        let s = ExtractionSettings::bundled();
+        assert_eq!(s.hash(), ExtractionSettings::bundled().hash());
+        assert!(s.hash().starts_with("sha256:"));
+        for loc in Location::ALL {
+            s.for_location(loc);
+        }
+    }
+
+    #[test]
+    fn changing_a_setting_changes_the_hash() {
+        let s = ExtractionSettings::bundled();
+        let mut t = s.clone();
+        t.profiles.get_mut(&Location::Other).unwrap().glcm_distance_vox = 2;
+        assert_ne!(s.hash(), t.hash());
+    }
+}

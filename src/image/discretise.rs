@@ -1,0 +1,1 @@
+//! Placeholder: intensity discretisation (features helper).

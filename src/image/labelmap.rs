@@ -1,0 +1,1 @@
+//! Placeholder: NIfTI label maps and volumes (dicom helper).

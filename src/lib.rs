@@ -1,0 +1,33 @@
+//! radscore: imaging-based treatment-response prediction.
+//!
+//! A client uploads a CT series and a segmentation of its target lesions; a worker pool
+//! computes IBSI 1 radiomics features per lesion with location-aware settings and scores
+//! each lesion with an ONNX model.
+//!
+//! # Module map (dependencies point downwards only)
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`api`] | axum router, request extractors, `application/problem+json` errors |
+//! | [`jobs`] | the job queue on top of [`store`], the tokio worker pool, progress |
+//! | [`pipeline`] | one extraction run: volume + lesion masks + settings → features → score |
+//! | [`model`] | ONNX Runtime session, model manifest, compatibility checks, scoring |
+//! | [`features`] | extraction settings, one IBSI 1 feature family per file |
+//! | [`image`] | voxel grids, volumes, lesion masks, discretisation, NIfTI label maps |
+//! | [`dicom`] | DICOM series assembly and DICOM SEG decoding (dicom-rs) |
+//! | [`store`] | sqlx database (SQLite by default) and the blob store (object_store) |
+//! | [`config`], [`telemetry`] | process configuration and tracing/metrics set-up |
+//!
+//! `api → jobs → pipeline → features/model → image → dicom`; `store` is used by `api`
+//! and `jobs` only.
+
+pub mod api;
+pub mod config;
+pub mod dicom;
+pub mod features;
+pub mod image;
+pub mod jobs;
+pub mod model;
+pub mod pipeline;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,2 @@
+//! The `radscore` command.
+fn main() {}
