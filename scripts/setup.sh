@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Fetch what radscore needs besides crates: the ONNX Runtime shared library and the
+# Python environment of the training pipeline.
+#
+#   scripts/setup.sh ort      libonnxruntime.so → .ort/lib/ (from the PyPI onnxruntime wheel)
+#   scripts/setup.sh python   .venv/ with training/requirements.txt installed
+#   scripts/setup.sh all      both
+#
+# Needs python3 (with venv and pip) and access to the Python package index. Safe to run
+# again: each step checks whether its result is already in place and skips it if so.
+#
+# The ONNX Runtime version is pinned in ONE place: the `onnxruntime==` line of
+# training/requirements.txt. The Python side (training, reference checks) and the Rust
+# service therefore always load the same runtime build.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+REQUIREMENTS="$ROOT/training/requirements.txt"
+ORT_DIR="$ROOT/.ort"
+ORT_LIB="$ORT_DIR/lib/libonnxruntime.so"
+ORT_STAMP="$ORT_DIR/lib/VERSION"
+VENV="$ROOT/.venv"
+VENV_STAMP="$VENV/.requirements.sha256"
+
+# The wheel we take the library from: CPython 3.11, manylinux_2_28, x86_64. The library
+# itself does not depend on the Python version; this tag is simply one that ships it.
+WHEEL_PLATFORM="manylinux_2_28_x86_64"
+WHEEL_PYTHON="3.11"
+WHEEL_IMPL="cp"
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+# The pinned onnxruntime version, read from training/requirements.txt.
+ort_version() {
+    local v
+    v="$(sed -n 's/^onnxruntime==\([0-9][0-9.]*\)[[:space:]]*$/\1/p' "$REQUIREMENTS")"
+    [[ -n "$v" ]] || die "no 'onnxruntime==X.Y.Z' line in $REQUIREMENTS"
+    printf '%s' "$v"
+}
+
+setup_ort() {
+    local version
+    version="$(ort_version)"
+    if [[ -f "$ORT_LIB" && -f "$ORT_STAMP" && "$(cat "$ORT_STAMP")" == "$version" ]]; then
+        log "ONNX Runtime $version already in $ORT_LIB"
+        return 0
+    fi
+    [[ "$(uname -m)" == "x86_64" ]] || die "only x86_64 Linux is supported (found $(uname -m))"
+
+    local tmp
+    tmp="$(mktemp -d)"
+    # shellcheck disable=SC2064  # expand $tmp now: it is local to this function
+    trap "rm -rf '$tmp'; trap - RETURN" RETURN
+
+    log "downloading onnxruntime==$version wheel ($WHEEL_IMPL$WHEEL_PYTHON, $WHEEL_PLATFORM)"
+    python3 -m pip download --quiet --no-deps --only-binary=:all: \
+        --platform "$WHEEL_PLATFORM" --python-version "$WHEEL_PYTHON" \
+        --implementation "$WHEEL_IMPL" --dest "$tmp" "onnxruntime==$version"
+
+    local wheel
+    wheel="$(find "$tmp" -maxdepth 1 -name "onnxruntime-$version-*.whl" | head -n 1)"
+    [[ -n "$wheel" ]] || die "pip did not produce an onnxruntime-$version wheel"
+
+    # A wheel is a zip archive; take the one member we need. python3's zipfile is used
+    # rather than unzip(1), which a fresh Debian machine may not have.
+    local member="onnxruntime/capi/libonnxruntime.so.$version"
+    mkdir -p "$ORT_DIR/lib"
+    python3 - "$wheel" "$member" "$ORT_LIB.tmp" <<'PY'
+import shutil, sys, zipfile
+wheel, member, dest = sys.argv[1:4]
+with zipfile.ZipFile(wheel) as z:
+    if member not in z.namelist():
+        sys.exit(f"{member} is not in {wheel}; this onnxruntime wheel ships no shared library")
+    with z.open(member) as src, open(dest, "wb") as out:
+        shutil.copyfileobj(src, out)
+PY
+    mv "$ORT_LIB.tmp" "$ORT_LIB"
+    printf '%s' "$version" >"$ORT_STAMP"
+    log "installed $ORT_LIB (ONNX Runtime $version)"
+}
+
+setup_python() {
+    local want
+    want="$(sha256sum "$REQUIREMENTS" | cut -d' ' -f1)"
+    if [[ -x "$VENV/bin/python" && -f "$VENV_STAMP" && "$(cat "$VENV_STAMP")" == "$want" ]]; then
+        log "Python environment $VENV is up to date with training/requirements.txt"
+        return 0
+    fi
+    if [[ ! -x "$VENV/bin/python" ]]; then
+        log "creating $VENV"
+        python3 -m venv "$VENV"
+    fi
+    log "installing training/requirements.txt into $VENV"
+    "$VENV/bin/python" -m pip install --quiet -r "$REQUIREMENTS"
+    printf '%s' "$want" >"$VENV_STAMP"
+    log "Python environment ready: $VENV"
+}
+
+main() {
+    [[ $# -eq 1 ]] || usage
+    case "$1" in
+        ort) setup_ort ;;
+        python) setup_python ;;
+        all) setup_ort; setup_python ;;
+        -h | --help) usage ;;
+        *) usage ;;
+    esac
+}
+
+main "$@"
