@@ -1,0 +1,210 @@
+//! `manifest.json`: what a model expects and what it is for.
+//!
+//! Written by `training/train.py`; read by [`super::Model::load`]. The manifest pins the
+//! exact feature vector (names in input order) and the extraction settings (the full
+//! settings object and its [`ExtractionSettings::hash`]); a model is only used with an
+//! extractor that reproduces both.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::ModelError;
+use crate::features::ExtractionSettings;
+
+/// File name of the manifest inside a model directory.
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+/// The manifest schema version this build reads.
+pub const MANIFEST_SCHEMA_VERSION: u32 = 1;
+
+/// A model's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Must equal [`MANIFEST_SCHEMA_VERSION`].
+    pub manifest_version: u32,
+    /// Model name, e.g. `radscore-demo-logreg`.
+    pub name: String,
+    /// Model version, e.g. `0.1.0`.
+    pub version: String,
+    /// True for a model trained on synthetic data only; clients must show it.
+    pub synthetic_demo: bool,
+    /// Plain-language intended use and its limits.
+    pub intended_use: String,
+    /// Feature names in the model's input order.
+    pub feature_names: Vec<String>,
+    /// The full extraction settings object the training features were computed with.
+    pub extraction_settings: serde_json::Value,
+    /// [`ExtractionSettings::hash`] of `extraction_settings`.
+    pub settings_hash: String,
+    /// The graph input.
+    pub input: InputSpec,
+    /// The graph output that carries the probability.
+    pub output: OutputSpec,
+    /// What the model was trained on.
+    pub training_data: TrainingData,
+    /// How well it did, and how that was measured.
+    pub metrics: Metrics,
+}
+
+/// The graph's single input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InputSpec {
+    /// Input name in the ONNX graph (skl2onnx: the name given in `initial_types`).
+    pub name: String,
+    /// Element type; only `float32` is supported.
+    pub dtype: String,
+}
+
+/// The graph output read by [`super::Model::predict`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutputSpec {
+    /// Output name in the ONNX graph (skl2onnx with `zipmap: False`: `probabilities`).
+    pub name: String,
+    /// Column of the `[batch, classes]` output that holds the probability returned.
+    pub probability_column: usize,
+    /// What that probability means, e.g. "P(responder) ...".
+    pub semantics: String,
+}
+
+/// Provenance of the training data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingData {
+    /// How the data were made or collected, and how the outcome was defined.
+    pub description: String,
+    /// Number of patients.
+    pub n_patients: usize,
+    /// Number of lesions (rows).
+    pub n_lesions: usize,
+    /// Number of lesions with outcome 1 (responders).
+    pub n_positive: usize,
+    /// `sha256:` + hex digest of the training table file.
+    pub fingerprint: String,
+}
+
+/// Evaluation results.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// How the numbers below were obtained (e.g. "5-fold GroupKFold by patient").
+    pub validation: String,
+    /// Mean ROC AUC over the validation folds.
+    pub cv_auc_mean: f64,
+    /// Standard deviation of the fold AUCs.
+    pub cv_auc_std: f64,
+    /// AUC per fold.
+    pub cv_auc_folds: Vec<f64>,
+    /// Further numbers (e.g. resubstitution AUC, Brier score).
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+impl Manifest {
+    /// Read `path`, parse it and check it is consistent with itself.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`] and [`ModelError::ManifestParse`] naming the file;
+    /// [`ModelError::ManifestInvalid`] from [`Manifest::validate`].
+    pub fn read(path: &Path) -> Result<Manifest, ModelError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ModelError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let manifest: Manifest =
+            serde_json::from_str(&text).map_err(|source| ModelError::ManifestParse {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        manifest.validate()?;
+        Ok(manifest)
+    }
+
+    /// Check the manifest's internal consistency.
+    ///
+    /// # Errors
+    /// [`ModelError::ManifestInvalid`] for an unknown schema version, an empty or duplicated
+    /// feature name, an unsupported input type, or settings that this build cannot read or
+    /// whose hash is not `settings_hash`.
+    pub fn validate(&self) -> Result<(), ModelError> {
+        let invalid = |msg: String| Err(ModelError::ManifestInvalid(msg));
+        if self.manifest_version != MANIFEST_SCHEMA_VERSION {
+            return invalid(format!(
+                "manifest_version {} is not supported (expected {MANIFEST_SCHEMA_VERSION})",
+                self.manifest_version
+            ));
+        }
+        if self.feature_names.is_empty() {
+            return invalid("feature_names is empty".to_owned());
+        }
+        if let Some(i) = self.feature_names.iter().position(|n| n.trim().is_empty()) {
+            return invalid(format!("feature_names[{i}] is empty"));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if let Some(dup) = self.feature_names.iter().find(|n| !seen.insert(n.as_str())) {
+            return invalid(format!("feature name '{dup}' appears twice"));
+        }
+        if self.input.dtype != "float32" {
+            return invalid(format!(
+                "input dtype '{}' is not supported (float32)",
+                self.input.dtype
+            ));
+        }
+        self.check_settings_hash()
+    }
+
+    /// The embedded settings object must hash to `settings_hash`, so that neither can be
+    /// edited without the other.
+    fn check_settings_hash(&self) -> Result<(), ModelError> {
+        let text = self.extraction_settings.to_string();
+        let settings = ExtractionSettings::from_json(&text).map_err(|e| {
+            ModelError::ManifestInvalid(format!(
+                "extraction_settings cannot be read by this build: {e}"
+            ))
+        })?;
+        let computed = settings.hash();
+        if computed != self.settings_hash {
+            return Err(ModelError::ManifestInvalid(format!(
+                "settings_hash is {} but extraction_settings hash to {computed}",
+                self.settings_hash
+            )));
+        }
+        Ok(())
+    }
+
+    /// Refuse an extractor whose feature names or settings differ from the model's.
+    ///
+    /// # Errors
+    /// [`ModelError::IncompatibleFeatures`] with the first differing position and both
+    /// names; [`ModelError::IncompatibleSettings`] with both hashes.
+    pub fn check_compatible(&self, settings: &ExtractionSettings) -> Result<(), ModelError> {
+        let extractor = settings.feature_names();
+        if extractor != self.feature_names {
+            let position = first_difference(&self.feature_names, &extractor);
+            return Err(ModelError::IncompatibleFeatures {
+                position,
+                model_name: self.feature_names.get(position).cloned(),
+                extractor_name: extractor.get(position).cloned(),
+                model_count: self.feature_names.len(),
+                extractor_count: extractor.len(),
+            });
+        }
+
+        let extractor_hash = settings.hash();
+        if extractor_hash != self.settings_hash {
+            return Err(ModelError::IncompatibleSettings {
+                model_hash: self.settings_hash.clone(),
+                extractor_hash,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Index of the first position where `a` and `b` differ (the shorter length if one is a
+/// prefix of the other). Only called when they differ.
+fn first_difference(a: &[String], b: &[String]) -> usize {
+    a.iter()
+        .zip(b)
+        .position(|(x, y)| x != y)
+        .unwrap_or(a.len().min(b.len()))
+}
