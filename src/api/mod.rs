@@ -1,1 +1,86 @@
-//! Placeholder: api.
+//! The HTTP API (axum): routes, upload extraction and problem+json errors.
+//!
+//! The router below is the table of every route; `openapi.yaml` documents the same set and
+//! a test checks that the two agree.
+
+pub mod health;
+pub mod jobs;
+pub mod problem;
+pub mod segmentations;
+pub mod series;
+pub mod upload;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::routing::{get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tokio::sync::Notify;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+
+use crate::features::ExtractionSettings;
+use crate::model::Model;
+use crate::store::{BlobStore, Db};
+pub use problem::{ApiResult, Problem};
+pub use upload::UploadLimits;
+
+/// Shared state of every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub db: Db,
+    pub blobs: BlobStore,
+    pub model: Arc<Model>,
+    pub settings: Arc<ExtractionSettings>,
+    /// Wakes idle workers of this process when a job is enqueued.
+    pub job_enqueued: Arc<Notify>,
+    pub limits: UploadLimits,
+    pub metrics: PrometheusHandle,
+}
+
+/// Every route of the service, one per line.
+pub fn router(state: AppState) -> Router {
+    let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .route("/openapi.yaml", get(health::openapi))
+        .route("/v1/series", post(series::create))
+        .route("/v1/series/{id}", get(series::get))
+        .route("/v1/segmentations", post(segmentations::create))
+        .route("/v1/segmentations/{id}", get(segmentations::get))
+        .route("/v1/jobs", post(jobs::create))
+        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}/result", get(jobs::result))
+        .route("/v1/models", get(jobs::models))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            let request_id = req
+                .headers()
+                .get("x-request-id")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("-");
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
+        }))
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+async fn not_found(uri: axum::http::Uri) -> Problem {
+    Problem::new(StatusCode::NOT_FOUND, "no-route", "No such route", format!("no route for path '{}'", uri.path()))
+}
+
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {
+    Problem::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "Method not allowed",
+        format!("method {method} is not allowed on '{}'", uri.path()),
+    )
+}

@@ -1,1 +1,38 @@
-//! Placeholder: store.
+//! Persistence: the sqlx database (jobs, series, segmentations) and the blob store.
+//!
+//! All SQL of radscore lives in this module. The embedded default is SQLite (a file under
+//! the data directory); statements use `$N` placeholders and the SQL subset shared with
+//! PostgreSQL so a second backend can be added behind the same API.
+//! Blobs (uploaded instance files and segmentation files) go through `object_store`
+//! (local directory by default), so they can move to S3-compatible storage unchanged.
+
+pub mod blobs;
+pub mod db;
+
+pub use blobs::BlobStore;
+pub use db::{Db, JobRow, NewJob, SegmentationRow, SeriesRow};
+
+/// Errors of the persistence layer. They are never shown to clients in detail (500s).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("blob store error: {0}")]
+    Blob(#[from] object_store::Error),
+    #[error("blob store path error: {0}")]
+    BlobPath(#[from] object_store::path::Error),
+    #[error("stored JSON is invalid: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Current time as Unix epoch milliseconds (the database's time unit).
+pub fn now_ms() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+}

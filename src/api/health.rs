@@ -1,0 +1,49 @@
+//! Liveness, readiness, Prometheus metrics and the OpenAPI document.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::json;
+
+use super::AppState;
+
+/// The OpenAPI description of this API, compiled in.
+pub const OPENAPI_YAML: &str = include_str!("../../openapi.yaml");
+
+/// `GET /healthz`: the process is up.
+pub async fn healthz() -> impl IntoResponse {
+    Json(json!({ "status": "ok" }))
+}
+
+/// `GET /readyz`: database reachable and model loaded.
+pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
+    let db_ok = state.db.ping().await;
+    let info = state.model.info();
+    let body = json!({
+        "status": if db_ok { "ready" } else { "not_ready" },
+        "database": if db_ok { "ok" } else { "unreachable" },
+        "model": { "name": info.name, "version": info.version, "loaded": true },
+    });
+    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(body))
+}
+
+/// `GET /metrics`: Prometheus text exposition format.
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    match state.db.job_counts().await {
+        Ok(counts) => {
+            for status in ["queued", "running", "succeeded", "failed"] {
+                let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+                metrics::gauge!("radscore_jobs", "status" => status).set(n as f64);
+            }
+        }
+        Err(e) => tracing::warn!(error.message = %e, "job counts unavailable for metrics"),
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+}
+
+/// `GET /openapi.yaml`.
+pub async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
+}

@@ -1,0 +1,207 @@
+//! `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/result` and `GET /v1/models`.
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::{ApiResult, AppState, Problem};
+use crate::features::Location;
+use crate::jobs::JobRequest;
+use crate::jobs::worker::model_summary;
+use crate::pipeline::LesionRequest;
+use crate::store::{JobRow, NewJob};
+
+/// Most lesions in one job request.
+pub const MAX_LESIONS_PER_JOB: usize = 1000;
+
+/// `POST /v1/jobs` with `{series_id, segmentation_id, lesions: [{label, location}], model?}`.
+#[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
+pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<impl IntoResponse> {
+    let doc: Value = serde_json::from_slice(&body)
+        .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")))?;
+    let request = parse_job_request(&doc)?;
+    check_references(&state, &request).await?;
+
+    let id = uuid::Uuid::now_v7().to_string();
+    tracing::Span::current().record("job_id", id.as_str());
+    let request_json = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
+    state
+        .db
+        .insert_job(&NewJob {
+            id: id.clone(),
+            series_id: request.series_id.clone(),
+            segmentation_id: request.segmentation_id.clone(),
+            request: request_json,
+        })
+        .await?;
+    state.job_enqueued.notify_waiters();
+    tracing::info!(lesions = request.lesions.len(), "job queued");
+
+    let row = state.db.job(&id).await?.ok_or_else(|| Problem::internal(&"job vanished after insert"))?;
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("/v1/jobs/{id}").parse() {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::ACCEPTED, headers, Json(job_json(&row))))
+}
+
+/// `GET /v1/jobs/{id}`: status and progress.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let row = state.db.job(&id).await?.ok_or_else(|| Problem::not_found("job", &id))?;
+    Ok(Json(job_json(&row)))
+}
+
+/// `GET /v1/jobs/{id}/result`: the per-lesion result once the job succeeded.
+pub async fn result(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
+    let row = state.db.job(&id).await?.ok_or_else(|| Problem::not_found("job", &id))?;
+    match (row.status.as_str(), &row.result) {
+        ("succeeded", Some(result)) => {
+            Ok(([(header::CONTENT_TYPE, "application/json")], result.clone()))
+        }
+        ("failed", _) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "job-failed",
+            "Job failed",
+            format!("job '{id}' failed: {}", row.error.as_deref().unwrap_or("no reason recorded")),
+        )),
+        (status, _) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "job-not-finished",
+            "Job not finished",
+            format!("job '{id}' is {status}; poll /v1/jobs/{id} until it has succeeded"),
+        )
+        .with("status", status)),
+    }
+}
+
+/// `GET /v1/models`: the loaded model.
+pub async fn models(State(state): State<AppState>) -> Json<Value> {
+    let m = model_summary(&state.model);
+    Json(json!({ "models": [{
+        "name": m.name,
+        "version": m.version,
+        "sha256": m.sha256,
+        "synthetic_demo": m.synthetic_demo,
+        "active": true,
+        "settings_hash": state.settings.hash(),
+        "feature_names": state.settings.feature_names(),
+    }] }))
+}
+
+/// Validate the job body with a precise message for every fault.
+pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
+    let obj = doc.as_object().ok_or_else(|| invalid("the body must be a JSON object"))?;
+    let known = ["series_id", "segmentation_id", "lesions", "model"];
+    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
+        return Err(invalid(format!("unknown field '{k}'; expected one of {known:?}")));
+    }
+    let string = |key: &str| -> ApiResult<String> {
+        obj.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| invalid(format!("field '{key}' is required and must be a string")))
+    };
+    let series_id = string("series_id")?;
+    let segmentation_id = string("segmentation_id")?;
+    let model = match obj.get("model") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(invalid("field 'model' must be a string")),
+    };
+    let items = obj
+        .get("lesions")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("field 'lesions' is required and must be an array"))?;
+    if items.is_empty() || items.len() > MAX_LESIONS_PER_JOB {
+        return Err(invalid(format!("'lesions' must hold 1 to {MAX_LESIONS_PER_JOB} entries, got {}", items.len())));
+    }
+    let mut lesions = Vec::with_capacity(items.len());
+    let mut seen = HashSet::new();
+    for (i, item) in items.iter().enumerate() {
+        let label = item
+            .get("label")
+            .and_then(Value::as_u64)
+            .and_then(|l| u32::try_from(l).ok())
+            .ok_or_else(|| invalid(format!("lesions[{i}].label must be a non-negative integer")))?;
+        let loc = item
+            .get("location")
+            .and_then(Value::as_str)
+            .ok_or_else(|| invalid(format!("lesions[{i}].location is required and must be a string")))?;
+        let location = Location::parse(loc).ok_or_else(|| {
+            let allowed: Vec<&str> = Location::ALL.iter().map(|l| l.as_str()).collect();
+            invalid(format!("lesions[{i}].location '{loc}' is not one of {}", allowed.join(", ")))
+                .with("allowed", allowed)
+        })?;
+        if !seen.insert(label) {
+            return Err(invalid(format!("label {label} is listed more than once")));
+        }
+        lesions.push(LesionRequest { label, location });
+    }
+    Ok(JobRequest { series_id, segmentation_id, lesions, model })
+}
+
+async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
+    if state.db.series(&req.series_id).await?.is_none() {
+        return Err(Problem::unprocessable("unknown-series", "Unknown series", format!("series '{}' does not exist", req.series_id))
+            .with("series_id", req.series_id.clone()));
+    }
+    let seg = state.db.segmentation(&req.segmentation_id).await?.ok_or_else(|| {
+        Problem::unprocessable(
+            "unknown-segmentation",
+            "Unknown segmentation",
+            format!("segmentation '{}' does not exist", req.segmentation_id),
+        )
+    })?;
+    if seg.series_id != req.series_id {
+        return Err(Problem::unprocessable(
+            "segmentation-series-mismatch",
+            "Segmentation belongs to another series",
+            format!("segmentation '{}' belongs to series '{}', not '{}'", seg.id, seg.series_id, req.series_id),
+        ));
+    }
+    let loaded = state.model.info().name;
+    if let Some(m) = &req.model {
+        if *m != loaded {
+            return Err(Problem::unprocessable(
+                "unknown-model",
+                "Unknown model",
+                format!("model '{m}' is not available; this server serves '{loaded}'"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::unprocessable("invalid-job-request", "Invalid job request", detail)
+}
+
+/// The status document of a job.
+pub fn job_json(row: &JobRow) -> Value {
+    let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
+    json!({
+        "id": row.id,
+        "status": row.status,
+        "progress": row.progress,
+        "attempts": row.attempts,
+        "series_id": row.series_id,
+        "segmentation_id": row.segmentation_id,
+        "lesions": request.get("lesions").cloned().unwrap_or(Value::Null),
+        "error": row.error,
+        "created_at": rfc3339(Some(row.created_at_ms)),
+        "started_at": rfc3339(row.started_at_ms),
+        "finished_at": rfc3339(row.finished_at_ms),
+        "result_url": (row.status == "succeeded").then(|| format!("/v1/jobs/{}/result", row.id)),
+    })
+}
+
+fn rfc3339(ms: Option<i64>) -> Option<String> {
+    let ms = ms?;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
+    t.format(&time::format_description::well_known::Rfc3339).ok()
+}

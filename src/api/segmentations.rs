@@ -1,0 +1,166 @@
+//! `POST /v1/segmentations` and `GET /v1/segmentations/{id}`: lesion masks bound to a series.
+
+use axum::Json;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::series::{dicom_problem, unsupported_media};
+use super::upload::{media_type, read_multipart};
+use super::{ApiResult, AppState, Problem};
+use crate::image::Segmentation;
+use crate::pipeline::{self, SegmentationError, SegmentationFormat};
+use crate::store::{SegmentationRow, now_ms};
+
+/// Query parameters of a raw-body segmentation upload.
+#[derive(Debug, Deserialize)]
+pub struct CreateQuery {
+    /// The series the mask belongs to.
+    pub series_id: Option<String>,
+    /// Original file name, for messages.
+    pub filename: Option<String>,
+}
+
+/// `POST /v1/segmentations`: multipart (`series_id` field + `file` part) or a raw body with
+/// `?series_id=`. NIfTI label maps and DICOM SEG are recognised by content.
+#[tracing::instrument(skip_all, fields(series_id = tracing::field::Empty, segmentation_id = tracing::field::Empty))]
+pub async fn create(
+    State(state): State<AppState>,
+    Query(query): Query<CreateQuery>,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let limits = state.limits;
+    limits.check_declared_length(&req)?;
+    let (series_id, file_name, bytes) = match media_type(&req).as_str() {
+        "multipart/form-data" => from_multipart(read_multipart(req, &state, &limits).await?, query)?,
+        "application/octet-stream" | "application/dicom" | "application/gzip" | "application/x-gzip" => {
+            let body = limits.read_body(req.into_body()).await?;
+            let series_id = query.series_id.ok_or_else(|| {
+                Problem::bad_request("missing-series-id", "query parameter 'series_id' is required")
+            })?;
+            (series_id, query.filename, body)
+        }
+        other => return Err(unsupported_media(other)),
+    };
+    metrics::counter!("radscore_upload_bytes_total", "kind" => "segmentation").increment(bytes.len() as u64);
+    tracing::Span::current().record("series_id", series_id.as_str());
+
+    let series = state.db.series(&series_id).await?.ok_or_else(|| {
+        Problem::unprocessable("unknown-series", "Unknown series", format!("series '{series_id}' does not exist"))
+            .with("series_id", series_id.clone())
+    })?;
+    let grid = super::series::grid_from_row(&series)?;
+    let seg_bytes = bytes.clone();
+    let name = file_name.clone();
+    let (format, seg) = tokio::task::spawn_blocking(move || {
+        pipeline::read_segmentation(&seg_bytes, name.as_deref(), &grid).map_err(segmentation_problem)
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))??;
+
+    let id = uuid::Uuid::now_v7().to_string();
+    tracing::Span::current().record("segmentation_id", id.as_str());
+    let row = store_segmentation(&state, &id, &series_id, format, file_name, bytes, &seg).await?;
+    tracing::info!(lesions = seg.lesions.len(), format = format.as_str(), "segmentation stored");
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("/v1/segmentations/{id}").parse() {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers, Json(segmentation_json(&row)?)))
+}
+
+/// `GET /v1/segmentations/{id}`.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let row = state.db.segmentation(&id).await?.ok_or_else(|| Problem::not_found("segmentation", &id))?;
+    Ok(Json(segmentation_json(&row)?))
+}
+
+fn from_multipart(
+    parts: Vec<super::upload::Part>,
+    query: CreateQuery,
+) -> ApiResult<(String, Option<String>, Bytes)> {
+    let mut series_id = query.series_id;
+    let mut file = None;
+    for part in parts {
+        match part.field.as_str() {
+            "series_id" => series_id = Some(String::from_utf8_lossy(&part.bytes).trim().to_string()),
+            "file" => file = Some((part.file_name, part.bytes)),
+            other => {
+                return Err(Problem::bad_request(
+                    "unexpected-field",
+                    format!("unexpected multipart field '{other}'; expected 'series_id' and 'file'"),
+                ));
+            }
+        }
+    }
+    let series_id = series_id
+        .ok_or_else(|| Problem::bad_request("missing-series-id", "multipart field 'series_id' is required"))?;
+    let (file_name, bytes) =
+        file.ok_or_else(|| Problem::bad_request("missing-file", "multipart field 'file' is required"))?;
+    Ok((series_id, file_name, bytes))
+}
+
+async fn store_segmentation(
+    state: &AppState,
+    id: &str,
+    series_id: &str,
+    format: SegmentationFormat,
+    file_name: Option<String>,
+    bytes: Bytes,
+    seg: &Segmentation,
+) -> ApiResult<SegmentationRow> {
+    let blob_key = format!("segmentations/{id}");
+    state.blobs.put(&blob_key, bytes).await?;
+    let lesions: Vec<Value> = seg.lesions.iter().map(|l| {
+        let [min, max] = l.bbox_zyx();
+        json!({
+            "label": l.label,
+            "name": l.name,
+            "voxel_count": l.voxel_count(),
+            "bbox": { "min_zyx": min, "max_zyx": max },
+        })
+    }).collect();
+    let row = SegmentationRow {
+        id: id.into(),
+        series_id: series_id.into(),
+        format: format.as_str().into(),
+        file_name,
+        blob_key: blob_key.clone(),
+        lesions: Value::Array(lesions).to_string(),
+        created_at_ms: now_ms(),
+    };
+    if let Err(e) = state.db.insert_segmentation(&row).await {
+        if let Err(cleanup) = state.blobs.delete_prefix(&blob_key).await {
+            tracing::warn!(error.message = %cleanup, "could not remove the blob of a failed upload");
+        }
+        return Err(e.into());
+    }
+    Ok(row)
+}
+
+fn segmentation_json(row: &SegmentationRow) -> ApiResult<Value> {
+    let lesions: Value = serde_json::from_str(&row.lesions).map_err(|e| Problem::internal(&e))?;
+    Ok(json!({
+        "id": row.id,
+        "series_id": row.series_id,
+        "format": row.format,
+        "file_name": row.file_name,
+        "lesions": lesions,
+    }))
+}
+
+/// Map a segmentation error to a 422 that names the fault.
+pub fn segmentation_problem(e: SegmentationError) -> Problem {
+    match e {
+        SegmentationError::UnknownFormat { .. } => {
+            Problem::unprocessable("unknown-segmentation-format", "Unknown segmentation format", e.to_string())
+        }
+        SegmentationError::Dicom(d) => dicom_problem(d),
+        SegmentationError::Image(i) => {
+            Problem::unprocessable("segmentation-refused", "Segmentation refused", i.to_string())
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `POST /v1/series` and `GET /v1/series/{id}`: upload and assemble a CT series.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
+use serde_json::{Value, json};
+
+use super::upload::{media_type, parts_to_files, read_multipart};
+use super::{ApiResult, AppState, Problem};
+use crate::dicom::{self, AssembledSeries, InputFile};
+use crate::image::Grid;
+use crate::store::{SeriesRow, now_ms};
+
+/// `POST /v1/series`: a series as `application/zip` or `multipart/form-data`.
+#[tracing::instrument(skip_all, fields(series_id = tracing::field::Empty, series_uid = tracing::field::Empty))]
+pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<impl IntoResponse> {
+    let limits = state.limits;
+    limits.check_declared_length(&req)?;
+    let files = match media_type(&req).as_str() {
+        "application/zip" | "application/x-zip-compressed" => {
+            let body = limits.read_body(req.into_body()).await?;
+            metrics::counter!("radscore_upload_bytes_total", "kind" => "series").increment(body.len() as u64);
+            let archive_limits = dicom::archive::ArchiveLimits {
+                max_entries: limits.max_files,
+                max_total_bytes: limits.max_uncompressed_bytes,
+            };
+            dicom::archive::files_from_zip(&body, &archive_limits).map_err(dicom_problem)?
+        }
+        "multipart/form-data" => {
+            let parts = read_multipart(req, &state, &limits).await?;
+            let total: usize = parts.iter().map(|p| p.bytes.len()).sum();
+            metrics::counter!("radscore_upload_bytes_total", "kind" => "series").increment(total as u64);
+            parts_to_files(parts)
+        }
+        other => return Err(unsupported_media(other)),
+    };
+    if files.is_empty() {
+        return Err(Problem::bad_request("empty-upload", "the upload contains no files"));
+    }
+
+    let (files, assembled) = tokio::task::spawn_blocking(move || {
+        let result = dicom::assemble_series(&files);
+        (files, result)
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+    let assembled = assembled.map_err(dicom_problem)?;
+
+    let id = uuid::Uuid::now_v7().to_string();
+    let span = tracing::Span::current();
+    span.record("series_id", id.as_str());
+    span.record("series_uid", assembled.series_uid.as_str());
+    let row = store_series(&state, &id, &files, &assembled).await?;
+    tracing::info!(instances = assembled.instance_count, "series stored");
+
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("/v1/series/{id}").parse() {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers, Json(series_json(&row)?)))
+}
+
+/// `GET /v1/series/{id}`.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let row = state.db.series(&id).await?.ok_or_else(|| Problem::not_found("series", &id))?;
+    Ok(Json(series_json(&row)?))
+}
+
+/// Store the instance files, then the row; roll the blobs back if the row fails.
+async fn store_series(
+    state: &AppState,
+    id: &str,
+    files: &[InputFile],
+    assembled: &AssembledSeries,
+) -> ApiResult<SeriesRow> {
+    let prefix = format!("series/{id}");
+    for (n, f) in files.iter().enumerate() {
+        state.blobs.put(&format!("{prefix}/{n:06}.dcm"), f.bytes.clone()).await?;
+    }
+    let row = SeriesRow {
+        id: id.to_string(),
+        series_uid: assembled.series_uid.clone(),
+        frame_of_reference_uid: assembled.frame_of_reference_uid.clone(),
+        instance_count: i64::try_from(assembled.instance_count).unwrap_or(i64::MAX),
+        geometry: geometry_json(&assembled.volume.grid, assembled.measured_slice_spacing_mm).to_string(),
+        warnings: serde_json::to_string(&assembled.warnings).unwrap_or_else(|_| "[]".into()),
+        blob_prefix: prefix.clone(),
+        created_at_ms: now_ms(),
+    };
+    if let Err(e) = state.db.insert_series(&row).await {
+        if let Err(cleanup) = state.blobs.delete_prefix(&prefix).await {
+            tracing::warn!(error.message = %cleanup, "could not remove blobs of a failed upload");
+        }
+        return Err(e.into());
+    }
+    Ok(row)
+}
+
+/// The geometry document of a series (x/y/z keys are world axes of the array: x = column,
+/// y = row, z = slice).
+pub fn geometry_json(grid: &Grid, measured_slice_spacing_mm: f64) -> Value {
+    let [nz, ny, nx] = grid.shape_vox;
+    let [sz, sy, sx] = grid.spacing_mm;
+    json!({
+        "dimensions": { "x": nx, "y": ny, "z": nz },
+        "spacing_mm": { "x": sx, "y": sy, "z": sz },
+        "measured_slice_spacing_mm": measured_slice_spacing_mm,
+        "origin_mm": grid.origin_mm,
+        "direction": { "x": grid.direction[2], "y": grid.direction[1], "z": grid.direction[0] },
+    })
+}
+
+/// Rebuild a series' voxel grid from its stored geometry document.
+pub fn grid_from_row(row: &SeriesRow) -> ApiResult<Grid> {
+    let g: Value = serde_json::from_str(&row.geometry).map_err(|e| Problem::internal(&e))?;
+    let num = |v: &Value| v.as_f64();
+    let vec3 = |v: &Value| -> Option<[f64; 3]> {
+        let a = v.as_array()?;
+        Some([num(a.first()?)?, num(a.get(1)?)?, num(a.get(2)?)?])
+    };
+    let axes = |key: &str| -> Option<[f64; 3]> {
+        let o = g.get(key)?;
+        Some([num(o.get("z")?)?, num(o.get("y")?)?, num(o.get("x")?)?])
+    };
+    let grid = (|| {
+        let dims = axes("dimensions")?;
+        Some(Grid {
+            shape_vox: [dims[0] as usize, dims[1] as usize, dims[2] as usize],
+            spacing_mm: axes("spacing_mm")?,
+            origin_mm: vec3(g.get("origin_mm")?)?,
+            direction: {
+                let d = g.get("direction")?;
+                [vec3(d.get("z")?)?, vec3(d.get("y")?)?, vec3(d.get("x")?)?]
+            },
+        })
+    })();
+    grid.ok_or_else(|| Problem::internal(&format!("stored geometry of series {} is incomplete", row.id)))
+}
+
+fn series_json(row: &SeriesRow) -> ApiResult<Value> {
+    let geometry: Value = serde_json::from_str(&row.geometry).map_err(|e| Problem::internal(&e))?;
+    let warnings: Value = serde_json::from_str(&row.warnings).map_err(|e| Problem::internal(&e))?;
+    let mut doc = json!({
+        "id": row.id,
+        "series_instance_uid": row.series_uid,
+        "frame_of_reference_uid": row.frame_of_reference_uid,
+        "instance_count": row.instance_count,
+        "warnings": warnings,
+    });
+    if let (Some(d), Value::Object(g)) = (doc.as_object_mut(), geometry) {
+        d.extend(g);
+    }
+    Ok(doc)
+}
+
+/// 415 for an upload in a media type we do not read.
+pub fn unsupported_media(found: &str) -> Problem {
+    Problem::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported-media-type",
+        "Unsupported media type",
+        format!("Content-Type '{found}' is not accepted here; send application/zip or multipart/form-data"),
+    )
+}
+
+/// Map a DICOM ingestion error to a 4xx problem that names the fault.
+pub fn dicom_problem(e: dicom::DicomError) -> Problem {
+    let status = if e.is_too_large() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::UNPROCESSABLE_ENTITY };
+    Problem::new(status, e.kind(), "DICOM input refused", e.to_string())
+}

@@ -1,0 +1,87 @@
+//! The job result document: one entry per requested lesion, every field always present.
+
+use serde::{Deserialize, Serialize};
+
+use crate::features::Location;
+use crate::pipeline::{LesionError, LesionFeatures};
+
+/// Stated on every result of a model whose manifest marks it as a synthetic demo.
+pub const SYNTHETIC_MODEL_DISCLAIMER: &str = "The response probabilities come from a \
+     synthetic demonstration model trained on generated data. They are not validated and \
+     must not be used for clinical decisions.";
+
+/// Which model produced the probabilities.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSummary {
+    pub name: String,
+    pub version: String,
+    /// `sha256:<hex>` of the ONNX file.
+    pub sha256: String,
+    /// Whether the model is the synthetic demo model.
+    pub synthetic_demo: bool,
+}
+
+/// The result of one job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobResult {
+    pub job_id: String,
+    pub series_id: String,
+    pub series_uid: String,
+    pub segmentation_id: String,
+    pub model: ModelSummary,
+    /// Name of the extraction settings set.
+    pub settings_name: String,
+    /// Hash of the effective extraction settings (see `features::settings`).
+    pub settings_hash: String,
+    /// Present (non-null) when the model is not for clinical use.
+    pub disclaimer: Option<String>,
+    pub lesions: Vec<LesionResult>,
+}
+
+/// The result for one lesion. Every field is always present; `response_probability` and
+/// `error` are `null` when not applicable and `features` is empty on error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LesionResult {
+    pub label: u32,
+    pub name: Option<String>,
+    pub location: Location,
+    pub voxel_count: usize,
+    /// `ok` or `error`.
+    pub status: String,
+    /// P(responder) from the model, in [0, 1].
+    pub response_probability: Option<f64>,
+    /// Feature values by IBSI tag, in model input order.
+    pub features: serde_json::Map<String, serde_json::Value>,
+    pub warnings: Vec<String>,
+    pub error: Option<LesionError>,
+}
+
+impl LesionResult {
+    /// Combine a lesion's features with its probability (`None` on error).
+    pub fn new(lesion: &LesionFeatures, probability: Option<f64>) -> Self {
+        let mut features = serde_json::Map::new();
+        let (status, error) = match &lesion.features {
+            Ok(values) => {
+                for f in values {
+                    // Finite by construction (features::compute_all); from_f64 refuses NaN/∞.
+                    if let Some(n) = serde_json::Number::from_f64(f.value) {
+                        features.insert(f.name.clone(), serde_json::Value::Number(n));
+                    }
+                }
+                ("ok", None)
+            }
+            Err(e) => ("error", Some(e.clone())),
+        };
+        LesionResult {
+            label: lesion.request.label,
+            name: lesion.name.clone(),
+            location: lesion.request.location,
+            voxel_count: lesion.voxel_count,
+            status: status.into(),
+            response_probability: probability.filter(|p| p.is_finite()),
+            features,
+            warnings: Vec::new(),
+            error,
+        }
+    }
+}

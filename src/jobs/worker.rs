@@ -1,0 +1,245 @@
+//! The tokio worker pool: claim, heartbeat, run, store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, field};
+
+use super::{JobError, JobRequest, JobResult, LesionResult, ModelSummary};
+use crate::features::ExtractionSettings;
+use crate::model::Model;
+use crate::pipeline::{self, LesionFeatures};
+use crate::store::{BlobStore, Db, JobRow};
+
+/// Queue timing and retry policy.
+#[derive(Debug, Clone)]
+pub struct QueueConfig {
+    /// How long a claim is valid without a heartbeat.
+    pub lease: Duration,
+    /// How often a running job renews its lease and records progress.
+    pub heartbeat: Duration,
+    /// How long an idle worker waits before polling again (a new job wakes it sooner).
+    pub poll_interval: Duration,
+    /// Attempts before a job whose worker keeps disappearing is failed.
+    pub max_attempts: u32,
+}
+
+impl Default for QueueConfig {
+    fn default() -> Self {
+        QueueConfig {
+            lease: Duration::from_secs(60),
+            heartbeat: Duration::from_secs(5),
+            poll_interval: Duration::from_secs(2),
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Everything a worker needs. Shared by the pool.
+pub struct JobContext {
+    pub db: Db,
+    pub blobs: BlobStore,
+    pub model: Arc<Model>,
+    pub settings: Arc<ExtractionSettings>,
+    /// Signalled when a job is enqueued, so idle workers wake at once.
+    pub job_enqueued: Arc<Notify>,
+    pub queue: QueueConfig,
+}
+
+/// Run `size` workers until `shutdown` is cancelled; in-flight jobs finish first.
+pub async fn run_worker_pool(ctx: Arc<JobContext>, size: usize, shutdown: CancellationToken) {
+    let node = uuid::Uuid::new_v4().simple().to_string();
+    let mut handles = Vec::with_capacity(size);
+    for n in 0..size.max(1) {
+        let worker_id = format!("{}-{n}", &node[..12]);
+        handles.push(tokio::spawn(worker_loop(ctx.clone(), worker_id, shutdown.clone())));
+    }
+    for h in handles {
+        if let Err(e) = h.await {
+            tracing::error!(error.message = %e, "worker task ended abnormally");
+        }
+    }
+}
+
+async fn worker_loop(ctx: Arc<JobContext>, worker_id: String, shutdown: CancellationToken) {
+    tracing::info!(worker = %worker_id, "worker started");
+    while !shutdown.is_cancelled() {
+        if let Err(e) = ctx.db.fail_exhausted_jobs(ctx.queue.max_attempts).await {
+            tracing::warn!(error.message = %e, "could not sweep exhausted jobs");
+        }
+        match ctx.db.claim_job(&worker_id, ctx.queue.lease, ctx.queue.max_attempts).await {
+            Ok(Some(job)) => process_job(&ctx, &worker_id, job).await,
+            Ok(None) => {
+                tokio::select! {
+                    _ = ctx.job_enqueued.notified() => {}
+                    _ = tokio::time::sleep(ctx.queue.poll_interval) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+            }
+            Err(e) => {
+                tracing::error!(error.message = %e, "claiming a job failed");
+                tokio::time::sleep(ctx.queue.poll_interval).await;
+            }
+        }
+    }
+    tracing::info!(worker = %worker_id, "worker stopped");
+}
+
+/// Run one claimed job to a stored outcome, renewing its lease meanwhile.
+async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
+    let span = tracing::info_span!("job", job_id = %job.id, series_uid = field::Empty);
+    async {
+        let started = Instant::now();
+        tracing::info!(attempt = job.attempts, "job started");
+        let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let beat = tokio::spawn(heartbeat(ctx.clone(), job.id.clone(), worker_id.into(), progress.clone()));
+
+        let outcome = run_job(ctx, &job, progress).await;
+        beat.abort();
+
+        let (status, stored) = match &outcome {
+            Ok(result) => match serde_json::to_string(result) {
+                Ok(json) => ("succeeded", ctx.db.finish_job(&job.id, worker_id, Ok(&json)).await),
+                Err(e) => {
+                    let reason = format!("the result could not be serialised: {e}");
+                    ("failed", ctx.db.finish_job(&job.id, worker_id, Err(&reason)).await)
+                }
+            },
+            Err(e) => {
+                tracing::warn!(error.message = %e, "job failed");
+                ("failed", ctx.db.finish_job(&job.id, worker_id, Err(&e.to_string())).await)
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        metrics::histogram!("radscore_job_duration_seconds", "status" => status).record(seconds);
+        metrics::counter!("radscore_jobs_finished_total", "status" => status).increment(1);
+        match stored {
+            Ok(true) => tracing::info!(status, duration_s = seconds, "job finished"),
+            Ok(false) => tracing::warn!("lease lost before completion; result discarded"),
+            Err(e) => tracing::error!(error.message = %e, "storing the job outcome failed"),
+        }
+    }
+    .instrument(span)
+    .await;
+}
+
+async fn heartbeat(ctx: Arc<JobContext>, job_id: String, worker_id: String, progress: Arc<AtomicU64>) {
+    let mut tick = tokio::time::interval(ctx.queue.heartbeat);
+    loop {
+        tick.tick().await;
+        let p = f64::from_bits(progress.load(Ordering::Relaxed));
+        match ctx.db.heartbeat(&job_id, &worker_id, ctx.queue.lease, p).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!("lease lost"),
+            Err(e) => tracing::warn!(error.message = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// Load inputs, extract every lesion, score, and build the result document.
+async fn run_job(
+    ctx: &Arc<JobContext>,
+    job: &JobRow,
+    progress: Arc<AtomicU64>,
+) -> Result<JobResult, JobError> {
+    let request: JobRequest =
+        serde_json::from_str(&job.request).map_err(|e| JobError::Request(e.to_string()))?;
+    let series_row = ctx.db.series(&job.series_id).await?.ok_or_else(|| {
+        JobError::Series(format!("series {} no longer exists", job.series_id))
+    })?;
+    tracing::Span::current().record("series_uid", series_row.series_uid.as_str());
+    let seg_row = ctx.db.segmentation(&job.segmentation_id).await?.ok_or_else(|| {
+        JobError::Segmentation(format!("segmentation {} no longer exists", job.segmentation_id))
+    })?;
+
+    let files = load_series_files(&ctx.blobs, &series_row.blob_prefix).await?;
+    let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
+
+    let settings = ctx.settings.clone();
+    let extract_started = Instant::now();
+    let lesions = tokio::task::spawn_blocking(move || -> Result<Vec<LesionFeatures>, JobError> {
+        let series = crate::dicom::assemble_series(&files)
+            .map_err(|e| JobError::Series(e.to_string()))?;
+        let (_, seg) = pipeline::read_segmentation(&seg_bytes, seg_row.file_name.as_deref(), &series.volume.grid)
+            .map_err(|e| JobError::Segmentation(e.to_string()))?;
+        let mut report = |p: f64| progress.store((0.9 * p).to_bits(), Ordering::Relaxed);
+        Ok(pipeline::extract_lesions(&series.volume, &seg, &request.lesions, &settings, &mut report))
+    })
+    .await
+    .map_err(|e| JobError::Aborted(e.to_string()))??;
+    metrics::histogram!("radscore_feature_extraction_seconds")
+        .record(extract_started.elapsed().as_secs_f64());
+
+    let probabilities = score(ctx.model.clone(), &lesions).await?;
+    Ok(build_result(ctx, job, &series_row.series_uid, &lesions, probabilities))
+}
+
+/// Score the lesions that have features; `None` for the others.
+pub async fn score(model: Arc<Model>, lesions: &[LesionFeatures]) -> Result<Vec<Option<f64>>, JobError> {
+    let rows: Vec<Vec<f64>> = lesions
+        .iter()
+        .filter_map(|l| l.features.as_ref().ok())
+        .map(|f| f.iter().map(|x| x.value).collect())
+        .collect();
+    let started = Instant::now();
+    let scores = if rows.is_empty() {
+        Vec::new()
+    } else {
+        tokio::task::spawn_blocking(move || model.predict(&rows))
+            .await
+            .map_err(|e| JobError::Aborted(e.to_string()))?
+            .map_err(|e| JobError::Model(e.to_string()))?
+    };
+    metrics::histogram!("radscore_model_inference_seconds").record(started.elapsed().as_secs_f64());
+    let mut it = scores.into_iter();
+    Ok(lesions.iter().map(|l| if l.features.is_ok() { it.next() } else { None }).collect())
+}
+
+fn build_result(
+    ctx: &JobContext,
+    job: &JobRow,
+    series_uid: &str,
+    lesions: &[LesionFeatures],
+    probabilities: Vec<Option<f64>>,
+) -> JobResult {
+    let model = model_summary(&ctx.model);
+    JobResult {
+        job_id: job.id.clone(),
+        series_id: job.series_id.clone(),
+        series_uid: series_uid.into(),
+        segmentation_id: job.segmentation_id.clone(),
+        disclaimer: model.synthetic_demo.then(|| super::SYNTHETIC_MODEL_DISCLAIMER.to_string()),
+        model,
+        settings_name: ctx.settings.name.clone(),
+        settings_hash: ctx.settings.hash(),
+        lesions: lesions.iter().zip(probabilities).map(|(l, p)| LesionResult::new(l, p)).collect(),
+    }
+}
+
+/// The summary of a loaded model that results record.
+pub fn model_summary(model: &Model) -> ModelSummary {
+    let info = model.info();
+    ModelSummary {
+        name: info.name,
+        version: info.version,
+        sha256: info.sha256,
+        synthetic_demo: info.synthetic_demo,
+    }
+}
+
+/// Read back every stored instance file of a series.
+pub async fn load_series_files(
+    blobs: &BlobStore,
+    prefix: &str,
+) -> Result<Vec<crate::dicom::InputFile>, crate::store::StoreError> {
+    let mut files = Vec::new();
+    for key in blobs.list(prefix).await? {
+        let bytes = blobs.get(&key).await?;
+        let name = key.rsplit('/').next().unwrap_or(&key).to_string();
+        files.push(crate::dicom::InputFile { name, bytes });
+    }
+    Ok(files)
+}
