@@ -1,1 +1,331 @@
-//! Placeholder: DICOM series assembly and SEG (dicom helper).
+//! DICOM ingestion: uploaded files → a CT [`Volume`](crate::image::Volume) in HU, and
+//! DICOM Segmentation objects → lesion masks on that volume's grid.
+//!
+//! * [`archive`] unpacks a zip upload (in memory) or lists a directory into [`InputFile`]s.
+//! * [`series`] assembles one CT series: slice order by ImagePositionPatient projected on
+//!   the slice normal (PS3.3 C.7.6.2.1.1), uniform spacing, Modality LUT (PS3.3 C.11.1).
+//! * [`seg`] decodes a DICOM SEG (PS3.3 C.8.20) and places its frames on the series grid
+//!   through world coordinates.
+//!
+//! # Privacy
+//! No [`DicomError`] message quotes a value read from a file other than UIDs (which are not
+//! patient attributes) and numbers we computed. dicom-rs errors are never wrapped with
+//! their `Display`, because some of them quote element values; each is replaced by the
+//! file name, the tag keyword and what was expected.
+
+pub mod archive;
+pub mod seg;
+pub mod series;
+
+pub use archive::{ArchiveLimits, files_from_dir, files_from_zip};
+pub use seg::read_seg;
+pub use series::{AssembledSeries, assemble_series};
+
+use bytes::Bytes;
+use dicom_core::Tag;
+use dicom_object::InMemDicomObject;
+
+use crate::image::GridMismatch;
+
+/// One uploaded file: its client-side name (for messages only) and its content.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    /// Name as given by the client or the archive entry; never used as a path.
+    pub name: String,
+    /// Raw file content.
+    pub bytes: Bytes,
+}
+
+/// Everything that can go wrong while ingesting DICOM. All variants are client faults
+/// (HTTP 422) except [`DicomError::Io`] (a CLI directory read).
+#[derive(Debug, thiserror::Error)]
+pub enum DicomError {
+    #[error("no DICOM files were supplied")]
+    NoFiles,
+    #[error("file '{file}' is not a readable DICOM file (Part 10 header or data set invalid)")]
+    NotDicom { file: String },
+    #[error("file '{file}': required attribute {tag} is missing")]
+    MissingTag { file: String, tag: &'static str },
+    #[error("file '{file}': attribute {tag} is invalid, expected {expected}")]
+    BadValue {
+        file: String,
+        tag: &'static str,
+        expected: &'static str,
+    },
+    #[error(
+        "file '{file}': attribute {tag} differs from the first file '{reference_file}' of the series"
+    )]
+    Inconsistent {
+        file: String,
+        tag: &'static str,
+        reference_file: String,
+    },
+    #[error("the upload mixes {} series: {}", .series.len(), describe_series(.series))]
+    MixedSeries {
+        /// `(SeriesInstanceUID, instance count)`, most instances first.
+        series: Vec<(String, usize)>,
+    },
+    #[error(
+        "files '{file}' and '{other_file}' are both at {position_mm:.3} mm along the slice normal"
+    )]
+    DuplicatePosition {
+        file: String,
+        other_file: String,
+        position_mm: f64,
+    },
+    #[error(
+        "missing slice: gap of {gap_mm:.3} mm between {from_mm:.3} mm and {to_mm:.3} mm along the \
+         slice normal, expected spacing {expected_mm:.3} mm ({missing} slice(s) missing)"
+    )]
+    MissingSlice {
+        from_mm: f64,
+        to_mm: f64,
+        gap_mm: f64,
+        expected_mm: f64,
+        missing: usize,
+    },
+    #[error(
+        "non-uniform slice spacing: gap of {gap_mm:.3} mm between {from_mm:.3} mm and \
+         {to_mm:.3} mm along the slice normal, expected {expected_mm:.3} mm (tolerance \
+         {tolerance_mm:.3} mm)"
+    )]
+    NonUniformSpacing {
+        from_mm: f64,
+        to_mm: f64,
+        gap_mm: f64,
+        expected_mm: f64,
+        tolerance_mm: f64,
+    },
+    #[error(
+        "file '{file}': slice is shifted {offset_mm:.3} mm in-plane from the stack axis \
+         (sheared or tilted stacks are not supported; tolerance {tolerance_mm:.3} mm)"
+    )]
+    ShearedStack {
+        file: String,
+        offset_mm: f64,
+        tolerance_mm: f64,
+    },
+    #[error("file '{file}': {what}")]
+    Unsupported { file: String, what: &'static str },
+    #[error("file '{file}': pixel data could not be decoded (transfer syntax {transfer_syntax})")]
+    PixelDecode {
+        file: String,
+        transfer_syntax: String,
+    },
+    #[error(
+        "file '{file}': pixel data holds {found_bytes} bytes, {expected_bytes} needed for the \
+         declared size"
+    )]
+    PixelDataTooShort {
+        file: String,
+        expected_bytes: usize,
+        found_bytes: usize,
+    },
+    #[error("file '{file}' is not a DICOM Segmentation (SOP Class {sop_class})")]
+    NotSegmentation { file: String, sop_class: String },
+    #[error("file '{file}': segmentation frame {frame}: {reason}")]
+    SegFrame {
+        file: String,
+        frame: usize,
+        reason: String,
+    },
+    #[error(
+        "file '{file}': segmentation frame {frame} does not lie on the series grid: {mismatch}"
+    )]
+    SegFrameGrid {
+        file: String,
+        frame: usize,
+        mismatch: GridMismatch,
+    },
+    #[error("file '{file}': segment {segment} is declared but has no foreground voxels")]
+    EmptySegment { file: String, segment: u32 },
+    #[error("archive: {reason}")]
+    Archive { reason: &'static str },
+    #[error("archive exceeds the limit of {limit} {what}")]
+    ArchiveLimit { what: &'static str, limit: u64 },
+    #[error("cannot read '{path}': {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+}
+
+/// `uid (n instances), …` for [`DicomError::MixedSeries`].
+fn describe_series(series: &[(String, usize)]) -> String {
+    let parts: Vec<String> = series
+        .iter()
+        .map(|(uid, n)| format!("{uid} ({n} instances)"))
+        .collect();
+    parts.join(", ")
+}
+
+/// A data element reference for messages: tag and its PS3.6 keyword.
+pub(crate) type Attr = (Tag, &'static str);
+
+/// Keep only the characters a UID may contain (PS3.5 9.1), so a malformed value can never
+/// carry free text into a message; at most 64 characters.
+pub(crate) fn sanitize_uid(raw: &str) -> String {
+    raw.chars()
+        .filter(|c| c.is_ascii_digit() || *c == '.')
+        .take(64)
+        .collect()
+}
+
+/// The element `attr`, or `MissingTag`.
+fn element<'a>(
+    obj: &'a InMemDicomObject,
+    file: &str,
+    attr: Attr,
+) -> Result<&'a dicom_object::mem::InMemElement, DicomError> {
+    match obj.element_opt(attr.0) {
+        Ok(Some(e)) => Ok(e),
+        _ => Err(DicomError::MissingTag {
+            file: file.to_owned(),
+            tag: attr.1,
+        }),
+    }
+}
+
+/// A required string attribute (trailing padding trimmed), non-empty.
+pub(crate) fn req_str(
+    obj: &InMemDicomObject,
+    file: &str,
+    attr: Attr,
+) -> Result<String, DicomError> {
+    opt_str(obj, file, attr)?.ok_or(DicomError::MissingTag {
+        file: file.to_owned(),
+        tag: attr.1,
+    })
+}
+
+/// An optional string attribute; absent or empty gives `None`.
+pub(crate) fn opt_str(
+    obj: &InMemDicomObject,
+    file: &str,
+    attr: Attr,
+) -> Result<Option<String>, DicomError> {
+    let Ok(Some(e)) = obj.element_opt(attr.0) else {
+        return Ok(None);
+    };
+    let s = e.to_str().map_err(|_| bad(file, attr, "a text value"))?;
+    let s = s.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    Ok((!s.is_empty()).then(|| s.to_owned()))
+}
+
+/// A required numeric attribute with exactly `n` finite values (DS, FL, FD, IS, US, …).
+pub(crate) fn req_f64s(
+    obj: &InMemDicomObject,
+    file: &str,
+    attr: Attr,
+    n: usize,
+    expected: &'static str,
+) -> Result<Vec<f64>, DicomError> {
+    let v = element(obj, file, attr)?
+        .to_multi_float64()
+        .map_err(|_| bad(file, attr, expected))?;
+    if v.len() != n || v.iter().any(|x| !x.is_finite()) {
+        return Err(bad(file, attr, expected));
+    }
+    Ok(v)
+}
+
+/// A required non-negative integer attribute (US, UL, IS).
+pub(crate) fn req_u32(
+    obj: &InMemDicomObject,
+    file: &str,
+    attr: Attr,
+    expected: &'static str,
+) -> Result<u32, DicomError> {
+    element(obj, file, attr)?
+        .to_int::<u32>()
+        .map_err(|_| bad(file, attr, expected))
+}
+
+/// An optional non-negative integer attribute.
+pub(crate) fn opt_u32(
+    obj: &InMemDicomObject,
+    file: &str,
+    attr: Attr,
+    expected: &'static str,
+) -> Result<Option<u32>, DicomError> {
+    match obj.element_opt(attr.0) {
+        Ok(Some(e)) if e.header().len.0 != 0 => e
+            .to_int::<u32>()
+            .map(Some)
+            .map_err(|_| bad(file, attr, expected)),
+        _ => Ok(None),
+    }
+}
+
+/// The items of a sequence attribute; absent gives `None`, a non-sequence is an error.
+pub(crate) fn opt_items<'a>(
+    obj: &'a InMemDicomObject,
+    file: &str,
+    attr: Attr,
+) -> Result<Option<&'a [InMemDicomObject]>, DicomError> {
+    match obj.element_opt(attr.0) {
+        Ok(Some(e)) => e
+            .items()
+            .map(Some)
+            .ok_or_else(|| bad(file, attr, "a sequence")),
+        _ => Ok(None),
+    }
+}
+
+/// The first item of an optional sequence attribute.
+pub(crate) fn opt_first_item<'a>(
+    obj: &'a InMemDicomObject,
+    file: &str,
+    attr: Attr,
+) -> Result<Option<&'a InMemDicomObject>, DicomError> {
+    Ok(opt_items(obj, file, attr)?.and_then(|items| items.first()))
+}
+
+/// `BadValue` for `attr` in `file`.
+pub(crate) fn bad(file: &str, attr: Attr, expected: &'static str) -> DicomError {
+    DicomError::BadValue {
+        file: file.to_owned(),
+        tag: attr.1,
+        expected,
+    }
+}
+
+/// Parse one DICOM Part 10 stream held in memory (with or without the 128-byte preamble).
+pub(crate) fn parse_file(file: &InputFile) -> Result<dicom_object::DefaultDicomObject, DicomError> {
+    dicom_object::OpenFileOptions::new()
+        .read_preamble(dicom_object::file::ReadPreamble::Auto)
+        .from_reader(std::io::Cursor::new(&file.bytes[..]))
+        .map_err(|_| DicomError::NotDicom {
+            file: file.name.clone(),
+        })
+}
+
+/// Row and column direction cosines from ImageOrientationPatient, checked to be unit
+/// length and orthogonal within [`GEOMETRY_TOLERANCE_FRACTION`](crate::image::GEOMETRY_TOLERANCE_FRACTION).
+pub(crate) fn orientation(
+    iop: &[f64],
+    file: &str,
+    attr: Attr,
+) -> Result<([f64; 3], [f64; 3]), DicomError> {
+    use crate::image::GEOMETRY_TOLERANCE_FRACTION as TOL;
+    use crate::image::grid::dot;
+    let [r0, r1, r2, c0, c1, c2] = iop else {
+        return Err(bad(file, attr, "6 direction cosines"));
+    };
+    let (row, col) = ([*r0, *r1, *r2], [*c0, *c1, *c2]);
+    let unit = |v: [f64; 3]| (dot(v, v).sqrt() - 1.0).abs() <= TOL;
+    if !unit(row) || !unit(col) || dot(row, col).abs() > TOL {
+        return Err(bad(file, attr, "two orthogonal unit vectors"));
+    }
+    Ok((normalize(row), normalize(col)))
+}
+
+/// `v / |v|`.
+pub(crate) fn normalize(v: [f64; 3]) -> [f64; 3] {
+    let n = crate::image::grid::dot(v, v).sqrt();
+    if n > 0.0 {
+        [v[0] / n, v[1] / n, v[2] / n]
+    } else {
+        v
+    }
+}

@@ -1,1 +1,546 @@
-//! Placeholder: NIfTI label maps and volumes (dicom helper).
+//! NIfTI-1 label maps mapped onto a series grid, and NIfTI image volumes.
+//!
+//! Inputs are `.nii` or `.nii.gz` bytes (gzip recognised by its magic number, RFC 1952
+//! 2.3.1). The voxel-to-world affine comes from the sform when `sform_code > 0`, else from
+//! the qform quaternion (NIfTI-1 header, methods 3 and 2). NIfTI world space is RAS, ours
+//! is DICOM LPS (see [`crate::image`]), so the x and y rows of the affine change sign.
+//!
+//! A label map may store its axes in another order or direction than the series (e.g. a
+//! flipped y axis); it is matched to the series through world coordinates: each label-map
+//! axis must run along a series axis, and the reordered grid must then pass
+//! [`Grid::check_same_as`]. Label value 0 is background; every other integer value becomes
+//! one [`LesionMask`].
+
+use std::collections::BTreeMap;
+use std::io::Read;
+
+use ndarray::Array3;
+use nifti::NiftiHeader;
+
+use super::grid::dot;
+use super::{GEOMETRY_TOLERANCE_FRACTION, Grid, GridMismatch, LesionMask, Segmentation, Volume};
+
+/// Largest decompressed NIfTI file accepted: 2 GiB (a 512×512×2000 float32 CT is 2 GB).
+pub const MAX_NIFTI_BYTES: u64 = 2 << 30;
+
+/// gzip magic bytes (RFC 1952 2.3.1).
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Size of a NIfTI-1 header; voxel data cannot start before it (NIfTI-1 `vox_offset`).
+const NIFTI1_HEADER_BYTES: usize = 348;
+
+/// Errors reading a NIfTI file. All are client faults (HTTP 422).
+#[derive(Debug, thiserror::Error)]
+pub enum LabelMapError {
+    #[error("'{file}' is not a readable NIfTI-1 file: {reason}")]
+    NotNifti { file: String, reason: &'static str },
+    #[error("'{file}' is larger than {limit} bytes once decompressed")]
+    TooLarge { file: String, limit: u64 },
+    #[error("'{file}': voxel data holds {found_bytes} bytes, {expected_bytes} needed")]
+    Truncated {
+        file: String,
+        expected_bytes: usize,
+        found_bytes: usize,
+    },
+    #[error("'{file}': NIfTI datatype code {datatype} is not supported")]
+    UnsupportedDataType { file: String, datatype: i16 },
+    #[error("'{file}': expected a 3-D volume, found dimensions {dims:?}")]
+    NotThreeD { file: String, dims: Vec<u16> },
+    #[error("'{file}': neither sform nor qform is set, so the voxels have no position")]
+    NoOrientation { file: String },
+    #[error("'{file}': the affine is degenerate (zero or non-finite voxel size)")]
+    BadAffine { file: String },
+    #[error("label map '{file}' does not match the series grid: {mismatch}")]
+    GridMismatch {
+        file: String,
+        mismatch: GridMismatch,
+    },
+    #[error("'{file}': label value {value} is not a non-negative integer below 2^32")]
+    BadLabel { file: String, value: f64 },
+}
+
+/// Read a NIfTI label map and map it onto `series` (the grid of the assembled CT).
+///
+/// # Errors
+/// [`LabelMapError::GridMismatch`] names the first difference (dimensions, spacing,
+/// orientation or origin offset); other variants describe an unreadable file.
+pub fn read_nifti_labelmap(
+    bytes: &[u8],
+    file_name: &str,
+    series: &Grid,
+) -> Result<Segmentation, LabelMapError> {
+    let nifti = NiftiData::parse(bytes, file_name)?;
+    let own = nifti.grid()?;
+    let mapping = axis_mapping(&own, series).map_err(|mismatch| LabelMapError::GridMismatch {
+        file: file_name.into(),
+        mismatch,
+    })?;
+    let reordered = mapping.reordered_grid(&own);
+    series
+        .check_same_as(&reordered)
+        .map_err(|mismatch| LabelMapError::GridMismatch {
+            file: file_name.into(),
+            mismatch,
+        })?;
+
+    let values = nifti.values()?;
+    let [nz, ny, nx] = own.shape_vox;
+    let mut by_label: BTreeMap<u32, Vec<[usize; 3]>> = BTreeMap::new();
+    for (n, &v) in values.iter().enumerate() {
+        if v == 0.0 {
+            continue;
+        }
+        if v.fract() != 0.0 || v < 0.0 || v > f64::from(u32::MAX) {
+            return Err(LabelMapError::BadLabel {
+                file: file_name.into(),
+                value: v,
+            });
+        }
+        // NIfTI voxel order is x fastest (column-major in (i, j, k)).
+        let own_index = [n / (nx * ny), (n / nx) % ny, n % nx];
+        by_label
+            .entry(v as u32)
+            .or_default()
+            .push(mapping.map_index(own_index, [nz, ny, nx]));
+    }
+
+    let lesions = by_label
+        .into_iter()
+        .map(|(label, voxels)| lesion_from_voxels(label, None, &voxels));
+    Ok(Segmentation {
+        grid: series.clone(),
+        lesions: lesions.flatten().collect(),
+    })
+}
+
+/// Read a NIfTI image as a [`Volume`] (intensities scaled by `scl_slope`/`scl_inter` when
+/// `scl_slope` is set), on its own grid in `[k, j, i]` = `[z, y, x]` array order.
+///
+/// # Errors
+/// A [`LabelMapError`] describing why the file cannot be read.
+pub fn read_nifti_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelMapError> {
+    let nifti = NiftiData::parse(bytes, file_name)?;
+    let grid = nifti.grid()?;
+    let values = nifti.values()?;
+    let [nz, ny, nx] = grid.shape_vox;
+    let mut hu = Array3::<f32>::zeros((nz, ny, nx));
+    // The flat NIfTI order (i fastest) is exactly the C order of a [k, j, i] array.
+    for (dst, &v) in hu.iter_mut().zip(values.iter()) {
+        *dst = v as f32;
+    }
+    Ok(Volume { grid, hu })
+}
+
+/// Build a lesion cropped to the bounding box of `voxels` (indices `[z, y, x]` on the
+/// series grid). Returns `None` for an empty list.
+pub(crate) fn lesion_from_voxels(
+    label: u32,
+    name: Option<String>,
+    voxels: &[[usize; 3]],
+) -> Option<LesionMask> {
+    let first = voxels.first()?;
+    let (mut lo, mut hi) = (*first, *first);
+    for v in voxels {
+        for a in 0..3 {
+            lo[a] = lo[a].min(v[a]);
+            hi[a] = hi[a].max(v[a]);
+        }
+    }
+    let mut mask = Array3::from_elem(
+        (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1),
+        false,
+    );
+    for v in voxels {
+        mask[[v[0] - lo[0], v[1] - lo[1], v[2] - lo[2]]] = true;
+    }
+    Some(LesionMask {
+        label,
+        name,
+        offset_zyx: lo,
+        mask,
+    })
+}
+
+/// How label-map axes map onto series axes: `source[b]` is the label-map axis that runs
+/// along series axis `b`, `flipped[b]` whether it runs against it.
+struct AxisMapping {
+    source: [usize; 3],
+    flipped: [bool; 3],
+}
+
+/// Pair every series axis with the label-map axis parallel to it (within the tolerance,
+/// read as a fraction of a unit vector), or report the series axis that has none.
+fn axis_mapping(own: &Grid, series: &Grid) -> Result<AxisMapping, GridMismatch> {
+    let mut source = [0; 3];
+    let mut flipped = [false; 3];
+    let mut used = [false; 3];
+    for b in 0..3 {
+        let best = (0..3)
+            .filter(|&a| !used[a])
+            .max_by(|&a, &c| {
+                dot(own.direction[a], series.direction[b])
+                    .abs()
+                    .total_cmp(&dot(own.direction[c], series.direction[b]).abs())
+            })
+            .unwrap_or(b);
+        let cosine = dot(own.direction[best], series.direction[b]);
+        let sign = cosine.signum();
+        let aligned = own.direction[best].map(|c| c * sign);
+        let deviation = (0..3)
+            .map(|c| (aligned[c] - series.direction[b][c]).abs())
+            .fold(0.0, f64::max);
+        if deviation > GEOMETRY_TOLERANCE_FRACTION {
+            return Err(GridMismatch::Direction {
+                axis: super::grid::AXIS_NAMES[b],
+                expected: series.direction[b],
+                found: aligned,
+            });
+        }
+        used[best] = true;
+        source[b] = best;
+        flipped[b] = sign < 0.0;
+    }
+    Ok(AxisMapping { source, flipped })
+}
+
+impl AxisMapping {
+    /// The label-map grid re-expressed in series axis order and direction.
+    fn reordered_grid(&self, own: &Grid) -> Grid {
+        let mut first_voxel = [0.0; 3];
+        let mut grid = own.clone();
+        for b in 0..3 {
+            let a = self.source[b];
+            let sign = if self.flipped[b] { -1.0 } else { 1.0 };
+            grid.shape_vox[b] = own.shape_vox[a];
+            grid.spacing_mm[b] = own.spacing_mm[a];
+            grid.direction[b] = own.direction[a].map(|c| c * sign);
+            if self.flipped[b] {
+                first_voxel[a] = own.shape_vox[a].saturating_sub(1) as f64;
+            }
+        }
+        grid.origin_mm = own.index_to_world(first_voxel);
+        grid
+    }
+
+    /// Series index `[z, y, x]` of the label-map voxel at `own_index`.
+    fn map_index(&self, own_index: [usize; 3], own_shape: [usize; 3]) -> [usize; 3] {
+        [0, 1, 2].map(|b| {
+            let a = self.source[b];
+            if self.flipped[b] {
+                own_shape[a] - 1 - own_index[a]
+            } else {
+                own_index[a]
+            }
+        })
+    }
+}
+
+/// A decompressed NIfTI-1 file with its parsed header.
+struct NiftiData<'a> {
+    file: &'a str,
+    header: NiftiHeader,
+    bytes: std::borrow::Cow<'a, [u8]>,
+    shape_xyz: [usize; 3],
+}
+
+impl<'a> NiftiData<'a> {
+    fn parse(raw: &'a [u8], file: &'a str) -> Result<Self, LabelMapError> {
+        let bytes = if raw.starts_with(&GZIP_MAGIC) {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(raw)
+                .take(MAX_NIFTI_BYTES + 1)
+                .read_to_end(&mut out)
+                .map_err(|_| LabelMapError::NotNifti {
+                    file: file.into(),
+                    reason: "gzip stream is damaged",
+                })?;
+            if out.len() as u64 > MAX_NIFTI_BYTES {
+                return Err(LabelMapError::TooLarge {
+                    file: file.into(),
+                    limit: MAX_NIFTI_BYTES,
+                });
+            }
+            std::borrow::Cow::Owned(out)
+        } else {
+            std::borrow::Cow::Borrowed(raw)
+        };
+        let header = NiftiHeader::from_reader(&bytes[..]).map_err(|_| LabelMapError::NotNifti {
+            file: file.into(),
+            reason: "header invalid",
+        })?;
+
+        let dims = header.dim;
+        let rank = usize::from(dims[0]);
+        let extra_ok = (4..=rank.min(7)).all(|d| dims[d] <= 1);
+        if !(3..=7).contains(&rank) || !extra_ok || dims[1..4].contains(&0) {
+            let shown = dims.get(1..=rank.min(7)).unwrap_or(&[]).to_vec();
+            return Err(LabelMapError::NotThreeD {
+                file: file.into(),
+                dims: shown,
+            });
+        }
+        let shape_xyz = [
+            usize::from(dims[1]),
+            usize::from(dims[2]),
+            usize::from(dims[3]),
+        ];
+        Ok(Self {
+            file,
+            header,
+            bytes,
+            shape_xyz,
+        })
+    }
+
+    /// The grid in `[k, j, i]` array order, directions converted RAS → LPS.
+    fn grid(&self) -> Result<Grid, LabelMapError> {
+        let h = &self.header;
+        let affine = if h.sform_code > 0 {
+            [h.srow_x, h.srow_y, h.srow_z].map(|r| r.map(f64::from))
+        } else if h.qform_code > 0 {
+            qform_affine(h)
+        } else {
+            return Err(LabelMapError::NoOrientation {
+                file: self.file.into(),
+            });
+        };
+        // RAS → LPS: negate the x and y rows (linear part and translation).
+        let lps = [affine[0].map(|v| -v), affine[1].map(|v| -v), affine[2]];
+
+        let column = |c: usize| [lps[0][c], lps[1][c], lps[2][c]];
+        let mut spacing = [0.0; 3];
+        let mut direction = [[0.0; 3]; 3];
+        for (axis, c) in [(0, 2), (1, 1), (2, 0)] {
+            let v = column(c);
+            let len = dot(v, v).sqrt();
+            if !(len.is_finite() && len > 0.0) {
+                return Err(LabelMapError::BadAffine {
+                    file: self.file.into(),
+                });
+            }
+            spacing[axis] = len;
+            direction[axis] = v.map(|x| x / len);
+        }
+        let origin = column(3);
+        if origin.iter().any(|v| !v.is_finite()) {
+            return Err(LabelMapError::BadAffine {
+                file: self.file.into(),
+            });
+        }
+        let [nx, ny, nz] = self.shape_xyz;
+        Ok(Grid {
+            shape_vox: [nz, ny, nx],
+            spacing_mm: spacing,
+            origin_mm: origin,
+            direction,
+        })
+    }
+
+    /// All voxel values as `f64` in file order (i fastest), scaled when `scl_slope` is set.
+    fn values(&self) -> Result<Vec<f64>, LabelMapError> {
+        let h = &self.header;
+        let (size, read): (usize, fn([u8; 8], bool) -> f64) = match h.datatype {
+            2 => (1, |b, _| f64::from(b[0])),
+            256 => (1, |b, _| f64::from(b[0] as i8)),
+            4 => (2, |b, le| {
+                f64::from(if le {
+                    i16::from_le_bytes([b[0], b[1]])
+                } else {
+                    i16::from_be_bytes([b[0], b[1]])
+                })
+            }),
+            512 => (2, |b, le| {
+                f64::from(if le {
+                    u16::from_le_bytes([b[0], b[1]])
+                } else {
+                    u16::from_be_bytes([b[0], b[1]])
+                })
+            }),
+            8 => (4, |b, le| {
+                f64::from(if le {
+                    i32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                } else {
+                    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
+                })
+            }),
+            768 => (4, |b, le| {
+                f64::from(if le {
+                    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                } else {
+                    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
+                })
+            }),
+            16 => (4, |b, le| {
+                f64::from(if le {
+                    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+                } else {
+                    f32::from_be_bytes([b[0], b[1], b[2], b[3]])
+                })
+            }),
+            1024 => (8, |b, le| {
+                (if le {
+                    i64::from_le_bytes(b)
+                } else {
+                    i64::from_be_bytes(b)
+                }) as f64
+            }),
+            1280 => (8, |b, le| {
+                (if le {
+                    u64::from_le_bytes(b)
+                } else {
+                    u64::from_be_bytes(b)
+                }) as f64
+            }),
+            64 => (8, |b, le| {
+                if le {
+                    f64::from_le_bytes(b)
+                } else {
+                    f64::from_be_bytes(b)
+                }
+            }),
+            other => {
+                return Err(LabelMapError::UnsupportedDataType {
+                    file: self.file.into(),
+                    datatype: other,
+                });
+            }
+        };
+
+        let count = self.shape_xyz.iter().product::<usize>();
+        let offset = if h.vox_offset.is_finite() && h.vox_offset >= NIFTI1_HEADER_BYTES as f32 {
+            h.vox_offset as usize
+        } else {
+            return Err(LabelMapError::NotNifti {
+                file: self.file.into(),
+                reason: "vox_offset invalid",
+            });
+        };
+        let expected_bytes = count.saturating_mul(size).saturating_add(offset);
+        let data = self
+            .bytes
+            .get(offset..expected_bytes)
+            .ok_or(LabelMapError::Truncated {
+                file: self.file.into(),
+                expected_bytes,
+                found_bytes: self.bytes.len(),
+            })?;
+
+        let little = h.endianness == nifti::Endianness::Little;
+        let scale = (h.scl_slope != 0.0 && h.scl_slope.is_finite())
+            .then(|| (f64::from(h.scl_slope), f64::from(h.scl_inter)));
+        let values = data
+            .chunks_exact(size)
+            .map(|chunk| {
+                let mut b = [0u8; 8];
+                b[..size].copy_from_slice(chunk);
+                let v = read(b, little);
+                match scale {
+                    Some((m, q)) => v * m + q,
+                    None => v,
+                }
+            })
+            .collect();
+        Ok(values)
+    }
+}
+
+/// Affine from the qform quaternion (NIfTI-1 header, method 2): R·diag(dx, dy, qfac·dz).
+fn qform_affine(h: &NiftiHeader) -> [[f64; 4]; 3] {
+    let (b, c, d) = (
+        f64::from(h.quatern_b),
+        f64::from(h.quatern_c),
+        f64::from(h.quatern_d),
+    );
+    let a = (1.0 - (b * b + c * c + d * d)).max(0.0).sqrt();
+    let r = [
+        [
+            a * a + b * b - c * c - d * d,
+            2.0 * (b * c - a * d),
+            2.0 * (b * d + a * c),
+        ],
+        [
+            2.0 * (b * c + a * d),
+            a * a + c * c - b * b - d * d,
+            2.0 * (c * d - a * b),
+        ],
+        [
+            2.0 * (b * d - a * c),
+            2.0 * (c * d + a * b),
+            a * a + d * d - c * c - b * b,
+        ],
+    ];
+    let qfac = if h.pixdim[0] < 0.0 { -1.0 } else { 1.0 };
+    let zoom = [
+        f64::from(h.pixdim[1]),
+        f64::from(h.pixdim[2]),
+        qfac * f64::from(h.pixdim[3]),
+    ];
+    let offset = [h.quatern_x, h.quatern_y, h.quatern_z].map(f64::from);
+    [0, 1, 2].map(|i| {
+        [
+            r[i][0] * zoom[0],
+            r[i][1] * zoom[1],
+            r[i][2] * zoom[2],
+            offset[i],
+        ]
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flipped_y_axis_maps_through_world_coordinates() {
+        // Series: 1×2×2, identity LPS axes. Label map: y stored in the opposite direction.
+        let series = Grid {
+            shape_vox: [1, 2, 2],
+            spacing_mm: [1.0, 1.0, 1.0],
+            origin_mm: [0.0, 0.0, 0.0],
+            direction: [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]],
+        };
+        // LPS y axis reversed and starting at y = 1: in RAS that is +y, origin -1.
+        let own = Grid {
+            origin_mm: [0.0, 1.0, 0.0],
+            direction: [[0.0, 0.0, 1.0], [0.0, -1.0, 0.0], [1.0, 0.0, 0.0]],
+            ..series.clone()
+        };
+        let m = axis_mapping(&own, &series).unwrap();
+        assert_eq!(m.flipped, [false, true, false]);
+        assert_eq!(series.check_same_as(&m.reordered_grid(&own)), Ok(()));
+        assert_eq!(m.map_index([0, 0, 1], [1, 2, 2]), [0, 1, 1]);
+    }
+
+    #[test]
+    fn lesion_is_cropped_to_its_bbox() {
+        let l = lesion_from_voxels(3, None, &[[2, 5, 7], [3, 5, 9]]).unwrap();
+        assert_eq!(l.offset_zyx, [2, 5, 7]);
+        assert_eq!(l.mask.dim(), (2, 1, 3));
+        assert_eq!(l.voxel_count(), 2);
+        assert!(lesion_from_voxels(1, None, &[]).is_none());
+    }
+
+    #[test]
+    fn qform_identity_quaternion_gives_zooms() {
+        let h = NiftiHeader {
+            pixdim: [-1.0, 2.0, 3.0, 4.0, 0.0, 0.0, 0.0, 0.0],
+            quatern_x: 5.0,
+            ..Default::default()
+        };
+        let a = qform_affine(&h);
+        assert_eq!(a[0], [2.0, 0.0, 0.0, 5.0]);
+        assert_eq!(a[2], [0.0, 0.0, -4.0, 0.0]);
+    }
+
+    #[test]
+    fn truncated_and_garbage_inputs_are_errors() {
+        assert!(matches!(
+            read_nifti_volume(b"garbage", "x.nii"),
+            Err(LabelMapError::NotNifti { .. })
+        ));
+        assert!(matches!(
+            read_nifti_volume(&[0x1f, 0x8b, 0, 0], "x.nii.gz"),
+            Err(LabelMapError::NotNifti { .. })
+        ));
+    }
+}

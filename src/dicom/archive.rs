@@ -1,0 +1,234 @@
+//! Turning an upload into [`InputFile`]s: a zip archive unpacked in memory, or a directory
+//! (CLI only).
+//!
+//! Nothing is ever written to disk, so entry names (including `../` traversal names) are
+//! only labels for messages. Limits are enforced on the bytes actually inflated, not on
+//! the sizes the archive declares, so a zip bomb stops at the limit.
+
+use std::io::Read;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use super::{DicomError, InputFile};
+
+/// Default maximum number of entries in an uploaded archive (a CT series rarely exceeds
+/// 2,000 slices).
+pub const DEFAULT_MAX_ENTRIES: usize = 10_000;
+
+/// Default maximum total inflated size of an archive: 4 GiB.
+pub const DEFAULT_MAX_TOTAL_BYTES: u64 = 4 << 30;
+
+/// Limits applied while unpacking an archive.
+#[derive(Debug, Clone, Copy)]
+pub struct ArchiveLimits {
+    /// Maximum number of entries (files and directories) in the archive.
+    pub max_entries: usize,
+    /// Maximum total inflated bytes over all kept entries.
+    pub max_total_bytes: u64,
+}
+
+impl Default for ArchiveLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: DEFAULT_MAX_ENTRIES,
+            max_total_bytes: DEFAULT_MAX_TOTAL_BYTES,
+        }
+    }
+}
+
+/// Unpack a zip archive held in memory.
+///
+/// Directories, macOS resource forks (`__MACOSX/`), dot-files and `DICOMDIR` index files
+/// are skipped. The result is in archive order; [`assemble_series`](super::assemble_series)
+/// does not depend on it.
+///
+/// # Errors
+/// [`DicomError::Archive`] for a damaged or encrypted archive,
+/// [`DicomError::ArchiveLimit`] when a limit is exceeded.
+pub fn files_from_zip(bytes: Bytes, limits: &ArchiveLimits) -> Result<Vec<InputFile>, DicomError> {
+    let mut zip =
+        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|_| DicomError::Archive {
+            reason: "not a readable zip archive",
+        })?;
+    if zip.len() > limits.max_entries {
+        return Err(DicomError::ArchiveLimit {
+            what: "entries",
+            limit: limits.max_entries as u64,
+        });
+    }
+
+    let mut files = Vec::new();
+    let mut total: u64 = 0;
+    for index in 0..zip.len() {
+        let mut entry = zip.by_index(index).map_err(|_| DicomError::Archive {
+            reason: "an entry cannot be read",
+        })?;
+        let name = entry.name().to_owned();
+        if entry.is_dir() || skipped_name(&name) {
+            continue;
+        }
+
+        // Read at most one byte past the remaining budget, whatever the entry declares.
+        let remaining = limits.max_total_bytes.saturating_sub(total);
+        let mut content = Vec::new();
+        (&mut entry)
+            .take(remaining.saturating_add(1))
+            .read_to_end(&mut content)
+            .map_err(|_| DicomError::Archive {
+                reason: "an entry cannot be inflated",
+            })?;
+        total = total.saturating_add(content.len() as u64);
+        if total > limits.max_total_bytes {
+            return Err(DicomError::ArchiveLimit {
+                what: "inflated bytes",
+                limit: limits.max_total_bytes,
+            });
+        }
+        files.push(InputFile {
+            name,
+            bytes: Bytes::from(content),
+        });
+    }
+    Ok(files)
+}
+
+/// Read every regular file below `dir` (recursively, sorted by path), skipping the same
+/// names as [`files_from_zip`]. For the CLI; names are paths relative to `dir`.
+///
+/// # Errors
+/// [`DicomError::Io`] when a directory or file cannot be read.
+pub fn files_from_dir(dir: &Path) -> Result<Vec<InputFile>, DicomError> {
+    let mut paths = Vec::new();
+    collect_paths(dir, &mut paths)?;
+    paths.sort();
+
+    let mut files = Vec::with_capacity(paths.len());
+    for path in paths {
+        let rel = path
+            .strip_prefix(dir)
+            .unwrap_or(&path)
+            .to_string_lossy()
+            .into_owned();
+        if skipped_name(&rel) {
+            continue;
+        }
+        let content = std::fs::read(&path).map_err(|source| io_error(&path, source))?;
+        files.push(InputFile {
+            name: rel,
+            bytes: Bytes::from(content),
+        });
+    }
+    Ok(files)
+}
+
+/// Recursively list regular files under `dir`.
+fn collect_paths(dir: &Path, out: &mut Vec<std::path::PathBuf>) -> Result<(), DicomError> {
+    let entries = std::fs::read_dir(dir).map_err(|source| io_error(dir, source))?;
+    for entry in entries {
+        let entry = entry.map_err(|source| io_error(dir, source))?;
+        let kind = entry
+            .file_type()
+            .map_err(|source| io_error(&entry.path(), source))?;
+        if kind.is_dir() {
+            collect_paths(&entry.path(), out)?;
+        } else if kind.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> DicomError {
+    DicomError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Entries that are never DICOM instances of the series: resource forks, hidden files and
+/// the media index `DICOMDIR` (PS3.10 8.6), which has no pixel data.
+fn skipped_name(name: &str) -> bool {
+    let normalized = name.replace('\\', "/");
+    let mut components = normalized.split('/').filter(|c| !c.is_empty());
+    let hidden_or_fork = components.any(|c| c == "__MACOSX" || c.starts_with('.') && c != "..");
+    let base = normalized.rsplit('/').next().unwrap_or("");
+    hidden_or_fork || base.eq_ignore_ascii_case("DICOMDIR")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn zip_of(entries: &[(&str, &[u8])]) -> Bytes {
+        let mut buf = std::io::Cursor::new(Vec::new());
+        {
+            let mut w = zip::ZipWriter::new(&mut buf);
+            let opts = zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Deflated);
+            for (name, data) in entries {
+                if name.ends_with('/') {
+                    w.add_directory(*name, opts).unwrap();
+                } else {
+                    w.start_file(*name, opts).unwrap();
+                    w.write_all(data).unwrap();
+                }
+            }
+            w.finish().unwrap();
+        }
+        Bytes::from(buf.into_inner())
+    }
+
+    #[test]
+    fn skips_directories_forks_and_dot_files() {
+        let z = zip_of(&[
+            ("a/", b""),
+            ("a/1.dcm", b"one"),
+            ("__MACOSX/a/._1.dcm", b"fork"),
+            ("a/.DS_Store", b"x"),
+            ("../evil.dcm", b"two"),
+            ("DICOMDIR", b"idx"),
+        ]);
+        let files = files_from_zip(z, &ArchiveLimits::default()).unwrap();
+        let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(names, ["a/1.dcm", "../evil.dcm"]);
+        assert_eq!(&files[1].bytes[..], b"two");
+    }
+
+    #[test]
+    fn enforces_inflated_size_and_entry_limits() {
+        let big = vec![0u8; 100_000];
+        let z = zip_of(&[("a.dcm", &big), ("b.dcm", &big)]);
+        let small = ArchiveLimits {
+            max_entries: 10,
+            max_total_bytes: 150_000,
+        };
+        let err = files_from_zip(z.clone(), &small).unwrap_err();
+        assert!(matches!(
+            err,
+            DicomError::ArchiveLimit {
+                what: "inflated bytes",
+                ..
+            }
+        ));
+        let few = ArchiveLimits {
+            max_entries: 1,
+            max_total_bytes: 1 << 20,
+        };
+        let err = files_from_zip(z, &few).unwrap_err();
+        assert!(matches!(
+            err,
+            DicomError::ArchiveLimit {
+                what: "entries",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn rejects_non_zip() {
+        let err = files_from_zip(Bytes::from_static(b"not a zip"), &ArchiveLimits::default());
+        assert!(matches!(err, Err(DicomError::Archive { .. })));
+    }
+}
