@@ -16,18 +16,17 @@
 //! | [`image`] | voxel grids, volumes, lesion masks, discretisation, NIfTI label maps |
 //! | [`dicom`] | DICOM series assembly and DICOM SEG decoding (dicom-rs) |
 //! | [`store`] | sqlx database (SQLite by default) and the blob store (object_store) |
-//! | [`config`], [`telemetry`] | process configuration and tracing/metrics set-up |
+//! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!
 //! `api → jobs → pipeline → features/model → image → dicom`; `store` is used by `api`
 //! and `jobs` only.
 
-#[cfg(any())] // lead: temporarily off until dicom/model interfaces land
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod dicom;
 pub mod features;
 pub mod image;
-#[cfg(any())] // lead: temporarily off until dicom/model interfaces land
 pub mod jobs;
 pub mod model;
 pub mod pipeline;

@@ -8,7 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::features::{self, ExtractionSettings, FamilySettings, FeatureError, Location, Roi};
-use crate::image::{LesionMask, Segmentation, Volume};
+use crate::image::{Grid, LesionMask, Segmentation, Volume};
 
 /// The minimum number of slices a lesion must span for 3D features to be meaningful
 /// (a one-slice mask has no extent along the slice axis to mesh or co-occur over).
@@ -55,7 +55,10 @@ pub fn extract_lesions(
 ) -> Vec<LesionFeatures> {
     let mut out = Vec::with_capacity(requests.len());
     for (done, request) in requests.iter().enumerate() {
-        let lesion = segmentation.lesions.iter().find(|l| l.label == request.label);
+        let lesion = segmentation
+            .lesions
+            .iter()
+            .find(|l| l.label == request.label);
         let profile = settings.for_location(request.location);
         let features = match lesion {
             None => Err(LesionError {
@@ -103,15 +106,20 @@ pub fn build_roi(
             "lesion mask extends beyond the series grid".into(),
         ));
     }
-    let hu = volume.hu.slice(ndarray::s![oz..oz + dz, oy..oy + dy, ox..ox + dx]).to_owned();
+    let hu = volume
+        .hu
+        .slice(ndarray::s![oz..oz + dz, oy..oy + dy, ox..ox + dx])
+        .to_owned();
     let morph_mask = lesion.mask.clone();
 
     let mut intensity_mask = morph_mask.clone();
     if let Some([lo, hi]) = settings.resegment_range_hu {
-        ndarray::Zip::from(&mut intensity_mask).and(&hu).for_each(|m, &v| {
-            let v = f64::from(v);
-            *m = *m && v >= lo && v <= hi;
-        });
+        ndarray::Zip::from(&mut intensity_mask)
+            .and(&hu)
+            .for_each(|m, &v| {
+                let v = f64::from(v);
+                *m = *m && v >= lo && v <= hi;
+            });
     }
 
     let voxels = intensity_mask.iter().filter(|&&m| m).count();
@@ -119,11 +127,20 @@ pub fn build_roi(
         return Err(FeatureError::EmptyRoi);
     }
     if voxels < settings.min_voxels {
-        return Err(FeatureError::TooFewVoxels { found: voxels, required: settings.min_voxels });
+        return Err(FeatureError::TooFewVoxels {
+            found: voxels,
+            required: settings.min_voxels,
+        });
     }
-    let slices = morph_mask.outer_iter().filter(|s| s.iter().any(|&m| m)).count();
+    let slices = morph_mask
+        .outer_iter()
+        .filter(|s| s.iter().any(|&m| m))
+        .count();
     if slices < MIN_LESION_SLICES {
-        return Err(FeatureError::TooFewSlices { found: slices, required: MIN_LESION_SLICES });
+        return Err(FeatureError::TooFewSlices {
+            found: slices,
+            required: MIN_LESION_SLICES,
+        });
     }
 
     Ok(Roi {
@@ -134,3 +151,72 @@ pub fn build_roi(
     })
 }
 
+/// Segmentation file formats radscore reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentationFormat {
+    /// DICOM Segmentation Storage (binary or fractional).
+    DicomSeg,
+    /// NIfTI-1 label map, `.nii` or `.nii.gz`.
+    Nifti,
+}
+
+impl SegmentationFormat {
+    /// Detect the format from the file's leading bytes (not its name).
+    pub fn sniff(bytes: &[u8]) -> Option<Self> {
+        /// DICOM PS3.10 7.1: 128-byte preamble, then the magic `DICM`.
+        const DICOM_MAGIC_OFFSET: usize = 128;
+        /// RFC 1952: gzip member header magic.
+        const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+        /// NIfTI-1: `sizeof_hdr` is 348, little or big endian.
+        const NIFTI1_HEADER_SIZE: i32 = 348;
+
+        if bytes.get(DICOM_MAGIC_OFFSET..DICOM_MAGIC_OFFSET + 4) == Some(b"DICM") {
+            return Some(SegmentationFormat::DicomSeg);
+        }
+        if bytes.starts_with(&GZIP_MAGIC) {
+            return Some(SegmentationFormat::Nifti);
+        }
+        let head: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
+        let sizeof_hdr = [i32::from_le_bytes(head), i32::from_be_bytes(head)];
+        sizeof_hdr.contains(&NIFTI1_HEADER_SIZE).then_some(SegmentationFormat::Nifti)
+    }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SegmentationFormat::DicomSeg => "dicom_seg",
+            SegmentationFormat::Nifti => "nifti",
+        }
+    }
+}
+
+/// Why a segmentation file could not be mapped onto its series.
+#[derive(Debug, thiserror::Error)]
+pub enum SegmentationError {
+    #[error(
+        "file '{file}' is neither a DICOM SEG (no 'DICM' magic at byte 128) nor a NIfTI-1 \
+         label map (no gzip magic, sizeof_hdr is not 348)"
+    )]
+    UnknownFormat { file: String },
+    #[error(transparent)]
+    Dicom(#[from] crate::dicom::DicomError),
+    #[error(transparent)]
+    Image(#[from] crate::image::labelmap::LabelMapError),
+}
+
+/// Read a segmentation of either format and map its lesions onto `grid`.
+pub fn read_segmentation(
+    bytes: &[u8],
+    file_name: Option<&str>,
+    grid: &Grid,
+) -> Result<(SegmentationFormat, Segmentation), SegmentationError> {
+    let file = file_name.unwrap_or("segmentation").to_string();
+    let format = SegmentationFormat::sniff(bytes)
+        .ok_or_else(|| SegmentationError::UnknownFormat { file: file.clone() })?;
+    let seg = match format {
+        SegmentationFormat::DicomSeg => crate::dicom::seg::read_seg(bytes, &file, grid)?,
+        SegmentationFormat::Nifti => crate::image::labelmap::read_nifti_labelmap(bytes, &file, grid)?,
+    };
+    Ok((format, seg))
+}

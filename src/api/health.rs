@@ -25,7 +25,11 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
         "database": if db_ok { "ok" } else { "unreachable" },
         "model": { "name": info.name, "version": info.version, "loaded": true },
     });
-    let status = if db_ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if db_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     (status, Json(body))
 }
 
@@ -34,13 +38,19 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.db.job_counts().await {
         Ok(counts) => {
             for status in ["queued", "running", "succeeded", "failed"] {
-                let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+                let n = counts
+                    .iter()
+                    .find(|(s, _)| s == status)
+                    .map_or(0, |(_, n)| *n);
                 metrics::gauge!("radscore_jobs", "status" => status).set(n as f64);
             }
         }
         Err(e) => tracing::warn!(error.message = %e, "job counts unavailable for metrics"),
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
 }
 
 /// `GET /openapi.yaml`.

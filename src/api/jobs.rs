@@ -22,8 +22,9 @@ pub const MAX_LESIONS_PER_JOB: usize = 1000;
 /// `POST /v1/jobs` with `{series_id, segmentation_id, lesions: [{label, location}], model?}`.
 #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
 pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<impl IntoResponse> {
-    let doc: Value = serde_json::from_slice(&body)
-        .map_err(|e| Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}")))?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+        Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
+    })?;
     let request = parse_job_request(&doc)?;
     check_references(&state, &request).await?;
 
@@ -42,7 +43,11 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<imp
     state.job_enqueued.notify_waiters();
     tracing::info!(lesions = request.lesions.len(), "job queued");
 
-    let row = state.db.job(&id).await?.ok_or_else(|| Problem::internal(&"job vanished after insert"))?;
+    let row = state
+        .db
+        .job(&id)
+        .await?
+        .ok_or_else(|| Problem::internal(&"job vanished after insert"))?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/jobs/{id}").parse() {
         headers.insert(header::LOCATION, v);
@@ -52,13 +57,24 @@ pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<imp
 
 /// `GET /v1/jobs/{id}`: status and progress.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let row = state.db.job(&id).await?.ok_or_else(|| Problem::not_found("job", &id))?;
+    let row = state
+        .db
+        .job(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("job", &id))?;
     Ok(Json(job_json(&row)))
 }
 
 /// `GET /v1/jobs/{id}/result`: the per-lesion result once the job succeeded.
-pub async fn result(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<impl IntoResponse> {
-    let row = state.db.job(&id).await?.ok_or_else(|| Problem::not_found("job", &id))?;
+pub async fn result(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let row = state
+        .db
+        .job(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("job", &id))?;
     match (row.status.as_str(), &row.result) {
         ("succeeded", Some(result)) => {
             Ok(([(header::CONTENT_TYPE, "application/json")], result.clone()))
@@ -67,7 +83,10 @@ pub async fn result(State(state): State<AppState>, Path(id): Path<String>) -> Ap
             StatusCode::CONFLICT,
             "job-failed",
             "Job failed",
-            format!("job '{id}' failed: {}", row.error.as_deref().unwrap_or("no reason recorded")),
+            format!(
+                "job '{id}' failed: {}",
+                row.error.as_deref().unwrap_or("no reason recorded")
+            ),
         )),
         (status, _) => Err(Problem::new(
             StatusCode::CONFLICT,
@@ -95,10 +114,14 @@ pub async fn models(State(state): State<AppState>) -> Json<Value> {
 
 /// Validate the job body with a precise message for every fault.
 pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
-    let obj = doc.as_object().ok_or_else(|| invalid("the body must be a JSON object"))?;
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| invalid("the body must be a JSON object"))?;
     let known = ["series_id", "segmentation_id", "lesions", "model"];
     if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(invalid(format!("unknown field '{k}'; expected one of {known:?}")));
+        return Err(invalid(format!(
+            "unknown field '{k}'; expected one of {known:?}"
+        )));
     }
     let string = |key: &str| -> ApiResult<String> {
         obj.get(key)
@@ -118,7 +141,10 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         .and_then(Value::as_array)
         .ok_or_else(|| invalid("field 'lesions' is required and must be an array"))?;
     if items.is_empty() || items.len() > MAX_LESIONS_PER_JOB {
-        return Err(invalid(format!("'lesions' must hold 1 to {MAX_LESIONS_PER_JOB} entries, got {}", items.len())));
+        return Err(invalid(format!(
+            "'lesions' must hold 1 to {MAX_LESIONS_PER_JOB} entries, got {}",
+            items.len()
+        )));
     }
     let mut lesions = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
@@ -131,37 +157,60 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         let loc = item
             .get("location")
             .and_then(Value::as_str)
-            .ok_or_else(|| invalid(format!("lesions[{i}].location is required and must be a string")))?;
+            .ok_or_else(|| {
+                invalid(format!(
+                    "lesions[{i}].location is required and must be a string"
+                ))
+            })?;
         let location = Location::parse(loc).ok_or_else(|| {
             let allowed: Vec<&str> = Location::ALL.iter().map(|l| l.as_str()).collect();
-            invalid(format!("lesions[{i}].location '{loc}' is not one of {}", allowed.join(", ")))
-                .with("allowed", allowed)
+            invalid(format!(
+                "lesions[{i}].location '{loc}' is not one of {}",
+                allowed.join(", ")
+            ))
+            .with("allowed", allowed)
         })?;
         if !seen.insert(label) {
             return Err(invalid(format!("label {label} is listed more than once")));
         }
         lesions.push(LesionRequest { label, location });
     }
-    Ok(JobRequest { series_id, segmentation_id, lesions, model })
+    Ok(JobRequest {
+        series_id,
+        segmentation_id,
+        lesions,
+        model,
+    })
 }
 
 async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
     if state.db.series(&req.series_id).await?.is_none() {
-        return Err(Problem::unprocessable("unknown-series", "Unknown series", format!("series '{}' does not exist", req.series_id))
-            .with("series_id", req.series_id.clone()));
-    }
-    let seg = state.db.segmentation(&req.segmentation_id).await?.ok_or_else(|| {
-        Problem::unprocessable(
-            "unknown-segmentation",
-            "Unknown segmentation",
-            format!("segmentation '{}' does not exist", req.segmentation_id),
+        return Err(Problem::unprocessable(
+            "unknown-series",
+            "Unknown series",
+            format!("series '{}' does not exist", req.series_id),
         )
-    })?;
+        .with("series_id", req.series_id.clone()));
+    }
+    let seg = state
+        .db
+        .segmentation(&req.segmentation_id)
+        .await?
+        .ok_or_else(|| {
+            Problem::unprocessable(
+                "unknown-segmentation",
+                "Unknown segmentation",
+                format!("segmentation '{}' does not exist", req.segmentation_id),
+            )
+        })?;
     if seg.series_id != req.series_id {
         return Err(Problem::unprocessable(
             "segmentation-series-mismatch",
             "Segmentation belongs to another series",
-            format!("segmentation '{}' belongs to series '{}', not '{}'", seg.id, seg.series_id, req.series_id),
+            format!(
+                "segmentation '{}' belongs to series '{}', not '{}'",
+                seg.id, seg.series_id, req.series_id
+            ),
         ));
     }
     let loaded = state.model.info().name;
@@ -203,5 +252,6 @@ pub fn job_json(row: &JobRow) -> Value {
 fn rfc3339(ms: Option<i64>) -> Option<String> {
     let ms = ms?;
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
-    t.format(&time::format_description::well_known::Rfc3339).ok()
+    t.format(&time::format_description::well_known::Rfc3339)
+        .ok()
 }

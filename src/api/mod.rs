@@ -73,7 +73,12 @@ pub fn router(state: AppState) -> Router {
 }
 
 async fn not_found(uri: axum::http::Uri) -> Problem {
-    Problem::new(StatusCode::NOT_FOUND, "no-route", "No such route", format!("no route for path '{}'", uri.path()))
+    Problem::new(
+        StatusCode::NOT_FOUND,
+        "no-route",
+        "No such route",
+        format!("no route for path '{}'", uri.path()),
+    )
 }
 
 async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Problem {

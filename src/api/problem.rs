@@ -41,8 +41,19 @@ struct ProblemBody<'a> {
 
 impl Problem {
     /// A problem with the given status, kind, title and detail.
-    pub fn new(status: StatusCode, kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
-        Problem { status, kind, title, detail: detail.into(), extra: serde_json::Map::new() }
+    pub fn new(
+        status: StatusCode,
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
+        Problem {
+            status,
+            kind,
+            title,
+            detail: detail.into(),
+            extra: serde_json::Map::new(),
+        }
     }
 
     /// 400: the request is malformed.
@@ -52,11 +63,20 @@ impl Problem {
 
     /// 404: the addressed resource does not exist.
     pub fn not_found(what: &str, id: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not-found", "Resource not found", format!("no {what} with id '{id}'"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not-found",
+            "Resource not found",
+            format!("no {what} with id '{id}'"),
+        )
     }
 
     /// 422: well-formed but refused content.
-    pub fn unprocessable(kind: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unprocessable(
+        kind: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, kind, title, detail)
     }
 
@@ -89,7 +109,8 @@ impl IntoResponse for Problem {
         };
         let json = serde_json::to_vec(&body).unwrap_or_else(|_| b"{}".to_vec());
         let mut resp = (self.status, json).into_response();
-        resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         resp
     }
 }

@@ -35,28 +35,42 @@ pub async fn create(
     let limits = state.limits;
     limits.check_declared_length(&req)?;
     let (series_id, file_name, bytes) = match media_type(&req).as_str() {
-        "multipart/form-data" => from_multipart(read_multipart(req, &state, &limits).await?, query)?,
-        "application/octet-stream" | "application/dicom" | "application/gzip" | "application/x-gzip" => {
+        "multipart/form-data" => {
+            from_multipart(read_multipart(req, &state, &limits).await?, query)?
+        }
+        "application/octet-stream"
+        | "application/dicom"
+        | "application/gzip"
+        | "application/x-gzip" => {
             let body = limits.read_body(req.into_body()).await?;
             let series_id = query.series_id.ok_or_else(|| {
-                Problem::bad_request("missing-series-id", "query parameter 'series_id' is required")
+                Problem::bad_request(
+                    "missing-series-id",
+                    "query parameter 'series_id' is required",
+                )
             })?;
             (series_id, query.filename, body)
         }
         other => return Err(unsupported_media(other)),
     };
-    metrics::counter!("radscore_upload_bytes_total", "kind" => "segmentation").increment(bytes.len() as u64);
+    metrics::counter!("radscore_upload_bytes_total", "kind" => "segmentation")
+        .increment(bytes.len() as u64);
     tracing::Span::current().record("series_id", series_id.as_str());
 
     let series = state.db.series(&series_id).await?.ok_or_else(|| {
-        Problem::unprocessable("unknown-series", "Unknown series", format!("series '{series_id}' does not exist"))
-            .with("series_id", series_id.clone())
+        Problem::unprocessable(
+            "unknown-series",
+            "Unknown series",
+            format!("series '{series_id}' does not exist"),
+        )
+        .with("series_id", series_id.clone())
     })?;
     let grid = super::series::grid_from_row(&series)?;
     let seg_bytes = bytes.clone();
     let name = file_name.clone();
     let (format, seg) = tokio::task::spawn_blocking(move || {
-        pipeline::read_segmentation(&seg_bytes, name.as_deref(), &grid).map_err(segmentation_problem)
+        pipeline::read_segmentation(&seg_bytes, name.as_deref(), &grid)
+            .map_err(segmentation_problem)
     })
     .await
     .map_err(|e| Problem::internal(&e))??;
@@ -64,7 +78,11 @@ pub async fn create(
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("segmentation_id", id.as_str());
     let row = store_segmentation(&state, &id, &series_id, format, file_name, bytes, &seg).await?;
-    tracing::info!(lesions = seg.lesions.len(), format = format.as_str(), "segmentation stored");
+    tracing::info!(
+        lesions = seg.lesions.len(),
+        format = format.as_str(),
+        "segmentation stored"
+    );
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/segmentations/{id}").parse() {
         headers.insert(header::LOCATION, v);
@@ -74,7 +92,11 @@ pub async fn create(
 
 /// `GET /v1/segmentations/{id}`.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let row = state.db.segmentation(&id).await?.ok_or_else(|| Problem::not_found("segmentation", &id))?;
+    let row = state
+        .db
+        .segmentation(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("segmentation", &id))?;
     Ok(Json(segmentation_json(&row)?))
 }
 
@@ -86,20 +108,29 @@ fn from_multipart(
     let mut file = None;
     for part in parts {
         match part.field.as_str() {
-            "series_id" => series_id = Some(String::from_utf8_lossy(&part.bytes).trim().to_string()),
+            "series_id" => {
+                series_id = Some(String::from_utf8_lossy(&part.bytes).trim().to_string())
+            }
             "file" => file = Some((part.file_name, part.bytes)),
             other => {
                 return Err(Problem::bad_request(
                     "unexpected-field",
-                    format!("unexpected multipart field '{other}'; expected 'series_id' and 'file'"),
+                    format!(
+                        "unexpected multipart field '{other}'; expected 'series_id' and 'file'"
+                    ),
                 ));
             }
         }
     }
-    let series_id = series_id
-        .ok_or_else(|| Problem::bad_request("missing-series-id", "multipart field 'series_id' is required"))?;
-    let (file_name, bytes) =
-        file.ok_or_else(|| Problem::bad_request("missing-file", "multipart field 'file' is required"))?;
+    let series_id = series_id.ok_or_else(|| {
+        Problem::bad_request(
+            "missing-series-id",
+            "multipart field 'series_id' is required",
+        )
+    })?;
+    let (file_name, bytes) = file.ok_or_else(|| {
+        Problem::bad_request("missing-file", "multipart field 'file' is required")
+    })?;
     Ok((series_id, file_name, bytes))
 }
 
@@ -114,15 +145,19 @@ async fn store_segmentation(
 ) -> ApiResult<SegmentationRow> {
     let blob_key = format!("segmentations/{id}");
     state.blobs.put(&blob_key, bytes).await?;
-    let lesions: Vec<Value> = seg.lesions.iter().map(|l| {
-        let [min, max] = l.bbox_zyx();
-        json!({
-            "label": l.label,
-            "name": l.name,
-            "voxel_count": l.voxel_count(),
-            "bbox": { "min_zyx": min, "max_zyx": max },
+    let lesions: Vec<Value> = seg
+        .lesions
+        .iter()
+        .map(|l| {
+            let [min, max] = l.bbox_zyx();
+            json!({
+                "label": l.label,
+                "name": l.name,
+                "voxel_count": l.voxel_count(),
+                "bbox": { "min_zyx": min, "max_zyx": max },
+            })
         })
-    }).collect();
+        .collect();
     let row = SegmentationRow {
         id: id.into(),
         series_id: series_id.into(),
@@ -155,12 +190,16 @@ fn segmentation_json(row: &SegmentationRow) -> ApiResult<Value> {
 /// Map a segmentation error to a 422 that names the fault.
 pub fn segmentation_problem(e: SegmentationError) -> Problem {
     match e {
-        SegmentationError::UnknownFormat { .. } => {
-            Problem::unprocessable("unknown-segmentation-format", "Unknown segmentation format", e.to_string())
-        }
+        SegmentationError::UnknownFormat { .. } => Problem::unprocessable(
+            "unknown-segmentation-format",
+            "Unknown segmentation format",
+            e.to_string(),
+        ),
         SegmentationError::Dicom(d) => dicom_problem(d),
-        SegmentationError::Image(i) => {
-            Problem::unprocessable("segmentation-refused", "Segmentation refused", i.to_string())
-        }
+        SegmentationError::Image(i) => Problem::unprocessable(
+            "segmentation-refused",
+            "Segmentation refused",
+            i.to_string(),
+        ),
     }
 }

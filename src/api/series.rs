@@ -20,23 +20,28 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
     let files = match media_type(&req).as_str() {
         "application/zip" | "application/x-zip-compressed" => {
             let body = limits.read_body(req.into_body()).await?;
-            metrics::counter!("radscore_upload_bytes_total", "kind" => "series").increment(body.len() as u64);
+            metrics::counter!("radscore_upload_bytes_total", "kind" => "series")
+                .increment(body.len() as u64);
             let archive_limits = dicom::archive::ArchiveLimits {
                 max_entries: limits.max_files,
                 max_total_bytes: limits.max_uncompressed_bytes,
             };
-            dicom::archive::files_from_zip(&body, &archive_limits).map_err(dicom_problem)?
+            dicom::archive::files_from_zip(body, &archive_limits).map_err(dicom_problem)?
         }
         "multipart/form-data" => {
             let parts = read_multipart(req, &state, &limits).await?;
             let total: usize = parts.iter().map(|p| p.bytes.len()).sum();
-            metrics::counter!("radscore_upload_bytes_total", "kind" => "series").increment(total as u64);
+            metrics::counter!("radscore_upload_bytes_total", "kind" => "series")
+                .increment(total as u64);
             parts_to_files(parts)
         }
         other => return Err(unsupported_media(other)),
     };
     if files.is_empty() {
-        return Err(Problem::bad_request("empty-upload", "the upload contains no files"));
+        return Err(Problem::bad_request(
+            "empty-upload",
+            "the upload contains no files",
+        ));
     }
 
     let (files, assembled) = tokio::task::spawn_blocking(move || {
@@ -63,7 +68,11 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
 
 /// `GET /v1/series/{id}`.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let row = state.db.series(&id).await?.ok_or_else(|| Problem::not_found("series", &id))?;
+    let row = state
+        .db
+        .series(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("series", &id))?;
     Ok(Json(series_json(&row)?))
 }
 
@@ -76,14 +85,18 @@ async fn store_series(
 ) -> ApiResult<SeriesRow> {
     let prefix = format!("series/{id}");
     for (n, f) in files.iter().enumerate() {
-        state.blobs.put(&format!("{prefix}/{n:06}.dcm"), f.bytes.clone()).await?;
+        state
+            .blobs
+            .put(&format!("{prefix}/{n:06}.dcm"), f.bytes.clone())
+            .await?;
     }
     let row = SeriesRow {
         id: id.to_string(),
         series_uid: assembled.series_uid.clone(),
         frame_of_reference_uid: assembled.frame_of_reference_uid.clone(),
         instance_count: i64::try_from(assembled.instance_count).unwrap_or(i64::MAX),
-        geometry: geometry_json(&assembled.volume.grid, assembled.measured_slice_spacing_mm).to_string(),
+        geometry: geometry_json(&assembled.volume.grid, assembled.measured_slice_spacing_mm)
+            .to_string(),
         warnings: serde_json::to_string(&assembled.warnings).unwrap_or_else(|_| "[]".into()),
         blob_prefix: prefix.clone(),
         created_at_ms: now_ms(),
@@ -135,7 +148,12 @@ pub fn grid_from_row(row: &SeriesRow) -> ApiResult<Grid> {
             },
         })
     })();
-    grid.ok_or_else(|| Problem::internal(&format!("stored geometry of series {} is incomplete", row.id)))
+    grid.ok_or_else(|| {
+        Problem::internal(&format!(
+            "stored geometry of series {} is incomplete",
+            row.id
+        ))
+    })
 }
 
 fn series_json(row: &SeriesRow) -> ApiResult<Value> {
@@ -160,12 +178,37 @@ pub fn unsupported_media(found: &str) -> Problem {
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported-media-type",
         "Unsupported media type",
-        format!("Content-Type '{found}' is not accepted here; send application/zip or multipart/form-data"),
+        format!(
+            "Content-Type '{found}' is not accepted here; send application/zip or multipart/form-data"
+        ),
     )
 }
 
 /// Map a DICOM ingestion error to a 4xx problem that names the fault.
 pub fn dicom_problem(e: dicom::DicomError) -> Problem {
-    let status = if e.is_too_large() { StatusCode::PAYLOAD_TOO_LARGE } else { StatusCode::UNPROCESSABLE_ENTITY };
-    Problem::new(status, e.kind(), "DICOM input refused", e.to_string())
+    use dicom::DicomError as E;
+    let unprocessable = StatusCode::UNPROCESSABLE_ENTITY;
+    let (status, kind) = match &e {
+        E::NoFiles => (StatusCode::BAD_REQUEST, "empty-upload"),
+        E::NotDicom { .. } => (unprocessable, "not-dicom"),
+        E::MissingTag { .. } => (unprocessable, "missing-attribute"),
+        E::BadValue { .. } => (unprocessable, "invalid-attribute"),
+        E::Inconsistent { .. } => (unprocessable, "inconsistent-series"),
+        E::MixedSeries { .. } => (unprocessable, "mixed-series"),
+        E::DuplicatePosition { .. } => (unprocessable, "duplicate-slice-position"),
+        E::MissingSlice { .. } => (unprocessable, "missing-slice"),
+        E::NonUniformSpacing { .. } => (unprocessable, "non-uniform-spacing"),
+        E::ShearedStack { .. } => (unprocessable, "sheared-stack"),
+        E::Unsupported { .. } => (unprocessable, "unsupported-dicom"),
+        E::PixelDecode { .. } => (unprocessable, "pixel-data-undecodable"),
+        E::PixelDataTooShort { .. } => (unprocessable, "pixel-data-too-short"),
+        E::NotSegmentation { .. } => (unprocessable, "not-segmentation"),
+        E::SegFrame { .. } => (unprocessable, "invalid-segmentation-frame"),
+        E::SegFrameGrid { .. } => (unprocessable, "segmentation-grid-mismatch"),
+        E::EmptySegment { .. } => (unprocessable, "empty-segment"),
+        E::Archive { .. } => (StatusCode::BAD_REQUEST, "invalid-archive"),
+        E::ArchiveLimit { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "archive-too-large"),
+        E::Io { .. } => return Problem::internal(&e),
+    };
+    Problem::new(status, kind, "DICOM input refused", e.to_string())
 }

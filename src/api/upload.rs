@@ -25,7 +25,10 @@ impl UploadLimits {
             StatusCode::PAYLOAD_TOO_LARGE,
             "upload-too-large",
             "Upload too large",
-            format!("{what} exceeds the configured limit of {} bytes", self.max_body_bytes),
+            format!(
+                "{what} exceeds the configured limit of {} bytes",
+                self.max_body_bytes
+            ),
         )
         .with("limit_bytes", self.max_body_bytes)
     }
@@ -38,7 +41,9 @@ impl UploadLimits {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         match declared {
-            Some(n) if n > self.max_body_bytes => Err(self.too_large("the declared Content-Length")),
+            Some(n) if n > self.max_body_bytes => {
+                Err(self.too_large("the declared Content-Length"))
+            }
             _ => Ok(()),
         }
     }
@@ -50,7 +55,10 @@ impl UploadLimits {
             if is_length_limit(&e) {
                 self.too_large("the request body")
             } else {
-                Problem::bad_request("unreadable-body", format!("the request body could not be read: {e}"))
+                Problem::bad_request(
+                    "unreadable-body",
+                    format!("the request body could not be read: {e}"),
+                )
             }
         })
     }
@@ -93,7 +101,10 @@ pub async fn read_multipart<S: Send + Sync>(
     limits: &UploadLimits,
 ) -> Result<Vec<Part>, Problem> {
     let mut multipart = Multipart::from_request(req, state).await.map_err(|e| {
-        Problem::bad_request("malformed-multipart", format!("the multipart body is malformed: {e}"))
+        Problem::bad_request(
+            "malformed-multipart",
+            format!("the multipart body is malformed: {e}"),
+        )
     })?;
     let mut parts = Vec::new();
     loop {
@@ -122,7 +133,11 @@ pub async fn read_multipart<S: Send + Sync>(
                 Problem::bad_request("malformed-multipart", e.body_text())
             }
         })?;
-        parts.push(Part { field: name, file_name, bytes });
+        parts.push(Part {
+            field: name,
+            file_name,
+            bytes,
+        });
     }
     Ok(parts)
 }
@@ -133,7 +148,9 @@ pub fn parts_to_files(parts: Vec<Part>) -> Vec<InputFile> {
         .into_iter()
         .enumerate()
         .map(|(n, p)| InputFile {
-            name: p.file_name.unwrap_or_else(|| format!("part {} ('{}')", n + 1, p.field)),
+            name: p
+                .file_name
+                .unwrap_or_else(|| format!("part {} ('{}')", n + 1, p.field)),
             bytes: p.bytes,
         })
         .collect()

@@ -1,0 +1,68 @@
+//! Wiring: open the store, load the model and settings, build the API state and the
+//! worker context. Used by `main` and by the integration tests.
+
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use tokio::sync::Notify;
+
+use crate::api::AppState;
+use crate::config::Config;
+use crate::features::ExtractionSettings;
+use crate::jobs::{JobContext, QueueConfig};
+use crate::model::Model;
+use crate::store::{BlobStore, Db};
+
+/// Everything a serving or working process holds.
+pub struct App {
+    pub state: AppState,
+    pub jobs: Arc<JobContext>,
+}
+
+/// Load the extraction settings: a file when configured, else the bundled default.
+pub fn load_settings(config: &Config) -> anyhow::Result<ExtractionSettings> {
+    match &config.settings {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading settings file {}", path.display()))?;
+            ExtractionSettings::from_json(&text)
+                .with_context(|| format!("settings file {} is invalid", path.display()))
+        }
+        None => Ok(ExtractionSettings::bundled()),
+    }
+}
+
+/// Load the model and refuse it when it does not match the extractor.
+pub fn load_model(config: &Config, settings: &ExtractionSettings) -> anyhow::Result<Model> {
+    crate::model::init_runtime(config.ort_dylib.as_deref())
+        .context("loading the ONNX Runtime library")?;
+    let model = Model::load(&config.model_dir)
+        .with_context(|| format!("loading the model from {}", config.model_dir.display()))?;
+    if let Err(e) = model.check_compatible(settings) {
+        bail!("model in {} does not match this extractor: {e}", config.model_dir.display());
+    }
+    Ok(model)
+}
+
+/// Build the application from configuration (migrates the database).
+pub async fn build(config: &Config) -> anyhow::Result<App> {
+    let settings = Arc::new(load_settings(config)?);
+    let model = Arc::new(load_model(config, &settings)?);
+    let db = Db::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening database {}", config.database_url))?;
+    let blobs = BlobStore::local(&config.blob_dir)
+        .with_context(|| format!("opening blob directory {}", config.blob_dir.display()))?;
+    let job_enqueued = Arc::new(Notify::new());
+    let state = AppState {
+        db: db.clone(),
+        blobs: blobs.clone(),
+        model: model.clone(),
+        settings: settings.clone(),
+        job_enqueued: job_enqueued.clone(),
+        limits: config.upload_limits(),
+        metrics: crate::telemetry::metrics_handle(),
+    };
+    let jobs = Arc::new(JobContext { db, blobs, model, settings, job_enqueued, queue: QueueConfig::default() });
+    Ok(App { state, jobs })
+}
