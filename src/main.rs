@@ -1,2 +1,357 @@
-//! The `radscore` command.
-fn main() {}
+//! The `radscore` command: serve the API, run workers, migrate, or extract offline.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use tokio_util::sync::CancellationToken;
+
+use radscore::config::Config;
+use radscore::features::{ExtractionSettings, Location};
+use radscore::image::Volume;
+use radscore::pipeline::{self, LesionRequest};
+
+#[derive(Parser)]
+#[command(
+    name = "radscore",
+    version,
+    about = "Radiomics response prediction service (IBSI 1)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API, with an in-process worker pool.
+    Serve {
+        #[command(flatten)]
+        config: Config,
+        /// Address to listen on.
+        #[arg(long, env = "RADSCORE_BIND", default_value = "127.0.0.1:8080")]
+        bind: String,
+        /// Serve the API only; jobs are left to `radscore worker` processes.
+        #[arg(long)]
+        no_workers: bool,
+    },
+    /// Run a worker pool only (no HTTP).
+    Worker {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Extract features offline (the same pipeline as the service).
+    Extract(ExtractArgs),
+    /// Print the extraction settings, their hash or the feature names.
+    Settings {
+        /// Settings file (default: bundled).
+        #[arg(long)]
+        settings: Option<PathBuf>,
+        /// What to print.
+        #[arg(long, value_enum, default_value = "json")]
+        print: SettingsOutput,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SettingsOutput {
+    Json,
+    Hash,
+    Names,
+}
+
+#[derive(clap::Args)]
+struct ExtractArgs {
+    /// DICOM series: a directory or a zip file; or a NIfTI image (.nii/.nii.gz).
+    #[arg(long)]
+    series: PathBuf,
+    /// Segmentation: NIfTI label map or DICOM SEG.
+    #[arg(long)]
+    mask: PathBuf,
+    /// Lesion as LABEL:LOCATION (repeatable); default: every label, location `other`.
+    #[arg(long = "lesion")]
+    lesions: Vec<String>,
+    /// Output file: `.csv` or `.json`.
+    #[arg(long)]
+    out: PathBuf,
+    /// Extraction settings file (default: bundled).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// Also score lesions with the model in this directory.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Path of libonnxruntime.so (with --model).
+    #[arg(long, env = "ORT_DYLIB_PATH")]
+    ort_dylib: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    radscore::telemetry::init_tracing();
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Runtime::new().context("starting the tokio runtime")?;
+    match cli.command {
+        Command::Serve {
+            config,
+            bind,
+            no_workers,
+        } => runtime.block_on(serve(config, bind, no_workers)),
+        Command::Worker { config } => runtime.block_on(work(config)),
+        Command::Migrate { config } => runtime.block_on(async {
+            radscore::store::Db::connect(&config.database_url).await?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }),
+        Command::Extract(args) => extract(args),
+        Command::Settings { settings, print } => {
+            let s = read_settings(settings.as_deref())?;
+            match print {
+                SettingsOutput::Json => println!("{}", serde_json::to_string_pretty(&s)?),
+                SettingsOutput::Hash => println!("{}", s.hash()),
+                SettingsOutput::Names => println!("{}", s.feature_names().join("\n")),
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, bind: String, no_workers: bool) -> anyhow::Result<()> {
+    let app = radscore::app::build(&config).await?;
+    let shutdown = CancellationToken::new();
+    let workers = (!no_workers).then(|| {
+        let n = config.worker_count();
+        tracing::info!(workers = n, "starting worker pool");
+        tokio::spawn(radscore::jobs::run_worker_pool(
+            app.jobs.clone(),
+            n,
+            shutdown.clone(),
+        ))
+    });
+    let listener = tokio::net::TcpListener::bind(&bind)
+        .await
+        .with_context(|| format!("binding {bind}"))?;
+    tracing::info!(address = %listener.local_addr()?, "radscore listening");
+    let token = shutdown.clone();
+    axum::serve(listener, radscore::api::router(app.state))
+        .with_graceful_shutdown(async move {
+            wait_for_signal().await;
+            token.cancel();
+        })
+        .await?;
+    if let Some(w) = workers {
+        w.await.context("worker pool")?;
+    }
+    Ok(())
+}
+
+async fn work(config: Config) -> anyhow::Result<()> {
+    let app = radscore::app::build(&config).await?;
+    let shutdown = CancellationToken::new();
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        token.cancel();
+    });
+    radscore::jobs::run_worker_pool(app.jobs, config.worker_count(), shutdown).await;
+    Ok(())
+}
+
+/// SIGINT or SIGTERM.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("shutdown requested: finishing running jobs");
+}
+
+fn read_settings(path: Option<&Path>) -> anyhow::Result<ExtractionSettings> {
+    match path {
+        None => Ok(ExtractionSettings::bundled()),
+        Some(p) => {
+            let text =
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
+            Ok(ExtractionSettings::from_json(&text)?)
+        }
+    }
+}
+
+fn extract(args: ExtractArgs) -> anyhow::Result<()> {
+    let settings = read_settings(args.settings.as_deref())?;
+    let volume = load_volume(&args.series)?;
+    let mask_bytes =
+        std::fs::read(&args.mask).with_context(|| format!("reading {}", args.mask.display()))?;
+    let mask_name = args
+        .mask
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string());
+    let (_, seg) = pipeline::read_segmentation(&mask_bytes, mask_name.as_deref(), &volume.grid)?;
+    let requests = parse_lesions(&args.lesions, &seg)?;
+
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(requests.len() as u64)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} lesions {elapsed_precise}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let total = requests.len() as f64;
+    let mut report = |p: f64| bar.set_position((p * total).round() as u64);
+    let lesions = pipeline::extract_lesions(&volume, &seg, &requests, &settings, &mut report);
+    bar.finish_and_clear();
+
+    let probabilities = match &args.model {
+        None => vec![None; lesions.len()],
+        Some(dir) => {
+            let config = model_config(dir, args.ort_dylib.clone());
+            let model = Arc::new(radscore::app::load_model(&config, &settings)?);
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(radscore::jobs::worker::score(model, &lesions))?
+        }
+    };
+    write_output(&args.out, &settings, &lesions, &probabilities)
+}
+
+fn model_config(model_dir: &Path, ort_dylib: Option<PathBuf>) -> Config {
+    Config {
+        database_url: String::new(),
+        blob_dir: PathBuf::new(),
+        model_dir: model_dir.to_path_buf(),
+        ort_dylib,
+        settings: None,
+        workers: None,
+        max_upload_mb: 0,
+        max_unzipped_mb: 0,
+        max_files: 0,
+    }
+}
+
+fn load_volume(path: &Path) -> anyhow::Result<Volume> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    if name.ends_with(".nii") || name.ends_with(".nii.gz") {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(radscore::image::labelmap::read_nifti_volume(&bytes, &name)?);
+    }
+    let files = if path.is_dir() {
+        radscore::dicom::files_from_dir(path)?
+    } else {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        radscore::dicom::files_from_zip(bytes.into(), &radscore::dicom::ArchiveLimits::default())?
+    };
+    let series = radscore::dicom::assemble_series(&files)?;
+    for w in &series.warnings {
+        tracing::warn!(warning = %w, "series assembled with a warning");
+    }
+    Ok(series.volume)
+}
+
+fn parse_lesions(
+    specs: &[String],
+    seg: &radscore::image::Segmentation,
+) -> anyhow::Result<Vec<LesionRequest>> {
+    if specs.is_empty() {
+        return Ok(seg
+            .lesions
+            .iter()
+            .map(|l| LesionRequest {
+                label: l.label,
+                location: Location::Other,
+            })
+            .collect());
+    }
+    specs
+        .iter()
+        .map(|s| {
+            let (label, loc) = s
+                .split_once(':')
+                .with_context(|| format!("--lesion '{s}' is not LABEL:LOCATION"))?;
+            let label: u32 = label
+                .parse()
+                .with_context(|| format!("--lesion '{s}': label is not an integer"))?;
+            let Some(location) = Location::parse(loc) else {
+                bail!("--lesion '{s}': unknown location '{loc}'");
+            };
+            Ok(LesionRequest { label, location })
+        })
+        .collect()
+}
+
+fn write_output(
+    out: &Path,
+    settings: &ExtractionSettings,
+    lesions: &[pipeline::LesionFeatures],
+    probabilities: &[Option<f64>],
+) -> anyhow::Result<()> {
+    let names = settings.feature_names();
+    let is_csv = out
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
+    if is_csv {
+        let mut w =
+            csv::Writer::from_path(out).with_context(|| format!("creating {}", out.display()))?;
+        let mut header = vec![
+            "label",
+            "location",
+            "voxel_count",
+            "status",
+            "error_code",
+            "response_probability",
+        ];
+        header.extend(names.iter().map(String::as_str));
+        w.write_record(&header)?;
+        for (l, p) in lesions.iter().zip(probabilities) {
+            let mut row = vec![
+                l.request.label.to_string(),
+                l.request.location.as_str().to_string(),
+                l.voxel_count.to_string(),
+                if l.features.is_ok() { "ok" } else { "error" }.to_string(),
+                l.features
+                    .as_ref()
+                    .err()
+                    .map(|e| e.code.clone())
+                    .unwrap_or_default(),
+                p.map(|p| p.to_string()).unwrap_or_default(),
+            ];
+            match &l.features {
+                Ok(f) => row.extend(f.iter().map(|x| x.value.to_string())),
+                Err(_) => row.extend(names.iter().map(|_| String::new())),
+            }
+            w.write_record(&row)?;
+        }
+        w.flush()?;
+    } else {
+        let doc = serde_json::json!({
+            "settings_name": settings.name,
+            "settings_hash": settings.hash(),
+            "feature_names": names,
+            "lesions": lesions.iter().zip(probabilities).map(|(l, p)| {
+                serde_json::to_value(radscore::jobs::LesionResult::new(l, *p)).unwrap_or_default()
+            }).collect::<Vec<_>>(),
+        });
+        std::fs::write(out, serde_json::to_vec_pretty(&doc)?)
+            .with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(())
+}
