@@ -15,6 +15,7 @@
 //! | [`features`] | extraction settings, one IBSI 1 feature family per file |
 //! | [`image`] | voxel grids, volumes, lesion masks, discretisation, NIfTI label maps |
 //! | [`dicom`] | DICOM series assembly and DICOM SEG decoding (dicom-rs) |
+//! | [`demo`] | deterministic synthetic CT cases (DICOM series + NIfTI label map) for demos and training; uses `image`, `features` |
 //! | [`store`] | sqlx database (SQLite by default) and the blob store (object_store) |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!
@@ -24,6 +25,7 @@
 pub mod api;
 pub mod app;
 pub mod config;
+pub mod demo;
 pub mod dicom;
 pub mod features;
 pub mod image;
