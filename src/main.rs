@@ -49,6 +49,15 @@ enum Command {
     },
     /// Extract features offline (the same pipeline as the service).
     Extract(ExtractArgs),
+    /// Write a synthetic demo case: DICOM series (+ zip), NIfTI label map, lesions.json.
+    DemoData {
+        /// Output directory.
+        #[arg(long, default_value = "sample")]
+        out: PathBuf,
+        /// Random seed (the same seed writes the same case).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Print the extraction settings, their hash or the feature names.
     Settings {
         /// Settings file (default: bundled).
@@ -112,6 +121,11 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Extract(args) => extract(args),
+        Command::DemoData { out, seed } => {
+            let case = radscore::demo::generate(&out, seed, &radscore::demo::DemoOptions::default())?;
+            println!("{}", serde_json::to_string_pretty(&case)?);
+            Ok(())
+        }
         Command::Settings { settings, print } => {
             let s = read_settings(settings.as_deref())?;
             match print {

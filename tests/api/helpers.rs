@@ -1,0 +1,229 @@
+//! Test harness: spawn the app, upload helpers, reference-data paths, Python helpers.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use radscore::config::Config;
+use reqwest::Client;
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// How long a job may take in a test before it is considered stuck.
+const JOB_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// A running server.
+pub struct TestApp {
+    pub base: String,
+    pub client: Client,
+    pub _dir: tempfile::TempDir,
+    shutdown: CancellationToken,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+pub fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn shared_data() -> PathBuf {
+    std::env::var_os("RADSCORE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate_dir().join("../shared/data"))
+}
+
+pub fn ct_phantom() -> PathBuf {
+    shared_data().join("ibsi1/ct_phantom")
+}
+
+pub fn python() -> PathBuf {
+    std::env::var_os("RADSCORE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate_dir().join(".venv/bin/python"))
+}
+
+/// Run a `tests/support/*.py` helper; panics with its stderr on failure.
+pub fn run_support(script: &str, args: &[&str]) -> String {
+    let out = Command::new(python())
+        .arg(crate_dir().join("tests/support").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {script} with {}: {e}", python().display()));
+    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Start a server with `max_upload_mb` and two in-process workers.
+pub async fn spawn_app_with(max_upload_mb: u64) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = Config {
+        database_url: format!("sqlite://{}", dir.path().join("radscore.db").display()),
+        blob_dir: dir.path().join("blobs"),
+        model_dir: crate_dir().join("models/demo"),
+        ort_dylib: None,
+        settings: None,
+        workers: Some(2),
+        max_upload_mb,
+        max_unzipped_mb: 1024,
+        max_files: 5000,
+    };
+    let app = radscore::app::build(&config).await.expect("app builds");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(radscore::jobs::run_worker_pool(app.jobs.clone(), 2, shutdown.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let token = shutdown.clone();
+    tokio::spawn(async move {
+        axum::serve(listener, radscore::api::router(app.state))
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await
+            .expect("server");
+    });
+    TestApp { base: format!("http://{addr}"), client: Client::new(), _dir: dir, shutdown }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(1024).await
+}
+
+/// Every `.dcm` file of a directory, sorted by name.
+pub fn dicom_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut names: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("read dir")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "dcm"))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect()
+}
+
+/// A zip archive of named files, in memory.
+pub fn zip_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {
+    let mut buf = std::io::Cursor::new(Vec::new());
+    {
+        let mut zip = zip::ZipWriter::new(&mut buf);
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Deflated);
+        for (name, bytes) in files {
+            zip.start_file(name.as_str(), opts).expect("zip entry");
+            zip.write_all(bytes).expect("zip write");
+        }
+        zip.finish().expect("zip finish");
+    }
+    buf.into_inner()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POST a zip series; returns (status, body).
+    pub async fn post_series_zip(&self, zip: Vec<u8>) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url("/v1/series"))
+            .header("content-type", "application/zip")
+            .body(zip)
+            .send()
+            .await
+            .expect("request");
+        status_json(resp).await
+    }
+
+    /// POST a series as multipart, one part per file.
+    pub async fn post_series_multipart(&self, files: &[(String, Vec<u8>)]) -> (u16, Value) {
+        let mut form = reqwest::multipart::Form::new();
+        for (name, bytes) in files {
+            let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());
+            form = form.part("file", part);
+        }
+        let resp = self.client.post(self.url("/v1/series")).multipart(form).send().await.expect("request");
+        status_json(resp).await
+    }
+
+    /// POST a segmentation file as a raw body bound to `series_id`.
+    pub async fn post_segmentation(&self, series_id: &str, bytes: Vec<u8>, name: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(&format!("/v1/segmentations?series_id={series_id}&filename={name}")))
+            .header("content-type", "application/octet-stream")
+            .body(bytes)
+            .send()
+            .await
+            .expect("request");
+        status_json(resp).await
+    }
+
+    /// POST a job; returns (status, Location header, body).
+    pub async fn post_job(&self, body: &Value) -> (u16, Option<String>, Value) {
+        let resp = self.client.post(self.url("/v1/jobs")).json(body).send().await.expect("request");
+        let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let (status, json) = status_json(resp).await;
+        (status, location, json)
+    }
+
+    /// Poll a job until it leaves queued/running; returns the final job document.
+    pub async fn wait_for_job(&self, location: &str) -> Value {
+        let started = Instant::now();
+        loop {
+            let (status, job) = status_json(self.client.get(self.url(location)).send().await.unwrap()).await;
+            assert_eq!(status, 200, "{job}");
+            let p = job["progress"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&p), "progress {p}");
+            match job["status"].as_str().unwrap() {
+                "queued" | "running" => {}
+                _ => return job,
+            }
+            assert!(started.elapsed() < JOB_TIMEOUT, "job stuck: {job}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Upload, segment, run a job for `lesions` and return the result document.
+    pub async fn run_job(&self, series_id: &str, segmentation_id: &str, lesions: Value) -> Value {
+        let body = serde_json::json!({
+            "series_id": series_id, "segmentation_id": segmentation_id, "lesions": lesions
+        });
+        let (status, location, job) = self.post_job(&body).await;
+        assert_eq!(status, 202, "{job}");
+        let location = location.expect("Location header");
+        let done = self.wait_for_job(&location).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        let (status, result) =
+            status_json(self.client.get(self.url(&format!("{location}/result"))).send().await.unwrap()).await;
+        assert_eq!(status, 200, "{result}");
+        result
+    }
+}
+
+/// Status and JSON body; asserts problem+json on 4xx/5xx.
+pub async fn status_json(resp: reqwest::Response) -> (u16, Value) {
+    let status = resp.status().as_u16();
+    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let text = resp.text().await.expect("body");
+    if status >= 400 {
+        assert_eq!(ct, "application/problem+json", "error without problem+json: {status} {text}");
+    }
+    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    (status, json)
+}
+
+/// Assert a problem document: status, kind slug and a detail containing every needle.
+pub fn assert_problem(status: u16, body: &Value, expected_status: u16, kind: &str, needles: &[&str]) {
+    assert_eq!(status, expected_status, "{body}");
+    let ty = body["type"].as_str().unwrap_or_default();
+    assert!(ty.ends_with(&format!("/{kind}")), "type {ty} is not {kind}: {body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    for n in needles {
+        assert!(detail.contains(n), "detail lacks '{n}': {detail}");
+    }
+}

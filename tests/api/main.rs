@@ -1,0 +1,8 @@
+//! HTTP integration tests: a real server on an ephemeral loopback port, a fresh SQLite
+//! database and blob directory per test, the bundled model through ONNX Runtime, and real
+//! HTTP clients. Reference data comes from `../shared/data` (or `$RADSCORE_SHARED_DATA`).
+
+mod bad_input;
+mod helpers;
+mod openapi;
+mod walkthrough;
