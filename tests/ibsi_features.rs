@@ -1,0 +1,374 @@
+//! IBSI 1 reference-value tests for the morphology, intensity-statistics and GLCM families.
+//!
+//! Scenario: load an IBSI 1 reference data set from `shared/data` (NIfTI), compute the
+//! three families with the data set's IBSI configuration and compare every produced
+//! feature with every row of `ibsi1_reference_values_long.csv` that carries its tag.
+//!
+//! * Digital phantom (IBSI 1 chapter 3 tables): no discretisation, no re-segmentation,
+//!   all six GLCM aggregations.
+//! * CT phantom, configuration A (IBSI manual §5): no interpolation, re-segmentation to
+//!   [−500, 400] HU of the intensity mask only, FBS 25 HU from −500 HU, 2D and 2.5D GLCM.
+//!
+//! A test fails, naming each offending tag with expected, actual and tolerance, when a
+//! value is out of tolerance, when a produced tag has no reference row, or when a
+//! reference row of a family we implement was not produced (unless listed, with its
+//! reason, in [`NOT_PRODUCED`]).
+//!
+//! The data directory is `$RADSCORE_SHARED_DATA`, else `<CARGO_MANIFEST_DIR>/../shared/data`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use ndarray::Array3;
+use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
+use radscore::features::settings::TextureAggregation;
+use radscore::features::{
+    Discretisation, FamilySettings, Feature, Roi, glcm, intensity_stats, morphology,
+};
+
+/// Reference values with tolerance 0 are rounded to 3 significant digits
+/// (`shared/data/README.md`, "Digital phantom tolerances are 0 …"); such a row passes
+/// within half a unit of the 3rd significant digit of the reference value.
+const ROUNDED_SIGNIFICANT_DIGITS: i32 = 3;
+
+/// Half a unit of the last rounded digit (rounding to nearest).
+const HALF_UNIT: f64 = 0.5;
+
+/// Relative slack for floating-point noise at a tolerance boundary (values computed in
+/// `f64` from integer data; far below any IBSI tolerance).
+const FLOAT_SLACK_REL: f64 = 1e-9;
+
+/// Re-segmentation range of configuration A, HU (IBSI manual §5, table of configurations;
+/// `ibsi1_ct_phantom_configs.csv`).
+const CONFIG_A_RESEGMENT_HU: [f64; 2] = [-500.0, 400.0];
+
+/// Fixed bin size of configuration A, HU (IBSI manual §5).
+const CONFIG_A_BIN_WIDTH_HU: f64 = 25.0;
+
+/// GLCM distance of every IBSI 1 configuration (IBSI manual §5), Chebyshev voxels.
+const IBSI_GLCM_DISTANCE_VOX: u32 = 1;
+
+/// Tag prefixes of the families this test covers; reference rows with these prefixes
+/// must be produced unless listed in [`NOT_PRODUCED`].
+const FAMILY_PREFIXES: [&str; 3] = ["morph_", "stat_", "cm_"];
+
+/// Reference rows of covered families that radscore does not produce, with the reason.
+/// Applies to every data set.
+const NOT_PRODUCED: &[(&str, &str)] = &[
+    (
+        "morph_com",
+        "centre-of-mass shift: not implemented (needs intensity-weighted centre)",
+    ),
+    ("morph_diam", "maximum 3D diameter: not implemented"),
+    ("morph_pca_maj_axis", "PCA axis lengths: not implemented"),
+    ("morph_pca_min_axis", "PCA axis lengths: not implemented"),
+    ("morph_pca_least_axis", "PCA axis lengths: not implemented"),
+    ("morph_pca_elongation", "PCA axis lengths: not implemented"),
+    ("morph_pca_flatness", "PCA axis lengths: not implemented"),
+    (
+        "morph_vol_dens_aabb",
+        "bounding-box densities: not implemented",
+    ),
+    (
+        "morph_area_dens_aabb",
+        "bounding-box densities: not implemented",
+    ),
+    ("morph_vol_dens_aee", "ellipsoid densities: not implemented"),
+    (
+        "morph_area_dens_aee",
+        "ellipsoid densities: not implemented",
+    ),
+    ("morph_vol_dens_conv_hull", "convex hull: not implemented"),
+    ("morph_area_dens_conv_hull", "convex hull: not implemented"),
+    ("morph_integ_int", "integrated intensity: not implemented"),
+    ("morph_moran_i", "Moran's I: not implemented"),
+    ("morph_geary_c", "Geary's C: not implemented"),
+    // These four have no reference value ("not standardized") and are skipped anyway.
+    (
+        "morph_vol_dens_ombb",
+        "not standardised by IBSI: no reference value",
+    ),
+    (
+        "morph_area_dens_ombb",
+        "not standardised by IBSI: no reference value",
+    ),
+    (
+        "morph_vol_dens_mvee",
+        "not standardised by IBSI: no reference value",
+    ),
+    (
+        "morph_area_dens_mvee",
+        "not standardised by IBSI: no reference value",
+    ),
+];
+
+/// One row of the long reference table.
+struct Reference {
+    tag: String,
+    value: f64,
+    tolerance: f64,
+}
+
+fn shared_data() -> PathBuf {
+    std::env::var_os("RADSCORE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+}
+
+/// Reference rows of one data set (`digital_phantom`, `config_A`, …) with a value;
+/// diagnostics rows are left out (they describe processing steps, not features).
+fn references(data_set: &str) -> Vec<Reference> {
+    let path = shared_data().join("ibsi1/reference_values/ibsi1_reference_values_long.csv");
+    let mut reader = csv::Reader::from_path(&path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    let headers = reader
+        .headers()
+        .expect("reference CSV has a header row")
+        .clone();
+    let col = |name: &str| {
+        headers
+            .iter()
+            .position(|h| h == name)
+            .unwrap_or_else(|| panic!("no column {name}"))
+    };
+    let (c_set, c_family, c_tag) = (col("data_set"), col("family"), col("tag"));
+    let (c_value, c_tol) = (col("reference_value"), col("tolerance"));
+    let mut out = Vec::new();
+    for record in reader.records() {
+        let r = record.expect("reference CSV row parses");
+        if &r[c_set] != data_set || r[c_family].starts_with("Diagnostics") {
+            continue;
+        }
+        if r[c_value].trim().is_empty() {
+            continue; // "not standardized" rows carry no value (data README).
+        }
+        let value: f64 = r[c_value].trim().parse().expect("numeric reference value");
+        let tolerance: f64 = r[c_tol].trim().parse().expect("numeric tolerance");
+        out.push(Reference {
+            tag: r[c_tag].to_string(),
+            value,
+            tolerance,
+        });
+    }
+    assert!(!out.is_empty(), "no reference rows for {data_set}");
+    out
+}
+
+/// The tolerance a row is checked with (see [`ROUNDED_SIGNIFICANT_DIGITS`]).
+fn effective_tolerance(r: &Reference) -> f64 {
+    if r.tolerance > 0.0 {
+        return r.tolerance;
+    }
+    if r.value == 0.0 {
+        return 0.0;
+    }
+    let exponent = r.value.abs().log10().floor() as i32 - (ROUNDED_SIGNIFICANT_DIGITS - 1);
+    HALF_UNIT * 10f64.powi(exponent)
+}
+
+/// A NIfTI volume as a `[z, y, x]` array plus its spacing `[z, y, x]` in mm.
+fn read_nifti(rel: &str) -> (Array3<f32>, [f64; 3]) {
+    let path = shared_data().join(rel);
+    let obj = ReaderOptions::new()
+        .read_file(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let pixdim = obj.header().pixdim;
+    let data = obj
+        .into_volume()
+        .into_ndarray::<f32>()
+        .expect("NIfTI volume converts to f32");
+    let shape = data.shape().to_vec();
+    assert_eq!(shape.len(), 3, "{rel}: expected a 3D volume, got {shape:?}");
+    let (nx, ny, nz) = (shape[0], shape[1], shape[2]);
+    // Logical iteration order of an (x, y, z) array: x slowest, z fastest.
+    let flat: Vec<f32> = data.iter().copied().collect();
+    let zyx = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| flat[(x * ny + y) * nz + z]);
+    let spacing = [
+        f64::from(pixdim[3]),
+        f64::from(pixdim[2]),
+        f64::from(pixdim[1]),
+    ];
+    (zyx, spacing)
+}
+
+/// Image and mask of a data set, cropped to the mask's bounding box.
+fn load_roi(dir: &str, image: &str, mask: &str, resegment_hu: Option<[f64; 2]>) -> Roi {
+    let (hu, spacing_mm) = read_nifti(&format!("{dir}/nifti/image/{image}"));
+    let (mask, mask_spacing) = read_nifti(&format!("{dir}/nifti/mask/{mask}"));
+    assert_eq!(hu.dim(), mask.dim(), "{dir}: image and mask shapes differ");
+    assert_eq!(
+        spacing_mm, mask_spacing,
+        "{dir}: image and mask spacing differ"
+    );
+    let mask = mask.mapv(|m| m > 0.5);
+    let mut lo = [usize::MAX; 3];
+    let mut hi = [0; 3];
+    for ((z, y, x), _) in mask.indexed_iter().filter(|(_, m)| **m) {
+        for (a, v) in [z, y, x].into_iter().enumerate() {
+            lo[a] = lo[a].min(v);
+            hi[a] = hi[a].max(v);
+        }
+    }
+    assert!(lo[0] <= hi[0], "{dir}: empty mask");
+    // `s![]` expands to code with `allow(unsafe_code)`, which the crate forbids.
+    let dim = (hi[0] - lo[0] + 1, hi[1] - lo[1] + 1, hi[2] - lo[2] + 1);
+    let at = |(z, y, x): (usize, usize, usize)| [z + lo[0], y + lo[1], x + lo[2]];
+    let hu = Array3::from_shape_fn(dim, |i| hu[at(i)]);
+    let morph_mask = Array3::from_shape_fn(dim, |i| mask[at(i)]);
+    let mut intensity_mask = morph_mask.clone();
+    if let Some([min, max]) = resegment_hu {
+        ndarray::Zip::from(&mut intensity_mask)
+            .and(&hu)
+            .for_each(|m, &v| {
+                *m = *m && (min..=max).contains(&f64::from(v));
+            });
+    }
+    Roi {
+        hu,
+        intensity_mask,
+        morph_mask,
+        spacing_mm,
+    }
+}
+
+/// Compute the three families, checking that `names` lists exactly what `compute` returns.
+fn compute(roi: &Roi, settings: &FamilySettings) -> Vec<Feature> {
+    type Pair = (
+        &'static str,
+        radscore::features::FamilyFn,
+        radscore::features::NamesFn,
+    );
+    let families: [Pair; 3] = [
+        ("morphology", morphology::compute, morphology::names),
+        (
+            "intensity_stats",
+            intensity_stats::compute,
+            intensity_stats::names,
+        ),
+        ("glcm", glcm::compute, glcm::names),
+    ];
+    let mut out = Vec::new();
+    for (name, compute, names) in families {
+        let features = compute(roi, settings).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let produced: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
+        assert_eq!(
+            produced,
+            names(settings),
+            "{name}: names() differs from compute()"
+        );
+        out.extend(features);
+    }
+    out
+}
+
+/// Compare features with the reference rows; panics listing every problem.
+fn check(data_set: &str, features: &[Feature]) {
+    let refs = references(data_set);
+    let mut by_tag: BTreeMap<&str, Vec<&Reference>> = BTreeMap::new();
+    for r in &refs {
+        by_tag.entry(r.tag.as_str()).or_default().push(r);
+    }
+    let mut problems = Vec::new();
+    let mut passed = 0;
+    for f in features {
+        let Some(rows) = by_tag.get(f.name.as_str()) else {
+            problems.push(format!(
+                "{}: produced ({}) but has no reference row",
+                f.name, f.value
+            ));
+            continue;
+        };
+        for r in rows {
+            let tol = effective_tolerance(r);
+            let slack = FLOAT_SLACK_REL * r.value.abs();
+            if (f.value - r.value).abs() <= tol + slack {
+                passed += 1;
+            } else {
+                problems.push(format!(
+                    "{}: expected {} ± {tol}, got {} (difference {:+.4e})",
+                    f.name,
+                    r.value,
+                    f.value,
+                    f.value - r.value
+                ));
+            }
+        }
+    }
+    let produced: Vec<&str> = features.iter().map(|f| f.name.as_str()).collect();
+    for r in &refs {
+        let covered = FAMILY_PREFIXES.iter().any(|p| r.tag.starts_with(p));
+        let excused = NOT_PRODUCED.iter().any(|(t, _)| *t == r.tag);
+        if covered && !excused && !produced.contains(&r.tag.as_str()) {
+            problems.push(format!(
+                "{}: reference row ({}) was not produced",
+                r.tag, r.value
+            ));
+        }
+    }
+    println!(
+        "{data_set}: {passed} reference comparisons passed, {} problems",
+        problems.len()
+    );
+    assert!(
+        problems.is_empty(),
+        "{data_set}: {} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// All six GLCM aggregations, for the digital phantom.
+const ALL_AGGREGATIONS: [TextureAggregation; 6] = [
+    TextureAggregation::D2Avg,
+    TextureAggregation::D2Comb,
+    TextureAggregation::D25Avg,
+    TextureAggregation::D25Comb,
+    TextureAggregation::D3Avg,
+    TextureAggregation::D3Comb,
+];
+
+/// The digital phantom (74 voxels, 2 mm) against the IBSI chapter 3 reference values.
+#[test]
+fn digital_phantom_matches_ibsi_reference() {
+    let roi = load_roi(
+        "ibsi1/digital_phantom",
+        "phantom.nii.gz",
+        "mask.nii.gz",
+        None,
+    );
+    assert_eq!(
+        roi.morph_mask.iter().filter(|&&m| m).count(),
+        74,
+        "phantom mask voxel count"
+    );
+    let settings = FamilySettings {
+        resegment_range_hu: None,
+        discretisation: Discretisation::None,
+        glcm_distance_vox: IBSI_GLCM_DISTANCE_VOX,
+        glcm_aggregations: ALL_AGGREGATIONS.to_vec(),
+        min_voxels: 1,
+    };
+    check("digital_phantom", &compute(&roi, &settings));
+}
+
+/// The CT phantom (PAT1 GTV-1) with configuration A against the IBSI reference values.
+#[test]
+fn ct_phantom_config_a_matches_ibsi_reference() {
+    let roi = load_roi(
+        "ibsi1/ct_phantom",
+        "phantom.nii.gz",
+        "mask.nii.gz",
+        Some(CONFIG_A_RESEGMENT_HU),
+    );
+    let settings = FamilySettings {
+        resegment_range_hu: Some(CONFIG_A_RESEGMENT_HU),
+        discretisation: Discretisation::FixedBinSize {
+            bin_width_hu: CONFIG_A_BIN_WIDTH_HU,
+            lower_bound_hu: Some(CONFIG_A_RESEGMENT_HU[0]),
+        },
+        glcm_distance_vox: IBSI_GLCM_DISTANCE_VOX,
+        glcm_aggregations: ALL_AGGREGATIONS[..4].to_vec(),
+        min_voxels: 1,
+    };
+    check("config_A", &compute(&roi, &settings));
+}
