@@ -39,7 +39,10 @@ pub fn load_model(config: &Config, settings: &ExtractionSettings) -> anyhow::Res
     let model = Model::load(&config.model_dir)
         .with_context(|| format!("loading the model from {}", config.model_dir.display()))?;
     if let Err(e) = model.check_compatible(settings) {
-        bail!("model in {} does not match this extractor: {e}", config.model_dir.display());
+        bail!(
+            "model in {} does not match this extractor: {e}",
+            config.model_dir.display()
+        );
     }
     Ok(model)
 }
@@ -63,6 +66,13 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         limits: config.upload_limits(),
         metrics: crate::telemetry::metrics_handle(),
     };
-    let jobs = Arc::new(JobContext { db, blobs, model, settings, job_enqueued, queue: QueueConfig::default() });
+    let jobs = Arc::new(JobContext {
+        db,
+        blobs,
+        model,
+        settings,
+        job_enqueued,
+        queue: QueueConfig::default(),
+    });
     Ok(App { state, jobs })
 }

@@ -15,7 +15,7 @@
 //! | [`features`] | extraction settings, one IBSI 1 feature family per file |
 //! | [`image`] | voxel grids, volumes, lesion masks, discretisation, NIfTI label maps |
 //! | [`dicom`] | DICOM series assembly and DICOM SEG decoding (dicom-rs) |
-//! | [`demo`] | deterministic synthetic CT cases (DICOM series + NIfTI label map) for demos and training; uses `image`, `features` |
+//! | [`demo`] | deterministic synthetic CT cases (DICOM series, NIfTI labels) for demos and training |
 //! | [`store`] | sqlx database (SQLite by default) and the blob store (object_store) |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!

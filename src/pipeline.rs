@@ -179,7 +179,9 @@ impl SegmentationFormat {
         }
         let head: [u8; 4] = bytes.get(..4)?.try_into().ok()?;
         let sizeof_hdr = [i32::from_le_bytes(head), i32::from_be_bytes(head)];
-        sizeof_hdr.contains(&NIFTI1_HEADER_SIZE).then_some(SegmentationFormat::Nifti)
+        sizeof_hdr
+            .contains(&NIFTI1_HEADER_SIZE)
+            .then_some(SegmentationFormat::Nifti)
     }
 
     /// The wire name.
@@ -216,7 +218,9 @@ pub fn read_segmentation(
         .ok_or_else(|| SegmentationError::UnknownFormat { file: file.clone() })?;
     let seg = match format {
         SegmentationFormat::DicomSeg => crate::dicom::seg::read_seg(bytes, &file, grid)?,
-        SegmentationFormat::Nifti => crate::image::labelmap::read_nifti_labelmap(bytes, &file, grid)?,
+        SegmentationFormat::Nifti => {
+            crate::image::labelmap::read_nifti_labelmap(bytes, &file, grid)?
+        }
     };
     Ok((format, seg))
 }

@@ -44,7 +44,10 @@ pub struct Feature {
 impl Feature {
     /// A named value.
     pub fn new(name: impl Into<String>, value: f64) -> Self {
-        Feature { name: name.into(), value }
+        Feature {
+            name: name.into(),
+            value,
+        }
     }
 }
 
@@ -57,9 +60,15 @@ pub enum FeatureError {
     /// Fewer voxels than the family needs.
     #[error("the region of interest has {found} voxel(s); at least {required} are needed")]
     TooFewVoxels { found: usize, required: usize },
+    /// The lesion spans too few slices for 3D features.
+    #[error("the region of interest spans {found} slice(s); at least {required} are needed")]
+    TooFewSlices { found: usize, required: usize },
     /// A computation produced a non-finite value (e.g. a degenerate distribution).
     #[error("feature {feature} is not defined for this region ({reason})")]
-    Undefined { feature: String, reason: &'static str },
+    Undefined {
+        feature: String,
+        reason: &'static str,
+    },
     /// Settings that cannot be applied (e.g. zero bin width).
     #[error("invalid settings: {0}")]
     InvalidSettings(String),
@@ -71,6 +80,7 @@ impl FeatureError {
         match self {
             FeatureError::EmptyRoi => "empty_roi",
             FeatureError::TooFewVoxels { .. } => "too_few_voxels",
+            FeatureError::TooFewSlices { .. } => "single_slice",
             FeatureError::Undefined { .. } => "feature_undefined",
             FeatureError::InvalidSettings(_) => "invalid_settings",
         }
@@ -95,13 +105,21 @@ pub struct Family {
 
 /// The families computed by this build, in output order.
 pub const FAMILIES: &[Family] = &[
-    Family { name: "morphology", compute: morphology::compute, names: morphology::names },
+    Family {
+        name: "morphology",
+        compute: morphology::compute,
+        names: morphology::names,
+    },
     Family {
         name: "intensity_stats",
         compute: intensity_stats::compute,
         names: intensity_stats::names,
     },
-    Family { name: "glcm", compute: glcm::compute, names: glcm::names },
+    Family {
+        name: "glcm",
+        compute: glcm::compute,
+        names: glcm::names,
+    },
 ];
 
 /// Every feature name produced with `settings`, in output order.
@@ -120,7 +138,10 @@ pub fn compute_all(roi: &Roi, settings: &FamilySettings) -> Result<Vec<Feature>,
         out.extend((family.compute)(roi, settings)?);
     }
     if let Some(bad) = out.iter().find(|f| !f.value.is_finite()) {
-        return Err(FeatureError::Undefined { feature: bad.name.clone(), reason: "non-finite" });
+        return Err(FeatureError::Undefined {
+            feature: bad.name.clone(),
+            reason: "non-finite",
+        });
     }
     Ok(out)
 }

@@ -147,14 +147,19 @@ pub struct ExtractionSettings {
 pub enum SettingsError {
     #[error("settings are not valid JSON for schema version {SETTINGS_SCHEMA_VERSION}: {0}")]
     Parse(#[from] serde_json::Error),
-    #[error("settings schema_version {found} is not supported (expected {SETTINGS_SCHEMA_VERSION})")]
+    #[error(
+        "settings schema_version {found} is not supported (expected {SETTINGS_SCHEMA_VERSION})"
+    )]
     Version { found: u32 },
     #[error("settings have no profile for location 'other', which is the fallback")]
     NoFallback,
     #[error("profile '{location}' produces other feature names than profile 'other'")]
     NamesDiffer { location: &'static str },
     #[error("profile '{location}': {reason}")]
-    Invalid { location: &'static str, reason: String },
+    Invalid {
+        location: &'static str,
+        reason: String,
+    },
 }
 
 impl ExtractionSettings {
@@ -167,14 +172,24 @@ impl ExtractionSettings {
     pub fn from_json(text: &str) -> Result<Self, SettingsError> {
         let s: ExtractionSettings = serde_json::from_str(text)?;
         if s.schema_version != SETTINGS_SCHEMA_VERSION {
-            return Err(SettingsError::Version { found: s.schema_version });
+            return Err(SettingsError::Version {
+                found: s.schema_version,
+            });
         }
-        let fallback = s.profiles.get(&Location::Other).ok_or(SettingsError::NoFallback)?;
+        let fallback = s
+            .profiles
+            .get(&Location::Other)
+            .ok_or(SettingsError::NoFallback)?;
         let names = super::feature_names(fallback);
         for (loc, p) in &s.profiles {
-            p.validate().map_err(|reason| SettingsError::Invalid { location: loc.as_str(), reason })?;
+            p.validate().map_err(|reason| SettingsError::Invalid {
+                location: loc.as_str(),
+                reason,
+            })?;
             if super::feature_names(p) != names {
-                return Err(SettingsError::NamesDiffer { location: loc.as_str() });
+                return Err(SettingsError::NamesDiffer {
+                    location: loc.as_str(),
+                });
             }
         }
         Ok(s)
@@ -206,7 +221,9 @@ impl FamilySettings {
     pub fn validate(&self) -> Result<(), String> {
         match &self.discretisation {
             Discretisation::FixedBinNumber { bins } if *bins < 2 => {
-                return Err(format!("fixed_bin_number needs at least 2 bins, got {bins}"));
+                return Err(format!(
+                    "fixed_bin_number needs at least 2 bins, got {bins}"
+                ));
             }
             Discretisation::FixedBinSize { bin_width_hu, .. }
                 if !(bin_width_hu.is_finite() && *bin_width_hu > 0.0) =>
@@ -245,7 +262,10 @@ mod tests {
     fn changing_a_setting_changes_the_hash() {
         let s = ExtractionSettings::bundled();
         let mut t = s.clone();
-        t.profiles.get_mut(&Location::Other).unwrap().glcm_distance_vox = 2;
+        t.profiles
+            .get_mut(&Location::Other)
+            .unwrap()
+            .glcm_distance_vox = 2;
         assert_ne!(s.hash(), t.hash());
     }
 }

@@ -31,19 +31,32 @@ pub struct Grid {
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum GridMismatch {
     #[error("dimensions differ: expected {expected:?} voxels [z, y, x], found {found:?}")]
-    Shape { expected: [usize; 3], found: [usize; 3] },
+    Shape {
+        expected: [usize; 3],
+        found: [usize; 3],
+    },
     #[error(
         "voxel spacing differs on axis {axis}: expected {expected_mm:.4} mm, found {found_mm:.4} mm"
     )]
-    Spacing { axis: &'static str, expected_mm: f64, found_mm: f64 },
-    #[error(
-        "orientation differs on axis {axis}: expected direction {expected:?}, found {found:?}"
-    )]
-    Direction { axis: &'static str, expected: [f64; 3], found: [f64; 3] },
+    Spacing {
+        axis: &'static str,
+        expected_mm: f64,
+        found_mm: f64,
+    },
+    #[error("orientation differs on axis {axis}: expected direction {expected:?}, found {found:?}")]
+    Direction {
+        axis: &'static str,
+        expected: [f64; 3],
+        found: [f64; 3],
+    },
     #[error(
         "origin differs by {offset_mm:.3} mm along axis {axis} (tolerance {tolerance_mm:.3} mm)"
     )]
-    Origin { axis: &'static str, offset_mm: f64, tolerance_mm: f64 },
+    Origin {
+        axis: &'static str,
+        offset_mm: f64,
+        tolerance_mm: f64,
+    },
 }
 
 /// Names of the array axes in `[z, y, x]` order, for messages.
@@ -86,7 +99,10 @@ impl Grid {
     /// [`GEOMETRY_TOLERANCE_FRACTION`] of the spacing; the first difference found is returned.
     pub fn check_same_as(&self, other: &Grid) -> Result<(), GridMismatch> {
         if self.shape_vox != other.shape_vox {
-            return Err(GridMismatch::Shape { expected: self.shape_vox, found: other.shape_vox });
+            return Err(GridMismatch::Shape {
+                expected: self.shape_vox,
+                found: other.shape_vox,
+            });
         }
         for a in 0..3 {
             // Spacing error accumulates across the grid: compare the drift at the far edge.
@@ -131,7 +147,11 @@ pub fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
 
 /// Cross product of two 3-vectors.
 pub fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
-    [a[1] * b[2] - a[2] * b[1], a[2] * b[0] - a[0] * b[2], a[0] * b[1] - a[1] * b[0]]
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
 }
 
 #[cfg(test)]
@@ -165,6 +185,9 @@ mod tests {
         assert_eq!(g.check_same_as(&noisy), Ok(()));
         let mut shifted = g.clone();
         shifted.origin_mm[2] += 1.5;
-        assert!(matches!(g.check_same_as(&shifted), Err(GridMismatch::Origin { .. })));
+        assert!(matches!(
+            g.check_same_as(&shifted),
+            Err(GridMismatch::Origin { .. })
+        ));
     }
 }

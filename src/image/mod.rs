@@ -15,7 +15,7 @@ pub mod discretise;
 pub mod grid;
 pub mod labelmap;
 
-pub use grid::{Grid, GridMismatch, GEOMETRY_TOLERANCE_FRACTION};
+pub use grid::{GEOMETRY_TOLERANCE_FRACTION, Grid, GridMismatch};
 
 use ndarray::Array3;
 
@@ -54,7 +54,14 @@ impl LesionMask {
     pub fn bbox_zyx(&self) -> [[usize; 3]; 2] {
         let s = self.mask.dim();
         let o = self.offset_zyx;
-        [o, [o[0] + s.0.max(1) - 1, o[1] + s.1.max(1) - 1, o[2] + s.2.max(1) - 1]]
+        [
+            o,
+            [
+                o[0] + s.0.max(1) - 1,
+                o[1] + s.1.max(1) - 1,
+                o[2] + s.2.max(1) - 1,
+            ],
+        ]
     }
 }
 

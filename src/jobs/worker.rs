@@ -55,7 +55,11 @@ pub async fn run_worker_pool(ctx: Arc<JobContext>, size: usize, shutdown: Cancel
     let mut handles = Vec::with_capacity(size);
     for n in 0..size.max(1) {
         let worker_id = format!("{}-{n}", &node[..12]);
-        handles.push(tokio::spawn(worker_loop(ctx.clone(), worker_id, shutdown.clone())));
+        handles.push(tokio::spawn(worker_loop(
+            ctx.clone(),
+            worker_id,
+            shutdown.clone(),
+        )));
     }
     for h in handles {
         if let Err(e) = h.await {
@@ -70,7 +74,11 @@ async fn worker_loop(ctx: Arc<JobContext>, worker_id: String, shutdown: Cancella
         if let Err(e) = ctx.db.fail_exhausted_jobs(ctx.queue.max_attempts).await {
             tracing::warn!(error.message = %e, "could not sweep exhausted jobs");
         }
-        match ctx.db.claim_job(&worker_id, ctx.queue.lease, ctx.queue.max_attempts).await {
+        match ctx
+            .db
+            .claim_job(&worker_id, ctx.queue.lease, ctx.queue.max_attempts)
+            .await
+        {
             Ok(Some(job)) => process_job(&ctx, &worker_id, job).await,
             Ok(None) => {
                 tokio::select! {
@@ -95,22 +103,38 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
         let started = Instant::now();
         tracing::info!(attempt = job.attempts, "job started");
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
-        let beat = tokio::spawn(heartbeat(ctx.clone(), job.id.clone(), worker_id.into(), progress.clone()));
+        let beat = tokio::spawn(heartbeat(
+            ctx.clone(),
+            job.id.clone(),
+            worker_id.into(),
+            progress.clone(),
+        ));
 
         let outcome = run_job(ctx, &job, progress).await;
         beat.abort();
 
         let (status, stored) = match &outcome {
             Ok(result) => match serde_json::to_string(result) {
-                Ok(json) => ("succeeded", ctx.db.finish_job(&job.id, worker_id, Ok(&json)).await),
+                Ok(json) => (
+                    "succeeded",
+                    ctx.db.finish_job(&job.id, worker_id, Ok(&json)).await,
+                ),
                 Err(e) => {
                     let reason = format!("the result could not be serialised: {e}");
-                    ("failed", ctx.db.finish_job(&job.id, worker_id, Err(&reason)).await)
+                    (
+                        "failed",
+                        ctx.db.finish_job(&job.id, worker_id, Err(&reason)).await,
+                    )
                 }
             },
             Err(e) => {
                 tracing::warn!(error.message = %e, "job failed");
-                ("failed", ctx.db.finish_job(&job.id, worker_id, Err(&e.to_string())).await)
+                (
+                    "failed",
+                    ctx.db
+                        .finish_job(&job.id, worker_id, Err(&e.to_string()))
+                        .await,
+                )
             }
         };
         let seconds = started.elapsed().as_secs_f64();
@@ -126,12 +150,21 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
     .await;
 }
 
-async fn heartbeat(ctx: Arc<JobContext>, job_id: String, worker_id: String, progress: Arc<AtomicU64>) {
+async fn heartbeat(
+    ctx: Arc<JobContext>,
+    job_id: String,
+    worker_id: String,
+    progress: Arc<AtomicU64>,
+) {
     let mut tick = tokio::time::interval(ctx.queue.heartbeat);
     loop {
         tick.tick().await;
         let p = f64::from_bits(progress.load(Ordering::Relaxed));
-        match ctx.db.heartbeat(&job_id, &worker_id, ctx.queue.lease, p).await {
+        match ctx
+            .db
+            .heartbeat(&job_id, &worker_id, ctx.queue.lease, p)
+            .await
+        {
             Ok(true) => {}
             Ok(false) => tracing::warn!("lease lost"),
             Err(e) => tracing::warn!(error.message = %e, "heartbeat failed"),
@@ -147,13 +180,21 @@ async fn run_job(
 ) -> Result<JobResult, JobError> {
     let request: JobRequest =
         serde_json::from_str(&job.request).map_err(|e| JobError::Request(e.to_string()))?;
-    let series_row = ctx.db.series(&job.series_id).await?.ok_or_else(|| {
-        JobError::Series(format!("series {} no longer exists", job.series_id))
-    })?;
+    let series_row =
+        ctx.db.series(&job.series_id).await?.ok_or_else(|| {
+            JobError::Series(format!("series {} no longer exists", job.series_id))
+        })?;
     tracing::Span::current().record("series_uid", series_row.series_uid.as_str());
-    let seg_row = ctx.db.segmentation(&job.segmentation_id).await?.ok_or_else(|| {
-        JobError::Segmentation(format!("segmentation {} no longer exists", job.segmentation_id))
-    })?;
+    let seg_row = ctx
+        .db
+        .segmentation(&job.segmentation_id)
+        .await?
+        .ok_or_else(|| {
+            JobError::Segmentation(format!(
+                "segmentation {} no longer exists",
+                job.segmentation_id
+            ))
+        })?;
 
     let files = load_series_files(&ctx.blobs, &series_row.blob_prefix).await?;
     let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
@@ -161,12 +202,22 @@ async fn run_job(
     let settings = ctx.settings.clone();
     let extract_started = Instant::now();
     let lesions = tokio::task::spawn_blocking(move || -> Result<Vec<LesionFeatures>, JobError> {
-        let series = crate::dicom::assemble_series(&files)
-            .map_err(|e| JobError::Series(e.to_string()))?;
-        let (_, seg) = pipeline::read_segmentation(&seg_bytes, seg_row.file_name.as_deref(), &series.volume.grid)
-            .map_err(|e| JobError::Segmentation(e.to_string()))?;
+        let series =
+            crate::dicom::assemble_series(&files).map_err(|e| JobError::Series(e.to_string()))?;
+        let (_, seg) = pipeline::read_segmentation(
+            &seg_bytes,
+            seg_row.file_name.as_deref(),
+            &series.volume.grid,
+        )
+        .map_err(|e| JobError::Segmentation(e.to_string()))?;
         let mut report = |p: f64| progress.store((0.9 * p).to_bits(), Ordering::Relaxed);
-        Ok(pipeline::extract_lesions(&series.volume, &seg, &request.lesions, &settings, &mut report))
+        Ok(pipeline::extract_lesions(
+            &series.volume,
+            &seg,
+            &request.lesions,
+            &settings,
+            &mut report,
+        ))
     })
     .await
     .map_err(|e| JobError::Aborted(e.to_string()))??;
@@ -174,11 +225,20 @@ async fn run_job(
         .record(extract_started.elapsed().as_secs_f64());
 
     let probabilities = score(ctx.model.clone(), &lesions).await?;
-    Ok(build_result(ctx, job, &series_row.series_uid, &lesions, probabilities))
+    Ok(build_result(
+        ctx,
+        job,
+        &series_row.series_uid,
+        &lesions,
+        probabilities,
+    ))
 }
 
 /// Score the lesions that have features; `None` for the others.
-pub async fn score(model: Arc<Model>, lesions: &[LesionFeatures]) -> Result<Vec<Option<f64>>, JobError> {
+pub async fn score(
+    model: Arc<Model>,
+    lesions: &[LesionFeatures],
+) -> Result<Vec<Option<f64>>, JobError> {
     let rows: Vec<Vec<f64>> = lesions
         .iter()
         .filter_map(|l| l.features.as_ref().ok())
@@ -195,7 +255,10 @@ pub async fn score(model: Arc<Model>, lesions: &[LesionFeatures]) -> Result<Vec<
     };
     metrics::histogram!("radscore_model_inference_seconds").record(started.elapsed().as_secs_f64());
     let mut it = scores.into_iter();
-    Ok(lesions.iter().map(|l| if l.features.is_ok() { it.next() } else { None }).collect())
+    Ok(lesions
+        .iter()
+        .map(|l| if l.features.is_ok() { it.next() } else { None })
+        .collect())
 }
 
 fn build_result(
@@ -211,11 +274,17 @@ fn build_result(
         series_id: job.series_id.clone(),
         series_uid: series_uid.into(),
         segmentation_id: job.segmentation_id.clone(),
-        disclaimer: model.synthetic_demo.then(|| super::SYNTHETIC_MODEL_DISCLAIMER.to_string()),
+        disclaimer: model
+            .synthetic_demo
+            .then(|| super::SYNTHETIC_MODEL_DISCLAIMER.to_string()),
         model,
         settings_name: ctx.settings.name.clone(),
         settings_hash: ctx.settings.hash(),
-        lesions: lesions.iter().zip(probabilities).map(|(l, p)| LesionResult::new(l, p)).collect(),
+        lesions: lesions
+            .iter()
+            .zip(probabilities)
+            .map(|(l, p)| LesionResult::new(l, p))
+            .collect(),
     }
 }
 

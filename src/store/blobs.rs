@@ -22,7 +22,9 @@ impl BlobStore {
     pub fn local(dir: &Path) -> Result<Self, StoreError> {
         std::fs::create_dir_all(dir)?;
         let fs = LocalFileSystem::new_with_prefix(dir)?;
-        Ok(BlobStore { inner: Arc::new(fs) })
+        Ok(BlobStore {
+            inner: Arc::new(fs),
+        })
     }
 
     /// Store `bytes` under `key` (a `/`-separated relative path).

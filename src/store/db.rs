@@ -114,7 +114,11 @@ impl Db {
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
             .foreign_keys(true);
         // Every connection to `:memory:` is its own database: keep one for in-memory URLs.
-        let max = if url.contains(":memory:") { 1 } else { SQLITE_MAX_CONNECTIONS };
+        let max = if url.contains(":memory:") {
+            1
+        } else {
+            SQLITE_MAX_CONNECTIONS
+        };
         let pool = SqlitePoolOptions::new()
             .max_connections(max)
             .connect_with(opts)
@@ -126,13 +130,18 @@ impl Db {
 
     /// Apply the embedded migrations (idempotent).
     pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("./migrations/sqlite").run(&self.pool).await?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&self.pool)
+            .await?;
         Ok(())
     }
 
     /// Whether the database answers a trivial query (readiness).
     pub async fn ping(&self) -> bool {
-        sqlx::query_scalar::<_, i64>("SELECT 1").fetch_one(&self.pool).await.is_ok()
+        sqlx::query_scalar::<_, i64>("SELECT 1")
+            .fetch_one(&self.pool)
+            .await
+            .is_ok()
     }
 
     /// Insert a series row.
@@ -214,7 +223,10 @@ impl Db {
     /// A job by id.
     pub async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError> {
         let sql = concat!("SELECT ", job_columns!(), " FROM jobs WHERE id = $1");
-        Ok(sqlx::query_as::<_, JobRow>(sql).bind(id).fetch_optional(&self.pool).await?)
+        Ok(sqlx::query_as::<_, JobRow>(sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
     }
 
     /// Claim the oldest claimable job for `worker`: queued, or running with an expired
@@ -380,7 +392,11 @@ mod tests {
     async fn a_job_is_claimed_once_and_finished_by_its_owner_only() {
         let db = db_with_job().await;
         let lease = Duration::from_secs(60);
-        let job = db.claim_job("w1", lease, 3).await.unwrap().expect("claimable");
+        let job = db
+            .claim_job("w1", lease, 3)
+            .await
+            .unwrap()
+            .expect("claimable");
         assert_eq!(job.status, "running");
         assert_eq!(job.attempts, 1);
         assert!(db.claim_job("w2", lease, 3).await.unwrap().is_none());
@@ -397,7 +413,11 @@ mod tests {
         let expired = Duration::from_millis(0);
         db.claim_job("w1", expired, 2).await.unwrap().unwrap();
         tokio::time::sleep(Duration::from_millis(5)).await;
-        let again = db.claim_job("w2", expired, 2).await.unwrap().expect("re-claimable");
+        let again = db
+            .claim_job("w2", expired, 2)
+            .await
+            .unwrap()
+            .expect("re-claimable");
         assert_eq!(again.attempts, 2);
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert!(db.claim_job("w3", expired, 2).await.unwrap().is_none());
