@@ -117,7 +117,7 @@ pub fn read_seg(bytes: &[u8], file_name: &str, series: &Grid) -> Result<Segmenta
     let mut voxels: BTreeMap<u32, Vec<[usize; 3]>> = BTreeMap::new();
     for (f, groups) in per_frame.iter().enumerate() {
         let frame_no = f + 1;
-        let segment = frame_segment(groups, file, frame_no)?;
+        let segment = frame_segment(groups, shared, file, frame_no)?;
         if !segments.contains_key(&segment) {
             return Err(frame_error(
                 file,
@@ -296,11 +296,24 @@ fn pixel_bytes<'o>(
     Ok(data)
 }
 
-/// ReferencedSegmentNumber of one frame.
-fn frame_segment(groups: &InMemDicomObject, file: &str, frame: usize) -> Result<u32, DicomError> {
-    let item = opt_first_item(groups, file, SEGMENT_ID_SEQ)?
-        .ok_or_else(|| frame_error(file, frame, format!("{} is missing", SEGMENT_ID_SEQ.1)))?;
-    req_u32(item, file, REFERENCED_SEGMENT, "a segment number")
+/// ReferencedSegmentNumber of one frame, from its Per-frame group or else the Shared group
+/// (writers put it there when the object has a single segment).
+fn frame_segment(
+    groups: &InMemDicomObject,
+    shared: Option<&InMemDicomObject>,
+    file: &str,
+    frame: usize,
+) -> Result<u32, DicomError> {
+    for g in std::iter::once(groups).chain(shared) {
+        if let Some(item) = opt_first_item(g, file, SEGMENT_ID_SEQ)? {
+            return req_u32(item, file, REFERENCED_SEGMENT, "a segment number");
+        }
+    }
+    Err(frame_error(
+        file,
+        frame,
+        format!("{} is missing", SEGMENT_ID_SEQ.1),
+    ))
 }
 
 /// Where a frame's pixels land on the series grid: index of pixel (0, 0) and the index
@@ -331,10 +344,10 @@ fn group_attr(
     expected: &'static str,
 ) -> Result<Vec<f64>, DicomError> {
     for g in std::iter::once(groups).chain(shared) {
-        if let Some(item) = opt_first_item(g, file, sequence)? {
-            if item.element_opt(attr.0).ok().flatten().is_some() {
-                return req_f64s(item, file, attr, n, expected);
-            }
+        if let Some(item) = opt_first_item(g, file, sequence)?
+            && item.element_opt(attr.0).ok().flatten().is_some()
+        {
+            return req_f64s(item, file, attr, n, expected);
         }
     }
     Err(DicomError::MissingTag {
@@ -486,16 +499,13 @@ fn check_on_grid(
 ) -> Result<(), DicomError> {
     let (last_r, last_c) = ((layout.rows - 1) as i64, (layout.columns - 1) as i64);
     for (r, c) in [(0, 0), (last_r, 0), (0, last_c), (last_r, last_c)] {
-        for a in 0..3 {
+        for (a, axis) in AXIS_NAMES.iter().enumerate() {
             let i = p.origin[a] + r * p.row_step[a] + c * p.column_step[a];
             if i < 0 || i >= series.shape_vox[a] as i64 {
                 return Err(frame_error(
                     file,
                     frame,
-                    format!(
-                        "lies outside the series grid along axis {} (index {i})",
-                        AXIS_NAMES[a]
-                    ),
+                    format!("lies outside the series grid along axis {axis} (index {i})"),
                 ));
             }
         }

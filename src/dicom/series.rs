@@ -330,10 +330,10 @@ fn slice_spacing(slices: &[Slice], positions: &[f64]) -> Result<f64, DicomError>
 /// Spacing of a one-slice "stack": SpacingBetweenSlices, else SliceThickness.
 fn single_slice_spacing(slice: &Slice) -> Result<f64, DicomError> {
     for attr in [SPACING_BETWEEN_SLICES, SLICE_THICKNESS] {
-        if let Ok(v) = req_f64s(&slice.obj, &slice.file, attr, 1, "a positive number (mm)") {
-            if v[0] > 0.0 {
-                return Ok(v[0]);
-            }
+        if let Ok(v) = req_f64s(&slice.obj, &slice.file, attr, 1, "a positive number (mm)")
+            && v[0] > 0.0
+        {
+            return Ok(v[0]);
         }
     }
     Err(DicomError::MissingTag {

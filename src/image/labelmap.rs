@@ -339,72 +339,13 @@ impl<'a> NiftiData<'a> {
     /// All voxel values as `f64` in file order (i fastest), scaled when `scl_slope` is set.
     fn values(&self) -> Result<Vec<f64>, LabelMapError> {
         let h = &self.header;
-        let (size, read): (usize, fn([u8; 8], bool) -> f64) = match h.datatype {
-            2 => (1, |b, _| f64::from(b[0])),
-            256 => (1, |b, _| f64::from(b[0] as i8)),
-            4 => (2, |b, le| {
-                f64::from(if le {
-                    i16::from_le_bytes([b[0], b[1]])
-                } else {
-                    i16::from_be_bytes([b[0], b[1]])
-                })
-            }),
-            512 => (2, |b, le| {
-                f64::from(if le {
-                    u16::from_le_bytes([b[0], b[1]])
-                } else {
-                    u16::from_be_bytes([b[0], b[1]])
-                })
-            }),
-            8 => (4, |b, le| {
-                f64::from(if le {
-                    i32::from_le_bytes([b[0], b[1], b[2], b[3]])
-                } else {
-                    i32::from_be_bytes([b[0], b[1], b[2], b[3]])
-                })
-            }),
-            768 => (4, |b, le| {
-                f64::from(if le {
-                    u32::from_le_bytes([b[0], b[1], b[2], b[3]])
-                } else {
-                    u32::from_be_bytes([b[0], b[1], b[2], b[3]])
-                })
-            }),
-            16 => (4, |b, le| {
-                f64::from(if le {
-                    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
-                } else {
-                    f32::from_be_bytes([b[0], b[1], b[2], b[3]])
-                })
-            }),
-            1024 => (8, |b, le| {
-                (if le {
-                    i64::from_le_bytes(b)
-                } else {
-                    i64::from_be_bytes(b)
-                }) as f64
-            }),
-            1280 => (8, |b, le| {
-                (if le {
-                    u64::from_le_bytes(b)
-                } else {
-                    u64::from_be_bytes(b)
-                }) as f64
-            }),
-            64 => (8, |b, le| {
-                if le {
-                    f64::from_le_bytes(b)
-                } else {
-                    f64::from_be_bytes(b)
-                }
-            }),
-            other => {
-                return Err(LabelMapError::UnsupportedDataType {
-                    file: self.file.into(),
-                    datatype: other,
-                });
+        let datatype = StoredType::from_code(h.datatype).ok_or_else(|| {
+            LabelMapError::UnsupportedDataType {
+                file: self.file.into(),
+                datatype: h.datatype,
             }
-        };
+        })?;
+        let size = datatype.size();
 
         let count = self.shape_xyz.iter().product::<usize>();
         let offset = if h.vox_offset.is_finite() && h.vox_offset >= NIFTI1_HEADER_BYTES as f32 {
@@ -431,9 +372,13 @@ impl<'a> NiftiData<'a> {
         let values = data
             .chunks_exact(size)
             .map(|chunk| {
+                // Bring the value to little-endian order, then decode it.
                 let mut b = [0u8; 8];
                 b[..size].copy_from_slice(chunk);
-                let v = read(b, little);
+                if !little {
+                    b[..size].reverse();
+                }
+                let v = datatype.decode_le(b);
                 match scale {
                     Some((m, q)) => v * m + q,
                     None => v,
@@ -441,6 +386,65 @@ impl<'a> NiftiData<'a> {
             })
             .collect();
         Ok(values)
+    }
+}
+
+/// NIfTI-1 `datatype` codes we read (nifti1.h `DT_*`); complex and RGB are refused.
+#[derive(Debug, Clone, Copy)]
+enum StoredType {
+    U8,
+    I8,
+    I16,
+    U16,
+    I32,
+    U32,
+    F32,
+    I64,
+    U64,
+    F64,
+}
+
+impl StoredType {
+    fn from_code(code: i16) -> Option<Self> {
+        Some(match code {
+            2 => Self::U8,
+            256 => Self::I8,
+            4 => Self::I16,
+            512 => Self::U16,
+            8 => Self::I32,
+            768 => Self::U32,
+            16 => Self::F32,
+            1024 => Self::I64,
+            1280 => Self::U64,
+            64 => Self::F64,
+            _ => return None,
+        })
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Self::U8 | Self::I8 => 1,
+            Self::I16 | Self::U16 => 2,
+            Self::I32 | Self::U32 | Self::F32 => 4,
+            Self::I64 | Self::U64 | Self::F64 => 8,
+        }
+    }
+
+    /// The value stored little-endian in the first `size()` bytes of `b`.
+    fn decode_le(self, b: [u8; 8]) -> f64 {
+        let [b0, b1, b2, b3, ..] = b;
+        match self {
+            Self::U8 => f64::from(b0),
+            Self::I8 => f64::from(i8::from_le_bytes([b0])),
+            Self::I16 => f64::from(i16::from_le_bytes([b0, b1])),
+            Self::U16 => f64::from(u16::from_le_bytes([b0, b1])),
+            Self::I32 => f64::from(i32::from_le_bytes([b0, b1, b2, b3])),
+            Self::U32 => f64::from(u32::from_le_bytes([b0, b1, b2, b3])),
+            Self::F32 => f64::from(f32::from_le_bytes([b0, b1, b2, b3])),
+            Self::I64 => i64::from_le_bytes(b) as f64,
+            Self::U64 => u64::from_le_bytes(b) as f64,
+            Self::F64 => f64::from_le_bytes(b),
+        }
     }
 }
 

@@ -1,0 +1,473 @@
+//! Ingestion tests on the IBSI 1 CT phantom: DICOM series assembly, NIfTI label maps and
+//! NIfTI volumes, DICOM SEG written by highdicom, and the errors users meet.
+//!
+//! Data: `$RADSCORE_SHARED_DATA` or `<crate>/../shared/data` (see its README for the
+//! phantom facts used below). Python helpers: `tests/support/*.py`, run with
+//! `$RADSCORE_PYTHON` or `<crate>/.venv/bin/python`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use bytes::Bytes;
+use dicom_core::{DataElement, PrimitiveValue, VR};
+use dicom_dictionary_std::tags;
+use radscore::dicom::{AssembledSeries, DicomError, InputFile, assemble_series, read_seg};
+use radscore::image::labelmap::{LabelMapError, read_nifti_labelmap, read_nifti_volume};
+use radscore::image::{LesionMask, Segmentation};
+
+/// Phantom facts from `shared/data/README.md` §2.
+const PHANTOM_SHAPE: [usize; 3] = [60, 201, 204];
+const PHANTOM_SPACING: [f64; 3] = [3.0, 0.977, 0.977];
+const PHANTOM_ORIGIN_Z_MM: f64 = -100.4;
+const PHANTOM_HU_RANGE: (f32, f32) = (-1000.0, 3065.0);
+const PHANTOM_MASK_VOXELS: usize = 125_256;
+/// Mask bounding box, `[z, y, x]` (README: 100 × 99 × 26 voxels as x, y, z).
+const PHANTOM_MASK_BBOX_DIM: [usize; 3] = [26, 99, 100];
+/// DS values are written with about 6 significant digits; positions agree to 1e-3 mm.
+const POSITION_TOLERANCE_MM: f64 = 1e-3;
+/// A fixed synthetic UID root for rewritten test series.
+const OTHER_SERIES_UID: &str = "1.2.826.0.1.3680043.8.498.424242";
+const PHI_NAME: &str = "Doe^Jane-PHI";
+
+fn crate_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn data_dir() -> PathBuf {
+    std::env::var_os("RADSCORE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate_dir().join("../shared/data"))
+}
+
+fn phantom_dir() -> PathBuf {
+    data_dir().join("ibsi1/ct_phantom")
+}
+
+fn mask_path() -> PathBuf {
+    phantom_dir().join("nifti/mask/mask.nii.gz")
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("RADSCORE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| crate_dir().join(".venv/bin/python"))
+}
+
+/// Run a helper in `tests/support/`, failing the test with its stderr if it fails.
+fn run_support(script: &str, args: &[&str]) {
+    let out = Command::new(python())
+        .arg(crate_dir().join("tests/support").join(script))
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); set RADSCORE_PYTHON",
+                python().display()
+            )
+        });
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The 60 CT files in file-name order, read once.
+fn ct_files() -> &'static [InputFile] {
+    static FILES: OnceLock<Vec<InputFile>> = OnceLock::new();
+    FILES.get_or_init(|| {
+        let dir = phantom_dir().join("dicom/image");
+        radscore::dicom::files_from_dir(&dir).expect("phantom DICOM directory is readable")
+    })
+}
+
+/// The phantom assembled once per test process.
+fn phantom() -> &'static AssembledSeries {
+    static SERIES: OnceLock<AssembledSeries> = OnceLock::new();
+    SERIES.get_or_init(|| assemble_series(ct_files()).expect("phantom assembles"))
+}
+
+/// The NIfTI mask mapped onto the phantom grid, once.
+fn nifti_mask() -> &'static Segmentation {
+    static SEG: OnceLock<Segmentation> = OnceLock::new();
+    SEG.get_or_init(|| {
+        let bytes = std::fs::read(mask_path()).unwrap();
+        read_nifti_labelmap(&bytes, "mask.nii.gz", &phantom().volume.grid).expect("mask maps")
+    })
+}
+
+/// Rewrite one DICOM file with `edit` applied to its data set.
+fn rewrite(
+    file: &InputFile,
+    edit: impl FnOnce(&mut dicom_object::DefaultDicomObject),
+) -> InputFile {
+    let mut obj = dicom_object::OpenFileOptions::new()
+        .from_reader(std::io::Cursor::new(&file.bytes[..]))
+        .unwrap();
+    edit(&mut obj);
+    let mut out = Vec::new();
+    obj.write_all(&mut out).unwrap();
+    InputFile {
+        name: file.name.clone(),
+        bytes: Bytes::from(out),
+    }
+}
+
+fn assert_same_lesion(a: &LesionMask, b: &LesionMask) {
+    assert_eq!(a.offset_zyx, b.offset_zyx, "crop offsets differ");
+    assert_eq!(a.mask.dim(), b.mask.dim(), "crop shapes differ");
+    assert!(a.mask == b.mask, "masks differ");
+}
+
+/// The CT phantom assembles with the geometry and HU range the README documents.
+#[test]
+fn assembles_ct_phantom_geometry_and_hu() {
+    let s = phantom();
+    let g = &s.volume.grid;
+    assert_eq!(g.shape_vox, PHANTOM_SHAPE);
+    assert_eq!(s.volume.hu.dim(), (60, 201, 204));
+    for (found, expected) in g.spacing_mm.iter().zip(PHANTOM_SPACING) {
+        assert!((found - expected).abs() < POSITION_TOLERANCE_MM, "{g:?}");
+    }
+    assert!((g.origin_mm[2] - PHANTOM_ORIGIN_Z_MM).abs() < POSITION_TOLERANCE_MM);
+    assert_eq!(
+        g.direction,
+        [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
+    );
+    let min = s.volume.hu.iter().copied().fold(f32::INFINITY, f32::min);
+    let max = s
+        .volume
+        .hu
+        .iter()
+        .copied()
+        .fold(f32::NEG_INFINITY, f32::max);
+    assert_eq!((min, max), PHANTOM_HU_RANGE);
+    assert_eq!(s.instance_count, 60);
+    assert!((s.measured_slice_spacing_mm - 3.0).abs() < POSITION_TOLERANCE_MM);
+    assert!(
+        !s.series_uid.is_empty() && s.warnings.is_empty(),
+        "{:?}",
+        s.warnings
+    );
+}
+
+/// A shuffled upload order gives the identical volume and grid.
+#[test]
+fn shuffled_file_order_gives_identical_volume() {
+    let mut files = ct_files().to_vec();
+    files.reverse();
+    files.rotate_left(17);
+    let shuffled = assemble_series(&files).unwrap();
+    assert_eq!(shuffled.volume.grid, phantom().volume.grid);
+    assert!(shuffled.volume.hu == phantom().volume.hu);
+}
+
+/// The NIfTI mask lands on the DICOM grid with the reference voxel count, and the NIfTI
+/// image equals the DICOM HU voxel for voxel (README: the two are the same CT).
+#[test]
+fn nifti_mask_and_image_match_dicom_grid() {
+    let seg = nifti_mask();
+    assert_eq!(seg.lesions.len(), 1);
+    let lesion = &seg.lesions[0];
+    assert_eq!(lesion.label, 1);
+    assert_eq!(lesion.voxel_count(), PHANTOM_MASK_VOXELS);
+    let [lo, hi] = lesion.bbox_zyx();
+    assert_eq!([0, 1, 2].map(|a| hi[a] - lo[a] + 1), PHANTOM_MASK_BBOX_DIM);
+
+    let image = std::fs::read(phantom_dir().join("nifti/image/phantom.nii.gz")).unwrap();
+    let volume = read_nifti_volume(&image, "phantom.nii.gz").unwrap();
+    assert_eq!(phantom().volume.grid.check_same_as(&volume.grid), Ok(()));
+    assert!(
+        volume.hu == phantom().volume.hu,
+        "NIfTI HU differ from DICOM HU"
+    );
+}
+
+/// Label maps with permuted or flipped axes map through world coordinates; a cropped or
+/// shifted one is refused with a message naming what differs.
+#[test]
+fn nifti_variants_are_mapped_or_refused_precisely() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().to_str().unwrap();
+    run_support(
+        "nifti_variants.py",
+        &["--mask", mask_path().to_str().unwrap(), "--out-dir", out],
+    );
+    let grid = &phantom().volume.grid;
+    let read = |name: &str| {
+        let bytes = std::fs::read(dir.path().join(name)).unwrap();
+        read_nifti_labelmap(&bytes, name, grid)
+    };
+
+    for name in ["flipped_y.nii.gz", "swapped_xy.nii.gz"] {
+        let seg = read(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_same_lesion(&seg.lesions[0], &nifti_mask().lesions[0]);
+    }
+
+    let err = read("cropped.nii.gz").unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, LabelMapError::GridMismatch { .. }), "{msg}");
+    assert!(
+        msg.contains("dimensions differ") && msg.contains("[55, 201, 204]"),
+        "{msg}"
+    );
+    assert!(msg.contains("[60, 201, 204]"), "{msg}");
+
+    let msg = read("shifted.nii.gz").unwrap_err().to_string();
+    assert!(
+        msg.contains("origin differs") && msg.contains("x (column)"),
+        "{msg}"
+    );
+}
+
+/// Removing a middle slice is reported as a missing slice with the gap position.
+#[test]
+fn missing_middle_slice_names_the_gap() {
+    let mut files = ct_files().to_vec();
+    // DCM_IMG_00030 is at z = 76.6 − 30·3 = −13.4 mm (file order runs opposite to z).
+    files.remove(30);
+    let err = assemble_series(&files).unwrap_err();
+    let DicomError::MissingSlice {
+        from_mm,
+        to_mm,
+        expected_mm,
+        missing,
+        ..
+    } = err
+    else {
+        panic!("expected MissingSlice, got {err}");
+    };
+    assert!(
+        (from_mm - -16.4).abs() < 0.01 && (to_mm - -10.4).abs() < 0.01,
+        "{err}"
+    );
+    assert!((expected_mm - 3.0).abs() < 0.01 && missing == 1);
+    assert!(err.to_string().contains("-16.400 mm"), "{err}");
+}
+
+/// Files of two series are refused, listing both UIDs with their instance counts.
+#[test]
+fn mixed_series_lists_both_uids() {
+    let mut files = ct_files().to_vec();
+    for f in files.iter_mut().take(10) {
+        *f = rewrite(f, |obj| {
+            obj.put(DataElement::new(
+                tags::SERIES_INSTANCE_UID,
+                VR::UI,
+                PrimitiveValue::from(OTHER_SERIES_UID),
+            ));
+        });
+    }
+    let err = assemble_series(&files).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DicomError::MixedSeries { .. }), "{msg}");
+    assert!(
+        msg.contains(&format!("{OTHER_SERIES_UID} (10 instances)")),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!("{} (50 instances)", phantom().series_uid)),
+        "{msg}"
+    );
+}
+
+/// A non-DICOM file and a truncated DICOM file give errors naming the file, no panic.
+#[test]
+fn non_dicom_and_truncated_files_are_errors() {
+    let mut files = ct_files().to_vec();
+    files.push(InputFile {
+        name: "notes.txt".into(),
+        bytes: Bytes::from_static(b"hello"),
+    });
+    let err = assemble_series(&files).unwrap_err();
+    assert!(
+        matches!(&err, DicomError::NotDicom { file } if file == "notes.txt"),
+        "{err}"
+    );
+
+    let original = &ct_files()[3];
+    for keep in [
+        original.bytes.len() - 1000,
+        original.bytes.len() / 2,
+        200,
+        10,
+    ] {
+        let mut files = ct_files().to_vec();
+        files[3] = InputFile {
+            name: "cut.dcm".into(),
+            bytes: original.bytes.slice(..keep),
+        };
+        let err = assemble_series(&files).unwrap_err();
+        assert!(err.to_string().contains("cut.dcm"), "{keep} bytes: {err}");
+    }
+}
+
+/// Pixel data shorter than Rows × Columns is an error, not a panic.
+#[test]
+fn short_pixel_data_is_an_error() {
+    let mut files = ct_files().to_vec();
+    files[5] = rewrite(&files[5], |obj| {
+        obj.put(DataElement::new(
+            tags::PIXEL_DATA,
+            VR::OW,
+            PrimitiveValue::U16(vec![0u16; 100].into()),
+        ));
+    });
+    let err = assemble_series(&files).unwrap_err();
+    assert!(err.to_string().contains(&files[5].name), "{err}");
+}
+
+/// Captures everything logged through `tracing` during a closure.
+#[derive(Clone, Default)]
+struct LogCapture(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogCapture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A patient name never reaches an error message, a warning or a log line.
+#[test]
+fn patient_name_does_not_leak_into_errors_warnings_or_logs() {
+    let capture = LogCapture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .finish();
+
+    let mut texts = Vec::new();
+    tracing::subscriber::with_default(subscriber, || {
+        let with_name = |f: &InputFile, extra: &dyn Fn(&mut dicom_object::DefaultDicomObject)| {
+            rewrite(f, |obj| {
+                obj.put(DataElement::new(
+                    tags::PATIENT_NAME,
+                    VR::PN,
+                    PrimitiveValue::from(PHI_NAME),
+                ));
+                extra(obj);
+            })
+        };
+        // 1. A missing required attribute; 2. an unparsable value that holds the name;
+        // 3. a duplicated instance (a warning on success).
+        let cases: [&dyn Fn(&mut dicom_object::DefaultDicomObject); 2] = [
+            &|obj| {
+                obj.remove_element(tags::IMAGE_POSITION_PATIENT);
+            },
+            &|obj| {
+                obj.put(DataElement::new(
+                    tags::PIXEL_SPACING,
+                    VR::DS,
+                    PrimitiveValue::from(PHI_NAME),
+                ));
+            },
+        ];
+        for edit in cases {
+            let mut files = ct_files().to_vec();
+            files[7] = with_name(&files[7], edit);
+            let err = assemble_series(&files).unwrap_err();
+            texts.push(format!("{err} {err:?}"));
+        }
+        let mut files = ct_files().to_vec();
+        files[0] = with_name(&files[0], &|_| {});
+        files.push(files[0].clone());
+        let ok = assemble_series(&files).unwrap();
+        assert_eq!(ok.warnings.len(), 1);
+        texts.extend(ok.warnings);
+    });
+    texts.push(String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned());
+    let all = texts.join("\n");
+    assert!(
+        all.contains("ImagePositionPatient") && all.contains("PixelSpacing"),
+        "{all}"
+    );
+    assert!(all.contains("repeats the SOPInstanceUID"), "{all}");
+    for fragment in ["Doe", "Jane", "PHI", "PAT1"] {
+        assert!(!all.contains(fragment), "'{fragment}' leaked: {all}");
+    }
+}
+
+/// Build a SEG with `tests/support/make_seg.py`; the file lives as long as the TempDir.
+fn make_seg_file(extra: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seg.dcm");
+    let (series, mask) = (phantom_dir().join("dicom/image"), mask_path());
+    let mut args = vec![
+        "--series",
+        utf8(&series),
+        "--mask",
+        utf8(&mask),
+        "--out",
+        utf8(&out),
+    ];
+    args.extend_from_slice(extra);
+    run_support("make_seg.py", &args);
+    (dir, out)
+}
+
+/// Build a SEG with `make_seg.py` and read it onto the phantom grid.
+fn seg_from_python(extra: &[&str]) -> Result<Segmentation, DicomError> {
+    let (_dir, out) = make_seg_file(extra);
+    read_seg(
+        &std::fs::read(&out).unwrap(),
+        "seg.dcm",
+        &phantom().volume.grid,
+    )
+}
+
+/// A highdicom BINARY SEG of the phantom mask gives exactly the NIfTI route's mask.
+#[test]
+fn highdicom_binary_seg_matches_nifti_mask() {
+    let seg = seg_from_python(&[]).unwrap();
+    assert_eq!(seg.lesions.len(), 1);
+    assert_eq!(seg.lesions[0].label, 1);
+    assert_eq!(seg.lesions[0].name.as_deref(), Some("GTV-1"));
+    assert_same_lesion(&seg.lesions[0], &nifti_mask().lesions[0]);
+}
+
+/// Two overlapping segments, FRACTIONAL encoding and frames in shuffled order.
+#[test]
+fn shuffled_two_segment_fractional_seg_is_placed_by_position() {
+    for encoding in [&[][..], &["--fractional"][..]] {
+        let mut extra = vec!["--box", "20,23,50,60,60,70", "--shuffle-frames", "7"];
+        extra.extend_from_slice(encoding);
+        let seg = seg_from_python(&extra).unwrap();
+        assert_eq!(seg.lesions.len(), 2, "{encoding:?}");
+        assert_same_lesion(&seg.lesions[0], &nifti_mask().lesions[0]);
+        let b = &seg.lesions[1];
+        assert_eq!((b.label, b.name.as_deref()), (2, Some("BOX")));
+        assert_eq!(b.offset_zyx, [20, 50, 60]);
+        assert_eq!(b.mask.dim(), (3, 10, 10));
+        assert_eq!(b.voxel_count(), 300);
+    }
+}
+
+/// A SEG read against a grid shifted by half a slice is refused, naming a frame.
+#[test]
+fn seg_off_the_series_grid_names_the_frame() {
+    let (_dir, out) = make_seg_file(&[]);
+    let mut grid = phantom().volume.grid.clone();
+    grid.origin_mm[2] += 1.5;
+    let err = read_seg(&std::fs::read(&out).unwrap(), "seg.dcm", &grid).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, DicomError::SegFrameGrid { frame: 1.., .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("frame") && msg.contains("z (slice)"), "{msg}");
+
+    let ct = &ct_files()[0];
+    let err = read_seg(&ct.bytes, &ct.name, &phantom().volume.grid).unwrap_err();
+    assert!(matches!(err, DicomError::NotSegmentation { .. }), "{err}");
+}
+
+/// Paths in this repository and the temp dir are UTF-8.
+fn utf8(p: &Path) -> &str {
+    p.to_str().expect("UTF-8 path")
+}

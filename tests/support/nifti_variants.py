@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Write geometric variants of a NIfTI label map (radscore test helper).
+
+    nifti_variants.py --mask MASK.nii.gz --out-dir DIR
+
+Writes into DIR:
+* cropped.nii.gz   - the first 5 slices (k) dropped: other dimensions, same voxel lattice
+* flipped_y.nii.gz - j axis stored reversed, affine adjusted: same voxels in world space
+* swapped_xy.nii.gz - i and j axes transposed, affine adjusted: same voxels in world space
+* shifted.nii.gz   - affine translated by half a voxel along x: a real misregistration
+"""
+import argparse
+import pathlib
+
+import nibabel as nib
+import numpy as np
+
+
+def save(data, affine, path):
+    img = nib.Nifti1Image(data, affine)
+    img.set_sform(affine, code=1)
+    img.set_qform(affine, code=1)
+    nib.save(img, str(path))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mask", required=True)
+    ap.add_argument("--out-dir", required=True)
+    args = ap.parse_args()
+    out = pathlib.Path(args.out_dir)
+    img = nib.load(args.mask)
+    data = np.asarray(img.dataobj)
+    aff = img.affine.copy()
+
+    crop = aff.copy()
+    crop[:3, 3] = aff[:3, :3] @ np.array([0, 0, 5]) + aff[:3, 3]
+    save(data[:, :, 5:], crop, out / "cropped.nii.gz")
+
+    flip = aff.copy()
+    flip[:3, 1] = -aff[:3, 1]
+    flip[:3, 3] = aff[:3, :3] @ np.array([0, data.shape[1] - 1, 0]) + aff[:3, 3]
+    save(np.ascontiguousarray(data[:, ::-1, :]), flip, out / "flipped_y.nii.gz")
+
+    swap = aff.copy()
+    swap[:3, 0], swap[:3, 1] = aff[:3, 1].copy(), aff[:3, 0].copy()
+    save(np.ascontiguousarray(np.transpose(data, (1, 0, 2))), swap, out / "swapped_xy.nii.gz")
+
+    shift = aff.copy()
+    shift[:3, 3] = aff[:3, 3] + 0.5 * aff[:3, 0]
+    save(data, shift, out / "shifted.nii.gz")
+
+
+if __name__ == "__main__":
+    main()
