@@ -5,4 +5,5 @@
 mod bad_input;
 mod helpers;
 mod openapi;
+mod process;
 mod walkthrough;

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a NIfTI image as a classic single-frame CT DICOM series (radscore test helper).
 
-    nifti_to_dicom.py --image phantom.nii.gz --out-dir DIR [--patient-name NAME]
+    nifti_to_dicom.py --image phantom.nii.gz --out-dir DIR [--patient-name NAME] [--patient-id ID]
 
 Used for the IBSI digital phantom, which upstream ships only as NIfTI (its DICOM copy has a
 wrong 1 mm spacing). Geometry comes from the NIfTI affine (RAS) converted to DICOM LPS;
@@ -22,6 +22,7 @@ def main():
     ap.add_argument("--image", required=True)
     ap.add_argument("--out-dir", required=True)
     ap.add_argument("--patient-name", default="PHANTOM^DIGITAL")
+    ap.add_argument("--patient-id", default="PHANTOM")
     args = ap.parse_args()
 
     img = nib.load(args.image)
@@ -44,7 +45,8 @@ def main():
         ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
         ds.Modality = "CT"
         ds.PatientName = args.patient_name
-        ds.PatientID = "PHANTOM"
+        ds.PatientID = args.patient_id
+        ds.PatientBirthDate = "19700101"
         ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.FrameOfReferenceUID = study, series, frame
         ds.InstanceNumber = k + 1
         pos = lps[:3, :3] @ np.array([0.0, 0.0, k]) + lps[:3, 3]
