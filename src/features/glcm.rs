@@ -163,8 +163,8 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
     .into_iter()
     .any(wants);
     if any_2d {
-        let mut avg_2d = Averager::default();
-        let mut comb_2d = Averager::default();
+        let mut avg_2d = Averager::new(TextureAggregation::D2Avg);
+        let mut comb_2d = Averager::new(TextureAggregation::D2Comb);
         let mut per_direction = vec![Matrix::zeros(levels.len()); DIRECTIONS_2D.len()];
         for z in 0..levels.index.dim().0 {
             let mats: Vec<Matrix> = DIRECTIONS_2D
@@ -183,12 +183,16 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
                 acc.add_counts(m);
             }
         }
-        let mut avg_25d = Averager::default();
-        for m in &per_direction {
-            avg_25d.add(levels.features(m))?;
+        let mut avg_25d = Averager::new(TextureAggregation::D25Avg);
+        if wants(TextureAggregation::D25Avg) {
+            for m in &per_direction {
+                avg_25d.add(levels.features(m))?;
+            }
         }
-        let mut comb_25d = Averager::default();
-        comb_25d.add(levels.features(&Matrix::sum(levels.len(), &per_direction)))?;
+        let mut comb_25d = Averager::new(TextureAggregation::D25Comb);
+        if wants(TextureAggregation::D25Comb) {
+            comb_25d.add(levels.features(&Matrix::sum(levels.len(), &per_direction)))?;
+        }
         results.push((TextureAggregation::D2Avg, avg_2d));
         results.push((TextureAggregation::D2Comb, comb_2d));
         results.push((TextureAggregation::D25Avg, avg_25d));
@@ -196,7 +200,7 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
     }
     if wants(TextureAggregation::D3Avg) || wants(TextureAggregation::D3Comb) {
         let nz = levels.index.dim().0;
-        let mut avg_3d = Averager::default();
+        let mut avg_3d = Averager::new(TextureAggregation::D3Avg);
         let mut merged = Matrix::zeros(levels.len());
         for d in DIRECTIONS_3D {
             let m = levels.count(scale(d, delta), 0..nz);
@@ -205,8 +209,10 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
             }
             merged.add_counts(&m);
         }
-        let mut comb_3d = Averager::default();
-        comb_3d.add(levels.features(&merged))?;
+        let mut comb_3d = Averager::new(TextureAggregation::D3Comb);
+        if wants(TextureAggregation::D3Comb) {
+            comb_3d.add(levels.features(&merged))?;
+        }
         results.push((TextureAggregation::D3Avg, avg_3d));
         results.push((TextureAggregation::D3Comb, comb_3d));
     }
@@ -238,14 +244,26 @@ fn scale(d: [isize; 3], delta: isize) -> [isize; 3] {
 /// A feature IBSI leaves undefined for one matrix: `(feature, reason)`.
 type Degenerate = (&'static str, &'static str);
 
-/// Running mean of feature vectors; `add` skips empty matrices.
-#[derive(Default)]
+/// Running mean of the feature vectors of one aggregation; `add` skips empty matrices.
 struct Averager {
+    aggregation: TextureAggregation,
     sum: [f64; N_FEATURES],
     count: usize,
 }
 
 impl Averager {
+    fn new(aggregation: TextureAggregation) -> Self {
+        Averager {
+            aggregation,
+            sum: [0.0; N_FEATURES],
+            count: 0,
+        }
+    }
+
+    /// Add one matrix's features.
+    ///
+    /// LIMITATION: one degenerate matrix (e.g. a flat slice in `2D_avg`) makes the whole
+    /// aggregation undefined, because IBSI gives no value to average in its place.
     fn add(
         &mut self,
         f: Result<Option<[f64; N_FEATURES]>, Degenerate>,
@@ -260,7 +278,7 @@ impl Averager {
             }
             Ok(None) => Ok(()),
             Err((feature, reason)) => Err(FeatureError::Undefined {
-                feature: format!("cm_{feature}"),
+                feature: format!("cm_{feature}_{}", self.aggregation.suffix()),
                 reason,
             }),
         }

@@ -163,6 +163,7 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
     sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
+/// A [`FeatureError::Undefined`] for `feature`.
 fn undefined(feature: &str, reason: &'static str) -> FeatureError {
     FeatureError::Undefined {
         feature: feature.to_string(),

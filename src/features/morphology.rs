@@ -54,6 +54,10 @@ const SPHERE_AREA_VOLUME_CONSTANT: f64 = 36.0 * std::f64::consts::PI;
 /// the CT phantom (config A) mesh comes closer to the IBSI values (35 783 vs 35 790 mm²).
 const SEPARATE_INSIDE_ON_AMBIGUOUS_FACE: bool = true;
 
+/// A triangle's area is half the norm of the cross product of two of its edges
+/// (IBSI 3.1.3, `A = Σ |(b − a) × (c − a)| / 2`).
+const TRIANGLE_AREA_FRACTION: f64 = 0.5;
+
 /// Cube-local coordinate of the cube centre (corners at 0 and 1).
 const CUBE_CENTRE: f64 = 0.5;
 
@@ -148,7 +152,7 @@ pub fn mesh_volume_area(mask: &ndarray::Array3<bool>, spacing_mm: [f64; 3]) -> (
                     });
                     volume += TETRAHEDRON_VOLUME_FRACTION * dot(p[0], cross(p[1], p[2]));
                     let n = cross(sub(p[1], p[0]), sub(p[2], p[0]));
-                    area += 0.5 * dot(n, n).sqrt();
+                    area += TRIANGLE_AREA_FRACTION * dot(n, n).sqrt();
                 }
             }
         }
