@@ -214,14 +214,14 @@ async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
         ));
     }
     let loaded = state.model.info().name;
-    if let Some(m) = &req.model {
-        if *m != loaded {
-            return Err(Problem::unprocessable(
-                "unknown-model",
-                "Unknown model",
-                format!("model '{m}' is not available; this server serves '{loaded}'"),
-            ));
-        }
+    if let Some(m) = &req.model
+        && *m != loaded
+    {
+        return Err(Problem::unprocessable(
+            "unknown-model",
+            "Unknown model",
+            format!("model '{m}' is not available; this server serves '{loaded}'"),
+        ));
     }
     Ok(())
 }

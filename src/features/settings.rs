@@ -232,10 +232,10 @@ impl FamilySettings {
             }
             _ => {}
         }
-        if let Some([lo, hi]) = self.resegment_range_hu {
-            if !(lo < hi) {
-                return Err(format!("resegment_range_hu [{lo}, {hi}] is empty"));
-            }
+        if let Some([lo, hi]) = self.resegment_range_hu
+            && lo.partial_cmp(&hi) != Some(std::cmp::Ordering::Less)
+        {
+            return Err(format!("resegment_range_hu [{lo}, {hi}] is empty"));
         }
         if self.glcm_distance_vox == 0 {
             return Err("glcm_distance_vox must be at least 1".into());

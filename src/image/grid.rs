@@ -66,9 +66,9 @@ impl Grid {
     /// World position (LPS mm) of a continuous index `[z, y, x]`.
     pub fn index_to_world(&self, index_zyx: [f64; 3]) -> [f64; 3] {
         let mut p = self.origin_mm;
-        for a in 0..3 {
+        for (a, &index) in index_zyx.iter().enumerate() {
             for (c, pc) in p.iter_mut().enumerate() {
-                *pc += index_zyx[a] * self.spacing_mm[a] * self.direction[a][c];
+                *pc += index * self.spacing_mm[a] * self.direction[a][c];
             }
         }
         p
@@ -83,11 +83,7 @@ impl Grid {
             world_mm[1] - self.origin_mm[1],
             world_mm[2] - self.origin_mm[2],
         ];
-        let mut idx = [0.0; 3];
-        for a in 0..3 {
-            idx[a] = dot(d, self.direction[a]) / self.spacing_mm[a];
-        }
-        idx
+        std::array::from_fn(|a| dot(d, self.direction[a]) / self.spacing_mm[a])
     }
 
     /// Total number of voxels.
@@ -104,13 +100,13 @@ impl Grid {
                 found: other.shape_vox,
             });
         }
-        for a in 0..3 {
+        for (a, &axis) in AXIS_NAMES.iter().enumerate() {
             // Spacing error accumulates across the grid: compare the drift at the far edge.
             let tol = GEOMETRY_TOLERANCE_FRACTION * self.spacing_mm[a];
             let steps = self.shape_vox[a].saturating_sub(1).max(1) as f64;
             if (self.spacing_mm[a] - other.spacing_mm[a]).abs() * steps > tol {
                 return Err(GridMismatch::Spacing {
-                    axis: AXIS_NAMES[a],
+                    axis,
                     expected_mm: self.spacing_mm[a],
                     found_mm: other.spacing_mm[a],
                 });
@@ -120,17 +116,17 @@ impl Grid {
                 .fold(0.0, f64::max);
             if dev > GEOMETRY_TOLERANCE_FRACTION {
                 return Err(GridMismatch::Direction {
-                    axis: AXIS_NAMES[a],
+                    axis,
                     expected: self.direction[a],
                     found: other.direction[a],
                 });
             }
         }
         let offset = self.world_to_index(other.origin_mm);
-        for a in 0..3 {
+        for (a, &axis) in AXIS_NAMES.iter().enumerate() {
             if offset[a].abs() > GEOMETRY_TOLERANCE_FRACTION {
                 return Err(GridMismatch::Origin {
-                    axis: AXIS_NAMES[a],
+                    axis,
                     offset_mm: offset[a] * self.spacing_mm[a],
                     tolerance_mm: GEOMETRY_TOLERANCE_FRACTION * self.spacing_mm[a],
                 });

@@ -21,11 +21,29 @@ async fn rejects_two_mixed_series_listing_both() {
     let app = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
     let phantom = shared_data().join("ibsi1/digital_phantom/nifti/image/phantom.nii.gz");
-    run_support("nifti_to_dicom.py", &["--image", phantom.to_str().unwrap(), "--out-dir", dir.path().to_str().unwrap()]);
+    run_support(
+        "nifti_to_dicom.py",
+        &[
+            "--image",
+            phantom.to_str().unwrap(),
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
     let mut files = dicom_files(dir.path());
-    files.extend(dicom_files(&ct_phantom().join("dicom/image")).into_iter().take(2));
+    files.extend(
+        dicom_files(&ct_phantom().join("dicom/image"))
+            .into_iter()
+            .take(2),
+    );
     let (status, body) = app.post_series_multipart(&files).await;
-    assert_problem(status, &body, 422, "mixed-series", &["2 series", "(4 instances)", "(2 instances)"]);
+    assert_problem(
+        status,
+        &body,
+        422,
+        "mixed-series",
+        &["2 series", "(4 instances)", "(2 instances)"],
+    );
 }
 
 /// A missing slice is refused naming where the gap is.
@@ -35,7 +53,13 @@ async fn rejects_missing_slice_naming_the_gap() {
     let mut files = dicom_files(&ct_phantom().join("dicom/image"));
     files.remove(30);
     let (status, body) = app.post_series_zip(zip_files(&files)).await;
-    assert_problem(status, &body, 422, "missing-slice", &["gap of 6.000 mm", "expected spacing 3.000 mm"]);
+    assert_problem(
+        status,
+        &body,
+        422,
+        "missing-slice",
+        &["gap of 6.000 mm", "expected spacing 3.000 mm"],
+    );
 }
 
 /// A mask with other dimensions is refused saying how it differs; nothing stored is lost.
@@ -47,14 +71,45 @@ async fn rejects_mask_with_other_dimensions() {
     let series_id = series["id"].as_str().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let mask = ct_phantom().join("nifti/mask/mask.nii.gz");
-    run_support("nifti_variants.py", &["--mask", mask.to_str().unwrap(), "--out-dir", dir.path().to_str().unwrap()]);
+    run_support(
+        "nifti_variants.py",
+        &[
+            "--mask",
+            mask.to_str().unwrap(),
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
     let cropped = std::fs::read(dir.path().join("cropped.nii.gz")).unwrap();
-    let (status, body) = app.post_segmentation(series_id, cropped, "cropped.nii.gz").await;
-    assert_problem(status, &body, 422, "segmentation-refused", &["dimensions differ"]);
+    let (status, body) = app
+        .post_segmentation(series_id, cropped, "cropped.nii.gz")
+        .await;
+    assert_problem(
+        status,
+        &body,
+        422,
+        "segmentation-refused",
+        &["dimensions differ"],
+    );
     let shifted = std::fs::read(dir.path().join("shifted.nii.gz")).unwrap();
-    let (status, body) = app.post_segmentation(series_id, shifted, "shifted.nii.gz").await;
-    assert_problem(status, &body, 422, "segmentation-refused", &["origin differs"]);
-    let (status, _) = status_json(app.client.get(app.url(&format!("/v1/series/{series_id}"))).send().await.unwrap()).await;
+    let (status, body) = app
+        .post_segmentation(series_id, shifted, "shifted.nii.gz")
+        .await;
+    assert_problem(
+        status,
+        &body,
+        422,
+        "segmentation-refused",
+        &["origin differs"],
+    );
+    let (status, _) = status_json(
+        app.client
+            .get(app.url(&format!("/v1/series/{series_id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, 200, "the stored series survives refused masks");
 }
 
@@ -65,18 +120,44 @@ async fn rejects_unknown_series_and_unknown_location() {
     let (status, _, body) = app
         .post_job(&json!({"series_id": "nope", "segmentation_id": "x", "lesions": [{"label": 1, "location": "pleura"}]}))
         .await;
-    assert_problem(status, &body, 422, "unknown-series", &["series 'nope' does not exist"]);
+    assert_problem(
+        status,
+        &body,
+        422,
+        "unknown-series",
+        &["series 'nope' does not exist"],
+    );
 
     let (status, _, body) = app
         .post_job(&json!({"series_id": "nope", "segmentation_id": "x", "lesions": [{"label": 1, "location": "lung"}]}))
         .await;
-    assert_problem(status, &body, 422, "invalid-job-request", &["location 'lung'", "pleura, lymph_node"]);
+    assert_problem(
+        status,
+        &body,
+        422,
+        "invalid-job-request",
+        &["location 'lung'", "pleura, lymph_node"],
+    );
 
-    let resp = app.client.post(app.url("/v1/jobs")).body("{not json").header("content-type", "application/json").send().await.unwrap();
+    let resp = app
+        .client
+        .post(app.url("/v1/jobs"))
+        .body("{not json")
+        .header("content-type", "application/json")
+        .send()
+        .await
+        .unwrap();
     let (status, body) = status_json(resp).await;
     assert_problem(status, &body, 400, "malformed-json", &[]);
 
-    let (status, body) = status_json(app.client.get(app.url("/v1/jobs/unknown")).send().await.unwrap()).await;
+    let (status, body) = status_json(
+        app.client
+            .get(app.url("/v1/jobs/unknown"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_problem(status, &body, 404, "not-found", &["unknown"]);
 }
 
@@ -95,8 +176,16 @@ async fn rejects_upload_over_the_size_limit() {
 #[tokio::test]
 async fn unknown_route_and_method_are_problems() {
     let app = spawn_app().await;
-    let (status, body) = status_json(app.client.get(app.url("/v2/nothing")).send().await.unwrap()).await;
+    let (status, body) =
+        status_json(app.client.get(app.url("/v2/nothing")).send().await.unwrap()).await;
     assert_problem(status, &body, 404, "no-route", &["/v2/nothing"]);
-    let (status, body) = status_json(app.client.delete(app.url("/v1/series")).send().await.unwrap()).await;
+    let (status, body) = status_json(
+        app.client
+            .delete(app.url("/v1/series"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_problem(status, &body, 405, "method-not-allowed", &["DELETE"]);
 }

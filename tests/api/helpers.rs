@@ -54,7 +54,11 @@ pub fn run_support(script: &str, args: &[&str]) -> String {
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {script} with {}: {e}", python().display()));
-    assert!(out.status.success(), "{script} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -74,8 +78,14 @@ pub async fn spawn_app_with(max_upload_mb: u64) -> TestApp {
     };
     let app = radscore::app::build(&config).await.expect("app builds");
     let shutdown = CancellationToken::new();
-    tokio::spawn(radscore::jobs::run_worker_pool(app.jobs.clone(), 2, shutdown.clone()));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    tokio::spawn(radscore::jobs::run_worker_pool(
+        app.jobs.clone(),
+        2,
+        shutdown.clone(),
+    ));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let token = shutdown.clone();
     tokio::spawn(async move {
@@ -84,7 +94,12 @@ pub async fn spawn_app_with(max_upload_mb: u64) -> TestApp {
             .await
             .expect("server");
     });
-    TestApp { base: format!("http://{addr}"), client: Client::new(), _dir: dir, shutdown }
+    TestApp {
+        base: format!("http://{addr}"),
+        client: Client::new(),
+        _dir: dir,
+        shutdown,
+    }
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -101,7 +116,12 @@ pub fn dicom_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
     names.sort();
     names
         .into_iter()
-        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().into_owned(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -146,15 +166,28 @@ impl TestApp {
             let part = reqwest::multipart::Part::bytes(bytes.clone()).file_name(name.clone());
             form = form.part("file", part);
         }
-        let resp = self.client.post(self.url("/v1/series")).multipart(form).send().await.expect("request");
+        let resp = self
+            .client
+            .post(self.url("/v1/series"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
         status_json(resp).await
     }
 
     /// POST a segmentation file as a raw body bound to `series_id`.
-    pub async fn post_segmentation(&self, series_id: &str, bytes: Vec<u8>, name: &str) -> (u16, Value) {
+    pub async fn post_segmentation(
+        &self,
+        series_id: &str,
+        bytes: Vec<u8>,
+        name: &str,
+    ) -> (u16, Value) {
         let resp = self
             .client
-            .post(self.url(&format!("/v1/segmentations?series_id={series_id}&filename={name}")))
+            .post(self.url(&format!(
+                "/v1/segmentations?series_id={series_id}&filename={name}"
+            )))
             .header("content-type", "application/octet-stream")
             .body(bytes)
             .send()
@@ -165,8 +198,17 @@ impl TestApp {
 
     /// POST a job; returns (status, Location header, body).
     pub async fn post_job(&self, body: &Value) -> (u16, Option<String>, Value) {
-        let resp = self.client.post(self.url("/v1/jobs")).json(body).send().await.expect("request");
-        let location = resp.headers().get("location").map(|v| v.to_str().unwrap().to_string());
+        let resp = self
+            .client
+            .post(self.url("/v1/jobs"))
+            .json(body)
+            .send()
+            .await
+            .expect("request");
+        let location = resp
+            .headers()
+            .get("location")
+            .map(|v| v.to_str().unwrap().to_string());
         let (status, json) = status_json(resp).await;
         (status, location, json)
     }
@@ -175,7 +217,8 @@ impl TestApp {
     pub async fn wait_for_job(&self, location: &str) -> Value {
         let started = Instant::now();
         loop {
-            let (status, job) = status_json(self.client.get(self.url(location)).send().await.unwrap()).await;
+            let (status, job) =
+                status_json(self.client.get(self.url(location)).send().await.unwrap()).await;
             assert_eq!(status, 200, "{job}");
             let p = job["progress"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&p), "progress {p}");
@@ -198,8 +241,14 @@ impl TestApp {
         let location = location.expect("Location header");
         let done = self.wait_for_job(&location).await;
         assert_eq!(done["status"], "succeeded", "{done}");
-        let (status, result) =
-            status_json(self.client.get(self.url(&format!("{location}/result"))).send().await.unwrap()).await;
+        let (status, result) = status_json(
+            self.client
+                .get(self.url(&format!("{location}/result")))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
         assert_eq!(status, 200, "{result}");
         result
     }
@@ -208,20 +257,37 @@ impl TestApp {
 /// Status and JSON body; asserts problem+json on 4xx/5xx.
 pub async fn status_json(resp: reqwest::Response) -> (u16, Value) {
     let status = resp.status().as_u16();
-    let ct = resp.headers().get("content-type").map(|v| v.to_str().unwrap().to_string()).unwrap_or_default();
+    let ct = resp
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
     let text = resp.text().await.expect("body");
     if status >= 400 {
-        assert_eq!(ct, "application/problem+json", "error without problem+json: {status} {text}");
+        assert_eq!(
+            ct, "application/problem+json",
+            "error without problem+json: {status} {text}"
+        );
     }
-    let json = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+    let json =
+        serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
     (status, json)
 }
 
 /// Assert a problem document: status, kind slug and a detail containing every needle.
-pub fn assert_problem(status: u16, body: &Value, expected_status: u16, kind: &str, needles: &[&str]) {
+pub fn assert_problem(
+    status: u16,
+    body: &Value,
+    expected_status: u16,
+    kind: &str,
+    needles: &[&str],
+) {
     assert_eq!(status, expected_status, "{body}");
     let ty = body["type"].as_str().unwrap_or_default();
-    assert!(ty.ends_with(&format!("/{kind}")), "type {ty} is not {kind}: {body}");
+    assert!(
+        ty.ends_with(&format!("/{kind}")),
+        "type {ty} is not {kind}: {body}"
+    );
     let detail = body["detail"].as_str().unwrap_or_default();
     for n in needles {
         assert!(detail.contains(n), "detail lacks '{n}': {detail}");

@@ -11,7 +11,10 @@ fn spec_operations() -> BTreeSet<(String, String)> {
     let mut ops = BTreeSet::new();
     for (path, item) in spec["paths"].as_mapping().unwrap() {
         for (method, _) in item.as_mapping().unwrap() {
-            ops.insert((method.as_str().unwrap().to_uppercase(), path.as_str().unwrap().to_string()));
+            ops.insert((
+                method.as_str().unwrap().to_uppercase(),
+                path.as_str().unwrap().to_string(),
+            ));
         }
     }
     ops
@@ -21,7 +24,11 @@ fn spec_operations() -> BTreeSet<(String, String)> {
 fn router_operations() -> BTreeSet<(String, String)> {
     let src = std::fs::read_to_string(crate_dir().join("src/api/mod.rs")).unwrap();
     let mut ops = BTreeSet::new();
-    for line in src.lines().map(str::trim).filter(|l| l.starts_with(".route(\"")) {
+    for line in src
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.starts_with(".route(\""))
+    {
         let path = line.split('"').nth(1).unwrap().to_string();
         for method in ["get", "post", "put", "delete", "patch"] {
             if line.contains(&format!(" {method}(")) || line.contains(&format!(".{method}(")) {
@@ -47,7 +54,10 @@ async fn spec_and_router_agree() {
         let resp = app.client.request(m, url).send().await.unwrap();
         let status = resp.status().as_u16();
         let body = resp.text().await.unwrap();
-        assert!(!body.contains("/no-route") && !body.contains("/method-not-allowed"), "{method} {path}: {body}");
+        assert!(
+            !body.contains("/no-route") && !body.contains("/method-not-allowed"),
+            "{method} {path}: {body}"
+        );
         assert!(status < 500, "{method} {path} gave {status}: {body}");
     }
 }

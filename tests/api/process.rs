@@ -25,7 +25,10 @@ fn start_server() -> Server {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_radscore"))
         .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1"])
-        .env("DATABASE_URL", format!("sqlite://{}", dir.path().join("db.sqlite").display()))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("db.sqlite").display()),
+        )
         .env("RADSCORE_BLOB_DIR", dir.path().join("blobs"))
         .env("RADSCORE_MODEL_DIR", crate_dir().join("models/demo"))
         .env("RUST_LOG", "debug")
@@ -48,14 +51,24 @@ fn start_server() -> Server {
             l.push('\n');
         }
     });
-    let line = rx.recv_timeout(Duration::from_secs(60)).unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
     let v: serde_json::Value = serde_json::from_str(&line).expect("JSON log line");
     let addr = v["address"].as_str().expect("address field").to_string();
-    Server { child, base: format!("http://{addr}"), log, _dir: dir }
+    Server {
+        child,
+        base: format!("http://{addr}"),
+        log,
+        _dir: dir,
+    }
 }
 
 fn sigterm(child: &Child) {
-    let status = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -70,10 +83,14 @@ async fn patient_identifiers_never_reach_logs_or_responses_and_sigterm_stops() {
     run_support(
         "nifti_to_dicom.py",
         &[
-            "--image", phantom.join("image/phantom.nii.gz").to_str().unwrap(),
-            "--out-dir", dir.path().to_str().unwrap(),
-            "--patient-name", FAKE_PATIENT_NAME,
-            "--patient-id", "ID-PHI7731",
+            "--image",
+            phantom.join("image/phantom.nii.gz").to_str().unwrap(),
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+            "--patient-name",
+            FAKE_PATIENT_NAME,
+            "--patient-id",
+            "ID-PHI7731",
         ],
     );
     let files = dicom_files(dir.path());
@@ -83,9 +100,15 @@ async fn patient_identifiers_never_reach_logs_or_responses_and_sigterm_stops() {
     let upload = |files: Vec<(String, Vec<u8>)>| {
         let mut form = reqwest::multipart::Form::new();
         for (name, bytes) in files {
-            form = form.part("file", reqwest::multipart::Part::bytes(bytes).file_name(name));
+            form = form.part(
+                "file",
+                reqwest::multipart::Part::bytes(bytes).file_name(name),
+            );
         }
-        client.post(format!("{}/v1/series", server.base)).multipart(form).send()
+        client
+            .post(format!("{}/v1/series", server.base))
+            .multipart(form)
+            .send()
     };
     let text = upload(files.clone()).await.unwrap().text().await.unwrap();
     responses.push_str(&text);
@@ -93,28 +116,58 @@ async fn patient_identifiers_never_reach_logs_or_responses_and_sigterm_stops() {
     let series_id = series["id"].as_str().expect("series created").to_string();
     let mask = std::fs::read(phantom.join("mask/mask.nii.gz")).unwrap();
     let text = client
-        .post(format!("{}/v1/segmentations?series_id={series_id}", server.base))
+        .post(format!(
+            "{}/v1/segmentations?series_id={series_id}",
+            server.base
+        ))
         .header("content-type", "application/octet-stream")
         .body(mask)
-        .send().await.unwrap().text().await.unwrap();
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     responses.push_str(&text);
     let seg: serde_json::Value = serde_json::from_str(&text).unwrap();
     let body = json!({"series_id": series_id, "segmentation_id": seg["id"], "lesions": [{"label": 1, "location": "other"}]});
-    let resp = client.post(format!("{}/v1/jobs", server.base)).json(&body).send().await.unwrap();
+    let resp = client
+        .post(format!("{}/v1/jobs", server.base))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
     let location = resp.headers()["location"].to_str().unwrap().to_string();
     responses.push_str(&resp.text().await.unwrap());
     let started = Instant::now();
     loop {
-        let text = client.get(format!("{}{location}", server.base)).send().await.unwrap().text().await.unwrap();
+        let text = client
+            .get(format!("{}{location}", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
         if text.contains("\"succeeded\"") || text.contains("\"failed\"") {
             assert!(text.contains("\"succeeded\""), "{text}");
             responses.push_str(&text);
             break;
         }
-        assert!(started.elapsed() < Duration::from_secs(60), "job stuck: {text}");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "job stuck: {text}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let text = client.get(format!("{}{location}/result", server.base)).send().await.unwrap().text().await.unwrap();
+    let text = client
+        .get(format!("{}{location}/result", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     responses.push_str(&text);
 
     // Error paths: a truncated file, and a mixed upload.
@@ -122,9 +175,22 @@ async fn patient_identifiers_never_reach_logs_or_responses_and_sigterm_stops() {
     broken[1].1.truncate(400);
     responses.push_str(&upload(broken).await.unwrap().text().await.unwrap());
     let mut mixed = files.clone();
-    mixed.extend(dicom_files(&ct_phantom().join("dicom/image")).into_iter().take(1));
+    mixed.extend(
+        dicom_files(&ct_phantom().join("dicom/image"))
+            .into_iter()
+            .take(1),
+    );
     responses.push_str(&upload(mixed).await.unwrap().text().await.unwrap());
-    responses.push_str(&client.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap());
+    responses.push_str(
+        &client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
 
     sigterm(&server.child);
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -138,9 +204,15 @@ async fn patient_identifiers_never_reach_logs_or_responses_and_sigterm_stops() {
     assert!(status.success(), "exit status {status}");
 
     let log = server.log.lock().unwrap().clone();
-    assert!(log.contains("job finished"), "expected job lifecycle logs: {log}");
+    assert!(
+        log.contains("job finished"),
+        "expected job lifecycle logs: {log}"
+    );
     for needle in [FAKE_PATIENT_NAME, "Doe^Jane", FAKE_PATIENT_ID_FRAGMENT] {
-        assert!(!responses.contains(needle), "'{needle}' leaked into a response: {responses}");
+        assert!(
+            !responses.contains(needle),
+            "'{needle}' leaked into a response: {responses}"
+        );
         assert!(!log.contains(needle), "'{needle}' leaked into the log");
     }
 }

@@ -19,13 +19,19 @@ async fn upload_ct_phantom(app: &TestApp) -> (String, Value) {
 }
 
 fn lesion_features(result: &Value, i: usize) -> &serde_json::Map<String, Value> {
-    result["lesions"][i]["features"].as_object().expect("features object")
+    result["lesions"][i]["features"]
+        .as_object()
+        .expect("features object")
 }
 
 /// Score the result's feature vectors with Python onnxruntime and compare.
 fn assert_matches_python_onnxruntime(result: &Value) {
-    let lesions: Vec<&Value> =
-        result["lesions"].as_array().unwrap().iter().filter(|l| l["status"] == "ok").collect();
+    let lesions: Vec<&Value> = result["lesions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["status"] == "ok")
+        .collect();
     let rows: Vec<&Value> = lesions.iter().map(|l| &l["features"]).collect();
     let dir = tempfile::tempdir().unwrap();
     let rows_path = dir.path().join("rows.json");
@@ -45,8 +51,13 @@ fn assert_matches_python_onnxruntime(result: &Value) {
     let expected: Vec<f64> = serde_json::from_str(out.trim()).unwrap();
     assert_eq!(expected.len(), lesions.len());
     for (lesion, want) in lesions.iter().zip(expected) {
-        let got = lesion["response_probability"].as_f64().expect("probability");
-        assert!((got - want).abs() <= ONNX_PROBABILITY_TOL, "radscore {got} vs onnxruntime {want}");
+        let got = lesion["response_probability"]
+            .as_f64()
+            .expect("probability");
+        assert!(
+            (got - want).abs() <= ONNX_PROBABILITY_TOL,
+            "radscore {got} vs onnxruntime {want}"
+        );
     }
 }
 
@@ -59,7 +70,10 @@ async fn ct_phantom_walkthrough_matches_python_onnxruntime() {
     assert_eq!(series["dimensions"], json!({"x": 204, "y": 201, "z": 60}));
     assert!((series["spacing_mm"]["z"].as_f64().unwrap() - 3.0).abs() < 1e-6);
     assert!((series["spacing_mm"]["x"].as_f64().unwrap() - 0.977).abs() < 1e-3);
-    assert!((series["origin_mm"][2].as_f64().unwrap() + 100.4).abs() < 1e-3, "{series}");
+    assert!(
+        (series["origin_mm"][2].as_f64().unwrap() + 100.4).abs() < 1e-3,
+        "{series}"
+    );
 
     let mask = std::fs::read(ct_phantom().join("nifti/mask/mask.nii.gz")).unwrap();
     let (status, seg) = app.post_segmentation(&series_id, mask, "mask.nii.gz").await;
@@ -69,17 +83,30 @@ async fn ct_phantom_walkthrough_matches_python_onnxruntime() {
     assert_eq!(seg["lesions"][0]["voxel_count"], 125_256);
 
     let seg_id = seg["id"].as_str().unwrap();
-    let result = app.run_job(&series_id, seg_id, json!([{"label": 1, "location": "pleura"}])).await;
+    let result = app
+        .run_job(
+            &series_id,
+            seg_id,
+            json!([{"label": 1, "location": "pleura"}]),
+        )
+        .await;
     let lesion = &result["lesions"][0];
     assert_eq!(lesion["status"], "ok", "{lesion}");
     assert_eq!(lesion["location"], "pleura");
     let p = lesion["response_probability"].as_f64().unwrap();
     assert!((0.0..=1.0).contains(&p));
     assert_eq!(result["model"]["synthetic_demo"], true);
-    assert!(result["disclaimer"].as_str().unwrap().contains("not be used for clinical"));
+    assert!(
+        result["disclaimer"]
+            .as_str()
+            .unwrap()
+            .contains("not be used for clinical")
+    );
     assert!(result["model"]["sha256"].as_str().unwrap().len() >= 64);
     // Config A's voxel-count volume holds on the unresampled grid (IBSI 3.1.2).
-    let vol = lesion_features(&result, 0)["morph_vol_approx"].as_f64().unwrap();
+    let vol = lesion_features(&result, 0)["morph_vol_approx"]
+        .as_f64()
+        .unwrap();
     assert!((vol - 358_000.0).abs() <= 5_000.0, "morph_vol_approx {vol}");
     assert_matches_python_onnxruntime(&result);
 }
@@ -91,7 +118,9 @@ async fn seg_and_shuffled_upload_give_identical_features() {
     let app = spawn_app().await;
     let (series_id, _) = upload_ct_phantom(&app).await;
     let nifti = std::fs::read(ct_phantom().join("nifti/mask/mask.nii.gz")).unwrap();
-    let (_, seg_nifti) = app.post_segmentation(&series_id, nifti.clone(), "mask.nii.gz").await;
+    let (_, seg_nifti) = app
+        .post_segmentation(&series_id, nifti.clone(), "mask.nii.gz")
+        .await;
 
     let dir = tempfile::tempdir().unwrap();
     let seg_path = dir.path().join("mask.seg.dcm");
@@ -101,13 +130,21 @@ async fn seg_and_shuffled_upload_give_identical_features() {
             "--series",
             ct_phantom().join("dicom/image").to_str().unwrap(),
             "--mask",
-            ct_phantom().join("nifti/mask/mask.nii.gz").to_str().unwrap(),
+            ct_phantom()
+                .join("nifti/mask/mask.nii.gz")
+                .to_str()
+                .unwrap(),
             "--out",
             seg_path.to_str().unwrap(),
         ],
     );
-    let (status, seg_dicom) =
-        app.post_segmentation(&series_id, std::fs::read(&seg_path).unwrap(), "mask.seg.dcm").await;
+    let (status, seg_dicom) = app
+        .post_segmentation(
+            &series_id,
+            std::fs::read(&seg_path).unwrap(),
+            "mask.seg.dcm",
+        )
+        .await;
     assert_eq!(status, 201, "{seg_dicom}");
     assert_eq!(seg_dicom["format"], "dicom_seg");
     assert_eq!(seg_dicom["lesions"][0]["voxel_count"], 125_256);
@@ -119,15 +156,42 @@ async fn seg_and_shuffled_upload_give_identical_features() {
     let (status, shuffled) = app.post_series_multipart(&files).await;
     assert_eq!(status, 201, "{shuffled}");
     let shuffled_id = shuffled["id"].as_str().unwrap();
-    let (_, seg_shuffled) = app.post_segmentation(shuffled_id, nifti, "mask.nii.gz").await;
+    let (_, seg_shuffled) = app
+        .post_segmentation(shuffled_id, nifti, "mask.nii.gz")
+        .await;
 
     let lesions = json!([{"label": 1, "location": "lymph_node"}]);
-    let a = app.run_job(&series_id, seg_nifti["id"].as_str().unwrap(), lesions.clone()).await;
-    let b = app.run_job(&series_id, seg_dicom["id"].as_str().unwrap(), lesions.clone()).await;
-    let c = app.run_job(shuffled_id, seg_shuffled["id"].as_str().unwrap(), lesions).await;
-    assert_eq!(lesion_features(&a, 0), lesion_features(&b, 0), "SEG vs NIfTI");
-    assert_eq!(lesion_features(&a, 0), lesion_features(&c, 0), "shuffled vs ordered");
-    assert_eq!(a["lesions"][0]["response_probability"], c["lesions"][0]["response_probability"]);
+    let a = app
+        .run_job(
+            &series_id,
+            seg_nifti["id"].as_str().unwrap(),
+            lesions.clone(),
+        )
+        .await;
+    let b = app
+        .run_job(
+            &series_id,
+            seg_dicom["id"].as_str().unwrap(),
+            lesions.clone(),
+        )
+        .await;
+    let c = app
+        .run_job(shuffled_id, seg_shuffled["id"].as_str().unwrap(), lesions)
+        .await;
+    assert_eq!(
+        lesion_features(&a, 0),
+        lesion_features(&b, 0),
+        "SEG vs NIfTI"
+    );
+    assert_eq!(
+        lesion_features(&a, 0),
+        lesion_features(&c, 0),
+        "shuffled vs ordered"
+    );
+    assert_eq!(
+        a["lesions"][0]["response_probability"],
+        c["lesions"][0]["response_probability"]
+    );
 }
 
 /// The IBSI digital phantom, converted to a DICOM series, through the full HTTP flow: the
@@ -139,7 +203,12 @@ async fn digital_phantom_walkthrough_matches_ibsi_reference() {
     let dir = tempfile::tempdir().unwrap();
     run_support(
         "nifti_to_dicom.py",
-        &["--image", phantom.join("image/phantom.nii.gz").to_str().unwrap(), "--out-dir", dir.path().to_str().unwrap()],
+        &[
+            "--image",
+            phantom.join("image/phantom.nii.gz").to_str().unwrap(),
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+        ],
     );
     let (status, series) = app.post_series_multipart(&dicom_files(dir.path())).await;
     assert_eq!(status, 201, "{series}");
@@ -150,7 +219,13 @@ async fn digital_phantom_walkthrough_matches_ibsi_reference() {
     assert_eq!(status, 201, "{seg}");
     assert_eq!(seg["lesions"][0]["voxel_count"], 74);
 
-    let result = app.run_job(series_id, seg["id"].as_str().unwrap(), json!([{"label": 1, "location": "other"}])).await;
+    let result = app
+        .run_job(
+            series_id,
+            seg["id"].as_str().unwrap(),
+            json!([{"label": 1, "location": "other"}]),
+        )
+        .await;
     let features = lesion_features(&result, 0);
     let refs = reference_rows("digital_phantom");
     let mut checked = 0;
@@ -158,10 +233,17 @@ async fn digital_phantom_walkthrough_matches_ibsi_reference() {
         if !(tag.starts_with("stat_") || tag.starts_with("morph_")) {
             continue; // texture depends on the profile's discretisation; see tests/ibsi_features.rs
         }
-        let (reference, tol) = refs.iter().find(|(t, _, _)| t == tag).map(|(_, r, t)| (*r, *t)).expect(tag);
+        let (reference, tol) = refs
+            .iter()
+            .find(|(t, _, _)| t == tag)
+            .map(|(_, r, t)| (*r, *t))
+            .expect(tag);
         let got = value.as_f64().unwrap();
         let allowed = tol.max(IBSI_THREE_DIGIT_REL_TOL * reference.abs());
-        assert!((got - reference).abs() <= allowed, "{tag}: {got} vs IBSI {reference} ± {allowed}");
+        assert!(
+            (got - reference).abs() <= allowed,
+            "{tag}: {got} vs IBSI {reference} ± {allowed}"
+        );
         checked += 1;
     }
     assert!(checked >= 20, "only {checked} features checked");
@@ -189,9 +271,23 @@ async fn uncomputable_lesions_fail_alone() {
     let out = dir.path().join("mask_extra.nii.gz");
     run_support(
         "add_small_labels.py",
-        &["--mask", ct_phantom().join("nifti/mask/mask.nii.gz").to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "--mask",
+            ct_phantom()
+                .join("nifti/mask/mask.nii.gz")
+                .to_str()
+                .unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
     );
-    let (status, seg) = app.post_segmentation(&series_id, std::fs::read(&out).unwrap(), "mask_extra.nii.gz").await;
+    let (status, seg) = app
+        .post_segmentation(
+            &series_id,
+            std::fs::read(&out).unwrap(),
+            "mask_extra.nii.gz",
+        )
+        .await;
     assert_eq!(status, 201, "{seg}");
     let lesions = json!([
         {"label": 1, "location": "pleura"},
@@ -199,11 +295,16 @@ async fn uncomputable_lesions_fail_alone() {
         {"label": 3, "location": "other"},
         {"label": 9, "location": "soft_tissue"},
     ]);
-    let result = app.run_job(&series_id, seg["id"].as_str().unwrap(), lesions).await;
+    let result = app
+        .run_job(&series_id, seg["id"].as_str().unwrap(), lesions)
+        .await;
     let l = result["lesions"].as_array().unwrap();
     assert_eq!(l[0]["status"], "ok");
     assert!(l[0]["response_probability"].is_number());
-    let codes: Vec<&str> = l[1..].iter().map(|x| x["error"]["code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = l[1..]
+        .iter()
+        .map(|x| x["error"]["code"].as_str().unwrap())
+        .collect();
     assert_eq!(codes, ["too_few_voxels", "single_slice", "label_absent"]);
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     for lesion in &l[1..] {
