@@ -246,6 +246,61 @@ fn missing_middle_slice_names_the_gap() {
     assert!(err.to_string().contains("-16.400 mm"), "{err}");
 }
 
+/// Set ImagePositionPatient of `file` to its value plus `delta_mm` (LPS x, y, z).
+fn moved(file: &InputFile, delta_mm: [f64; 3]) -> InputFile {
+    rewrite(file, |obj| {
+        let ipp = obj
+            .element(tags::IMAGE_POSITION_PATIENT)
+            .unwrap()
+            .to_multi_float64()
+            .unwrap();
+        let text: Vec<String> = (0..3)
+            .map(|c| format!("{:.4}", ipp[c] + delta_mm[c]))
+            .collect();
+        obj.put(DataElement::new(
+            tags::IMAGE_POSITION_PATIENT,
+            VR::DS,
+            PrimitiveValue::Strs(text.into()),
+        ));
+    })
+}
+
+/// A slice moved 1 mm along z breaks uniform spacing; one moved 2 mm in-plane is a
+/// sheared stack; another PixelSpacing is named as inconsistent, with its file.
+#[test]
+fn irregular_stacks_are_refused_naming_the_fault() {
+    let mut files = ct_files().to_vec();
+    files[20] = moved(&files[20], [0.0, 0.0, 1.0]);
+    let err = assemble_series(&files).unwrap_err();
+    assert!(matches!(err, DicomError::NonUniformSpacing { .. }), "{err}");
+
+    let mut files = ct_files().to_vec();
+    files[20] = moved(&files[20], [2.0, 0.0, 0.0]);
+    let err = assemble_series(&files).unwrap_err();
+    let DicomError::ShearedStack {
+        file, offset_mm, ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!(file, &ct_files()[20].name);
+    assert!((offset_mm - 2.0).abs() < POSITION_TOLERANCE_MM, "{err}");
+
+    let mut files = ct_files().to_vec();
+    files[9] = rewrite(&files[9], |obj| {
+        obj.put(DataElement::new(
+            tags::PIXEL_SPACING,
+            VR::DS,
+            PrimitiveValue::Strs(vec!["0.5".to_owned(), "0.5".to_owned()].into()),
+        ));
+    });
+    let msg = assemble_series(&files).unwrap_err().to_string();
+    assert!(
+        msg.contains("PixelSpacing") && msg.contains(&files[9].name),
+        "{msg}"
+    );
+}
+
 /// Files of two series are refused, listing both UIDs with their instance counts.
 #[test]
 fn mixed_series_lists_both_uids() {

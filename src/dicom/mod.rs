@@ -291,12 +291,15 @@ pub(crate) fn bad(file: &str, attr: Attr, expected: &'static str) -> DicomError 
 }
 
 /// Parse one DICOM Part 10 stream held in memory (with or without the 128-byte preamble).
-pub(crate) fn parse_file(file: &InputFile) -> Result<dicom_object::DefaultDicomObject, DicomError> {
+pub(crate) fn parse_file(
+    name: &str,
+    bytes: &[u8],
+) -> Result<dicom_object::DefaultDicomObject, DicomError> {
     dicom_object::OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Auto)
-        .from_reader(std::io::Cursor::new(&file.bytes[..]))
+        .from_reader(std::io::Cursor::new(bytes))
         .map_err(|_| DicomError::NotDicom {
-            file: file.name.clone(),
+            file: name.to_owned(),
         })
 }
 
@@ -317,7 +320,12 @@ pub(crate) fn orientation(
     if !unit(row) || !unit(col) || dot(row, col).abs() > TOL {
         return Err(bad(file, attr, "two orthogonal unit vectors"));
     }
-    Ok((normalize(row), normalize(col)))
+    // Remove the small non-orthogonality the tolerance admits, so grids stay orthonormal
+    // (Grid::world_to_index relies on it).
+    let row = normalize(row);
+    let along = dot(col, row);
+    let col = normalize([0, 1, 2].map(|i| col[i] - along * row[i]));
+    Ok((row, col))
 }
 
 /// `v / |v|`.

@@ -18,8 +18,8 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 
 use super::{
-    Attr, DicomError, InputFile, bad, opt_first_item, opt_items, opt_str, orientation, parse_file,
-    req_f64s, req_str, req_u32, sanitize_uid,
+    Attr, DicomError, bad, opt_first_item, opt_items, opt_str, orientation, parse_file, req_f64s,
+    req_str, req_u32, sanitize_uid,
 };
 use crate::image::grid::AXIS_NAMES;
 use crate::image::labelmap::lesion_from_voxels;
@@ -82,11 +82,7 @@ enum Encoding {
 /// series grid ([`DicomError::SegFrame`], [`DicomError::SegFrameGrid`], naming the
 /// 1-based frame number), a declared segment without voxels.
 pub fn read_seg(bytes: &[u8], file_name: &str, series: &Grid) -> Result<Segmentation, DicomError> {
-    let input = InputFile {
-        name: file_name.to_owned(),
-        bytes: bytes::Bytes::copy_from_slice(bytes),
-    };
-    let obj = parse_file(&input)?;
+    let obj = parse_file(file_name, bytes)?;
     let file = file_name;
 
     let sop_class = sanitize_uid(&req_str(&obj, file, SOP_CLASS_UID)?);
@@ -233,7 +229,10 @@ impl FrameLayout {
 
     /// Bytes the pixel data must hold.
     fn required_bytes(&self) -> usize {
-        let pixels = self.rows * self.columns * self.frames;
+        let pixels = self
+            .rows
+            .saturating_mul(self.columns)
+            .saturating_mul(self.frames);
         match self.encoding {
             Encoding::Binary => pixels.div_ceil(8),
             Encoding::Fractional { .. } => pixels,

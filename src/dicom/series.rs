@@ -115,7 +115,7 @@ pub fn assemble_series(files: &[InputFile]) -> Result<AssembledSeries, DicomErro
 
 /// Parse one file and read the attributes assembly needs.
 fn read_slice(file: &InputFile) -> Result<Slice, DicomError> {
-    let obj = parse_file(file)?;
+    let obj = parse_file(&file.name, &file.bytes)?;
     let name = file.name.as_str();
     if opt_u32(&obj, name, NUMBER_OF_FRAMES, "an integer")?.unwrap_or(1) > 1 {
         // LIMITATION: enhanced multi-frame CT keeps geometry in functional groups; not read.
@@ -371,11 +371,19 @@ fn check_unsheared(
 }
 
 /// Decode every slice through the Modality LUT into one `[z, y, x]` HU array.
+///
+/// The first slice is decoded before the volume is allocated, so a header that declares
+/// a huge Rows × Columns without the pixel data to match fails before any allocation.
 fn decode_volume(slices: &[Slice]) -> Result<Array3<f32>, DicomError> {
     let (rows, cols) = (slices[0].rows as usize, slices[0].columns as usize);
+    let first = decode_slice(&slices[0])?;
     let mut hu = Array3::<f32>::zeros((slices.len(), rows, cols));
     for (k, slice) in slices.iter().enumerate() {
-        let values = decode_slice(slice)?;
+        let values = if k == 0 {
+            first.clone()
+        } else {
+            decode_slice(slice)?
+        };
         let plane = ndarray::ArrayView2::from_shape((rows, cols), &values).map_err(|_| {
             DicomError::PixelDataTooShort {
                 file: slice.file.clone(),
@@ -403,9 +411,9 @@ fn decode_slice(slice: &Slice) -> Result<Vec<f32>, DicomError> {
         return Err(decode_error());
     }
 
-    let expected_bytes = slice.rows as usize
-        * slice.columns as usize
-        * usize::from(decoded.bits_allocated().div_ceil(8));
+    let expected_bytes = (slice.rows as usize)
+        .saturating_mul(slice.columns as usize)
+        .saturating_mul(usize::from(decoded.bits_allocated().div_ceil(8)));
     let found_bytes = decoded.data().len();
     if found_bytes < expected_bytes {
         return Err(DicomError::PixelDataTooShort {
