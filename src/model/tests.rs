@@ -325,3 +325,25 @@ fn incompatible_settings_report_both_hashes() {
         "{text}"
     );
 }
+
+/// The committed demo model, relative to the crate root.
+const DEMO_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/demo");
+
+#[test]
+fn bundled_demo_model_matches_the_extractor() {
+    // Manifest-level check first: runs without ONNX Runtime.
+    let manifest = Manifest::read(&Path::new(DEMO_MODEL_DIR).join(MANIFEST_FILE)).unwrap();
+    let settings = ExtractionSettings::bundled();
+    if let Err(e) = manifest.check_compatible(&settings) {
+        panic!("models/demo is stale for this extractor ({e}); rebuild it with training/train.sh");
+    }
+    assert!(manifest.synthetic_demo);
+    assert!(manifest.intended_use.contains("NOT for clinical use"));
+
+    if !runtime_or_skip("bundled_demo_model_matches_the_extractor") {
+        return;
+    }
+    let model = Model::load(Path::new(DEMO_MODEL_DIR)).unwrap();
+    model.check_compatible(&settings).unwrap();
+    assert!(model.info().synthetic_demo);
+}
