@@ -301,6 +301,31 @@ fn irregular_stacks_are_refused_naming_the_fault() {
     );
 }
 
+/// A zip upload (with a macOS resource fork and a directory entry) assembles like the
+/// directory it was made from.
+#[test]
+fn zip_upload_assembles_like_the_directory() {
+    use std::io::Write;
+    let mut buf = std::io::Cursor::new(Vec::new());
+    let mut zip = zip::ZipWriter::new(&mut buf);
+    let opts = zip::write::SimpleFileOptions::default();
+    zip.add_directory("series/", opts).unwrap();
+    for f in ct_files() {
+        zip.start_file(format!("series/{}", f.name), opts).unwrap();
+        zip.write_all(&f.bytes).unwrap();
+    }
+    zip.start_file("__MACOSX/series/._DCM_IMG_00000.dcm", opts)
+        .unwrap();
+    zip.write_all(b"resource fork").unwrap();
+    zip.finish().unwrap();
+
+    let limits = radscore::dicom::ArchiveLimits::default();
+    let files = radscore::dicom::files_from_zip(Bytes::from(buf.into_inner()), &limits).unwrap();
+    assert_eq!(files.len(), 60);
+    let series = assemble_series(&files).unwrap();
+    assert!(series.volume.hu == phantom().volume.hu);
+}
+
 /// Files of two series are refused, listing both UIDs with their instance counts.
 #[test]
 fn mixed_series_lists_both_uids() {
