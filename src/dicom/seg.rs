@@ -92,6 +92,8 @@ pub fn read_seg(bytes: &[u8], file_name: &str, series: &Grid) -> Result<Segmenta
             sop_class,
         });
     }
+    // LIMITATION: FrameOfReferenceUID is not compared with the series (only its Grid is
+    // passed in); placement through world coordinates still refuses a misaligned SEG.
     let encoding = encoding(&obj, file)?;
     let segments = segment_names(&obj, file)?;
     let layout = FrameLayout::read(&obj, file, encoding)?;
