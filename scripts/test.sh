@@ -16,3 +16,4 @@ export RADSCORE_SHARED_DATA="${RADSCORE_SHARED_DATA:-$ROOT/../shared/data}"
 [[ -d "$RADSCORE_SHARED_DATA/ibsi1" ]] || { echo "test: reference data not found in $RADSCORE_SHARED_DATA" >&2; exit 1; }
 cargo fmt --check
 cargo test --all-targets
+cargo clippy --all-targets -- -D warnings
