@@ -117,6 +117,30 @@ async fn ct_phantom_walkthrough_matches_python_onnxruntime() {
         .unwrap();
     assert!((vol - 358_000.0).abs() <= 5_000.0, "morph_vol_approx {vol}");
     assert_matches_python_onnxruntime(&result);
+
+    let (status, ready) =
+        status_json(app.client.get(app.url("/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "{ready}");
+    assert_eq!(ready["database"], "ok");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for name in [
+        "radscore_jobs_finished_total",
+        "radscore_upload_bytes_total",
+        "radscore_job_duration_seconds",
+        "radscore_feature_extraction_seconds",
+        "radscore_model_inference_seconds",
+        "radscore_jobs{status=\"succeeded\"}",
+    ] {
+        assert!(metrics.contains(name), "/metrics lacks {name}:\n{metrics}");
+    }
 }
 
 /// A DICOM SEG built with highdicom for the CT phantom, and a shuffled multipart upload of
