@@ -51,6 +51,7 @@ setup_ort() {
         log "ONNX Runtime $version already in $ORT_LIB"
         return 0
     fi
+    # LIMITATION: only the x86_64 manylinux wheel is fetched; aarch64 would need its tag.
     [[ "$(uname -m)" == "x86_64" ]] || die "only x86_64 Linux is supported (found $(uname -m))"
 
     local tmp

@@ -58,6 +58,7 @@ fn header_for(grid: &Grid) -> Result<NiftiHeader, String> {
         srow_y: row(1, -1.0),
         srow_z: row(2, 1.0),
         qform_code: XFORM_SCANNER_ANAT,
+        // LIMITATION: this qform is right for axis-aligned grids only (demo_grid's kind).
         // LPS → RAS for an axis-aligned LPS grid is a 180° turn about z: quaternion
         // (a, b, c, d) = (0, 0, 0, 1), qfac = pixdim[0] = 1.
         quatern_b: 0.0,

@@ -7,6 +7,7 @@ use dicom_dictionary_std::tags;
 use ndarray::Array3;
 use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
 
+use super::phantom::draw_location;
 use super::*;
 
 /// Tolerance for coordinates written as DS / f32 text and read back, mm.

@@ -155,6 +155,7 @@ impl Manifest {
     /// The embedded settings object must hash to `settings_hash`, so that neither can be
     /// edited without the other.
     fn check_settings_hash(&self) -> Result<(), ModelError> {
+        // LIMITATION: a settings schema change makes older manifests unreadable here.
         let text = self.extraction_settings.to_string();
         let settings = ExtractionSettings::from_json(&text).map_err(|e| {
             ModelError::ManifestInvalid(format!(

@@ -65,6 +65,7 @@ pub(super) fn environment() -> Result<&'static Environment, ModelError> {
 
 fn environment_for(explicit: Option<&Path>) -> Result<&'static Environment, ModelError> {
     if let Some(rt) = RUNTIME.get() {
+        warn_if_other_library(rt, explicit);
         return Ok(&rt.environment);
     }
     // A poisoned lock only means another thread panicked while initialising; the
@@ -92,6 +93,18 @@ fn environment_for(explicit: Option<&Path>) -> Result<&'static Environment, Mode
         library,
     });
     Ok(&rt.environment)
+}
+
+/// Log a call that names another library than the one already loaded.
+fn warn_if_other_library(rt: &Runtime, explicit: Option<&Path>) {
+    // LIMITATION: ort allows one environment per process, so the first library loaded stays.
+    if let Some(path) = explicit.filter(|p| *p != rt.library) {
+        tracing::warn!(
+            requested = %path.display(),
+            loaded = %rt.library.display(),
+            "ONNX Runtime is already loaded from another file; keeping it"
+        );
+    }
 }
 
 /// Apply the search order of [`init_runtime`].

@@ -124,6 +124,7 @@ impl Model {
     /// not finite (also after the cast to `f32`); [`ModelError::Inference`] if ONNX Runtime
     /// fails or returns a value outside `[0, 1]`.
     pub fn predict(&self, rows: &[Vec<f64>]) -> Result<Vec<f64>, ModelError> {
+        // LIMITATION: one mutexed session serialises scoring; a heavy model needs a pool.
         if rows.is_empty() {
             return Ok(Vec::new());
         }

@@ -232,7 +232,7 @@ fn load_refuses_a_graph_that_is_not_onnx() {
 fn manifest_with_edited_settings_is_refused() {
     let settings = ExtractionSettings::bundled();
     let mut manifest = manifest_for(fixture_names(), &settings);
-    manifest.extraction_settings["profiles"]["pleura"]["glcm_distance_vox"] = 2.into();
+    manifest.extraction_settings["profiles"]["pleura"]["texture_distance_vox"] = 2.into();
     let err = manifest.validate().unwrap_err();
     assert!(err.to_string().contains(&settings.hash()), "{err}");
 
@@ -316,7 +316,7 @@ fn incompatible_settings_report_both_hashes() {
     now.profiles
         .get_mut(&Location::Pleura)
         .unwrap()
-        .glcm_distance_vox = 2;
+        .texture_distance_vox = 2;
     let err = manifest.check_compatible(&now).unwrap_err();
     let text = err.to_string();
     assert!(matches!(err, ModelError::IncompatibleSettings { .. }));
