@@ -342,10 +342,16 @@ fn digital_phantom_matches_ibsi_reference() {
         "phantom mask voxel count"
     );
     let settings = FamilySettings {
+        families: radscore::features::FAMILIES
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect(),
+        ivh_discretisation: None,
+        ngldm_alpha: 0,
         resegment_range_hu: None,
         discretisation: Discretisation::None,
-        glcm_distance_vox: IBSI_GLCM_DISTANCE_VOX,
-        glcm_aggregations: ALL_AGGREGATIONS.to_vec(),
+        texture_distance_vox: IBSI_GLCM_DISTANCE_VOX,
+        texture_aggregations: ALL_AGGREGATIONS.to_vec(),
         min_voxels: 1,
     };
     check("digital_phantom", &compute(&roi, &settings));
@@ -361,13 +367,19 @@ fn ct_phantom_config_a_matches_ibsi_reference() {
         Some(CONFIG_A_RESEGMENT_HU),
     );
     let settings = FamilySettings {
+        families: radscore::features::FAMILIES
+            .iter()
+            .map(|f| f.name.to_string())
+            .collect(),
+        ivh_discretisation: None,
+        ngldm_alpha: 0,
         resegment_range_hu: Some(CONFIG_A_RESEGMENT_HU),
         discretisation: Discretisation::FixedBinSize {
             bin_width_hu: CONFIG_A_BIN_WIDTH_HU,
             lower_bound_hu: Some(CONFIG_A_RESEGMENT_HU[0]),
         },
-        glcm_distance_vox: IBSI_GLCM_DISTANCE_VOX,
-        glcm_aggregations: ALL_AGGREGATIONS[..4].to_vec(),
+        texture_distance_vox: IBSI_GLCM_DISTANCE_VOX,
+        texture_aggregations: ALL_AGGREGATIONS[..4].to_vec(),
         min_voxels: 1,
     };
     check("config_A", &compute(&roi, &settings));

@@ -2,12 +2,12 @@
 //!
 //! Input: the lesion's grey levels from [`crate::image::discretise`] (1-based, intensity
 //! mask only). Output: the 25 IBSI GLCM features for every aggregation listed in
-//! [`FamilySettings::glcm_aggregations`], tagged `cm_<feature>_<suffix>` (e.g.
+//! [`FamilySettings::texture_aggregations`], tagged `cm_<feature>_<suffix>` (e.g.
 //! `cm_contrast_3D_avg`), aggregation by aggregation in settings order.
 //!
 //! Matrices are symmetric: a voxel pair at offset `δ·d` is counted as `(i, j)` and
 //! `(j, i)` (IBSI 3.6). Both voxels of a pair must lie in the intensity mask. Neighbours
-//! are at Chebyshev distance `δ = glcm_distance_vox` along the 4 in-plane (2D, 2.5D) or
+//! are at Chebyshev distance `δ = texture_distance_vox` along the 4 in-plane (2D, 2.5D) or
 //! 13 (3D) unique directions. Aggregation follows IBSI 3.1.3 / figure 3.2: `*_avg`
 //! computes features per matrix and averages them, `*_comb` sums (merges) the counts of
 //! the matrices first. Empty matrices (no pair, e.g. a one-voxel slice) take no part in
@@ -89,7 +89,7 @@ pub const MAX_GREY_LEVELS: usize = 2048;
 
 /// Names produced by [`compute`]: `cm_<feature>_<suffix>` per configured aggregation.
 pub fn names(s: &FamilySettings) -> Vec<String> {
-    s.glcm_aggregations
+    s.texture_aggregations
         .iter()
         .flat_map(|agg| {
             FEATURES
@@ -141,16 +141,16 @@ pub fn names(s: &FamilySettings) -> Vec<String> {
 /// [`MAX_GREY_LEVELS`] distinct grey levels; [`FeatureError::Undefined`] for an
 /// aggregation without voxel pairs or a feature IBSI leaves undefined (see module docs).
 pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
-    if s.glcm_aggregations.is_empty() {
+    if s.texture_aggregations.is_empty() {
         return Ok(Vec::new());
     }
     let grey = discretise(roi, s)?;
     let levels = LevelIndex::new(&grey.levels, grey.n_levels)?;
-    let delta = isize::try_from(s.glcm_distance_vox)
+    let delta = isize::try_from(s.texture_distance_vox)
         .ok()
         .filter(|d| *d >= 1)
-        .ok_or_else(|| FeatureError::InvalidSettings("glcm_distance_vox must be ≥ 1".into()))?;
-    let aggs = &s.glcm_aggregations;
+        .ok_or_else(|| FeatureError::InvalidSettings("texture_distance_vox must be ≥ 1".into()))?;
+    let aggs = &s.texture_aggregations;
     let wants = |a: TextureAggregation| aggs.contains(&a);
     let mut results: Vec<(TextureAggregation, Averager)> = Vec::new();
 
@@ -493,10 +493,13 @@ mod tests {
 
     fn settings(aggs: Vec<TextureAggregation>) -> FamilySettings {
         FamilySettings {
+            families: vec!["glcm".into()],
+            ivh_discretisation: None,
+            ngldm_alpha: 0,
             resegment_range_hu: None,
             discretisation: Discretisation::None,
-            glcm_distance_vox: 1,
-            glcm_aggregations: aggs,
+            texture_distance_vox: 1,
+            texture_aggregations: aggs,
             min_voxels: 1,
         }
     }

@@ -179,10 +179,13 @@ mod tests {
 
     fn settings() -> FamilySettings {
         FamilySettings {
+            families: vec!["intensity_stats".into()],
+            ivh_discretisation: None,
+            ngldm_alpha: 0,
             resegment_range_hu: None,
             discretisation: Discretisation::None,
-            glcm_distance_vox: 1,
-            glcm_aggregations: vec![],
+            texture_distance_vox: 1,
+            texture_aggregations: vec![],
             min_voxels: 1,
         }
     }

@@ -124,7 +124,14 @@ pub const FAMILIES: &[Family] = &[
 
 /// Every feature name produced with `settings`, in output order.
 pub fn feature_names(settings: &FamilySettings) -> Vec<String> {
-    FAMILIES.iter().flat_map(|f| (f.names)(settings)).collect()
+    enabled(settings)
+        .flat_map(|f| (f.names)(settings))
+        .collect()
+}
+
+/// The families `settings` enables, in [`FAMILIES`] order.
+pub fn enabled(settings: &FamilySettings) -> impl Iterator<Item = &'static Family> + '_ {
+    FAMILIES.iter().filter(|f| settings.enables(f.name))
 }
 
 /// Compute every family of [`FAMILIES`] on one lesion, in order.
@@ -134,7 +141,7 @@ pub fn feature_names(settings: &FamilySettings) -> Vec<String> {
 /// the result schema stays stable.
 pub fn compute_all(roi: &Roi, settings: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
     let mut out = Vec::new();
-    for family in FAMILIES {
+    for family in enabled(settings) {
         out.extend((family.compute)(roi, settings)?);
     }
     if let Some(bad) = out.iter().find(|f| !f.value.is_finite()) {

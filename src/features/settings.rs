@@ -116,18 +116,36 @@ impl TextureAggregation {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FamilySettings {
+    /// Feature families to compute, by [`super::Family::name`]; output follows the order of
+    /// [`super::FAMILIES`], not of this list.
+    pub families: Vec<String>,
     /// Re-segmentation range `[min, max]` in HU (IBSI 2.5, range re-segmentation):
     /// voxels outside are removed from the intensity mask only.
     #[serde(default)]
     pub resegment_range_hu: Option<[f64; 2]>,
-    /// Discretisation for texture families (IBSI 2.7).
+    /// Discretisation for the intensity histogram and texture families (IBSI 2.7).
     pub discretisation: Discretisation,
-    /// GLCM neighbour distance, Chebyshev norm, in voxels (IBSI 3.6, δ).
-    pub glcm_distance_vox: u32,
-    /// GLCM aggregation variants to output.
-    pub glcm_aggregations: Vec<TextureAggregation>,
+    /// Discretisation for the intensity-volume histogram (IBSI 3.5). `None` = the
+    /// intensities themselves as discrete HU (IBSI's setting for CT).
+    #[serde(default)]
+    pub ivh_discretisation: Option<Discretisation>,
+    /// Neighbour distance δ for GLCM, NGTDM and NGLDM, Chebyshev norm, in voxels
+    /// (IBSI 3.6, 3.10, 3.11).
+    pub texture_distance_vox: u32,
+    /// NGLDM coarseness parameter α (IBSI 3.11); IBSI's reference configurations use 0.
+    #[serde(default)]
+    pub ngldm_alpha: u32,
+    /// Aggregation variants to output for every texture family (IBSI 3.1.3).
+    pub texture_aggregations: Vec<TextureAggregation>,
     /// Lesions with fewer voxels in the intensity mask are refused (too small for texture).
     pub min_voxels: usize,
+}
+
+impl FamilySettings {
+    /// Whether the family called `name` is enabled.
+    pub fn enables(&self, name: &str) -> bool {
+        self.families.iter().any(|f| f == name)
+    }
 }
 
 /// A versioned settings document: defaults plus one profile per location.
@@ -237,8 +255,19 @@ impl FamilySettings {
         {
             return Err(format!("resegment_range_hu [{lo}, {hi}] is empty"));
         }
-        if self.glcm_distance_vox == 0 {
-            return Err("glcm_distance_vox must be at least 1".into());
+        if self.texture_distance_vox == 0 {
+            return Err("texture_distance_vox must be at least 1".into());
+        }
+        if let Some(unknown) = self
+            .families
+            .iter()
+            .find(|f| !super::FAMILIES.iter().any(|k| k.name == f.as_str()))
+        {
+            let known: Vec<&str> = super::FAMILIES.iter().map(|k| k.name).collect();
+            return Err(format!(
+                "unknown feature family '{unknown}'; known: {}",
+                known.join(", ")
+            ));
         }
         Ok(())
     }
@@ -265,7 +294,7 @@ mod tests {
         t.profiles
             .get_mut(&Location::Other)
             .unwrap()
-            .glcm_distance_vox = 2;
+            .texture_distance_vox = 2;
         assert_ne!(s.hash(), t.hash());
     }
 }
