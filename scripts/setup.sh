@@ -44,6 +44,17 @@ ort_version() {
     printf '%s' "$v"
 }
 
+# Stop early, with the Debian package to install, if a Python piece is missing.
+need_python() {
+    command -v python3 >/dev/null || die "python3 not found (Debian: apt-get install python3)"
+    python3 -m pip --version >/dev/null 2>&1 ||
+        die "pip for python3 not found (Debian: apt-get install python3-pip)"
+    if [[ "${1:-}" == venv ]]; then
+        python3 -c 'import ensurepip, venv' 2>/dev/null ||
+            die "python3 venv support not found (Debian: apt-get install python3-venv)"
+    fi
+}
+
 setup_ort() {
     local version
     version="$(ort_version)"
@@ -53,6 +64,7 @@ setup_ort() {
     fi
     # LIMITATION: only the x86_64 manylinux wheel is fetched; aarch64 would need its tag.
     [[ "$(uname -m)" == "x86_64" ]] || die "only x86_64 Linux is supported (found $(uname -m))"
+    need_python
 
     local tmp
     tmp="$(mktemp -d)"
@@ -94,6 +106,7 @@ setup_python() {
         return 0
     fi
     if [[ ! -x "$VENV/bin/python" ]]; then
+        need_python venv
         log "creating $VENV"
         python3 -m venv "$VENV"
     fi

@@ -89,8 +89,11 @@ pub struct DemoCase {
     pub seed: u64,
     /// Patient ID (0010,0020): `DEMO-<seed>`.
     pub patient_id: String,
+    /// Study Instance UID (0020,000D), derived from the seed.
     pub study_instance_uid: String,
+    /// Series Instance UID (0020,000E), derived from the seed.
     pub series_instance_uid: String,
+    /// Frame of Reference UID (0020,0052), shared by the series and the label map's grid.
     pub frame_of_reference_uid: String,
     /// The series grid (also the label map's).
     pub grid: Grid,
@@ -113,6 +116,7 @@ pub struct DemoCase {
 pub struct DemoLesion {
     /// Label value in `lesions.nii.gz`.
     pub label: u8,
+    /// Anatomical location, drawn from [`LOCATION_MIX`]; decides where the lesion sits.
     pub location: Location,
     /// Centre, LPS mm.
     pub centre_mm: [f64; 3],
@@ -131,20 +135,26 @@ pub struct DemoLesion {
 /// Why a case could not be generated.
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    /// The options describe no usable grid or lesion count.
     #[error("invalid demo options: {0}")]
     InvalidOptions(String),
+    /// A file or directory could not be written.
     #[error("cannot write {}: {source}", path.display())]
     Io {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
+    /// dicom-object refused to encode a slice.
     #[error("cannot encode DICOM file {}: {reason}", path.display())]
     Dicom { path: PathBuf, reason: String },
+    /// The nifti writer failed.
     #[error("cannot write NIfTI file {}: {reason}", path.display())]
     Nifti { path: PathBuf, reason: String },
+    /// The zip writer failed.
     #[error("cannot write zip {}: {reason}", path.display())]
     Zip { path: PathBuf, reason: String },
+    /// The lesions do not fit into the grid without overlapping.
     #[error(
         "could not place lesion {label} ({location:?}) without overlap in {PLACEMENT_ATTEMPTS} \
          attempts; use a larger grid or fewer lesions"

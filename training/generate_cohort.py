@@ -80,26 +80,32 @@ def outcome_score(lesion: dict, noise: float) -> float:
     return score + rule["noise_sd"] * noise
 
 
-def process_patient(radscore: str, case_dir: Path, seed: int) -> tuple[dict, dict, list[dict]]:
-    """Generate and extract one patient; returns (lesions.json, features.json, lesions)."""
+def process_patient(
+    radscore: str, case_dir: Path, seed: int, extra_args: tuple[str, ...] = ()
+) -> tuple[dict, dict]:
+    """Generate one patient and extract its lesions with their true locations.
+
+    Returns (lesions.json, the extract output). `extra_args` go to `radscore extract`
+    (e.g. `--model DIR`)."""
     run([radscore, "demo-data", "--out", str(case_dir), "--seed", str(seed)])
     truth = json.loads((case_dir / "lesions.json").read_text())
     lesion_args = []
     for lesion in truth["lesions"]:
         lesion_args += ["--lesion", f"{lesion['label']}:{lesion['location']}"]
-    features_path = case_dir / "features.json"
-    run(
-        [radscore, "extract", "--series", str(case_dir / "series"),
-         "--mask", str(case_dir / "lesions.nii.gz"), *lesion_args,
-         "--out", str(features_path), "--quiet"]
-    )
-    extracted = json.loads(features_path.read_text())
-    return truth, extracted, truth["lesions"]
+    out = case_dir / "features.json"
+    run([
+        radscore, "extract", "--series", str(case_dir / "series"),
+        "--mask", str(case_dir / "lesions.nii.gz"), *lesion_args,
+        "--out", str(out), "--quiet", *extra_args,
+    ])
+    return truth, json.loads(out.read_text())
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--radscore", default=str(ROOT / "target/debug/radscore"), help="radscore binary")
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument("--radscore", default=str(ROOT / "target/debug/radscore"))
     ap.add_argument("--patients", type=int, default=150, help="number of synthetic patients")
     ap.add_argument("--seed-base", type=int, default=1000, help="seed of the first patient")
     ap.add_argument("--out-dir", type=Path, default=ROOT / "training/data")
@@ -116,18 +122,20 @@ def main() -> None:
         base = args.keep_cases or Path(tmp)
         for i in range(args.patients):
             seed = args.seed_base + i
-            truth, extracted, lesions = process_patient(args.radscore, base / f"case_{seed}", seed)
+            truth, extracted = process_patient(args.radscore, base / f"case_{seed}", seed)
             if extracted["settings_hash"] != settings_hash or extracted["feature_names"] != names:
-                sys.exit(f"seed {seed}: extract used other settings or names than `radscore settings`")
+                sys.exit(f"seed {seed}: extract used other settings than `radscore settings`")
             by_label = {r["label"]: r for r in extracted["lesions"]}
-            for lesion in lesions:
+            for lesion in truth["lesions"]:
                 # One noise draw per generated lesion, also for skipped ones, so the
                 # outcomes do not depend on which lesions the extractor accepts.
                 noise = float(rng.standard_normal())
                 lesion_id = f"{truth['patient_id']}-L{lesion['label']}"
                 result = by_label.get(lesion["label"])
                 if result is None or result["status"] != "ok":
-                    reason = "missing" if result is None else (result.get("error") or result["status"])
+                    reason = "missing" if result is None else result["status"]
+                    if result is not None and result.get("error"):
+                        reason = result["error"]
                     skipped.append({"lesion_id": lesion_id, "reason": reason})
                     continue
                 values = [result["features"][n] for n in names]
@@ -135,7 +143,8 @@ def main() -> None:
                     skipped.append({"lesion_id": lesion_id, "reason": "non-finite feature"})
                     continue
                 outcome = int(outcome_score(lesion, noise) > OUTCOME_RULE["threshold"])
-                rows.append([truth["patient_id"], seed, lesion_id, lesion["label"], lesion["location"], outcome, *values])
+                ids = [truth["patient_id"], seed, lesion_id, lesion["label"], lesion["location"]]
+                rows.append([*ids, outcome, *values])
                 latent_rows.append([lesion_id, *[lesion[c] for c in LATENT_COLUMNS]])
             if (i + 1) % 25 == 0 or i + 1 == args.patients:
                 print(f"patients: {i + 1}/{args.patients}, lesions: {len(rows)}", file=sys.stderr)

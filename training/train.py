@@ -73,7 +73,7 @@ def load_cohort(cohort_dir: Path) -> tuple[dict, list[str], np.ndarray, np.ndarr
         reader = csv.reader(f)
         header = next(reader)
         if header[6:] != names:
-            raise SystemExit("cohort.csv feature columns differ from cohort_meta.json feature_names")
+            raise SystemExit("cohort.csv feature columns differ from cohort_meta.json")
         rows = list(reader)
     groups = np.array([r[0] for r in rows])
     y = np.array([int(r[5]) for r in rows])
@@ -132,7 +132,9 @@ def export_onnx(model: Pipeline, n_features: int, x: np.ndarray) -> tuple[bytes,
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--cohort-dir", type=Path, default=ROOT / "training/data")
     ap.add_argument("--out", type=Path, default=ROOT / "models/demo")
     args = ap.parse_args()
@@ -181,7 +183,8 @@ def main() -> None:
         },
         "metrics": {
             **metrics,
-            "model": f"StandardScaler + LogisticRegression(L2, C={L2_C}) on all {len(names)} features",
+            "model": f"StandardScaler + LogisticRegression(L2, C={L2_C}), all {len(names)} "
+            "features",
             "software": f"scikit-learn {sklearn.__version__}, skl2onnx {skl2onnx.__version__}, "
             f"onnxruntime {ort.__version__}, numpy {np.__version__}",
         },
