@@ -14,6 +14,11 @@ use crate::image::{Grid, LesionMask, Segmentation, Volume};
 /// (a one-slice mask has no extent along the slice axis to mesh or co-occur over).
 pub const MIN_LESION_SLICES: usize = 2;
 
+/// Radius of a 1 cm³ sphere, mm: the neighbourhood of the local intensity peak
+/// (IBSI 1 section 3.2.1, `r = (3 / (4π))^(1/3) cm`). The ROI crop keeps this much image
+/// context around the lesion.
+pub const ROI_CONTEXT_MARGIN_MM: f64 = 6.2035;
+
 /// A lesion to compute: label in the segmentation and its anatomical location.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct LesionRequest {
@@ -106,11 +111,33 @@ pub fn build_roi(
             "lesion mask extends beyond the series grid".into(),
         ));
     }
+    // Crop with a context margin: local intensity features (IBSI 3.2) average the image,
+    // not only the ROI, within a 1 cm³ sphere around ROI voxels.
+    let margin: [usize; 3] = std::array::from_fn(|a| {
+        (ROI_CONTEXT_MARGIN_MM / volume.grid.spacing_mm[a]).ceil() as usize
+    });
+    let lo = [
+        oz.saturating_sub(margin[0]),
+        oy.saturating_sub(margin[1]),
+        ox.saturating_sub(margin[2]),
+    ];
+    let hi = [
+        (oz + dz + margin[0]).min(shape.0),
+        (oy + dy + margin[1]).min(shape.1),
+        (ox + dx + margin[2]).min(shape.2),
+    ];
     let hu = volume
         .hu
-        .slice(ndarray::s![oz..oz + dz, oy..oy + dy, ox..ox + dx])
+        .slice(ndarray::s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
         .to_owned();
-    let morph_mask = lesion.mask.clone();
+    let mut morph_mask = ndarray::Array3::from_elem(hu.dim(), false);
+    morph_mask
+        .slice_mut(ndarray::s![
+            oz - lo[0]..oz - lo[0] + dz,
+            oy - lo[1]..oy - lo[1] + dy,
+            ox - lo[2]..ox - lo[2] + dx
+        ])
+        .assign(&lesion.mask);
 
     let mut intensity_mask = morph_mask.clone();
     if let Some([lo, hi]) = settings.resegment_range_hu {
