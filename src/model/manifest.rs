@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ModelError;
 use crate::features::ExtractionSettings;
+use crate::features::settings::SettingsError;
 
 /// File name of the manifest inside a model directory.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -123,8 +124,10 @@ impl Manifest {
     ///
     /// # Errors
     /// [`ModelError::ManifestInvalid`] for an unknown schema version, an empty or duplicated
-    /// feature name, an unsupported input type, or settings that this build cannot read or
-    /// whose hash is not `settings_hash`.
+    /// feature name, an unsupported input type, or settings whose hash is not
+    /// `settings_hash`. Settings this build cannot read (an older settings schema) are not
+    /// an error here: such a model is valid but incompatible, which
+    /// [`Manifest::check_compatible`] reports with both hashes.
     pub fn validate(&self) -> Result<(), ModelError> {
         let invalid = |msg: String| Err(ModelError::ManifestInvalid(msg));
         if self.manifest_version != MANIFEST_SCHEMA_VERSION {
@@ -153,15 +156,11 @@ impl Manifest {
     }
 
     /// The embedded settings object must hash to `settings_hash`, so that neither can be
-    /// edited without the other.
+    /// edited without the other (checked when this build can read the object).
     fn check_settings_hash(&self) -> Result<(), ModelError> {
-        // LIMITATION: a settings schema change makes older manifests unreadable here.
-        let text = self.extraction_settings.to_string();
-        let settings = ExtractionSettings::from_json(&text).map_err(|e| {
-            ModelError::ManifestInvalid(format!(
-                "extraction_settings cannot be read by this build: {e}"
-            ))
-        })?;
+        let Ok(settings) = self.embedded_settings() else {
+            return Ok(());
+        };
         let computed = settings.hash();
         if computed != self.settings_hash {
             return Err(ModelError::ManifestInvalid(format!(
@@ -170,6 +169,11 @@ impl Manifest {
             )));
         }
         Ok(())
+    }
+
+    /// The embedded settings object, parsed and validated by this build.
+    pub fn embedded_settings(&self) -> Result<ExtractionSettings, SettingsError> {
+        ExtractionSettings::from_json(&self.extraction_settings.to_string())
     }
 
     /// Refuse an extractor whose feature names or settings differ from the model's.
@@ -197,7 +201,12 @@ impl Manifest {
                 extractor_hash,
             });
         }
-        Ok(())
+        // Equal hashes but an unreadable settings object: the manifest was edited.
+        self.embedded_settings().map(|_| ()).map_err(|e| {
+            ModelError::ManifestInvalid(format!(
+                "settings_hash matches the extractor but extraction_settings cannot be read: {e}"
+            ))
+        })
     }
 }
 

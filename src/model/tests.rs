@@ -248,6 +248,29 @@ fn manifest_with_edited_settings_is_refused() {
 }
 
 #[test]
+fn manifest_from_an_older_settings_schema_loads_but_is_incompatible() {
+    let settings = ExtractionSettings::bundled();
+    let mut manifest = manifest_for(settings.feature_names(), &settings);
+    manifest.extraction_settings = serde_json::json!({ "schema_version": 1, "old_field": 3 });
+    manifest.settings_hash = "sha256:from-an-older-build".into();
+    manifest.validate().unwrap();
+    let err = manifest.check_compatible(&settings).unwrap_err();
+    assert!(
+        matches!(err, ModelError::IncompatibleSettings { .. }),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("sha256:from-an-older-build"),
+        "{err}"
+    );
+
+    // The same unreadable object with the extractor's own hash is an edited manifest.
+    manifest.settings_hash = settings.hash();
+    let err = manifest.check_compatible(&settings).unwrap_err();
+    assert!(matches!(err, ModelError::ManifestInvalid(_)), "{err}");
+}
+
+#[test]
 fn missing_manifest_names_the_file() {
     let tmp = tempfile::tempdir().unwrap();
     let err = Manifest::read(&tmp.path().join(MANIFEST_FILE)).unwrap_err();
@@ -332,8 +355,11 @@ const DEMO_MODEL_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/demo")
 #[test]
 fn bundled_demo_model_matches_the_extractor() {
     // Manifest-level check first: runs without ONNX Runtime.
-    let manifest = Manifest::read(&Path::new(DEMO_MODEL_DIR).join(MANIFEST_FILE)).unwrap();
     let settings = ExtractionSettings::bundled();
+    let manifest = match Manifest::read(&Path::new(DEMO_MODEL_DIR).join(MANIFEST_FILE)) {
+        Ok(m) => m,
+        Err(e) => panic!("models/demo/manifest.json is unreadable ({e}); run training/train.sh"),
+    };
     if let Err(e) = manifest.check_compatible(&settings) {
         panic!("models/demo is stale for this extractor ({e}); rebuild it with training/train.sh");
     }
