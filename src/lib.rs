@@ -17,6 +17,7 @@
 //! | [`dicom`] | DICOM series assembly and DICOM SEG decoding (dicom-rs) |
 //! | [`demo`] | deterministic synthetic CT cases (DICOM series, NIfTI labels) for demos and training |
 //! | [`store`] | sqlx database (SQLite by default) and the blob store (object_store) |
+//! | [`compliance`] | IBSI 1 self-check on the bundled digital phantom |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!
 //! `api → jobs → pipeline → features/model → image → dicom`; `store` is used by `api`
@@ -24,6 +25,7 @@
 
 pub mod api;
 pub mod app;
+pub mod compliance;
 pub mod config;
 pub mod demo;
 pub mod dicom;

@@ -57,3 +57,13 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/yaml")], OPENAPI_YAML)
 }
+
+/// `GET /v1/compliance`: compute the bundled IBSI digital phantom with this build and
+/// return the comparison with the IBSI reference values.
+pub async fn compliance() -> Result<Json<crate::compliance::Report>, super::Problem> {
+    let report = tokio::task::spawn_blocking(crate::compliance::digital_phantom)
+        .await
+        .map_err(|e| super::Problem::internal(&e))?
+        .map_err(|e| super::Problem::internal(&e))?;
+    Ok(Json(report))
+}

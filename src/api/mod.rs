@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get))
         .route("/v1/jobs/{id}/result", get(jobs::result))
         .route("/v1/models", get(jobs::models))
+        .route("/v1/compliance", get(health::compliance))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))

@@ -346,3 +346,28 @@ async fn uncomputable_lesions_fail_alone() {
     }
     assert_matches_python_onnxruntime(&result);
 }
+
+/// The running service proves its own compliance: the bundled digital phantom is computed
+/// with this build and every computed feature is within the IBSI tolerance.
+#[tokio::test]
+async fn compliance_endpoint_passes_every_computed_feature() {
+    let app = spawn_app().await;
+    let (status, report) = status_json(
+        app.client
+            .get(app.url("/v1/compliance"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["data_set"], "digital_phantom");
+    assert_eq!(report["failed"], 0, "{report}");
+    assert!(
+        report["passed"].as_u64().unwrap() >= 177,
+        "{}",
+        report["passed"]
+    );
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 487, "every reference row is listed");
+}
