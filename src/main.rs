@@ -58,6 +58,12 @@ enum Command {
         #[arg(long, default_value_t = 1)]
         seed: u64,
     },
+    /// Run the IBSI 1 compliance self-check and write it as markdown.
+    Compliance {
+        /// Output file (markdown); stdout when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print the extraction settings, their hash or the feature names.
     Settings {
         /// Settings file (default: bundled).
@@ -121,8 +127,19 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Extract(args) => extract(args),
+        Command::Compliance { out } => {
+            let report = radscore::compliance::digital_phantom()?;
+            let md = radscore::compliance::to_markdown(&[report]);
+            match out {
+                Some(path) => std::fs::write(&path, md)
+                    .with_context(|| format!("writing {}", path.display()))?,
+                None => print!("{md}"),
+            }
+            Ok(())
+        }
         Command::DemoData { out, seed } => {
-            let case = radscore::demo::generate(&out, seed, &radscore::demo::DemoOptions::default())?;
+            let case =
+                radscore::demo::generate(&out, seed, &radscore::demo::DemoOptions::default())?;
             println!("{}", serde_json::to_string_pretty(&case)?);
             Ok(())
         }
