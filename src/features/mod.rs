@@ -10,8 +10,14 @@
 //! Radiology 2020; IBSI 1 reference manual, arXiv:1612.07003 (chapter 3, "Image features").
 
 pub mod glcm;
+pub mod intensity_histogram;
 pub mod intensity_stats;
+pub mod ivh;
+pub mod local_intensity;
 pub mod morphology;
+pub mod neighbourhood;
+pub mod ngldm;
+pub mod ngtdm;
 pub mod settings;
 
 pub use settings::{Discretisation, ExtractionSettings, FamilySettings, Location};
@@ -111,14 +117,39 @@ pub const FAMILIES: &[Family] = &[
         names: morphology::names,
     },
     Family {
+        name: "local_intensity",
+        compute: local_intensity::compute,
+        names: local_intensity::names,
+    },
+    Family {
         name: "intensity_stats",
         compute: intensity_stats::compute,
         names: intensity_stats::names,
     },
     Family {
+        name: "intensity_histogram",
+        compute: intensity_histogram::compute,
+        names: intensity_histogram::names,
+    },
+    Family {
+        name: "ivh",
+        compute: ivh::compute,
+        names: ivh::names,
+    },
+    Family {
         name: "glcm",
         compute: glcm::compute,
         names: glcm::names,
+    },
+    Family {
+        name: "ngtdm",
+        compute: ngtdm::compute,
+        names: ngtdm::names,
+    },
+    Family {
+        name: "ngldm",
+        compute: ngldm::compute,
+        names: ngldm::names,
     },
 ];
 
