@@ -243,3 +243,28 @@ fn read_series_hu(case: &DemoCase) -> Array3<f64> {
     }
     hu
 }
+
+#[test]
+fn radscore_assembles_the_zipped_series_on_the_case_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let case = generate(tmp.path(), 9, &small_options()).unwrap();
+    let zip = bytes::Bytes::from(std::fs::read(&case.series_zip).unwrap());
+    let files = crate::dicom::files_from_zip(zip, &Default::default()).unwrap();
+    assert_eq!(files.len(), case.dicom_files.len());
+
+    let series = crate::dicom::assemble_series(&files).unwrap();
+    assert_eq!(series.series_uid, case.series_instance_uid);
+    case.grid.check_same_as(&series.volume.grid).unwrap();
+    let written = read_series_hu(&case);
+    let max_diff = series
+        .volume
+        .hu
+        .iter()
+        .zip(written.iter())
+        .map(|(a, b)| (f64::from(*a) - b).abs())
+        .fold(0.0, f64::max);
+    assert_eq!(
+        max_diff, 0.0,
+        "HU differ between radscore's reader and the raw decode"
+    );
+}
