@@ -191,6 +191,7 @@ pub fn dicom_problem(e: dicom::DicomError) -> Problem {
     let (status, kind) = match &e {
         E::NoFiles => (StatusCode::BAD_REQUEST, "empty-upload"),
         E::NotDicom { .. } => (unprocessable, "not-dicom"),
+        E::Malformed { .. } => (unprocessable, "malformed-dicom"),
         E::MissingTag { .. } => (unprocessable, "missing-attribute"),
         E::BadValue { .. } => (unprocessable, "invalid-attribute"),
         E::Inconsistent { .. } => (unprocessable, "inconsistent-series"),

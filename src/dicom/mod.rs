@@ -14,6 +14,7 @@
 //! file name, the tag keyword and what was expected.
 
 pub mod archive;
+pub mod precheck;
 pub mod seg;
 pub mod series;
 
@@ -139,6 +140,13 @@ pub enum DicomError {
     },
     #[error("file '{file}': segment {segment} is declared but has no foreground voxels")]
     EmptySegment { file: String, segment: u32 },
+    /// The file's structure is unsafe or broken (see [`precheck`]).
+    #[error("file '{file}' is malformed at byte {offset}: {reason}")]
+    Malformed {
+        file: String,
+        offset: usize,
+        reason: String,
+    },
     #[error("archive: {reason}")]
     Archive { reason: &'static str },
     #[error("archive exceeds the limit of {limit} {what}")]
@@ -295,6 +303,7 @@ pub(crate) fn parse_file(
     name: &str,
     bytes: &[u8],
 ) -> Result<dicom_object::DefaultDicomObject, DicomError> {
+    precheck::check(name, bytes)?;
     dicom_object::OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Auto)
         .from_reader(std::io::Cursor::new(bytes))
