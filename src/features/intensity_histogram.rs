@@ -114,7 +114,7 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
     let mut counts = vec![0.0_f64; grey.n_levels as usize];
     for &g in &x {
         // Levels are 1-based and ≤ N_g by construction of `discretise`.
-        if let Some(c) = counts.get_mut(g as usize - 1) {
+        if let Some(c) = (g as usize).checked_sub(1).and_then(|i| counts.get_mut(i)) {
             *c += 1.0;
         }
     }
