@@ -107,8 +107,8 @@ const NOT_PRODUCED: &[(&str, &str)] = &[
     ),
     (
         "ivh_auc",
-        "no reference value for the digital phantom rows used here or configuration A; \
-         not implemented (IBSI defines it only loosely)",
+        "area under the IVH curve: 'not standardized' (no reference value) for the digital \
+         phantom and configuration A in the reference CSV; not implemented",
     ),
 ];
 
