@@ -46,7 +46,7 @@ pub fn names(_s: &FamilySettings) -> Vec<String> {
 /// # Errors
 /// [`FeatureError::EmptyRoi`] for an empty intensity mask; [`FeatureError::InvalidSettings`]
 /// for a non-positive or non-finite spacing or mismatched array shapes;
-/// [`FeatureError::Undefined`] for non-finite intensities within a sphere.
+/// [`FeatureError::Undefined`] for a non-finite intensity anywhere in the crop.
 pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
     if roi.hu.dim() != roi.intensity_mask.dim() {
         return Err(FeatureError::InvalidSettings(
@@ -58,6 +58,12 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
             "voxel spacing must be positive, got {:?} mm",
             roi.spacing_mm
         )));
+    }
+    if roi.hu.iter().any(|v| !v.is_finite()) {
+        return Err(FeatureError::Undefined {
+            feature: "loc_peak_loc".into(),
+            reason: "non-finite intensity in the lesion crop",
+        });
     }
     let runs = sphere_runs(roi.spacing_mm, SPHERE_RADIUS_MM);
     let prefix = row_prefix_sums(&roi.hu);
@@ -78,12 +84,6 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
         if roi.hu[[z, y, x]] == roi_max {
             peak_loc = peak_loc.max(mean);
         }
-    }
-    if !(peak_loc.is_finite() && peak_glob.is_finite()) {
-        return Err(FeatureError::Undefined {
-            feature: "loc_peak_loc".into(),
-            reason: "non-finite intensity near the region of interest",
-        });
     }
     Ok(vec![
         Feature::new(TAGS[0], peak_loc),

@@ -209,6 +209,8 @@ impl Ngtdm {
                 sum_ps / busy_denominator,
             )
         } else {
+            // LIMITATION: in `2D` one such slice makes the whole aggregation undefined, as
+            // IBSI gives no value to average in its place.
             return Err("Σ|i·p_i − j·p_j| is zero although several grey levels occur");
         };
         let strength = if sum_s > 0.0 { strength / sum_s } else { 0.0 };
