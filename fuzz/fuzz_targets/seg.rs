@@ -1,0 +1,14 @@
+//! DICOM SEG decoding onto each seed grid, directly and through the format sniffer.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use radscore::dicom::read_seg;
+use radscore::pipeline::read_segmentation;
+use radscore_fuzz::grids;
+
+fuzz_target!(|data: &[u8]| {
+    for grid in grids() {
+        let _ = read_seg(data, "fuzz.dcm", &grid);
+        let _ = read_segmentation(data, Some("fuzz.dcm"), &grid);
+    }
+});
