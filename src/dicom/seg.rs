@@ -432,6 +432,11 @@ fn place_frame(
     let mut rounded = [0i64; 3];
     for a in 0..3 {
         let nearest = origin[a].round();
+        // Pixel (0, 0) is a frame corner, so it must index the grid; checking here also
+        // keeps a far-away (or non-finite) position from overflowing the index maths.
+        if !(0.0..series.shape_vox[a] as f64).contains(&nearest) {
+            return Err(outside_grid(file, frame, a, nearest));
+        }
         if (origin[a] - nearest).abs() > TOL {
             return Err(DicomError::SegFrameGrid {
                 file: file.to_owned(),
@@ -454,9 +459,28 @@ fn place_frame(
     Ok(placement)
 }
 
+fn outside_grid(file: &str, frame: usize, axis: usize, index: f64) -> DicomError {
+    frame_error(
+        file,
+        frame,
+        format!(
+            "lies outside the series grid along axis {} (index {index})",
+            AXIS_NAMES[axis]
+        ),
+    )
+}
+
 /// A step that must be ±1 voxel along exactly one series axis; the drift over the frame
 /// extent must stay within the tolerance (as in [`Grid::check_same_as`]).
 fn unit_step(step: [f64; 3], extent: usize, series: &Grid) -> Result<[i64; 3], GridMismatch> {
+    if step.iter().any(|v| !v.is_finite()) {
+        // Positions near the f64 range give inf - inf; NaN would pass every comparison.
+        return Err(GridMismatch::Spacing {
+            axis: AXIS_NAMES[0],
+            expected_mm: series.spacing_mm[0],
+            found_mm: f64::NAN,
+        });
+    }
     let axis = (0..3)
         .max_by(|&a, &b| step[a].abs().total_cmp(&step[b].abs()))
         .unwrap_or(0);
@@ -500,14 +524,10 @@ fn check_on_grid(
 ) -> Result<(), DicomError> {
     let (last_r, last_c) = ((layout.rows - 1) as i64, (layout.columns - 1) as i64);
     for (r, c) in [(0, 0), (last_r, 0), (0, last_c), (last_r, last_c)] {
-        for (a, axis) in AXIS_NAMES.iter().enumerate() {
+        for a in 0..3 {
             let i = p.origin[a] + r * p.row_step[a] + c * p.column_step[a];
             if i < 0 || i >= series.shape_vox[a] as i64 {
-                return Err(frame_error(
-                    file,
-                    frame,
-                    format!("lies outside the series grid along axis {axis} (index {i})"),
-                ));
+                return Err(outside_grid(file, frame, a, i as f64));
             }
         }
     }
@@ -545,6 +565,67 @@ mod tests {
             layout.foreground(&px, 1).collect::<Vec<_>>(),
             [(0, 1), (0, 2)]
         );
+    }
+
+    /// Per-frame functional groups with one position, axial orientation and 0.5 mm pixels.
+    fn frame_groups(ipp: &str) -> InMemDicomObject {
+        use dicom_core::value::DataSetSequence;
+        use dicom_core::{DataElement, VR};
+        let item = |attr: Attr, vr: VR, value: &str| {
+            InMemDicomObject::from_element_iter([DataElement::new(
+                attr.0,
+                vr,
+                dicom_core::PrimitiveValue::Strs(value.split('\\').map(String::from).collect()),
+            )])
+        };
+        let seq = |attr: Attr, inner: InMemDicomObject| {
+            DataElement::new(attr.0, VR::SQ, DataSetSequence::from(vec![inner]))
+        };
+        InMemDicomObject::from_element_iter([
+            seq(PLANE_POSITION_SEQ, item(IMAGE_POSITION, VR::DS, ipp)),
+            seq(
+                PLANE_ORIENTATION_SEQ,
+                item(IMAGE_ORIENTATION, VR::DS, "1\\0\\0\\0\\1\\0"),
+            ),
+            seq(PIXEL_MEASURES_SEQ, item(PIXEL_SPACING, VR::DS, "0.5\\0.5")),
+        ])
+    }
+
+    /// Hardening found in review while fuzzing: a frame positioned far off the grid (or at
+    /// a non-finite index) is refused before any index arithmetic, instead of relying on
+    /// `f64 as i64` saturation and the later corner check.
+    #[test]
+    fn far_away_frame_is_outside_the_grid_not_an_overflow() {
+        let layout = FrameLayout {
+            rows: 3,
+            columns: 5,
+            frames: 1,
+            encoding: Encoding::Binary,
+        };
+        let g = grid();
+        let on_grid = place_frame(&frame_groups("0\\0\\3"), None, "s.dcm", 1, &g, &layout);
+        assert_eq!(
+            on_grid.map(|p| p.origin).map_err(|e| e.to_string()),
+            Ok([1, 0, 0])
+        );
+        for ipp in ["1e300\\1e300\\1e300", "-1e18\\0\\0", "0\\0\\1e17"] {
+            let err = place_frame(&frame_groups(ipp), None, "s.dcm", 1, &g, &layout);
+            assert!(
+                matches!(
+                    err,
+                    Err(DicomError::SegFrame { .. } | DicomError::SegFrameGrid { .. })
+                ),
+                "{ipp}: {:?}",
+                err.map(|p| p.origin)
+            );
+        }
+    }
+
+    #[test]
+    fn unit_step_refuses_non_finite_steps() {
+        let g = grid();
+        assert!(unit_step([f64::NAN, 1.0, 0.0], 3, &g).is_err());
+        assert!(unit_step([0.0, f64::INFINITY, 0.0], 3, &g).is_err());
     }
 
     #[test]

@@ -23,6 +23,10 @@ use super::{GEOMETRY_TOLERANCE_FRACTION, Grid, GridMismatch, LesionMask, Segment
 /// Largest decompressed NIfTI file accepted: 2 GiB (a 512×512×2000 float32 CT is 2 GB).
 pub const MAX_NIFTI_BYTES: u64 = 2 << 30;
 
+/// Most voxels in a NIfTI volume: 2^29, a 512×512×2048 CT, 2 GiB as `f32`. Without it a
+/// 2 GiB `uint8` file would become an 8 GiB `f32` volume.
+pub const MAX_VOLUME_VOXELS: usize = 1 << 29;
+
 /// gzip magic bytes (RFC 1952 2.3.1).
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
@@ -41,6 +45,12 @@ pub enum LabelMapError {
         file: String,
         expected_bytes: usize,
         found_bytes: usize,
+    },
+    #[error("'{file}': {voxels} voxels exceed the limit of {limit}")]
+    TooManyVoxels {
+        file: String,
+        voxels: usize,
+        limit: usize,
     },
     #[error("'{file}': NIfTI datatype code {datatype} is not supported")]
     UnsupportedDataType { file: String, datatype: i16 },
@@ -86,7 +96,7 @@ pub fn read_nifti_labelmap(
     let values = nifti.values()?;
     let [nz, ny, nx] = own.shape_vox;
     let mut by_label: BTreeMap<u32, Vec<[usize; 3]>> = BTreeMap::new();
-    for (n, &v) in values.iter().enumerate() {
+    for (n, v) in values.enumerate() {
         if v == 0.0 {
             continue;
         }
@@ -121,13 +131,21 @@ pub fn read_nifti_labelmap(
 pub fn read_nifti_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelMapError> {
     let nifti = NiftiData::parse(bytes, file_name)?;
     let grid = nifti.grid()?;
-    let values = nifti.values()?;
-    let [nz, ny, nx] = grid.shape_vox;
-    let mut hu = Array3::<f32>::zeros((nz, ny, nx));
-    // The flat NIfTI order (i fastest) is exactly the C order of a [k, j, i] array.
-    for (dst, &v) in hu.iter_mut().zip(values.iter()) {
-        *dst = v as f32;
+    let voxels = grid.voxel_count();
+    if voxels > MAX_VOLUME_VOXELS {
+        return Err(LabelMapError::TooManyVoxels {
+            file: file_name.into(),
+            voxels,
+            limit: MAX_VOLUME_VOXELS,
+        });
     }
+    // The flat NIfTI order (i fastest) is exactly the C order of a [k, j, i] array.
+    let hu: Vec<f32> = nifti.values()?.map(|v| v as f32).collect();
+    let hu = Array3::from_shape_vec(grid.shape_vox, hu).map_err(|_| LabelMapError::Truncated {
+        file: file_name.into(),
+        expected_bytes: voxels,
+        found_bytes: bytes.len(),
+    })?;
     Ok(Volume { grid, hu })
 }
 
@@ -337,7 +355,10 @@ impl<'a> NiftiData<'a> {
     }
 
     /// All voxel values as `f64` in file order (i fastest), scaled when `scl_slope` is set.
-    fn values(&self) -> Result<Vec<f64>, LabelMapError> {
+    ///
+    /// An iterator, not a `Vec<f64>`: widening every stored byte to 8 bytes up front would
+    /// turn a 2 GiB `uint8` file into a 16 GiB allocation.
+    fn values(&self) -> Result<impl Iterator<Item = f64> + '_, LabelMapError> {
         let h = &self.header;
         let datatype = StoredType::from_code(h.datatype).ok_or_else(|| {
             LabelMapError::UnsupportedDataType {
@@ -369,22 +390,19 @@ impl<'a> NiftiData<'a> {
         let little = h.endianness == nifti::Endianness::Little;
         let scale = (h.scl_slope != 0.0 && h.scl_slope.is_finite())
             .then(|| (f64::from(h.scl_slope), f64::from(h.scl_inter)));
-        let values = data
-            .chunks_exact(size)
-            .map(|chunk| {
-                // Bring the value to little-endian order, then decode it.
-                let mut b = [0u8; 8];
-                b[..size].copy_from_slice(chunk);
-                if !little {
-                    b[..size].reverse();
-                }
-                let v = datatype.decode_le(b);
-                match scale {
-                    Some((m, q)) => v * m + q,
-                    None => v,
-                }
-            })
-            .collect();
+        let values = data.chunks_exact(size).map(move |chunk| {
+            // Bring the value to little-endian order, then decode it.
+            let mut b = [0u8; 8];
+            b[..size].copy_from_slice(chunk);
+            if !little {
+                b[..size].reverse();
+            }
+            let v = datatype.decode_le(b);
+            match scale {
+                Some((m, q)) => v * m + q,
+                None => v,
+            }
+        });
         Ok(values)
     }
 }
@@ -534,6 +552,45 @@ mod tests {
         let a = qform_affine(&h);
         assert_eq!(a[0], [2.0, 0.0, 0.0, 5.0]);
         assert_eq!(a[2], [0.0, 0.0, -4.0, 0.0]);
+    }
+
+    /// A little-endian NIfTI-1 `uint8` header with an identity sform and no voxel data.
+    fn header_only(dims_xyz: [i16; 3]) -> Vec<u8> {
+        let mut h = vec![0u8; 352];
+        let mut put = |at: usize, b: &[u8]| h[at..at + b.len()].copy_from_slice(b);
+        put(0, &348i32.to_le_bytes());
+        for (k, d) in [3, dims_xyz[0], dims_xyz[1], dims_xyz[2], 1, 1, 1, 1]
+            .iter()
+            .enumerate()
+        {
+            put(40 + 2 * k, &d.to_le_bytes());
+        }
+        put(70, &2i16.to_le_bytes()); // datatype DT_UINT8
+        put(72, &8i16.to_le_bytes()); // bitpix
+        for k in 0..4 {
+            put(76 + 4 * k, &1f32.to_le_bytes()); // pixdim
+        }
+        put(108, &352f32.to_le_bytes()); // vox_offset
+        put(254, &1i16.to_le_bytes()); // sform_code
+        for (row, at) in [280, 296, 312].iter().enumerate() {
+            put(at + 4 * row, &1f32.to_le_bytes());
+        }
+        put(344, b"n+1\0");
+        h
+    }
+
+    /// Fuzzing regression: the volume size is bounded before anything is allocated, and
+    /// a header without its voxels is a truncation error.
+    #[test]
+    fn oversized_and_truncated_volumes_are_errors() {
+        let err = read_nifti_volume(&header_only([i16::MAX, i16::MAX, 2]), "big.nii");
+        assert!(matches!(err, Err(LabelMapError::TooManyVoxels { .. })));
+        let err = read_nifti_volume(&header_only([4, 4, 4]), "short.nii");
+        assert!(matches!(err, Err(LabelMapError::Truncated { .. })));
+        let mut whole = header_only([2, 1, 1]);
+        whole.extend([7, 9]);
+        let volume = read_nifti_volume(&whole, "ok.nii").unwrap();
+        assert_eq!(volume.hu.as_slice(), Some(&[7.0f32, 9.0][..]));
     }
 
     #[test]
