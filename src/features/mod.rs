@@ -10,6 +10,9 @@
 //! Radiology 2020; IBSI 1 reference manual, arXiv:1612.07003 (chapter 3, "Image features").
 
 pub mod glcm;
+pub mod gldzm;
+pub mod glrlm;
+pub mod glszm;
 pub mod intensity_histogram;
 pub mod intensity_stats;
 pub mod ivh;
@@ -19,6 +22,7 @@ pub mod neighbourhood;
 pub mod ngldm;
 pub mod ngtdm;
 pub mod settings;
+pub mod texture;
 
 pub use settings::{Discretisation, ExtractionSettings, FamilySettings, Location};
 
@@ -140,6 +144,21 @@ pub const FAMILIES: &[Family] = &[
         name: "glcm",
         compute: glcm::compute,
         names: glcm::names,
+    },
+    Family {
+        name: "glrlm",
+        compute: glrlm::compute,
+        names: glrlm::names,
+    },
+    Family {
+        name: "glszm",
+        compute: glszm::compute,
+        names: glszm::names,
+    },
+    Family {
+        name: "gldzm",
+        compute: gldzm::compute,
+        names: gldzm::names,
     },
     Family {
         name: "ngtdm",
