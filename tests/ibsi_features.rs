@@ -54,7 +54,7 @@ const IBSI_GLCM_DISTANCE_VOX: u32 = 1;
 /// Tag prefixes of the families this test covers; reference rows with these prefixes
 /// must be produced unless listed in [`NOT_PRODUCED`].
 const FAMILY_PREFIXES: &[&str] = &[
-    "morph_", "stat_", "cm_", "loc_", "ih_", "ivh_", "ngt_", "ngl_",
+    "morph_", "stat_", "cm_", "loc_", "ih_", "ivh_", "rlm_", "szm_", "dzm_", "ngt_", "ngl_",
 ];
 
 /// Reference rows of covered families that radscore does not produce, with the reason.
