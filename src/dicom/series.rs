@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use dicom_dictionary_std::tags;
-use dicom_object::DefaultDicomObject;
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 use ndarray::{Array3, s};
 
@@ -34,6 +34,27 @@ const SAMPLES_PER_PIXEL: Attr = (tags::SAMPLES_PER_PIXEL, "SamplesPerPixel");
 const SLICE_THICKNESS: Attr = (tags::SLICE_THICKNESS, "SliceThickness");
 const SPACING_BETWEEN_SLICES: Attr = (tags::SPACING_BETWEEN_SLICES, "SpacingBetweenSlices");
 const PIXEL_DATA: Attr = (tags::PIXEL_DATA, "PixelData");
+const BITS_ALLOCATED: Attr = (tags::BITS_ALLOCATED, "BitsAllocated");
+const BITS_STORED: Attr = (tags::BITS_STORED, "BitsStored");
+const RESCALE_SLOPE: Attr = (tags::RESCALE_SLOPE, "RescaleSlope");
+const RESCALE_INTERCEPT: Attr = (tags::RESCALE_INTERCEPT, "RescaleIntercept");
+
+/// Largest plausible pixel spacing, mm. CT in-plane spacing is below about 2 mm; a value
+/// beyond this is a corrupt header, and would overflow volume features downstream.
+const MAX_PIXEL_SPACING_MM: f64 = 100.0;
+
+/// Largest plausible |coordinate| in ImagePositionPatient, mm (a 10 m patient space).
+const MAX_POSITION_MM: f64 = 10_000.0;
+
+/// Largest plausible |RescaleSlope| and |RescaleIntercept| (PS3.3 C.11.1.1.2). CT uses a
+/// slope of 1 and an intercept near −1024; these bounds only refuse corrupt values that
+/// would overflow `f32` HU.
+const MAX_ABS_RESCALE_SLOPE: f64 = 1.0e4;
+const MAX_ABS_RESCALE_INTERCEPT: f64 = 1.0e6;
+
+/// PS3.5 8.1.1: Bits Allocated for greyscale images, and the longest UID (PS3.5 9.1).
+const SUPPORTED_BITS_ALLOCATED: [u32; 3] = [8, 16, 32];
+const MAX_UID_CHARS: usize = 64;
 
 /// A CT series assembled into a volume, with what was learnt on the way.
 #[derive(Debug, Clone)]
@@ -124,13 +145,19 @@ fn read_slice(file: &InputFile) -> Result<Slice, DicomError> {
             what: "multi-frame images are not supported; upload single-frame CT slices",
         });
     }
-    let ps = req_f64s(&obj, name, PIXEL_SPACING, 2, "2 positive numbers (mm)")?;
-    if ps.iter().any(|&v| v <= 0.0) {
-        return Err(bad(name, PIXEL_SPACING, "2 positive numbers (mm)"));
+    const SPACING_EXPECTED: &str = "2 positive numbers of at most 100 mm";
+    let ps = req_f64s(&obj, name, PIXEL_SPACING, 2, SPACING_EXPECTED)?;
+    if ps.iter().any(|&v| v <= 0.0 || v > MAX_PIXEL_SPACING_MM) {
+        return Err(bad(name, PIXEL_SPACING, SPACING_EXPECTED));
     }
     let iop = req_f64s(&obj, name, IMAGE_ORIENTATION, 6, "6 direction cosines")?;
     orientation(&iop, name, IMAGE_ORIENTATION)?;
-    let ipp = req_f64s(&obj, name, IMAGE_POSITION, 3, "3 coordinates (mm)")?;
+    const POSITION_EXPECTED: &str = "3 coordinates (mm) within ±10 m";
+    let ipp = req_f64s(&obj, name, IMAGE_POSITION, 3, POSITION_EXPECTED)?;
+    if ipp.iter().any(|v| v.abs() > MAX_POSITION_MM) {
+        return Err(bad(name, IMAGE_POSITION, POSITION_EXPECTED));
+    }
+    check_pixel_module(&obj, name)?;
     if obj.element_opt(PIXEL_DATA.0).ok().flatten().is_none() {
         return Err(DicomError::MissingTag {
             file: file.name.clone(),
@@ -139,8 +166,16 @@ fn read_slice(file: &InputFile) -> Result<Slice, DicomError> {
     }
     Ok(Slice {
         file: file.name.clone(),
-        sop_uid: sanitize_uid(&req_str(&obj, name, SOP_INSTANCE_UID)?),
-        series_uid: sanitize_uid(&req_str(&obj, name, SERIES_INSTANCE_UID)?),
+        sop_uid: valid_uid(
+            &req_str(&obj, name, SOP_INSTANCE_UID)?,
+            name,
+            SOP_INSTANCE_UID,
+        )?,
+        series_uid: valid_uid(
+            &req_str(&obj, name, SERIES_INSTANCE_UID)?,
+            name,
+            SERIES_INSTANCE_UID,
+        )?,
         frame_of_reference_uid: opt_str(&obj, name, FRAME_OF_REFERENCE_UID)?
             .map(|u| sanitize_uid(&u)),
         rows: positive(req_u32(&obj, name, ROWS, "a positive integer")?, name, ROWS)?,
@@ -154,6 +189,53 @@ fn read_slice(file: &InputFile) -> Result<Slice, DicomError> {
         ipp: [ipp[0], ipp[1], ipp[2]],
         obj,
     })
+}
+
+/// A UID as stored: digits and dots only, at most 64 characters (PS3.5 9.1). Refused
+/// otherwise, rather than cleaned, so two different malformed UIDs never merge.
+fn valid_uid(raw: &str, file: &str, attr: Attr) -> Result<String, DicomError> {
+    let ok = !raw.is_empty()
+        && raw.len() <= MAX_UID_CHARS
+        && raw.chars().all(|c| c.is_ascii_digit() || c == '.');
+    if ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(bad(
+            file,
+            attr,
+            "a UID: digits and dots, at most 64 characters",
+        ))
+    }
+}
+
+/// Bits Allocated / Bits Stored (PS3.3 C.7.6.3) and the Modality LUT (C.11.1) values that
+/// the decoder trusts: checked here so corrupt values are a 422, not a decoder panic.
+fn check_pixel_module(obj: &InMemDicomObject, file: &str) -> Result<(), DicomError> {
+    let allocated = req_u32(obj, file, BITS_ALLOCATED, "8, 16 or 32")?;
+    if !SUPPORTED_BITS_ALLOCATED.contains(&allocated) {
+        return Err(bad(file, BITS_ALLOCATED, "8, 16 or 32"));
+    }
+    let stored = req_u32(obj, file, BITS_STORED, "1 to BitsAllocated")?;
+    if stored == 0 || stored > allocated {
+        return Err(bad(file, BITS_STORED, "1 to BitsAllocated"));
+    }
+    let decimal = |attr: Attr, max: f64, expected: &'static str| match opt_str(obj, file, attr)? {
+        None => Ok(None),
+        Some(text) => match text.trim().parse::<f64>() {
+            Ok(v) if v.is_finite() && v.abs() <= max => Ok(Some(v)),
+            _ => Err(bad(file, attr, expected)),
+        },
+    };
+    const SLOPE_EXPECTED: &str = "a finite non-zero number within ±1e4";
+    if decimal(RESCALE_SLOPE, MAX_ABS_RESCALE_SLOPE, SLOPE_EXPECTED)? == Some(0.0) {
+        return Err(bad(file, RESCALE_SLOPE, SLOPE_EXPECTED));
+    }
+    decimal(
+        RESCALE_INTERCEPT,
+        MAX_ABS_RESCALE_INTERCEPT,
+        "a finite number within ±1e6",
+    )?;
+    Ok(())
 }
 
 fn positive(v: u32, file: &str, attr: Attr) -> Result<u32, DicomError> {

@@ -189,3 +189,68 @@ async fn unknown_route_and_method_are_problems() {
     .await;
     assert_problem(status, &body, 405, "method-not-allowed", &["DELETE"]);
 }
+
+/// Copy the demo series with `edit_dicom.py` edits; returns the edited files.
+fn edited_demo_series(args: &[&str]) -> Vec<(String, Vec<u8>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let sample = dir.path().join("sample");
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_radscore"))
+        .args([
+            "demo-data",
+            "--seed",
+            "3",
+            "--out",
+            sample.to_str().unwrap(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = dir.path().join("edited");
+    let (series, out_str) = (sample.join("series"), out.to_str().unwrap().to_string());
+    let mut all = vec!["--in-dir", series.to_str().unwrap(), "--out-dir", &out_str];
+    all.extend_from_slice(args);
+    run_support("edit_dicom.py", &all);
+    dicom_files(&out)
+}
+
+/// Hostile structure (deep nesting, a 4 GB declared length) is refused before parsing,
+/// and corrupt pixel-module values are named; the server keeps serving.
+#[tokio::test]
+async fn rejects_hostile_structure_and_corrupt_pixel_module() {
+    let app = spawn_app().await;
+    let cases: [(&[&str], &str, &str); 5] = [
+        (
+            &["--nest-depth", "3000"],
+            "malformed-dicom",
+            "nested deeper than 32",
+        ),
+        (
+            &["--huge-pixel-length"],
+            "malformed-dicom",
+            "declares 4294967280 bytes",
+        ),
+        (
+            &["--set", "BitsStored=0"],
+            "invalid-attribute",
+            "BitsStored",
+        ),
+        (
+            &["--set", "RescaleSlope=NaN"],
+            "invalid-attribute",
+            "RescaleSlope",
+        ),
+        (
+            &["--set", "SeriesInstanceUID=1.2.3a"],
+            "invalid-attribute",
+            "SeriesInstanceUID",
+        ),
+    ];
+    for (args, kind, needle) in cases {
+        let files = edited_demo_series(args);
+        let (status, body) = app.post_series_multipart(&files).await;
+        assert_problem(status, &body, 422, kind, &[needle]);
+    }
+    let (status, _) = status_json(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
+    assert_eq!(status, 200, "the server survives");
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Copy a DICOM series with hostile edits (radscore test helper).
+
+    edit_dicom.py --in-dir DIR --out-dir DIR [--set KEYWORD=VALUE ...] [--nest-depth N]
+                  [--huge-pixel-length]
+
+--set               set a data element by keyword in every file, written raw as text
+                    (e.g. BitsStored=0, RescaleSlope=NaN)
+--nest-depth N      insert N nested undefined-length private sequences before Pixel Data
+--huge-pixel-length declare a 0xFFFFFFF0-byte Pixel Data length in the first file
+"""
+import argparse
+import pathlib
+import struct
+
+import pydicom
+
+
+def nested(depth):
+    open_ = b"\x09\x00\x10\x10SQ\x00\x00\xff\xff\xff\xff" + b"\xfe\xff\x00\xe0\xff\xff\xff\xff"
+    close = b"\xfe\xff\x0d\xe0\x00\x00\x00\x00" + b"\xfe\xff\xdd\xe0\x00\x00\x00\x00"
+    return open_ * depth + close * depth
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--in-dir", required=True)
+    ap.add_argument("--out-dir", required=True)
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--nest-depth", type=int)
+    ap.add_argument("--huge-pixel-length", action="store_true")
+    args = ap.parse_args()
+    out = pathlib.Path(args.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for n, path in enumerate(sorted(pathlib.Path(args.in_dir).glob("*.dcm"))):
+        ds = pydicom.dcmread(path)
+        for item in args.set:
+            key, value = item.split("=", 1)
+            elem = ds[key]
+            elem.value = value if elem.VR in ("DS", "IS", "UI", "LO", "SH", "PN", "CS") else int(value)
+        target = out / path.name
+        ds.save_as(target)
+        data = target.read_bytes()
+        marker = b"\xe0\x7f\x10\x00OW"
+        i = data.rfind(marker)
+        if args.nest_depth and n == 0:
+            data = data[:i] + nested(args.nest_depth) + data[i:]
+        if args.huge_pixel_length and n == 0:
+            data = data[: i + 8] + struct.pack("<I", 0xFFFFFFF0) + data[i + 12 :]
+        target.write_bytes(data)
+
+
+if __name__ == "__main__":
+    main()
