@@ -5,9 +5,14 @@
 //! so both give identical numbers. A lesion that cannot be computed fails alone: it carries
 //! an error code and message and the other lesions keep their results.
 
+use std::ops::Range;
+
+use ndarray::Array3;
 use serde::{Deserialize, Serialize};
 
+use crate::features::settings::Interpolation;
 use crate::features::{self, ExtractionSettings, FamilySettings, FeatureError, Location, Roi};
+use crate::image::resample::{self, AlignedGrid, SourceRegion};
 use crate::image::{Grid, LesionMask, Segmentation, Volume};
 
 /// The minimum number of slices a lesion must span for 3D features to be meaningful
@@ -50,6 +55,23 @@ pub struct LesionFeatures {
     pub features: Result<Vec<features::Feature>, LesionError>,
 }
 
+/// Refuse a lesion whose features do not fit the model's `f32` input (corrupt geometry
+/// can produce volumes beyond `f32::MAX`); the lesion fails alone.
+fn check_model_range(
+    values: Vec<features::Feature>,
+) -> Result<Vec<features::Feature>, LesionError> {
+    match values.iter().find(|f| f.value.abs() > f64::from(f32::MAX)) {
+        None => Ok(values),
+        Some(f) => Err(LesionError {
+            code: "feature_out_of_range".into(),
+            message: format!(
+                "feature {} = {:e} exceeds the model's float32 input range",
+                f.name, f.value
+            ),
+        }),
+    }
+}
+
 /// Compute every requested lesion. `progress` receives the fraction done after each lesion.
 pub fn extract_lesions(
     volume: &Volume,
@@ -70,10 +92,12 @@ pub fn extract_lesions(
                 code: "label_absent".into(),
                 message: format!("label {} is not present in the segmentation", request.label),
             }),
-            Some(mask) => compute_lesion(volume, mask, profile).map_err(|e| LesionError {
-                code: e.code().into(),
-                message: e.to_string(),
-            }),
+            Some(mask) => compute_lesion(volume, mask, profile)
+                .map_err(|e| LesionError {
+                    code: e.code().into(),
+                    message: e.to_string(),
+                })
+                .and_then(check_model_range),
         };
         out.push(LesionFeatures {
             request: *request,
@@ -97,7 +121,14 @@ pub fn compute_lesion(
 }
 
 /// Crop the volume to the lesion and derive the morphological and intensity masks
-/// (IBSI 1 section 2.1). Range re-segmentation (IBSI 2.5) only shrinks the intensity mask.
+/// (IBSI 1 section 2.1), resampling both first when the settings ask for interpolation
+/// (IBSI 2.4). Re-segmentation (IBSI 2.5: range, then outlier filtering) only shrinks the
+/// intensity mask.
+///
+/// The crop keeps [`ROI_CONTEXT_MARGIN_MM`] of image around the lesion. With
+/// interpolation, the new grid is aligned on the whole series (IBSI "align grid centres")
+/// and only its window around the lesion is computed, so the values equal those of
+/// resampling the whole series; the [`Roi`] spacing is then the new spacing.
 pub fn build_roi(
     volume: &Volume,
     lesion: &LesionMask,
@@ -111,6 +142,31 @@ pub fn build_roi(
             "lesion mask extends beyond the series grid".into(),
         ));
     }
+
+    let (hu, morph_mask, spacing_mm) = match &settings.interpolation {
+        None => {
+            let (hu, morph_mask) = crop_native(volume, lesion);
+            (hu, morph_mask, volume.grid.spacing_mm)
+        }
+        Some(interpolation) => crop_interpolated(volume, lesion, interpolation),
+    };
+    let intensity_mask = resegment(&hu, &morph_mask, settings);
+    check_roi_size(&morph_mask, &intensity_mask, settings.min_voxels)?;
+
+    Ok(Roi {
+        hu,
+        intensity_mask,
+        morph_mask,
+        spacing_mm,
+    })
+}
+
+/// The lesion on the series grid: intensities and mask over the lesion's bounding box
+/// plus the context margin (clipped to the series).
+fn crop_native(volume: &Volume, lesion: &LesionMask) -> (Array3<f32>, Array3<bool>) {
+    let (dz, dy, dx) = lesion.mask.dim();
+    let [oz, oy, ox] = lesion.offset_zyx;
+    let shape = volume.hu.dim();
     // Crop with a context margin: local intensity features (IBSI 3.2) average the image,
     // not only the ROI, within a 1 cm³ sphere around ROI voxels.
     let margin: [usize; 3] = std::array::from_fn(|a| {
@@ -130,33 +186,157 @@ pub fn build_roi(
         .hu
         .slice(ndarray::s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
         .to_owned();
-    let mut morph_mask = ndarray::Array3::from_elem(hu.dim(), false);
-    morph_mask
-        .slice_mut(ndarray::s![
-            oz - lo[0]..oz - lo[0] + dz,
-            oy - lo[1]..oy - lo[1] + dy,
-            ox - lo[2]..ox - lo[2] + dx
-        ])
-        .assign(&lesion.mask);
+    let morph_mask = place_mask(lesion, lo, hu.dim());
+    (hu, morph_mask)
+}
 
+/// The lesion mask placed in a `dim`-shaped region whose first voxel is series index `lo`.
+/// `lo` must not lie beyond the lesion's offset.
+fn place_mask(lesion: &LesionMask, lo: [usize; 3], dim: (usize, usize, usize)) -> Array3<bool> {
+    let (dz, dy, dx) = lesion.mask.dim();
+    let [oz, oy, ox] = lesion.offset_zyx;
+    let mut mask = Array3::from_elem(dim, false);
+    mask.slice_mut(ndarray::s![
+        oz - lo[0]..oz - lo[0] + dz,
+        oy - lo[1]..oy - lo[1] + dy,
+        ox - lo[2]..ox - lo[2] + dx
+    ])
+    .assign(&lesion.mask);
+    mask
+}
+
+/// The lesion resampled onto the IBSI-aligned grid of `interpolation` (IBSI 2.4): the
+/// window of the new grid that covers the lesion plus the context margin, intensities
+/// interpolated (and rounded when asked) and the mask interpolated as a fraction and
+/// thresholded. Returns intensities, morphological mask and the new spacing.
+fn crop_interpolated(
+    volume: &Volume,
+    lesion: &LesionMask,
+    interpolation: &Interpolation,
+) -> (Array3<f32>, Array3<bool>, [f64; 3]) {
+    let source_spacing = volume.grid.spacing_mm;
+    let grid = AlignedGrid::align_centres(
+        volume.grid.shape_vox,
+        source_spacing,
+        interpolation.target_spacing_mm(source_spacing),
+    );
+    let [lesion_lo, lesion_hi] = lesion.bbox_zyx();
+
+    // New voxels within the context margin of the lesion. An interpolated mask reaches at
+    // most one source voxel beyond the source mask (its fraction is 0 further out).
+    let window: [Range<usize>; 3] = std::array::from_fn(|a| {
+        let reach = 1.0 + ROI_CONTEXT_MARGIN_MM / source_spacing[a];
+        grid.window(a, lesion_lo[a] as f64 - reach, lesion_hi[a] as f64 + reach)
+    });
+
+    // Source voxels the interpolator reads for that window; at the series border the
+    // region ends and its edge voxel is extended (IBSI: pad with the nearest intensity).
+    let support = resample::source_support_vox(interpolation.image_method) as f64;
+    let shape = volume.grid.shape_vox;
+    let lo: [usize; 3] = std::array::from_fn(|a| {
+        let first = grid.source_index(a, window[a].start);
+        ((first - support).floor().max(0.0) as usize).min(lesion_lo[a])
+    });
+    let hi: [usize; 3] = std::array::from_fn(|a| {
+        let last = grid.source_index(a, window[a].end.saturating_sub(1));
+        ((last + support).ceil().max(0.0) as usize + 1).clamp(lesion_hi[a] + 1, shape[a])
+    });
+    let hu_region = volume
+        .hu
+        .slice(ndarray::s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]]);
+    let mask_region = place_mask(lesion, lo, hu_region.dim());
+
+    let mut hu = resample::resample_image(
+        SourceRegion {
+            voxels: hu_region,
+            offset_zyx: lo,
+        },
+        &grid,
+        &window,
+        interpolation.image_method,
+    );
+    if interpolation.round_intensities {
+        // numpy's `round` (MIRP) rounds half to even.
+        hu.mapv_inplace(f32::round_ties_even);
+    }
+    let fraction = resample::resample_mask_fraction(
+        SourceRegion {
+            voxels: mask_region.view(),
+            offset_zyx: lo,
+        },
+        &grid,
+        &window,
+        interpolation.mask_method,
+    );
+    let morph_mask = resample::threshold_fraction(&fraction, interpolation.mask_threshold);
+    (hu, morph_mask, grid.spacing_mm)
+}
+
+/// The intensity mask (IBSI 2.5): the morphological mask restricted to the
+/// re-segmentation range, then to `μ ± k·σ` of the intensities that remain.
+fn resegment(
+    hu: &Array3<f32>,
+    morph_mask: &Array3<bool>,
+    settings: &FamilySettings,
+) -> Array3<bool> {
     let mut intensity_mask = morph_mask.clone();
     if let Some([lo, hi]) = settings.resegment_range_hu {
-        ndarray::Zip::from(&mut intensity_mask)
-            .and(&hu)
-            .for_each(|m, &v| {
-                let v = f64::from(v);
-                *m = *m && v >= lo && v <= hi;
-            });
+        keep_within(&mut intensity_mask, hu, lo, hi);
     }
+    if let Some(k) = settings.resegment_outlier_sigma
+        && let Some((mean, sd)) = masked_mean_sd(hu, &intensity_mask)
+    {
+        keep_within(&mut intensity_mask, hu, mean - k * sd, mean + k * sd);
+    }
+    intensity_mask
+}
 
+/// Remove from `mask` the voxels whose intensity lies outside `[lo, hi]`.
+fn keep_within(mask: &mut Array3<bool>, hu: &Array3<f32>, lo: f64, hi: f64) {
+    ndarray::Zip::from(mask).and(hu).for_each(|m, &v| {
+        let v = f64::from(v);
+        *m = *m && v >= lo && v <= hi;
+    });
+}
+
+/// Mean and population standard deviation of the intensities inside `mask`, or `None`
+/// for an empty mask.
+fn masked_mean_sd(hu: &Array3<f32>, mask: &Array3<bool>) -> Option<(f64, f64)> {
+    let (mut n, mut sum) = (0usize, 0.0f64);
+    ndarray::Zip::from(hu).and(mask).for_each(|&v, &m| {
+        if m {
+            n += 1;
+            sum += f64::from(v);
+        }
+    });
+    if n == 0 {
+        return None;
+    }
+    let mean = sum / n as f64;
+    let mut squares = 0.0f64;
+    ndarray::Zip::from(hu).and(mask).for_each(|&v, &m| {
+        if m {
+            squares += (f64::from(v) - mean).powi(2);
+        }
+    });
+    Some((mean, (squares / n as f64).sqrt()))
+}
+
+/// Refuse ROIs that are empty, smaller than `min_voxels` or thinner than
+/// [`MIN_LESION_SLICES`].
+fn check_roi_size(
+    morph_mask: &Array3<bool>,
+    intensity_mask: &Array3<bool>,
+    min_voxels: usize,
+) -> Result<(), FeatureError> {
     let voxels = intensity_mask.iter().filter(|&&m| m).count();
     if morph_mask.iter().all(|&m| !m) || voxels == 0 {
         return Err(FeatureError::EmptyRoi);
     }
-    if voxels < settings.min_voxels {
+    if voxels < min_voxels {
         return Err(FeatureError::TooFewVoxels {
             found: voxels,
-            required: settings.min_voxels,
+            required: min_voxels,
         });
     }
     let slices = morph_mask
@@ -169,13 +349,7 @@ pub fn build_roi(
             required: MIN_LESION_SLICES,
         });
     }
-
-    Ok(Roi {
-        hu,
-        intensity_mask,
-        morph_mask,
-        spacing_mm: volume.grid.spacing_mm,
-    })
+    Ok(())
 }
 
 /// Segmentation file formats radscore reads.

@@ -371,6 +371,8 @@ fn digital_phantom_matches_ibsi_reference() {
         texture_distance_vox: IBSI_GLCM_DISTANCE_VOX,
         texture_aggregations: ALL_AGGREGATIONS.to_vec(),
         min_voxels: 1,
+        interpolation: None,
+        resegment_outlier_sigma: None,
     };
     check("digital_phantom", &compute(&roi, &settings));
 }
@@ -400,6 +402,8 @@ fn ct_phantom_config_a_matches_ibsi_reference() {
         texture_distance_vox: IBSI_GLCM_DISTANCE_VOX,
         texture_aggregations: ALL_AGGREGATIONS[..4].to_vec(),
         min_voxels: 1,
+        interpolation: None,
+        resegment_outlier_sigma: None,
     };
     check("config_A", &compute(&roi, &settings));
 }

@@ -187,6 +187,8 @@ mod tests {
             texture_distance_vox: 1,
             texture_aggregations: vec![],
             min_voxels: 1,
+            interpolation: None,
+            resegment_outlier_sigma: None,
         }
     }
 

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::image::resample::{ImageInterpolation, MaskInterpolation};
+
 /// The settings schema version this build reads.
 pub const SETTINGS_SCHEMA_VERSION: u32 = 1;
 
@@ -139,6 +141,77 @@ pub struct FamilySettings {
     pub texture_aggregations: Vec<TextureAggregation>,
     /// Lesions with fewer voxels in the intensity mask are refused (too small for texture).
     pub min_voxels: usize,
+    /// Resampling of image and mask before re-segmentation (IBSI 2.4). `None`: features are
+    /// computed on the series grid. Absent from the JSON (and the hash) when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interpolation: Option<Interpolation>,
+    /// Intensity outlier filtering (IBSI 2.5): voxels outside `μ ± k·σ` of the ROI
+    /// intensities are removed from the intensity mask; this is `k` (IBSI uses 3). μ and σ
+    /// are taken over the ROI after range re-segmentation. Absent from the JSON when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resegment_outlier_sigma: Option<f64>,
+}
+
+/// Image and mask interpolation onto an isotropic or in-plane grid (IBSI 1 section 2.4),
+/// see [`crate::image::resample`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interpolation {
+    /// Target voxel spacing `[z, y, x]`, mm. With `in_plane_only`, the z entry is ignored
+    /// and the series' slice spacing is kept.
+    pub spacing_mm: [f64; 3],
+    /// Interpolate within slices only (IBSI 2D configurations A and B).
+    #[serde(default)]
+    pub in_plane_only: bool,
+    /// Interpolator for intensities.
+    pub image_method: ImageInterpolation,
+    /// Interpolator for the lesion mask's membership fraction.
+    pub mask_method: MaskInterpolation,
+    /// Partial-volume threshold: an interpolated voxel belongs to the ROI when its
+    /// membership fraction is at least this (IBSI uses 0.5).
+    #[serde(default = "default_mask_threshold")]
+    pub mask_threshold: f64,
+    /// Round interpolated intensities to the nearest integer (IBSI: for CT, whose HU are
+    /// integers).
+    #[serde(default)]
+    pub round_intensities: bool,
+}
+
+/// IBSI's partial-volume threshold for interpolated masks (IBSI 1 section 2.4; chapter 5,
+/// configurations B–E: "ROI partial mask volume 0.5").
+pub const DEFAULT_MASK_THRESHOLD: f64 = 0.5;
+
+fn default_mask_threshold() -> f64 {
+    DEFAULT_MASK_THRESHOLD
+}
+
+impl Interpolation {
+    /// The spacing actually used on a series of spacing `series_spacing_mm` (`[z, y, x]`).
+    pub fn target_spacing_mm(&self, series_spacing_mm: [f64; 3]) -> [f64; 3] {
+        let mut s = self.spacing_mm;
+        if self.in_plane_only {
+            s[0] = series_spacing_mm[0];
+        }
+        s
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let used = if self.in_plane_only {
+            &self.spacing_mm[1..]
+        } else {
+            &self.spacing_mm[..]
+        };
+        if let Some(bad) = used.iter().find(|s| !(s.is_finite() && **s > 0.0)) {
+            return Err(format!("interpolation spacing_mm must be > 0, got {bad}"));
+        }
+        if !(self.mask_threshold > 0.0 && self.mask_threshold <= 1.0) {
+            return Err(format!(
+                "interpolation mask_threshold must be in (0, 1], got {}",
+                self.mask_threshold
+            ));
+        }
+        Ok(())
+    }
 }
 
 impl FamilySettings {
@@ -255,6 +328,14 @@ impl FamilySettings {
         {
             return Err(format!("resegment_range_hu [{lo}, {hi}] is empty"));
         }
+        if let Some(k) = self.resegment_outlier_sigma
+            && !(k.is_finite() && k > 0.0)
+        {
+            return Err(format!("resegment_outlier_sigma must be > 0, got {k}"));
+        }
+        if let Some(interpolation) = &self.interpolation {
+            interpolation.validate()?;
+        }
         if self.texture_distance_vox == 0 {
             return Err("texture_distance_vox must be at least 1".into());
         }
@@ -285,6 +366,66 @@ mod tests {
         for loc in Location::ALL {
             s.for_location(loc);
         }
+    }
+
+    /// The bundled settings' hash, recorded with `radscore settings --print hash` before the
+    /// interpolation and outlier-filtering settings were added: optional settings that are
+    /// absent must not change it (model manifests pin it).
+    const BUNDLED_HASH_BEFORE_INTERPOLATION: &str =
+        "sha256:c3167b557a1663c4dcb983a8dcb077d1e0787ad6e88bea13e78396a98a2f2eb5";
+
+    #[test]
+    fn absent_interpolation_and_outlier_settings_keep_the_bundled_hash() {
+        assert_eq!(
+            ExtractionSettings::bundled().hash(),
+            BUNDLED_HASH_BEFORE_INTERPOLATION
+        );
+    }
+
+    #[test]
+    fn interpolation_settings_round_trip_and_change_the_hash() {
+        let s = ExtractionSettings::bundled();
+        let mut t = s.clone();
+        let p = t.profiles.get_mut(&Location::Other).unwrap();
+        p.interpolation = Some(Interpolation {
+            spacing_mm: [2.0, 2.0, 2.0],
+            in_plane_only: false,
+            image_method: ImageInterpolation::CubicSpline,
+            mask_method: MaskInterpolation::Linear,
+            mask_threshold: DEFAULT_MASK_THRESHOLD,
+            round_intensities: true,
+        });
+        p.resegment_outlier_sigma = Some(3.0);
+        assert_ne!(s.hash(), t.hash());
+        let json = serde_json::to_string(&t).unwrap();
+        assert!(json.contains(r#""image_method":"cubic_spline""#), "{json}");
+        assert_eq!(ExtractionSettings::from_json(&json).unwrap(), t);
+    }
+
+    #[test]
+    fn bad_interpolation_and_outlier_settings_are_refused() {
+        let mut p = ExtractionSettings::bundled()
+            .for_location(Location::Other)
+            .clone();
+        p.resegment_outlier_sigma = Some(0.0);
+        assert!(p.validate().is_err());
+        p.resegment_outlier_sigma = None;
+        p.interpolation = Some(Interpolation {
+            spacing_mm: [0.0, 1.0, 1.0],
+            in_plane_only: true,
+            image_method: ImageInterpolation::Linear,
+            mask_method: MaskInterpolation::Linear,
+            mask_threshold: DEFAULT_MASK_THRESHOLD,
+            round_intensities: false,
+        });
+        // The z spacing is not used in-plane, so 0 there is accepted...
+        assert_eq!(p.validate(), Ok(()));
+        // ...but not in 3D, and neither is a threshold above 1.
+        p.interpolation.as_mut().unwrap().in_plane_only = false;
+        assert!(p.validate().is_err());
+        p.interpolation.as_mut().unwrap().spacing_mm = [1.0; 3];
+        p.interpolation.as_mut().unwrap().mask_threshold = 1.5;
+        assert!(p.validate().is_err());
     }
 
     #[test]

@@ -14,6 +14,7 @@
 pub mod discretise;
 pub mod grid;
 pub mod labelmap;
+pub mod resample;
 
 pub use grid::{GEOMETRY_TOLERANCE_FRACTION, Grid, GridMismatch};
 
