@@ -9,7 +9,7 @@ use tokio::sync::Notify;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::features::ExtractionSettings;
-use crate::jobs::{JobContext, QueueConfig};
+use crate::jobs::JobContext;
 use crate::model::Model;
 use crate::store::{BlobStore, Db};
 
@@ -72,7 +72,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         model,
         settings,
         job_enqueued,
-        queue: QueueConfig::default(),
+        queue: config.queue(),
     });
     Ok(App { state, jobs })
 }

@@ -10,6 +10,12 @@ use crate::api::UploadLimits;
 /// Bytes in a mebibyte, for `*_mb` settings.
 const MIB: u64 = 1024 * 1024;
 
+/// A worker heartbeats at least this many times per lease, so one late beat never loses it.
+const HEARTBEATS_PER_LEASE: u32 = 10;
+
+/// Longest interval between heartbeats; progress is recorded with each beat.
+const MAX_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Settings shared by `serve`, `worker` and `migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -40,6 +46,15 @@ pub struct Config {
     /// Most files in one series upload.
     #[arg(long, env = "RADSCORE_MAX_FILES", default_value_t = 5000)]
     pub max_files: usize,
+    /// Most uploads decoded at once (bounds memory under concurrent uploads).
+    #[arg(long, env = "RADSCORE_MAX_CONCURRENT_UPLOADS", default_value_t = 4)]
+    pub max_concurrent_uploads: usize,
+    /// Job lease, seconds: a job whose worker stops heartbeating is re-queued after this.
+    #[arg(long, env = "RADSCORE_JOB_LEASE_S", default_value_t = 60)]
+    pub job_lease_s: u64,
+    /// Attempts before a job whose worker keeps disappearing is failed.
+    #[arg(long, env = "RADSCORE_JOB_MAX_ATTEMPTS", default_value_t = 3)]
+    pub job_max_attempts: u32,
 }
 
 impl Config {
@@ -49,6 +64,18 @@ impl Config {
             max_body_bytes: self.max_upload_mb.saturating_mul(MIB),
             max_files: self.max_files,
             max_uncompressed_bytes: self.max_unzipped_mb.saturating_mul(MIB),
+            max_concurrent_uploads: self.max_concurrent_uploads,
+        }
+    }
+
+    /// Queue timing from configuration; the heartbeat is a fraction of the lease.
+    pub fn queue(&self) -> crate::jobs::QueueConfig {
+        let lease = std::time::Duration::from_secs(self.job_lease_s.max(1));
+        crate::jobs::QueueConfig {
+            lease,
+            heartbeat: (lease / HEARTBEATS_PER_LEASE).min(MAX_HEARTBEAT),
+            max_attempts: self.job_max_attempts.max(1),
+            ..crate::jobs::QueueConfig::default()
         }
     }
 

@@ -273,6 +273,9 @@ fn model_config(model_dir: &Path, ort_dylib: Option<PathBuf>) -> Config {
         max_upload_mb: 0,
         max_unzipped_mb: 0,
         max_files: 0,
+        max_concurrent_uploads: 1,
+        job_lease_s: 60,
+        job_max_attempts: 1,
     }
 }
 

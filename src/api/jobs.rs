@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use super::series::clip;
 use super::{ApiResult, AppState, Problem};
 use crate::features::Location;
 use crate::jobs::JobRequest;
@@ -16,12 +16,21 @@ use crate::jobs::worker::model_summary;
 use crate::pipeline::LesionRequest;
 use crate::store::{JobRow, NewJob};
 
+/// Label value of the background in label maps; never a lesion.
+pub const BACKGROUND_LABEL: u32 = 0;
+
 /// Most lesions in one job request.
 pub const MAX_LESIONS_PER_JOB: usize = 1000;
 
 /// `POST /v1/jobs` with `{series_id, segmentation_id, lesions: [{label, location}], model?}`.
 #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
-pub async fn create(State(state): State<AppState>, body: Bytes) -> ApiResult<impl IntoResponse> {
+pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<impl IntoResponse> {
+    state.limits.check_declared_length(&req)?;
+    let media = super::upload::media_type(&req);
+    if media != "application/json" {
+        return Err(super::series::unsupported_media(&media, "application/json"));
+    }
+    let body = state.limits.read_body(req.into_body()).await?;
     let doc: Value = serde_json::from_slice(&body).map_err(|e| {
         Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
     })?;
@@ -153,7 +162,12 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
             .get("label")
             .and_then(Value::as_u64)
             .and_then(|l| u32::try_from(l).ok())
-            .ok_or_else(|| invalid(format!("lesions[{i}].label must be a non-negative integer")))?;
+            .filter(|&l| l != BACKGROUND_LABEL)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "lesions[{i}].label must be a positive integer (0 is the background)"
+                ))
+            })?;
         let loc = item
             .get("location")
             .and_then(Value::as_str)
@@ -188,9 +202,9 @@ async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
         return Err(Problem::unprocessable(
             "unknown-series",
             "Unknown series",
-            format!("series '{}' does not exist", req.series_id),
+            format!("series '{}' does not exist", clip(&req.series_id)),
         )
-        .with("series_id", req.series_id.clone()));
+        .with("series_id", clip(&req.series_id)));
     }
     let seg = state
         .db
@@ -200,7 +214,10 @@ async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
             Problem::unprocessable(
                 "unknown-segmentation",
                 "Unknown segmentation",
-                format!("segmentation '{}' does not exist", req.segmentation_id),
+                format!(
+                    "segmentation '{}' does not exist",
+                    clip(&req.segmentation_id)
+                ),
             )
         })?;
     if seg.series_id != req.series_id {
@@ -220,7 +237,10 @@ async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
         return Err(Problem::unprocessable(
             "unknown-model",
             "Unknown model",
-            format!("model '{m}' is not available; this server serves '{loaded}'"),
+            format!(
+                "model '{}' is not available; this server serves '{loaded}'",
+                clip(m)
+            ),
         ));
     }
     Ok(())

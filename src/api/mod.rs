@@ -22,6 +22,7 @@ use axum::http::{Request, StatusCode};
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
+use tower::limit::GlobalConcurrencyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
@@ -47,14 +48,16 @@ pub struct AppState {
 /// Every route of the service, one per line.
 pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
+    // Uploads are decoded in memory: bound how many run at once (others wait their turn).
+    let uploads = GlobalConcurrencyLimitLayer::new(state.limits.max_concurrent_uploads.max(1));
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.yaml", get(health::openapi))
-        .route("/v1/series", post(series::create))
+        .route("/v1/series", post(series::create).layer(uploads.clone()))
         .route("/v1/series/{id}", get(series::get))
-        .route("/v1/segmentations", post(segmentations::create))
+        .route("/v1/segmentations", post(segmentations::create).layer(uploads))
         .route("/v1/segmentations/{id}", get(segmentations::get))
         .route("/v1/jobs", post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get))

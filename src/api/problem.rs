@@ -67,7 +67,7 @@ impl Problem {
             StatusCode::NOT_FOUND,
             "not-found",
             "Resource not found",
-            format!("no {what} with id '{id}'"),
+            format!("no {what} with id '{}'", super::series::clip(id)),
         )
     }
 

@@ -51,7 +51,12 @@ pub async fn create(
             })?;
             (series_id, query.filename, body)
         }
-        other => return Err(unsupported_media(other)),
+        other => {
+            return Err(unsupported_media(
+                other,
+                "multipart/form-data, application/octet-stream, application/dicom or application/gzip",
+            ));
+        }
     };
     metrics::counter!("radscore_upload_bytes_total", "kind" => "segmentation")
         .increment(bytes.len() as u64);
@@ -61,9 +66,12 @@ pub async fn create(
         Problem::unprocessable(
             "unknown-series",
             "Unknown series",
-            format!("series '{series_id}' does not exist"),
+            format!(
+                "series '{}' does not exist",
+                super::series::clip(&series_id)
+            ),
         )
-        .with("series_id", series_id.clone())
+        .with("series_id", super::series::clip(&series_id))
     })?;
     let grid = super::series::grid_from_row(&series)?;
     let seg_bytes = bytes.clone();

@@ -35,7 +35,12 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
                 .increment(total as u64);
             parts_to_files(parts)
         }
-        other => return Err(unsupported_media(other)),
+        other => {
+            return Err(unsupported_media(
+                other,
+                "application/zip or multipart/form-data",
+            ));
+        }
     };
     if files.is_empty() {
         return Err(Problem::bad_request(
@@ -173,15 +178,30 @@ fn series_json(row: &SeriesRow) -> ApiResult<Value> {
 }
 
 /// 415 for an upload in a media type we do not read.
-pub fn unsupported_media(found: &str) -> Problem {
+pub fn unsupported_media(found: &str, accepted: &str) -> Problem {
+    let found = if found.is_empty() { "(none)" } else { found };
     Problem::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
         "unsupported-media-type",
         "Unsupported media type",
         format!(
-            "Content-Type '{found}' is not accepted here; send application/zip or multipart/form-data"
+            "Content-Type '{}' is not accepted here; send {accepted}",
+            clip(found)
         ),
     )
+}
+
+/// Longest client-supplied text echoed in a problem `detail`.
+pub const MAX_ECHO_CHARS: usize = 80;
+
+/// Client-supplied text shortened for messages (ids, media types).
+pub fn clip(text: &str) -> String {
+    if text.chars().count() <= MAX_ECHO_CHARS {
+        text.to_string()
+    } else {
+        let head: String = text.chars().take(MAX_ECHO_CHARS).collect();
+        format!("{head}…")
+    }
 }
 
 /// Map a DICOM ingestion error to a 4xx problem that names the fault.

@@ -17,6 +17,8 @@ pub struct UploadLimits {
     pub max_files: usize,
     /// Largest total uncompressed size of a zip upload, bytes (zip-bomb guard).
     pub max_uncompressed_bytes: u64,
+    /// Most series/segmentation uploads processed at once (each is decoded in memory).
+    pub max_concurrent_uploads: usize,
 }
 
 impl UploadLimits {

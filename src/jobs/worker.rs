@@ -31,7 +31,7 @@ impl Default for QueueConfig {
     fn default() -> Self {
         QueueConfig {
             lease: Duration::from_secs(60),
-            heartbeat: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(1),
             poll_interval: Duration::from_secs(2),
             max_attempts: 3,
         }

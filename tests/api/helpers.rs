@@ -75,6 +75,9 @@ pub async fn spawn_app_with(max_upload_mb: u64) -> TestApp {
         max_upload_mb,
         max_unzipped_mb: 1024,
         max_files: 5000,
+        max_concurrent_uploads: 4,
+        job_lease_s: 60,
+        job_max_attempts: 3,
     };
     let app = radscore::app::build(&config).await.expect("app builds");
     let shutdown = CancellationToken::new();
