@@ -22,7 +22,9 @@
 //! rows and columns add nothing to any feature), while the features use the grey level
 //! values themselves and `N_g` from discretisation.
 
-use super::texture::{self, Degenerate, LevelIndex, MatrixFamily, TextureMatrix, scale};
+use super::texture::{
+    self, Degenerate, FamilyTags, LevelIndex, MatrixFamily, TextureMatrix, scale,
+};
 use super::{FamilySettings, Feature, FeatureError, Roi};
 use crate::image::discretise::discretise;
 
@@ -60,10 +62,17 @@ pub const FEATURES: [&str; 25] = [
 /// Number of GLCM features (IBSI 3.6).
 const N_FEATURES: usize = FEATURES.len();
 
+/// Tags of the family: `cm_<feature>_<aggregation>`.
+const TAGS: FamilyTags<N_FEATURES> = FamilyTags {
+    prefix: "cm",
+    features: FEATURES,
+    empty_reason: "no pair of neighbouring voxels in the intensity mask",
+};
+
 /// Names produced by [`compute`]: `cm_<feature>_<suffix>` per configured aggregation.
 pub fn names(s: &FamilySettings) -> Vec<String> {
     let suffixes = s.texture_aggregations.iter().map(|a| a.suffix());
-    texture::tags("cm", &FEATURES, suffixes).collect()
+    TAGS.names(suffixes).collect()
 }
 
 /// Compute the GLCM features for every configured aggregation (IBSI 3.6).
@@ -130,9 +139,10 @@ struct Glcm<'a>(&'a LevelIndex);
 
 impl MatrixFamily<N_FEATURES> for Glcm<'_> {
     type Matrix = Matrix;
-    const PREFIX: &'static str = "cm";
-    const FEATURES: [&'static str; N_FEATURES] = FEATURES;
-    const EMPTY_REASON: &'static str = "no pair of neighbouring voxels in the intensity mask";
+
+    fn tags(&self) -> &FamilyTags<N_FEATURES> {
+        &TAGS
+    }
 
     fn empty(&self) -> Matrix {
         Matrix::zeros(self.0.len())

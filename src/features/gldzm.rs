@@ -32,34 +32,36 @@ use ndarray::Array3;
 
 use super::glszm::{for_each_zone, neighbours, too_large_zone};
 use super::texture::{
-    self, DIRECTIONS_2D, DIRECTIONS_3D, Degenerate, LengthMatrix, LevelIndex, MatrixFamily,
+    self, DIRECTIONS_2D, DIRECTIONS_3D, FamilyTags, LengthFamily, LengthMatrix, LevelIndex,
     N_LENGTH_FEATURES, SliceAggregation, step,
 };
 use super::{FamilySettings, Feature, FeatureError, Roi};
 use crate::image::discretise::discretise;
 
-/// Short names of the 16 features in output order (IBSI 3.9.1 – 3.9.16).
-pub const FEATURES: [&str; N_LENGTH_FEATURES] = [
-    "sde",
-    "lde",
-    "lgze",
-    "hgze",
-    "sdlge",
-    "sdhge",
-    "ldlge",
-    "ldhge",
-    "glnu",
-    "glnu_norm",
-    "zdnu",
-    "zdnu_norm",
-    "z_perc",
-    "gl_var",
-    "zd_var",
-    "zd_entr",
-];
-
-/// Tag prefix of the family.
-const PREFIX: &str = "dzm";
+/// Tags of the family: `dzm_<feature>_<aggregation>`, the 16 features in output order
+/// (IBSI 3.9.1 – 3.9.16).
+pub const TAGS: FamilyTags<N_LENGTH_FEATURES> = FamilyTags {
+    prefix: "dzm",
+    features: [
+        "sde",
+        "lde",
+        "lgze",
+        "hgze",
+        "sdlge",
+        "sdhge",
+        "ldlge",
+        "ldhge",
+        "glnu",
+        "glnu_norm",
+        "zdnu",
+        "zdnu_norm",
+        "z_perc",
+        "gl_var",
+        "zd_var",
+        "zd_entr",
+    ],
+    empty_reason: "no zone in the intensity mask",
+};
 
 /// Face neighbours in 3D: the ROI-edge distance uses 6-connectedness (IBSI 3.9).
 const FACES_3D: [[isize; 3]; 6] = [
@@ -80,7 +82,8 @@ const EDGE_DISTANCE: u32 = 1;
 /// Names produced by [`compute`]: `dzm_<feature>_<variant>` per requested variant.
 pub fn names(s: &FamilySettings) -> Vec<String> {
     let variants = SliceAggregation::requested(&s.texture_aggregations);
-    texture::tags(PREFIX, &FEATURES, variants.into_iter().map(|v| v.suffix())).collect()
+    TAGS.names(variants.into_iter().map(|v| v.suffix()))
+        .collect()
 }
 
 /// Compute the GLDZM features for every requested variant (IBSI 3.9).
@@ -132,7 +135,10 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
         (distance, neighbours(&DIRECTIONS_2D))
     });
     texture::aggregate_by_slice(
-        &Gldzm(&levels),
+        &LengthFamily {
+            levels: &levels,
+            tags: &TAGS,
+        },
         &variants,
         nz,
         |z| match &in_plane {
@@ -144,24 +150,6 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
             zone_distances(&levels, &distance, 0..nz, &neighbours(&DIRECTIONS_3D))
         },
     )
-}
-
-/// The GLDZM as [`texture::aggregate_by_slice`] sees it.
-struct Gldzm<'a>(&'a LevelIndex);
-
-impl MatrixFamily<N_LENGTH_FEATURES> for Gldzm<'_> {
-    type Matrix = LengthMatrix;
-    const PREFIX: &'static str = PREFIX;
-    const FEATURES: [&'static str; N_LENGTH_FEATURES] = FEATURES;
-    const EMPTY_REASON: &'static str = "no zone in the intensity mask";
-
-    fn empty(&self) -> LengthMatrix {
-        LengthMatrix::default()
-    }
-
-    fn features(&self, m: &LengthMatrix) -> Result<Option<[f64; N_LENGTH_FEATURES]>, Degenerate> {
-        Ok(m.features(&self.0.values))
-    }
 }
 
 /// The distance zone matrix of the zones within slices `zs`, linked through `links`, with
@@ -177,7 +165,7 @@ fn zone_distances(
         let nearest = voxels.iter().map(|v| distance[*v]).min().unwrap_or(0);
         if nearest < EDGE_DISTANCE {
             return Err(FeatureError::Undefined {
-                feature: format!("{PREFIX}_{}", FEATURES[0]),
+                feature: format!("{}_{}", TAGS.prefix, TAGS.features[0]),
                 reason: "an intensity-mask voxel lies outside the morphological mask",
             });
         }

@@ -24,38 +24,40 @@
 use std::ops::Range;
 
 use super::texture::{
-    self, Degenerate, LengthMatrix, LevelIndex, MatrixFamily, N_LENGTH_FEATURES, step,
+    self, FamilyTags, LengthFamily, LengthMatrix, LevelIndex, N_LENGTH_FEATURES, step,
 };
 use super::{FamilySettings, Feature, FeatureError, Roi};
 use crate::image::discretise::discretise;
 
-/// Short names of the 16 features in output order (IBSI 3.7.1 – 3.7.16).
-pub const FEATURES: [&str; N_LENGTH_FEATURES] = [
-    "sre",
-    "lre",
-    "lgre",
-    "hgre",
-    "srlge",
-    "srhge",
-    "lrlge",
-    "lrhge",
-    "glnu",
-    "glnu_norm",
-    "rlnu",
-    "rlnu_norm",
-    "r_perc",
-    "gl_var",
-    "rl_var",
-    "rl_entr",
-];
-
-/// Tag prefix of the family.
-const PREFIX: &str = "rlm";
+/// Tags of the family: `rlm_<feature>_<aggregation>`, the 16 features in output order
+/// (IBSI 3.7.1 – 3.7.16).
+pub const TAGS: FamilyTags<N_LENGTH_FEATURES> = FamilyTags {
+    prefix: "rlm",
+    features: [
+        "sre",
+        "lre",
+        "lgre",
+        "hgre",
+        "srlge",
+        "srhge",
+        "lrlge",
+        "lrhge",
+        "glnu",
+        "glnu_norm",
+        "rlnu",
+        "rlnu_norm",
+        "r_perc",
+        "gl_var",
+        "rl_var",
+        "rl_entr",
+    ],
+    empty_reason: "no run in the intensity mask",
+};
 
 /// Names produced by [`compute`]: `rlm_<feature>_<suffix>` per configured aggregation.
 pub fn names(s: &FamilySettings) -> Vec<String> {
     let suffixes = s.texture_aggregations.iter().map(|a| a.suffix());
-    texture::tags(PREFIX, &FEATURES, suffixes).collect()
+    TAGS.names(suffixes).collect()
 }
 
 /// Compute the GLRLM features for every configured aggregation (IBSI 3.7).
@@ -92,29 +94,14 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
     let grey = discretise(roi, s)?;
     let levels = LevelIndex::new(&grey.levels, grey.n_levels, "GLRLM")?;
     texture::aggregate_by_direction(
-        &Glrlm(&levels),
+        &LengthFamily {
+            levels: &levels,
+            tags: &TAGS,
+        },
         &s.texture_aggregations,
         levels.n_slices(),
         |d, zs| runs(&levels, d, zs),
     )
-}
-
-/// The GLRLM as [`texture::aggregate_by_direction`] sees it.
-struct Glrlm<'a>(&'a LevelIndex);
-
-impl MatrixFamily<N_LENGTH_FEATURES> for Glrlm<'_> {
-    type Matrix = LengthMatrix;
-    const PREFIX: &'static str = PREFIX;
-    const FEATURES: [&'static str; N_LENGTH_FEATURES] = FEATURES;
-    const EMPTY_REASON: &'static str = "no run in the intensity mask";
-
-    fn empty(&self) -> LengthMatrix {
-        LengthMatrix::default()
-    }
-
-    fn features(&self, m: &LengthMatrix) -> Result<Option<[f64; N_LENGTH_FEATURES]>, Degenerate> {
-        Ok(m.features(&self.0.values))
-    }
 }
 
 /// The run length matrix of direction `d` over slices `zs`: every voxel whose predecessor

@@ -25,39 +25,42 @@ use std::ops::Range;
 use ndarray::Array3;
 
 use super::texture::{
-    self, DIRECTIONS_2D, DIRECTIONS_3D, Degenerate, LengthMatrix, LevelIndex, MatrixFamily,
+    self, DIRECTIONS_2D, DIRECTIONS_3D, FamilyTags, LengthFamily, LengthMatrix, LevelIndex,
     N_LENGTH_FEATURES, SliceAggregation, step,
 };
 use super::{FamilySettings, Feature, FeatureError, Roi};
 use crate::image::discretise::discretise;
 
-/// Short names of the 16 features in output order (IBSI 3.8.1 – 3.8.16).
-pub const FEATURES: [&str; N_LENGTH_FEATURES] = [
-    "sze",
-    "lze",
-    "lgze",
-    "hgze",
-    "szlge",
-    "szhge",
-    "lzlge",
-    "lzhge",
-    "glnu",
-    "glnu_norm",
-    "zsnu",
-    "zsnu_norm",
-    "z_perc",
-    "gl_var",
-    "zs_var",
-    "zs_entr",
-];
-
-/// Tag prefix of the family.
-const PREFIX: &str = "szm";
+/// Tags of the family: `szm_<feature>_<aggregation>`, the 16 features in output order
+/// (IBSI 3.8.1 – 3.8.16).
+pub const TAGS: FamilyTags<N_LENGTH_FEATURES> = FamilyTags {
+    prefix: "szm",
+    features: [
+        "sze",
+        "lze",
+        "lgze",
+        "hgze",
+        "szlge",
+        "szhge",
+        "lzlge",
+        "lzhge",
+        "glnu",
+        "glnu_norm",
+        "zsnu",
+        "zsnu_norm",
+        "z_perc",
+        "gl_var",
+        "zs_var",
+        "zs_entr",
+    ],
+    empty_reason: "no zone in the intensity mask",
+};
 
 /// Names produced by [`compute`]: `szm_<feature>_<variant>` per requested variant.
 pub fn names(s: &FamilySettings) -> Vec<String> {
     let variants = SliceAggregation::requested(&s.texture_aggregations);
-    texture::tags(PREFIX, &FEATURES, variants.into_iter().map(|v| v.suffix())).collect()
+    TAGS.names(variants.into_iter().map(|v| v.suffix()))
+        .collect()
 }
 
 /// Compute the GLSZM features for every requested variant (IBSI 3.8).
@@ -108,7 +111,10 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
     let in_plane = neighbours(&DIRECTIONS_2D);
     let volume = neighbours(&DIRECTIONS_3D);
     texture::aggregate_by_slice(
-        &Glszm(&levels),
+        &LengthFamily {
+            levels: &levels,
+            tags: &TAGS,
+        },
         &variants,
         nz,
         |z| sizes(z..z + 1, &in_plane),
@@ -119,24 +125,6 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
 /// The error for a zone larger than `u32::MAX` voxels.
 pub(crate) fn too_large_zone() -> FeatureError {
     FeatureError::InvalidSettings("a grey level zone exceeds 2³² voxels".into())
-}
-
-/// The GLSZM as [`texture::aggregate_by_slice`] sees it.
-struct Glszm<'a>(&'a LevelIndex);
-
-impl MatrixFamily<N_LENGTH_FEATURES> for Glszm<'_> {
-    type Matrix = LengthMatrix;
-    const PREFIX: &'static str = PREFIX;
-    const FEATURES: [&'static str; N_LENGTH_FEATURES] = FEATURES;
-    const EMPTY_REASON: &'static str = "no zone in the intensity mask";
-
-    fn empty(&self) -> LengthMatrix {
-        LengthMatrix::default()
-    }
-
-    fn features(&self, m: &LengthMatrix) -> Result<Option<[f64; N_LENGTH_FEATURES]>, Degenerate> {
-        Ok(m.features(&self.0.values))
-    }
 }
 
 /// The neighbour offsets of a connectedness: the unique directions and their opposites
@@ -233,7 +221,7 @@ mod tests {
             vec![TextureAggregation::D25Comb, TextureAggregation::D25Avg],
         );
         let f = compute(&r, &s).unwrap();
-        assert_eq!(names(&s).len(), FEATURES.len());
+        assert_eq!(names(&s).len(), TAGS.features.len());
         assert!(close(get(&f, "szm_z_perc_2_5D"), 1.0));
         assert!(close(get(&f, "szm_glnu_norm_2_5D"), 0.5));
         // μ = 2 → gl_var = ((1 − 2)² + (3 − 2)²) / 2 = 1; entropy = 1 bit.

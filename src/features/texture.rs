@@ -140,20 +140,64 @@ pub trait TextureMatrix: Clone {
     fn merge(&mut self, other: &Self);
 }
 
+/// How a family names its outputs: tags `<prefix>_<feature>_<suffix>`.
+pub struct FamilyTags<const N: usize> {
+    /// Tag prefix, e.g. `cm` for `cm_contrast_3D_avg`.
+    pub prefix: &'static str,
+    /// Short feature names in output order.
+    pub features: [&'static str; N],
+    /// Why an aggregation has no matrix with counts (the error reason).
+    pub empty_reason: &'static str,
+}
+
+impl<const N: usize> FamilyTags<N> {
+    /// Tags for every suffix, feature by feature.
+    pub fn names<'a>(
+        &'a self,
+        suffixes: impl IntoIterator<Item = &'static str> + 'a,
+    ) -> impl Iterator<Item = String> + 'a {
+        suffixes.into_iter().flat_map(move |s| {
+            self.features
+                .iter()
+                .map(move |f| format!("{}_{f}_{s}", self.prefix))
+        })
+    }
+}
+
 /// A texture family as the aggregation helpers see it: `N` features per matrix.
 pub trait MatrixFamily<const N: usize> {
     /// The family's count matrix.
     type Matrix: TextureMatrix;
-    /// Tag prefix, e.g. `cm` for `cm_contrast_3D_avg`.
-    const PREFIX: &'static str;
-    /// Short feature names in output order.
-    const FEATURES: [&'static str; N];
-    /// Why an aggregation has no matrix with counts (the error reason).
-    const EMPTY_REASON: &'static str;
+    /// The family's tags.
+    fn tags(&self) -> &FamilyTags<N>;
     /// A matrix without counts.
     fn empty(&self) -> Self::Matrix;
     /// The features of one matrix; `Ok(None)` for a matrix without counts.
     fn features(&self, m: &Self::Matrix) -> Result<Option<[f64; N]>, Degenerate>;
+}
+
+/// A family whose matrix is a [`LengthMatrix`] (GLRLM, GLSZM, GLDZM).
+pub struct LengthFamily<'a> {
+    /// The ROI's grey levels.
+    pub levels: &'a LevelIndex,
+    /// The family's tags.
+    pub tags: &'static FamilyTags<N_LENGTH_FEATURES>,
+}
+
+impl MatrixFamily<N_LENGTH_FEATURES> for LengthFamily<'_> {
+    type Matrix = LengthMatrix;
+
+    fn tags(&self) -> &FamilyTags<N_LENGTH_FEATURES> {
+        self.tags
+    }
+
+    fn empty(&self) -> LengthMatrix {
+        LengthMatrix::default()
+    }
+
+    fn features(&self, m: &LengthMatrix) -> Result<Option<[f64; N_LENGTH_FEATURES]>, Degenerate> {
+        Ok(m.features(&self.levels.values))
+    }
 }
 
 /// Running mean of the feature vectors of one aggregation; `add` skips empty matrices.
@@ -202,24 +246,13 @@ impl<const N: usize> Averager<N> {
     }
 }
 
-/// Tags `<prefix>_<feature>_<suffix>` for every suffix, feature by feature.
-pub fn tags<'a, const N: usize>(
-    prefix: &'a str,
-    features: &'a [&'static str; N],
-    suffixes: impl IntoIterator<Item = &'static str> + 'a,
-) -> impl Iterator<Item = String> + 'a {
-    suffixes
-        .into_iter()
-        .flat_map(move |s| features.iter().map(move |f| format!("{prefix}_{f}_{s}")))
-}
-
 /// The features of one merged matrix as a one-element mean.
 fn single<F: MatrixFamily<N>, const N: usize>(
     family: &F,
     suffix: &'static str,
     m: &F::Matrix,
 ) -> Result<Averager<N>, FeatureError> {
-    let mut avg = Averager::new(F::PREFIX, suffix);
+    let mut avg = Averager::new(family.tags().prefix, suffix);
     avg.add(family.features(m))?;
     Ok(avg)
 }
@@ -244,8 +277,8 @@ pub fn aggregate_by_direction<F: MatrixFamily<N>, const N: usize>(
         .into_iter()
         .any(wants)
     {
-        let mut avg_2d = Averager::new(F::PREFIX, A::D2Avg.suffix());
-        let mut comb_2d = Averager::new(F::PREFIX, A::D2Comb.suffix());
+        let mut avg_2d = Averager::new(family.tags().prefix, A::D2Avg.suffix());
+        let mut comb_2d = Averager::new(family.tags().prefix, A::D2Comb.suffix());
         let mut per_direction = vec![family.empty(); DIRECTIONS_2D.len()];
         for z in 0..n_slices {
             let mats: Vec<F::Matrix> = DIRECTIONS_2D.iter().map(|d| count(*d, z..z + 1)).collect();
@@ -261,7 +294,7 @@ pub fn aggregate_by_direction<F: MatrixFamily<N>, const N: usize>(
                 acc.merge(m);
             }
         }
-        let mut avg_25d = Averager::new(F::PREFIX, A::D25Avg.suffix());
+        let mut avg_25d = Averager::new(family.tags().prefix, A::D25Avg.suffix());
         if wants(A::D25Avg) {
             for m in &per_direction {
                 avg_25d.add(family.features(m))?;
@@ -276,7 +309,7 @@ pub fn aggregate_by_direction<F: MatrixFamily<N>, const N: usize>(
         results.push((A::D25Avg, avg_25d));
     }
     if wants(A::D3Avg) || wants(A::D3Comb) {
-        let mut avg_3d = Averager::new(F::PREFIX, A::D3Avg.suffix());
+        let mut avg_3d = Averager::new(family.tags().prefix, A::D3Avg.suffix());
         let mut all = family.empty();
         for d in DIRECTIONS_3D {
             let m = count(d, 0..n_slices);
@@ -291,7 +324,7 @@ pub fn aggregate_by_direction<F: MatrixFamily<N>, const N: usize>(
         results.push((A::D3Avg, avg_3d));
     }
     let lookup = |a: A| results.iter().find(|(k, _)| *k == a).map(|(_, v)| v);
-    collect::<F, N>(aggs.iter().map(|a| (a.suffix(), lookup(*a))))
+    collect(family.tags(), aggs.iter().map(|a| (a.suffix(), lookup(*a))))
 }
 
 /// The sum of `mats`.
@@ -367,7 +400,7 @@ pub fn aggregate_by_slice<F: MatrixFamily<N>, const N: usize>(
     use SliceAggregation as S;
     let mut results: Vec<(S, Averager<N>)> = Vec::new();
     if variants.contains(&S::D2) || variants.contains(&S::D25) {
-        let mut avg_2d = Averager::new(F::PREFIX, S::D2.suffix());
+        let mut avg_2d = Averager::new(family.tags().prefix, S::D2.suffix());
         let mut all = family.empty();
         for z in 0..n_slices {
             let m = slice(z)?;
@@ -385,11 +418,15 @@ pub fn aggregate_by_slice<F: MatrixFamily<N>, const N: usize>(
         results.push((S::D3, single(family, S::D3.suffix(), &volume()?)?));
     }
     let lookup = |a: S| results.iter().find(|(k, _)| *k == a).map(|(_, v)| v);
-    collect::<F, N>(variants.iter().map(|v| (v.suffix(), lookup(*v))))
+    collect(
+        family.tags(),
+        variants.iter().map(|v| (v.suffix(), lookup(*v))),
+    )
 }
 
 /// Named features of every `(suffix, mean)`; a missing or empty mean is an error.
-fn collect<'a, F: MatrixFamily<N>, const N: usize>(
+fn collect<'a, const N: usize>(
+    tags: &FamilyTags<N>,
     means: impl Iterator<Item = (&'static str, Option<&'a Averager<N>>)>,
 ) -> Result<Vec<Feature>, FeatureError> {
     let mut out = Vec::new();
@@ -397,14 +434,14 @@ fn collect<'a, F: MatrixFamily<N>, const N: usize>(
         let mean = averager
             .and_then(Averager::mean)
             .ok_or_else(|| FeatureError::Undefined {
-                feature: format!("{}_{}_{suffix}", F::PREFIX, F::FEATURES[0]),
-                reason: F::EMPTY_REASON,
+                feature: format!("{}_{}_{suffix}", tags.prefix, tags.features[0]),
+                reason: tags.empty_reason,
             })?;
         out.extend(
-            F::FEATURES
+            tags.features
                 .iter()
                 .zip(mean)
-                .map(|(f, v)| Feature::new(format!("{}_{f}_{suffix}", F::PREFIX), v)),
+                .map(|(f, v)| Feature::new(format!("{}_{f}_{suffix}", tags.prefix), v)),
         );
     }
     Ok(out)
