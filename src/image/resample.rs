@@ -22,7 +22,7 @@
 //! of exactly 0.5 does not become 0.4999…).
 //!
 //! * [`ImageInterpolation::Nearest`]: the source voxel nearest to the sample point.
-//! * [`ImageInterpolation::Linear`]: (bi/tri)linear.
+//! * [`ImageInterpolation::Linear`]: bilinear or trilinear.
 //! * [`ImageInterpolation::CubicSpline`]: interpolating cubic B-spline (Unser, "Splines:
 //!   a perfect fit for signal and image processing", IEEE SPM 1999): the samples are first
 //!   prefiltered into B-spline coefficients (causal + anti-causal recursive filter with
