@@ -525,9 +525,8 @@ fn runner(target: &str) -> fn(&[u8]) {
 
 /// Zip uploads: raw archive mutations and mutations of the entries inside.
 #[test]
-// LIMITATION: dicom-parser 0.10 allocates declared value lengths (seconds and GiB per
-// input); un-ignore once the dicom::precheck length walk covers every input saved here.
-#[ignore = "dicom-rs declared-length allocation pending dicom::precheck; docs/fuzzing.md"]
+// dicom-parser 0.10 allocates declared value lengths; `dicom::precheck` refuses such
+// inputs before it runs, which is what these smoke tests guard.
 fn zip_archives_never_panic() {
     let make = |m: &mut Mutator, seed: &[u8]| {
         if m.rng.random_bool(0.5)
@@ -543,9 +542,8 @@ fn zip_archives_never_panic() {
 /// Series assembly from one file and from several files, one of them mutated (or one
 /// dropped or repeated).
 #[test]
-// LIMITATION: dicom-parser 0.10 allocates declared value lengths (seconds and GiB per
-// input); un-ignore once the dicom::precheck length walk covers every input saved here.
-#[ignore = "dicom-rs declared-length allocation pending dicom::precheck; docs/fuzzing.md"]
+// dicom-parser 0.10 allocates declared value lengths; `dicom::precheck` refuses such
+// inputs before it runs, which is what these smoke tests guard.
 fn series_assembly_never_panics() {
     let make = |m: &mut Mutator, seed: &[u8]| {
         let mut files = split_files(seed);
@@ -571,9 +569,8 @@ fn series_assembly_never_panics() {
 
 /// DICOM SEG onto each grid, directly and through the format sniffer.
 #[test]
-// LIMITATION: dicom-parser 0.10 allocates declared value lengths (seconds and GiB per
-// input); un-ignore once the dicom::precheck length walk covers every input saved here.
-#[ignore = "dicom-rs declared-length allocation pending dicom::precheck; docs/fuzzing.md"]
+// dicom-parser 0.10 allocates declared value lengths; `dicom::precheck` refuses such
+// inputs before it runs, which is what these smoke tests guard.
 fn seg_decoding_never_panics() {
     campaign("seg", 3, mutate_bytes, runner("seg"));
 }

@@ -149,6 +149,14 @@ impl Walker<'_> {
             .get(self.pos + 4..self.pos + 6)
             .ok_or_else(|| self.truncated())?;
         let vr = VR::from_binary([code[0], code[1]]);
+        if vr.is_none() {
+            // An unknown VR code leaves the length field's size ambiguous; readers disagree
+            // on it, so a file that relies on either reading is refused.
+            return Err(self.malformed(format!(
+                "unknown value representation code {:02X}{:02X}",
+                code[0], code[1]
+            )));
+        }
         // PS3.5 7.1.2: these VRs have 2 reserved bytes and a 32-bit length.
         let long = matches!(
             vr,

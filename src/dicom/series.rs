@@ -458,6 +458,11 @@ fn check_unsheared(
 /// a huge Rows × Columns without the pixel data to match fails before any allocation.
 fn decode_volume(slices: &[Slice]) -> Result<Array3<f32>, DicomError> {
     let (rows, cols) = (slices[0].rows as usize, slices[0].columns as usize);
+    // Check every native Pixel Data length before allocating the volume, so many small
+    // files that repeat a large header cannot make us allocate far more than was uploaded.
+    for slice in slices {
+        check_native_pixel_length(slice)?;
+    }
     let first = decode_slice(&slices[0])?;
     let mut hu = Array3::<f32>::zeros((slices.len(), rows, cols));
     for (k, slice) in slices.iter().enumerate() {
@@ -476,6 +481,33 @@ fn decode_volume(slices: &[Slice]) -> Result<Array3<f32>, DicomError> {
         hu.slice_mut(s![k, .., ..]).assign(&plane);
     }
     Ok(hu)
+}
+
+/// Native (uncompressed) Pixel Data must hold Rows × Columns samples of BitsAllocated.
+// LIMITATION: encapsulated (compressed) pixel data is only checked when decoded.
+fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
+    let file = slice.file.as_str();
+    let Ok(element) = slice.obj.element(PIXEL_DATA.0) else {
+        return Err(DicomError::MissingTag {
+            file: file.to_owned(),
+            tag: PIXEL_DATA.1,
+        });
+    };
+    let Some(found_bytes) = element.header().len.get().map(|l| l as usize) else {
+        return Ok(()); // undefined length: encapsulated fragments
+    };
+    let bits = req_u32(&slice.obj, file, BITS_ALLOCATED, "8, 16 or 32")? as usize;
+    let expected_bytes = (slice.rows as usize)
+        .saturating_mul(slice.columns as usize)
+        .saturating_mul(bits.div_ceil(8));
+    if found_bytes < expected_bytes {
+        return Err(DicomError::PixelDataTooShort {
+            file: file.to_owned(),
+            expected_bytes,
+            found_bytes,
+        });
+    }
+    Ok(())
 }
 
 /// One slice's HU values, row-major, exactly Rows × Columns of them.
