@@ -122,6 +122,9 @@ def export_onnx(model: Pipeline, n_features: int, x: np.ndarray) -> tuple[bytes,
         options={id(model.named_steps["logreg"]): {"zipmap": False}},
         target_opset=ONNX_OPSET,
     )
+    # skl2onnx names the graph with a random UUID; a fixed name makes rebuilds
+    # byte-identical, so the model's sha256 only changes when the model does.
+    onx.graph.name = MODEL_NAME
     data = onx.SerializeToString()
     session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     got = session.run([OUTPUT_NAME], {INPUT_NAME: x.astype(np.float32)})[0][:, 1]
