@@ -13,8 +13,9 @@ cd "$ROOT"
 scripts/setup.sh ort
 cargo build --bin radscore
 export ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ROOT/.ort/lib/libonnxruntime.so}"
+BIN="${CARGO_TARGET_DIR:-$ROOT/target}/debug/radscore"
 if [[ ! -f sample/series.zip ]]; then
-    target/debug/radscore demo-data --out sample --seed 1 > /dev/null
+    "$BIN" demo-data --out sample --seed 1 > /dev/null
     echo "run: wrote the walkthrough sample to sample/" >&2
 fi
-exec target/debug/radscore serve "$@"
+exec "$BIN" serve "$@"
