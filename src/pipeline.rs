@@ -425,3 +425,40 @@ pub fn read_segmentation(
     };
     Ok((format, seg))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Settings with only the re-segmentation fields of interest set.
+    fn reseg(range: Option<[f64; 2]>, sigma: Option<f64>) -> FamilySettings {
+        let mut s = ExtractionSettings::bundled()
+            .for_location(Location::Other)
+            .clone();
+        s.resegment_range_hu = range;
+        s.resegment_outlier_sigma = sigma;
+        s
+    }
+
+    #[test]
+    fn outlier_filtering_uses_the_range_resegmented_roi() {
+        // Nine voxels at 0 HU, one at 100, one at 5000 (removed by the range first).
+        let mut values = vec![0.0f32; 9];
+        values.extend([100.0, 5000.0]);
+        let hu = Array3::from_shape_vec((1, 1, values.len()), values).unwrap();
+        let morph = Array3::from_elem(hu.dim(), true);
+
+        // After the range: mean 10, σ = 30, so 100 lies exactly at μ + 3σ and stays.
+        let kept = resegment(&hu, &morph, &reseg(Some([-1000.0, 1000.0]), Some(3.0)));
+        assert_eq!(kept.iter().filter(|&&m| m).count(), 10);
+
+        // With k = 2.9 it is an outlier.
+        let kept = resegment(&hu, &morph, &reseg(Some([-1000.0, 1000.0]), Some(2.9)));
+        assert_eq!(kept.iter().filter(|&&m| m).count(), 9);
+
+        // Without a range, σ is dominated by 5000: only that voxel is an outlier at 2σ.
+        let kept = resegment(&hu, &morph, &reseg(None, Some(2.0)));
+        assert_eq!(kept.iter().filter(|&&m| m).count(), 10);
+        assert!(!kept[[0, 0, 10]]);
+    }
+}
