@@ -283,6 +283,7 @@ fn resegment(
     if let Some([lo, hi]) = settings.resegment_range_hu {
         keep_within(&mut intensity_mask, hu, lo, hi);
     }
+    // LIMITATION: μ and σ come from the range-re-segmented ROI; MIRP takes them from the ROI before the range and intersects both ranges — the IBSI 2.5 text was not available offline to settle it (configs D/E pass either way).
     if let Some(k) = settings.resegment_outlier_sigma
         && let Some((mean, sd)) = masked_mean_sd(hu, &intensity_mask)
     {
