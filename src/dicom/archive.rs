@@ -37,6 +37,25 @@ impl Default for ArchiveLimits {
     }
 }
 
+/// APPNOTE.TXT 4.3.16: the end-of-central-directory record's signature, its minimum size,
+/// and the offset of "total number of entries in the central directory" within it.
+const EOCD_SIGNATURE: [u8; 4] = [0x50, 0x4b, 0x05, 0x06];
+const EOCD_MIN_BYTES: usize = 22;
+const EOCD_TOTAL_ENTRIES_OFFSET: usize = 10;
+/// APPNOTE.TXT 4.4.26: the archive comment after the record is at most 65,535 bytes.
+const EOCD_MAX_COMMENT_BYTES: usize = 0xFFFF;
+
+/// The entry count the end-of-central-directory record declares (last record found).
+fn declared_entry_count(bytes: &[u8]) -> Option<usize> {
+    let last_start = bytes.len().checked_sub(EOCD_MIN_BYTES)?;
+    let first_start = last_start.saturating_sub(EOCD_MAX_COMMENT_BYTES);
+    let at = (first_start..=last_start)
+        .rev()
+        .find(|&i| bytes.get(i..i + 4) == Some(&EOCD_SIGNATURE))?;
+    let field = bytes.get(at + EOCD_TOTAL_ENTRIES_OFFSET..at + EOCD_TOTAL_ENTRIES_OFFSET + 2)?;
+    Some(usize::from(u16::from_le_bytes([field[0], field[1]])))
+}
+
 /// Unpack a zip archive held in memory.
 ///
 /// Directories, macOS resource forks (`__MACOSX/`), dot-files and `DICOMDIR` index files
@@ -47,10 +66,18 @@ impl Default for ArchiveLimits {
 /// [`DicomError::Archive`] for a damaged or encrypted archive,
 /// [`DicomError::ArchiveLimit`] when a limit is exceeded.
 pub fn files_from_zip(bytes: Bytes, limits: &ArchiveLimits) -> Result<Vec<InputFile>, DicomError> {
+    let declared_entries = declared_entry_count(&bytes);
     let mut zip =
         zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|_| DicomError::Archive {
             reason: "not a readable zip archive",
         })?;
+    // The zip crate indexes entries by name and keeps one per name: refuse repeated names
+    // rather than silently losing the files behind them.
+    if declared_entries.is_some_and(|n| n > zip.len()) {
+        return Err(DicomError::Archive {
+            reason: "several entries share one name; give every file its own name",
+        });
+    }
     if zip.len() > limits.max_entries {
         return Err(DicomError::ArchiveLimit {
             what: "entries",
@@ -230,5 +257,18 @@ mod tests {
     fn rejects_non_zip() {
         let err = files_from_zip(Bytes::from_static(b"not a zip"), &ArchiveLimits::default());
         assert!(matches!(err, Err(DicomError::Archive { .. })));
+    }
+
+    #[test]
+    fn repeated_entry_names_are_refused_not_collapsed() {
+        let zip = zip_of(&[("a.dcm", b"one"), ("b.dcm", b"two")]);
+        let mut raw = zip.to_vec();
+        for i in 0..raw.len().saturating_sub(5) {
+            if &raw[i..i + 5] == b"b.dcm" {
+                raw[i..i + 5].copy_from_slice(b"a.dcm");
+            }
+        }
+        let err = files_from_zip(Bytes::from(raw), &ArchiveLimits::default()).unwrap_err();
+        assert!(err.to_string().contains("share one name"), "{err}");
     }
 }
