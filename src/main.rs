@@ -63,6 +63,13 @@ enum Command {
         /// Output file (markdown); stdout when absent.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Also run configurations A–E on the IBSI CT phantom: its `nifti` directory
+        /// (holding `image/phantom.nii.gz` and `mask/mask.nii.gz`). Not bundled (CC BY-NC).
+        #[arg(long, requires = "reference_csv")]
+        ct_phantom_dir: Option<PathBuf>,
+        /// IBSI reference values in long format (`ibsi1_reference_values_long.csv`).
+        #[arg(long)]
+        reference_csv: Option<PathBuf>,
     },
     /// Print the extraction settings, their hash or the feature names.
     Settings {
@@ -127,9 +134,26 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Extract(args) => extract(args),
-        Command::Compliance { out } => {
-            let report = radscore::compliance::digital_phantom()?;
-            let md = radscore::compliance::to_markdown(&[report]);
+        Command::Compliance {
+            out,
+            ct_phantom_dir,
+            reference_csv,
+        } => {
+            let mut reports = vec![radscore::compliance::digital_phantom()?];
+            if let (Some(dir), Some(csv_path)) = (ct_phantom_dir, reference_csv) {
+                let read = |p: PathBuf| {
+                    std::fs::read(&p).with_context(|| format!("reading {}", p.display()))
+                };
+                let image = read(dir.join("image/phantom.nii.gz"))?;
+                let mask = read(dir.join("mask/mask.nii.gz"))?;
+                let table = String::from_utf8_lossy(&read(csv_path)?).into_owned();
+                for config in ['A', 'B', 'C', 'D', 'E'] {
+                    reports.push(radscore::compliance::ct_phantom(
+                        &image, &mask, &table, config,
+                    )?);
+                }
+            }
+            let md = radscore::compliance::to_markdown(&reports);
             match out {
                 Some(path) => std::fs::write(&path, md)
                     .with_context(|| format!("writing {}", path.display()))?,

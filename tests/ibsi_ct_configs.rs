@@ -27,11 +27,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use ndarray::{Array3, Zip};
-use radscore::features::settings::{
-    DEFAULT_MASK_THRESHOLD, ImageInterpolation, Interpolation, MaskInterpolation,
-    TextureAggregation,
-};
-use radscore::features::{Discretisation, FAMILIES, FamilySettings, Feature, Roi};
+use radscore::features::{FAMILIES, FamilySettings, Feature, Roi};
 use radscore::image::labelmap::{read_nifti_labelmap, read_nifti_volume};
 use radscore::image::resample::{self, AlignedGrid, SourceRegion};
 use radscore::image::{LesionMask, Volume};
@@ -48,49 +44,6 @@ const VERBOSE_ENV: &str = "RADSCORE_TEST_VERBOSE";
 
 /// Relative slack for floating-point noise at a tolerance boundary.
 const FLOAT_SLACK_REL: f64 = 1e-9;
-
-/// Distance δ for GLCM, NGTDM and NGLDM in every configuration (IBSI 1 chapter 5,
-/// "Computing image features"; `ibsi1_ct_phantom_configs.csv`).
-const IBSI_TEXTURE_DISTANCE_VOX: u32 = 1;
-
-/// NGLDM coarseness α in every configuration (IBSI 1 chapter 5).
-const IBSI_NGLDM_ALPHA: u32 = 0;
-
-/// Resampled spacing of configurations B–E, mm (B: in-plane only).
-const IBSI_RESAMPLED_SPACING_MM: [f64; 3] = [2.0, 2.0, 2.0];
-
-/// Outlier filtering of configurations D and E: `μ ± 3σ`.
-const IBSI_OUTLIER_SIGMA: f64 = 3.0;
-
-/// Fixed bin size of configurations A and C, HU.
-const IBSI_BIN_WIDTH_HU: f64 = 25.0;
-
-/// Fixed bin number of configurations B, D and E.
-const IBSI_BIN_NUMBER: u32 = 32;
-
-/// Intensity-volume histogram bin width of configuration C, HU.
-const IBSI_IVH_BIN_WIDTH_HU: f64 = 2.5;
-
-/// Intensity-volume histogram bin number of configuration E.
-const IBSI_IVH_BIN_NUMBER: u32 = 1000;
-
-/// Re-segmentation range of configurations A and B, HU.
-const RANGE_A_B_HU: [f64; 2] = [-500.0, 400.0];
-
-/// Re-segmentation range of configurations C and E, HU.
-const RANGE_C_E_HU: [f64; 2] = [-1000.0, 400.0];
-
-/// Texture aggregations with reference values in configurations A and B (2D, 2.5D).
-const AGGREGATIONS_2D: [TextureAggregation; 4] = [
-    TextureAggregation::D2Avg,
-    TextureAggregation::D2Comb,
-    TextureAggregation::D25Avg,
-    TextureAggregation::D25Comb,
-];
-
-/// Texture aggregations with reference values in configurations C–E (3D).
-const AGGREGATIONS_3D: [TextureAggregation; 2] =
-    [TextureAggregation::D3Avg, TextureAggregation::D3Comb];
 
 /// Reference rows that are not compared, with the reason: `(data set or "*", tag, why)`.
 const SKIPPED: &[(&str, &str, &str)] = &[
@@ -250,95 +203,12 @@ struct Config {
     settings: FamilySettings,
 }
 
-/// Settings shared by every configuration: all families, δ = 1, α = 0.
-fn base_settings(aggregations: &[TextureAggregation]) -> FamilySettings {
-    FamilySettings {
-        families: FAMILIES.iter().map(|f| f.name.to_string()).collect(),
-        resegment_range_hu: None,
-        discretisation: Discretisation::None,
-        ivh_discretisation: None,
-        texture_distance_vox: IBSI_TEXTURE_DISTANCE_VOX,
-        ngldm_alpha: IBSI_NGLDM_ALPHA,
-        texture_aggregations: aggregations.to_vec(),
-        min_voxels: 1,
-        interpolation: None,
-        resegment_outlier_sigma: None,
-    }
-}
-
-/// IBSI interpolation with rounding to integers and the 0.5 partial-volume threshold.
-fn ibsi_interpolation(image_method: ImageInterpolation, in_plane_only: bool) -> Interpolation {
-    Interpolation {
-        spacing_mm: IBSI_RESAMPLED_SPACING_MM,
-        in_plane_only,
-        image_method,
-        mask_method: MaskInterpolation::Linear,
-        mask_threshold: DEFAULT_MASK_THRESHOLD,
-        round_intensities: true,
-    }
-}
-
-/// The configurations of IBSI 1 chapter 5 ("Configurations" tables in
-/// `ibsi_doc_source/05_Reference_data_sets.rst`; `ibsi1_ct_phantom_configs.csv`).
+/// The configurations of IBSI 1 chapter 5, as the product defines them
+/// (`radscore::compliance::configs`, transcribed from `05_Reference_data_sets.rst` and
+/// `ibsi1_ct_phantom_configs.csv`).
 fn config(name: char) -> Config {
-    let fbs = |lower: f64| Discretisation::FixedBinSize {
-        bin_width_hu: IBSI_BIN_WIDTH_HU,
-        lower_bound_hu: Some(lower),
-    };
-    let fbn = Discretisation::FixedBinNumber {
-        bins: IBSI_BIN_NUMBER,
-    };
-    let (data_set, settings) = match name {
-        // A: 2D, no interpolation, range [−500, 400], FBS 25 HU.
-        'A' => ("config_A", {
-            let mut s = base_settings(&AGGREGATIONS_2D);
-            s.resegment_range_hu = Some(RANGE_A_B_HU);
-            s.discretisation = fbs(RANGE_A_B_HU[0]);
-            s
-        }),
-        // B: 2D, bilinear to 2 × 2 mm in-plane, range [−500, 400], FBN 32.
-        'B' => ("config_B", {
-            let mut s = base_settings(&AGGREGATIONS_2D);
-            s.interpolation = Some(ibsi_interpolation(ImageInterpolation::Linear, true));
-            s.resegment_range_hu = Some(RANGE_A_B_HU);
-            s.discretisation = fbn.clone();
-            s
-        }),
-        // C: 3D, trilinear to 2 mm, range [−1000, 400], FBS 25 HU, IVH FBS 2.5 HU.
-        'C' => ("config_C", {
-            let mut s = base_settings(&AGGREGATIONS_3D);
-            s.interpolation = Some(ibsi_interpolation(ImageInterpolation::Linear, false));
-            s.resegment_range_hu = Some(RANGE_C_E_HU);
-            s.discretisation = fbs(RANGE_C_E_HU[0]);
-            s.ivh_discretisation = Some(Discretisation::FixedBinSize {
-                bin_width_hu: IBSI_IVH_BIN_WIDTH_HU,
-                lower_bound_hu: Some(RANGE_C_E_HU[0]),
-            });
-            s
-        }),
-        // D: 3D, trilinear to 2 mm, no range, 3σ outlier filtering, FBN 32.
-        'D' => ("config_D", {
-            let mut s = base_settings(&AGGREGATIONS_3D);
-            s.interpolation = Some(ibsi_interpolation(ImageInterpolation::Linear, false));
-            s.resegment_outlier_sigma = Some(IBSI_OUTLIER_SIGMA);
-            s.discretisation = fbn.clone();
-            s
-        }),
-        // E: 3D, tricubic spline to 2 mm (mask trilinear), range [−1000, 400] and 3σ,
-        // FBN 32, IVH 1000 bins.
-        'E' => ("config_E", {
-            let mut s = base_settings(&AGGREGATIONS_3D);
-            s.interpolation = Some(ibsi_interpolation(ImageInterpolation::CubicSpline, false));
-            s.resegment_range_hu = Some(RANGE_C_E_HU);
-            s.resegment_outlier_sigma = Some(IBSI_OUTLIER_SIGMA);
-            s.discretisation = fbn.clone();
-            s.ivh_discretisation = Some(Discretisation::FixedBinNumber {
-                bins: IBSI_IVH_BIN_NUMBER,
-            });
-            s
-        }),
-        other => panic!("no IBSI configuration {other}"),
-    };
+    let (data_set, settings) = radscore::compliance::configs::ct_phantom(name)
+        .unwrap_or_else(|| panic!("no IBSI configuration {name}"));
     settings
         .validate()
         .unwrap_or_else(|e| panic!("{data_set}: settings invalid: {e}"));
