@@ -15,6 +15,7 @@
 //! the histogram gradient when `N_g = 1` (IBSI's `H'` needs two bins), are
 //! [`FeatureError::Undefined`].
 
+use super::intensity_stats::percentile;
 use super::{FamilySettings, Feature, FeatureError, Roi};
 use crate::image::discretise::discretise;
 
@@ -205,14 +206,6 @@ impl Moments {
             kurt: central(4) / (var * var) - NORMAL_KURTOSIS,
         })
     }
-}
-
-/// Percentile of sorted, non-empty data with linear interpolation at `h = (N − 1)·q`.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let h = (sorted.len() - 1) as f64 * q;
-    let lo = h.floor() as usize;
-    let hi = (lo + 1).min(sorted.len() - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
 }
 
 /// The mode (IBSI 3.4.10): the grey level with the largest count; among ties the one

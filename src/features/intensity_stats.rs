@@ -155,8 +155,10 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
         .collect())
 }
 
-/// Percentile of sorted, non-empty data with linear interpolation at `h = (N − 1)·q`.
-fn percentile(sorted: &[f64], q: f64) -> f64 {
+/// Percentile of sorted, non-empty data with linear interpolation at `h = (N − 1)·q`
+/// (numpy's default; IBSI 3.3 does not fix the interpolation). Shared with the intensity
+/// histogram family.
+pub(crate) fn percentile(sorted: &[f64], q: f64) -> f64 {
     let h = (sorted.len() - 1) as f64 * q;
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(sorted.len() - 1);
