@@ -37,7 +37,7 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     match state.db.job_counts().await {
         Ok(counts) => {
-            for status in ["queued", "running", "succeeded", "failed"] {
+            for status in ["queued", "running", "succeeded", "failed", "cancelled"] {
                 let n = counts
                     .iter()
                     .find(|(s, _)| s == status)

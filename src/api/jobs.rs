@@ -26,6 +26,7 @@ pub const MAX_LESIONS_PER_JOB: usize = 1000;
 #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
 pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<impl IntoResponse> {
     state.limits.check_declared_length(&req)?;
+    let idempotency_key = idempotency_key(&req)?;
     let media = super::upload::media_type(&req);
     if media != "application/json" {
         return Err(super::series::unsupported_media(&media, "application/json"));
@@ -40,15 +41,19 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("job_id", id.as_str());
     let request_json = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
-    state
+    let existing = state
         .db
         .insert_job(&NewJob {
             id: id.clone(),
             series_id: request.series_id.clone(),
             segmentation_id: request.segmentation_id.clone(),
-            request: request_json,
+            request: request_json.clone(),
+            idempotency_key,
         })
         .await?;
+    if let Some(previous) = existing {
+        return replay(previous, &request_json);
+    }
     state.job_enqueued.notify_waiters();
     tracing::info!(lesions = request.lesions.len(), "job queued");
 
@@ -62,6 +67,68 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
         headers.insert(header::LOCATION, v);
     }
     Ok((StatusCode::ACCEPTED, headers, Json(job_json(&row))))
+}
+
+/// Longest accepted `Idempotency-Key` header value.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+
+/// The optional `Idempotency-Key` header: printable ASCII, at most 255 characters.
+fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
+    let Some(value) = req.headers().get("idempotency-key") else {
+        return Ok(None);
+    };
+    match value.to_str() {
+        Ok(v) if !v.is_empty() && v.len() <= MAX_IDEMPOTENCY_KEY_CHARS => Ok(Some(v.to_string())),
+        _ => Err(Problem::bad_request(
+            "invalid-idempotency-key",
+            "the Idempotency-Key header must be 1 to 255 printable ASCII characters",
+        )),
+    }
+}
+
+/// Answer a repeated creation: the original job when the request is the same, else 409.
+fn replay(previous: JobRow, request_json: &str) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    if previous.request != request_json {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            format!(
+                "this Idempotency-Key already created job '{}' with a different request",
+                previous.id
+            ),
+        ));
+    }
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("/v1/jobs/{}", previous.id).parse() {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::ACCEPTED, headers, Json(job_json(&previous))))
+}
+
+/// `DELETE /v1/jobs/{id}`: cancel a queued or running job (a running job's result is
+/// discarded); 409 when it has already finished.
+// LIMITATION: a running extraction is not interrupted; its worker finishes, finds its lease
+// gone and drops the result.
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let (cancelled, row) = state
+        .db
+        .cancel_job(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("job", &id))?;
+    if !cancelled {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "job-finished",
+            "Job already finished",
+            format!("job '{}' is already {}", clip(&id), row.status),
+        ));
+    }
+    tracing::info!(job_id = %id, "job cancelled");
+    Ok(Json(job_json(&row)))
 }
 
 /// `GET /v1/jobs/{id}`: status and progress.
@@ -88,6 +155,12 @@ pub async fn result(
         ("succeeded", Some(result)) => {
             Ok(([(header::CONTENT_TYPE, "application/json")], result.clone()))
         }
+        ("cancelled", _) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "job-cancelled",
+            "Job cancelled",
+            format!("job '{}' was cancelled", clip(&id)),
+        )),
         ("failed", _) => Err(Problem::new(
             StatusCode::CONFLICT,
             "job-failed",

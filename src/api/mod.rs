@@ -60,7 +60,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/segmentations", post(segmentations::create).layer(uploads))
         .route("/v1/segmentations/{id}", get(segmentations::get))
         .route("/v1/jobs", post(jobs::create))
-        .route("/v1/jobs/{id}", get(jobs::get))
+        .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/result", get(jobs::result))
         .route("/v1/models", get(jobs::models))
         .route("/v1/compliance", get(health::compliance))

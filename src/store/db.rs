@@ -76,6 +76,8 @@ pub struct JobRow {
     pub created_at_ms: i64,
     pub started_at_ms: Option<i64>,
     pub finished_at_ms: Option<i64>,
+    /// Client-supplied `Idempotency-Key`, when given.
+    pub idempotency_key: Option<String>,
 }
 
 /// What is needed to enqueue a job.
@@ -85,13 +87,16 @@ pub struct NewJob {
     pub series_id: String,
     pub segmentation_id: String,
     pub request: String,
+    /// Client-supplied `Idempotency-Key`, unique across jobs.
+    pub idempotency_key: Option<String>,
 }
 
 /// The column list of [`JobRow`], as a literal so statements stay static strings.
 macro_rules! job_columns {
     () => {
         "id, series_id, segmentation_id, request, status, progress, attempts, lease_owner, \
-         lease_expires_at_ms, error, result, created_at_ms, started_at_ms, finished_at_ms"
+         lease_expires_at_ms, error, result, created_at_ms, started_at_ms, finished_at_ms, \
+         idempotency_key"
     };
 }
 
@@ -204,20 +209,52 @@ impl Db {
         .await?)
     }
 
-    /// Enqueue a job.
-    pub async fn insert_job(&self, job: &NewJob) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO jobs (id, series_id, segmentation_id, request, status, created_at_ms) \
-             VALUES ($1, $2, $3, $4, 'queued', $5)",
+    /// Enqueue a job. With an idempotency key that is already taken, nothing is inserted
+    /// and the existing job is returned instead (`Ok(Some(existing))`).
+    pub async fn insert_job(&self, job: &NewJob) -> Result<Option<JobRow>, StoreError> {
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (id, series_id, segmentation_id, request, status, created_at_ms, \
+             idempotency_key) VALUES ($1, $2, $3, $4, 'queued', $5, $6) \
+             ON CONFLICT DO NOTHING",
         )
         .bind(&job.id)
         .bind(&job.series_id)
         .bind(&job.segmentation_id)
         .bind(&job.request)
         .bind(now_ms())
+        .bind(&job.idempotency_key)
         .execute(&self.pool)
         .await?;
-        Ok(())
+        if inserted.rows_affected() == 1 {
+            return Ok(None);
+        }
+        let sql = concat!(
+            "SELECT ",
+            job_columns!(),
+            " FROM jobs WHERE idempotency_key = $1"
+        );
+        Ok(sqlx::query_as::<_, JobRow>(sql)
+            .bind(&job.idempotency_key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Cancel a queued or running job; returns whether this call cancelled it and the job
+    /// as it is afterwards (`None` if it does not exist). A running job's worker loses its
+    /// lease and its result is dropped.
+    pub async fn cancel_job(&self, id: &str) -> Result<Option<(bool, JobRow)>, StoreError> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'cancelled', finished_at_ms = $1, lease_owner = NULL, \
+             lease_expires_at_ms = NULL WHERE id = $2 AND status IN ('queued', 'running')",
+        )
+        .bind(now_ms())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(self
+            .job(id)
+            .await?
+            .map(|row| (done.rows_affected() == 1, row)))
     }
 
     /// A job by id.
@@ -383,6 +420,7 @@ mod tests {
             series_id: "s1".into(),
             segmentation_id: "g1".into(),
             request: "{}".into(),
+            idempotency_key: None,
         };
         db.insert_job(&job).await.unwrap();
         db

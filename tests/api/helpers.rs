@@ -64,6 +64,12 @@ pub fn run_support(script: &str, args: &[&str]) -> String {
 
 /// Start a server with `max_upload_mb` and two in-process workers.
 pub async fn spawn_app_with(max_upload_mb: u64) -> TestApp {
+    spawn_app_with_workers(max_upload_mb, 2).await
+}
+
+/// Start a server with `max_upload_mb` and `workers` in-process workers (0: jobs stay
+/// queued, for tests of the queue itself).
+pub async fn spawn_app_with_workers(max_upload_mb: u64, workers: usize) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = Config {
         database_url: format!("sqlite://{}", dir.path().join("radscore.db").display()),
@@ -81,11 +87,13 @@ pub async fn spawn_app_with(max_upload_mb: u64) -> TestApp {
     };
     let app = radscore::app::build(&config).await.expect("app builds");
     let shutdown = CancellationToken::new();
-    tokio::spawn(radscore::jobs::run_worker_pool(
-        app.jobs.clone(),
-        2,
-        shutdown.clone(),
-    ));
+    if workers > 0 {
+        tokio::spawn(radscore::jobs::run_worker_pool(
+            app.jobs.clone(),
+            workers,
+            shutdown.clone(),
+        ));
+    }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -6,4 +6,5 @@ mod bad_input;
 mod helpers;
 mod openapi;
 mod process;
+mod queue;
 mod walkthrough;
