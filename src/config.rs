@@ -49,6 +49,9 @@ pub struct Config {
     /// Most uploads decoded at once (bounds memory under concurrent uploads).
     #[arg(long, env = "RADSCORE_MAX_CONCURRENT_UPLOADS", default_value_t = 4)]
     pub max_concurrent_uploads: usize,
+    /// Most queued jobs; beyond it job creation answers 429 with Retry-After.
+    #[arg(long, env = "RADSCORE_MAX_QUEUED_JOBS", default_value_t = 10_000)]
+    pub max_queued_jobs: u64,
     /// Job lease, seconds: a job whose worker stops heartbeating is re-queued after this.
     #[arg(long, env = "RADSCORE_JOB_LEASE_S", default_value_t = 60)]
     pub job_lease_s: u64,
@@ -65,6 +68,7 @@ impl Config {
             max_files: self.max_files,
             max_uncompressed_bytes: self.max_unzipped_mb.saturating_mul(MIB),
             max_concurrent_uploads: self.max_concurrent_uploads,
+            max_queued_jobs: self.max_queued_jobs,
         }
     }
 

@@ -298,6 +298,7 @@ fn model_config(model_dir: &Path, ort_dylib: Option<PathBuf>) -> Config {
         max_unzipped_mb: 0,
         max_files: 0,
         max_concurrent_uploads: 1,
+        max_queued_jobs: 0,
         job_lease_s: 60,
         job_max_attempts: 1,
     }

@@ -37,6 +37,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
     })?;
     let request = parse_job_request(&doc)?;
     check_references(&state, &request).await?;
+    check_backpressure(&state).await?;
 
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("job_id", id.as_str());
@@ -67,6 +68,29 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
         headers.insert(header::LOCATION, v);
     }
     Ok((StatusCode::ACCEPTED, headers, Json(job_json(&row))))
+}
+
+/// Seconds a client is asked to wait when the queue is full.
+pub const QUEUE_FULL_RETRY_AFTER_S: u64 = 30;
+
+/// 429 with `Retry-After` when the queue already holds the configured maximum.
+// LIMITATION: one global queue bound; per-tenant bounds come with tenants (issue #8).
+async fn check_backpressure(state: &AppState) -> ApiResult<()> {
+    let queued = state.db.queued_jobs().await?;
+    if u64::try_from(queued).unwrap_or(0) >= state.limits.max_queued_jobs {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue-full",
+            "Queue full",
+            format!(
+                "{queued} jobs are already queued (limit {}); retry later",
+                state.limits.max_queued_jobs
+            ),
+        );
+        p.retry_after_s = Some(QUEUE_FULL_RETRY_AFTER_S);
+        return Err(p);
+    }
+    Ok(())
 }
 
 /// Longest accepted `Idempotency-Key` header value.

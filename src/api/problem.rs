@@ -26,6 +26,8 @@ pub struct Problem {
     pub detail: String,
     /// Extra machine-readable members (e.g. `file`, `tag`).
     pub extra: serde_json::Map<String, serde_json::Value>,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after_s: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -53,6 +55,7 @@ impl Problem {
             title,
             detail: detail.into(),
             extra: serde_json::Map::new(),
+            retry_after_s: None,
         }
     }
 
@@ -111,6 +114,10 @@ impl IntoResponse for Problem {
         let mut resp = (self.status, json).into_response();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = self.retry_after_s {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
         resp
     }
 }

@@ -19,6 +19,8 @@ pub struct UploadLimits {
     pub max_uncompressed_bytes: u64,
     /// Most series/segmentation uploads processed at once (each is decoded in memory).
     pub max_concurrent_uploads: usize,
+    /// Most queued jobs before job creation answers 429 (backpressure).
+    pub max_queued_jobs: u64,
 }
 
 impl UploadLimits {

@@ -374,6 +374,15 @@ impl Db {
         Ok(())
     }
 
+    /// Number of jobs waiting to run (queued), for backpressure.
+    pub async fn queued_jobs(&self) -> Result<i64, StoreError> {
+        Ok(
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM jobs WHERE status = 'queued'")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     /// Number of jobs per status, for metrics.
     pub async fn job_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
         Ok(sqlx::query_as::<_, (String, i64)>(

@@ -10,6 +10,9 @@ use reqwest::Client;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+/// Queue bound of test servers: small, so backpressure is testable with few jobs.
+pub const MAX_QUEUED_JOBS_IN_TESTS: u64 = 3;
+
 /// How long a job may take in a test before it is considered stuck.
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -82,6 +85,7 @@ pub async fn spawn_app_with_workers(max_upload_mb: u64, workers: usize) -> TestA
         max_unzipped_mb: 1024,
         max_files: 5000,
         max_concurrent_uploads: 4,
+        max_queued_jobs: MAX_QUEUED_JOBS_IN_TESTS,
         job_lease_s: 60,
         job_max_attempts: 3,
     };

@@ -90,3 +90,30 @@ async fn idempotent_creation_and_cancellation() {
     let (status, problem) = status_json(resp).await;
     assert_problem(status, &problem, 409, "job-cancelled", &[]);
 }
+
+/// With the queue at its bound, job creation answers 429 with Retry-After.
+#[tokio::test]
+async fn full_queue_answers_429_with_retry_after() {
+    let app = spawn_app_with_workers(1024, 0).await;
+    let (series_id, seg_id) = phantom_inputs(&app).await;
+    let body = json!({"series_id": series_id, "segmentation_id": seg_id,
+                      "lesions": [{"label": 1, "location": "other"}]});
+    for _ in 0..MAX_QUEUED_JOBS_IN_TESTS {
+        let (status, _, job) = app.post_job(&body).await;
+        assert_eq!(status, 202, "{job}");
+    }
+    let resp = app
+        .client
+        .post(app.url("/v1/jobs"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let retry_after = resp
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_string());
+    let (status, problem) = status_json(resp).await;
+    assert_problem(status, &problem, 429, "queue-full", &["already queued"]);
+    assert_eq!(retry_after.as_deref(), Some("30"));
+}
