@@ -157,22 +157,21 @@ fn main() -> anyhow::Result<()> {
             match out {
                 Some(path) => std::fs::write(&path, md)
                     .with_context(|| format!("writing {}", path.display()))?,
-                None => print!("{md}"),
+                None => print_stdout(md.trim_end())?,
             }
             Ok(())
         }
         Command::DemoData { out, seed } => {
             let case =
                 radscore::demo::generate(&out, seed, &radscore::demo::DemoOptions::default())?;
-            println!("{}", serde_json::to_string_pretty(&case)?);
-            Ok(())
+            print_stdout(&serde_json::to_string_pretty(&case)?)
         }
         Command::Settings { settings, print } => {
             let s = read_settings(settings.as_deref())?;
             match print {
-                SettingsOutput::Json => println!("{}", serde_json::to_string_pretty(&s)?),
-                SettingsOutput::Hash => println!("{}", s.hash()),
-                SettingsOutput::Names => println!("{}", s.feature_names().join("\n")),
+                SettingsOutput::Json => print_stdout(&serde_json::to_string_pretty(&s)?)?,
+                SettingsOutput::Hash => print_stdout(&s.hash())?,
+                SettingsOutput::Names => print_stdout(&s.feature_names().join("\n"))?,
             }
             Ok(())
         }
@@ -235,6 +234,15 @@ async fn wait_for_signal() {
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
     tracing::info!("shutdown requested: finishing running jobs");
+}
+
+/// Print a line to stdout; a reader that closed the pipe early (`| head`) is not an error.
+fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
 }
 
 fn read_settings(path: Option<&Path>) -> anyhow::Result<ExtractionSettings> {
