@@ -252,7 +252,7 @@ fn extreme(gradient: &[f64], better: impl Fn(f64, f64) -> bool) -> (f64, f64) {
 mod tests {
     use super::*;
     use crate::features::Discretisation;
-    use ndarray::Array3;
+    use crate::features::texture::test_support::{self, get};
 
     fn settings(discretisation: Discretisation) -> FamilySettings {
         let mut s = crate::features::neighbourhood::test_settings(&[]);
@@ -260,19 +260,9 @@ mod tests {
         s
     }
 
+    /// A 1 × 1 × n ROI of `values`, fully masked.
     fn roi(values: &[f32]) -> Roi {
-        let hu = Array3::from_shape_vec((1, 1, values.len()), values.to_vec()).unwrap();
-        let mask = Array3::from_elem(hu.dim(), true);
-        Roi {
-            hu,
-            intensity_mask: mask.clone(),
-            morph_mask: mask,
-            spacing_mm: [1.0; 3],
-        }
-    }
-
-    fn get(f: &[Feature], tag: &str) -> f64 {
-        f.iter().find(|x| x.name == tag).unwrap().value
+        test_support::roi(1, 1, values.len(), values)
     }
 
     #[test]

@@ -233,7 +233,7 @@ fn undefined(reason: &'static str) -> FeatureError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ndarray::Array3;
+    use crate::features::texture::test_support::{self, get};
 
     fn settings(ivh: Option<Discretisation>, reseg: Option<[f64; 2]>) -> FamilySettings {
         let mut s = crate::features::neighbourhood::test_settings(&[]);
@@ -242,19 +242,9 @@ mod tests {
         s
     }
 
+    /// A 1 × 1 × n ROI of `values`, fully masked.
     fn roi(values: &[f32]) -> Roi {
-        let hu = Array3::from_shape_vec((1, 1, values.len()), values.to_vec()).unwrap();
-        let mask = Array3::from_elem(hu.dim(), true);
-        Roi {
-            hu,
-            intensity_mask: mask.clone(),
-            morph_mask: mask,
-            spacing_mm: [1.0; 3],
-        }
-    }
-
-    fn get(f: &[Feature], tag: &str) -> f64 {
-        f.iter().find(|x| x.name == tag).unwrap().value
+        test_support::roi(1, 1, values.len(), values)
     }
 
     /// Ten voxels 1 … 10 (discrete): G = [1, 10], ν_i = (11 − i) / 10, γ_i = (i − 1) / 9.
