@@ -32,13 +32,6 @@ use radscore::image::labelmap::{read_nifti_labelmap, read_nifti_volume};
 use radscore::image::resample::{self, AlignedGrid, SourceRegion};
 use radscore::image::{LesionMask, Volume};
 
-/// Reference values with tolerance 0 are rounded to 3 significant digits
-/// (`shared/data/README.md`); such a row passes within half a unit of the 3rd digit.
-const ROUNDED_SIGNIFICANT_DIGITS: i32 = 3;
-
-/// Half a unit of the last rounded digit (rounding to nearest).
-const HALF_UNIT: f64 = 0.5;
-
 /// Set this environment variable to print every comparison, not only the problems.
 const VERBOSE_ENV: &str = "RADSCORE_TEST_VERBOSE";
 
@@ -261,13 +254,14 @@ fn references(data_set: &str) -> Vec<Reference> {
     out
 }
 
-/// The tolerance a row is checked with (see [`ROUNDED_SIGNIFICANT_DIGITS`]).
+/// The tolerance a row is checked with: the IBSI tolerance, or for rows with tolerance 0
+/// (values rounded to 3 significant digits, `shared/data/README.md`) half a unit of the
+/// last digit, as the product's compliance check computes it.
 fn effective_tolerance(r: &Reference) -> f64 {
-    if r.tolerance > 0.0 || r.value == 0.0 {
+    if r.tolerance > 0.0 {
         return r.tolerance;
     }
-    let exponent = r.value.abs().log10().floor() as i32 - (ROUNDED_SIGNIFICANT_DIGITS - 1);
-    HALF_UNIT * 10f64.powi(exponent)
+    radscore::compliance::rounding_tolerance(r.value)
 }
 
 /// Why a reference row is skipped, if it is.

@@ -29,14 +29,6 @@ use radscore::features::settings::TextureAggregation;
 use radscore::features::{Discretisation, FamilySettings, Feature, Roi};
 use radscore::pipeline::ROI_CONTEXT_MARGIN_MM;
 
-/// Reference values with tolerance 0 are rounded to 3 significant digits
-/// (`shared/data/README.md`, "Digital phantom tolerances are 0 …"); such a row passes
-/// within half a unit of the 3rd significant digit of the reference value.
-const ROUNDED_SIGNIFICANT_DIGITS: i32 = 3;
-
-/// Half a unit of the last rounded digit (rounding to nearest).
-const HALF_UNIT: f64 = 0.5;
-
 /// Relative slack for floating-point noise at a tolerance boundary (values computed in
 /// `f64` from integer data; far below any IBSI tolerance).
 const FLOAT_SLACK_REL: f64 = 1e-9;
@@ -150,16 +142,14 @@ fn references(data_set: &str) -> Vec<Reference> {
     out
 }
 
-/// The tolerance a row is checked with (see [`ROUNDED_SIGNIFICANT_DIGITS`]).
+/// The tolerance a row is checked with: the IBSI tolerance, or for rows with tolerance 0
+/// (values rounded to 3 significant digits, `shared/data/README.md`) half a unit of the
+/// last digit, as the product's compliance check computes it.
 fn effective_tolerance(r: &Reference) -> f64 {
     if r.tolerance > 0.0 {
         return r.tolerance;
     }
-    if r.value == 0.0 {
-        return 0.0;
-    }
-    let exponent = r.value.abs().log10().floor() as i32 - (ROUNDED_SIGNIFICANT_DIGITS - 1);
-    HALF_UNIT * 10f64.powi(exponent)
+    radscore::compliance::rounding_tolerance(r.value)
 }
 
 /// A NIfTI volume as a `[z, y, x]` array plus its spacing `[z, y, x]` in mm.

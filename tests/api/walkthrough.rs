@@ -4,18 +4,6 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// The IBSI tables round digital-phantom values to three significant digits, so a value
-/// agrees when it is within half a unit of the third significant digit of the reference
-/// (`../shared/data/README.md`, "Digital phantom tolerances").
-const IBSI_SIGNIFICANT_DIGITS: i32 = 3;
-
-fn rounding_tolerance(reference: f64) -> f64 {
-    if reference == 0.0 {
-        return 0.0;
-    }
-    0.5 * 10f64.powi(reference.abs().log10().floor() as i32 - (IBSI_SIGNIFICANT_DIGITS - 1))
-}
-
 /// Agreement required between radscore's and Python onnxruntime's probability (issue #2).
 const ONNX_PROBABILITY_TOL: f64 = 1e-5;
 
@@ -271,7 +259,8 @@ async fn digital_phantom_walkthrough_matches_ibsi_reference() {
             .map(|(_, r, t)| (*r, *t))
             .expect(tag);
         let got = value.as_f64().unwrap();
-        let allowed = tol.max(rounding_tolerance(reference));
+        // Rows with tolerance 0 are rounded to 3 significant digits (IBSI tables).
+        let allowed = tol.max(radscore::compliance::rounding_tolerance(reference));
         assert!(
             (got - reference).abs() <= allowed,
             "{tag}: {got} vs IBSI {reference} ± {allowed}"
