@@ -1,6 +1,7 @@
 //! Wiring: open the store, load the model and settings, build the API state and the
 //! worker context. Used by `main` and by the integration tests.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
@@ -32,16 +33,20 @@ pub fn load_settings(config: &Config) -> anyhow::Result<ExtractionSettings> {
     }
 }
 
-/// Load the model and refuse it when it does not match the extractor.
-pub fn load_model(config: &Config, settings: &ExtractionSettings) -> anyhow::Result<Model> {
-    crate::model::init_runtime(config.ort_dylib.as_deref())
-        .context("loading the ONNX Runtime library")?;
-    let model = Model::load(&config.model_dir)
-        .with_context(|| format!("loading the model from {}", config.model_dir.display()))?;
+/// Load the model in `model_dir` (ONNX Runtime from `ort_dylib`, else found) and refuse it
+/// when it does not match the extractor.
+pub fn load_model(
+    model_dir: &Path,
+    ort_dylib: Option<&Path>,
+    settings: &ExtractionSettings,
+) -> anyhow::Result<Model> {
+    crate::model::init_runtime(ort_dylib).context("loading the ONNX Runtime library")?;
+    let model = Model::load(model_dir)
+        .with_context(|| format!("loading the model from {}", model_dir.display()))?;
     if let Err(e) = model.check_compatible(settings) {
         bail!(
             "model in {} does not match this extractor: {e}",
-            config.model_dir.display()
+            model_dir.display()
         );
     }
     Ok(model)
@@ -50,7 +55,11 @@ pub fn load_model(config: &Config, settings: &ExtractionSettings) -> anyhow::Res
 /// Build the application from configuration (migrates the database).
 pub async fn build(config: &Config) -> anyhow::Result<App> {
     let settings = Arc::new(load_settings(config)?);
-    let model = Arc::new(load_model(config, &settings)?);
+    let model = Arc::new(load_model(
+        &config.model_dir,
+        config.ort_dylib.as_deref(),
+        &settings,
+    )?);
     let db = Db::connect(&config.database_url)
         .await
         .with_context(|| format!("opening database {}", config.database_url))?;

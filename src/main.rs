@@ -285,31 +285,13 @@ fn extract(args: ExtractArgs) -> anyhow::Result<()> {
     let probabilities = match &args.model {
         None => vec![None; lesions.len()],
         Some(dir) => {
-            let config = model_config(dir, args.ort_dylib.clone());
-            let model = Arc::new(radscore::app::load_model(&config, &settings)?);
+            let model = radscore::app::load_model(dir, args.ort_dylib.as_deref(), &settings)?;
+            let model = Arc::new(model);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(radscore::jobs::worker::score(model, &lesions))?
         }
     };
     write_output(&args.out, &settings, &lesions, &probabilities)
-}
-
-fn model_config(model_dir: &Path, ort_dylib: Option<PathBuf>) -> Config {
-    Config {
-        database_url: String::new(),
-        blob_dir: PathBuf::new(),
-        model_dir: model_dir.to_path_buf(),
-        ort_dylib,
-        settings: None,
-        workers: None,
-        max_upload_mb: 0,
-        max_unzipped_mb: 0,
-        max_files: 0,
-        max_concurrent_uploads: 1,
-        max_queued_jobs: 0,
-        job_lease_s: 60,
-        job_max_attempts: 1,
-    }
 }
 
 fn load_volume(path: &Path) -> anyhow::Result<Volume> {
