@@ -221,6 +221,7 @@ pub fn dicom_problem(e: dicom::DicomError) -> Problem {
         E::NonUniformSpacing { .. } => (unprocessable, "non-uniform-spacing"),
         E::ShearedStack { .. } => (unprocessable, "sheared-stack"),
         E::Unsupported { .. } => (unprocessable, "unsupported-dicom"),
+        E::UnsupportedTransferSyntax { .. } => (unprocessable, "unsupported-transfer-syntax"),
         E::PixelDecode { .. } => (unprocessable, "pixel-data-undecodable"),
         E::PixelDataTooShort { .. } => (unprocessable, "pixel-data-too-short"),
         E::NotSegmentation { .. } => (unprocessable, "not-segmentation"),

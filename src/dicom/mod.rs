@@ -108,6 +108,18 @@ pub enum DicomError {
     },
     #[error("file '{file}': {what}")]
     Unsupported { file: String, what: &'static str },
+    #[error(
+        "file '{file}': transfer syntax {uid} ({name}) is not supported: {reason}; supported are \
+         {SUPPORTED_TRANSFER_SYNTAXES}"
+    )]
+    UnsupportedTransferSyntax {
+        file: String,
+        /// The Transfer Syntax UID, sanitised to UID characters.
+        uid: String,
+        /// Its name in the standard registry, or `unknown`.
+        name: &'static str,
+        reason: &'static str,
+    },
     #[error("file '{file}': pixel data could not be decoded (transfer syntax {transfer_syntax})")]
     PixelDecode {
         file: String,
@@ -165,6 +177,42 @@ fn describe_series(series: &[(String, usize)]) -> String {
         .map(|(uid, n)| format!("{uid} ({n} instances)"))
         .collect();
     parts.join(", ")
+}
+
+/// The transfer syntaxes (PS3.5 A.4 and A.5) whose pixel data this build decodes, for
+/// messages: dicom-pixeldata's `native` codecs plus the pure-Rust `openjp2` JPEG 2000 one.
+pub const SUPPORTED_TRANSFER_SYNTAXES: &str = "Implicit and Explicit VR Little Endian, \
+     Deflated Explicit VR Little Endian, JPEG Baseline and Extended (8 bit), JPEG Lossless \
+     (processes 14 and SV1), JPEG 2000 (lossless and lossy), RLE Lossless";
+
+/// Look a Transfer Syntax UID up in the dicom-rs registry, refusing one whose data set
+/// (or, with `need_pixels`, whose pixel data) this build cannot decode.
+pub(crate) fn check_transfer_syntax(
+    file: &str,
+    uid: &str,
+    need_pixels: bool,
+) -> Result<(), DicomError> {
+    use dicom_encoding::TransferSyntaxIndex;
+    let refuse = |name: &'static str, reason: &'static str| DicomError::UnsupportedTransferSyntax {
+        file: file.to_owned(),
+        uid: sanitize_uid(uid),
+        name,
+        reason,
+    };
+    let uid = uid.trim_end_matches(['\0', ' ']);
+    let Some(ts) = dicom_transfer_syntax_registry::TransferSyntaxRegistry.get(uid) else {
+        return Err(refuse("unknown", "it is not a known transfer syntax"));
+    };
+    if !ts.can_decode_dataset() {
+        return Err(refuse(ts.name(), "its data set encoding cannot be read"));
+    }
+    if need_pixels && !ts.can_decode_all() {
+        return Err(refuse(
+            ts.name(),
+            "no pixel data decoder for it is built in",
+        ));
+    }
+    Ok(())
 }
 
 /// A data element reference for messages: tag and its PS3.6 keyword.
@@ -303,7 +351,9 @@ pub(crate) fn parse_file(
     name: &str,
     bytes: &[u8],
 ) -> Result<dicom_object::DefaultDicomObject, DicomError> {
-    precheck::check(name, bytes)?;
+    if let Some(transfer_syntax) = precheck::check(name, bytes)? {
+        check_transfer_syntax(name, &transfer_syntax, false)?;
+    }
     dicom_object::OpenFileOptions::new()
         .read_preamble(dicom_object::file::ReadPreamble::Auto)
         .from_reader(std::io::Cursor::new(bytes))
@@ -344,5 +394,31 @@ pub(crate) fn normalize(v: [f64; 3]) -> [f64; 3] {
         [v[0] / n, v[1] / n, v[2] / n]
     } else {
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transfer_syntaxes_without_a_decoder_are_named() {
+        let err = check_transfer_syntax("a.dcm", "1.2.3.4\0", false).unwrap_err();
+        assert!(err.to_string().contains("1.2.3.4 (unknown)"), "{err}");
+        // JPEG-LS: the data set reads, the pixel data has no decoder in this build.
+        let jpeg_ls = "1.2.840.10008.1.2.4.80";
+        assert!(check_transfer_syntax("b.dcm", jpeg_ls, false).is_ok());
+        let err = check_transfer_syntax("b.dcm", jpeg_ls, true).unwrap_err();
+        assert!(err.to_string().contains("'b.dcm'"), "{err}");
+        for supported in [
+            "1.2.840.10008.1.2",
+            "1.2.840.10008.1.2.4.90",
+            "1.2.840.10008.1.2.5",
+        ] {
+            assert!(
+                check_transfer_syntax("c.dcm", supported, true).is_ok(),
+                "{supported}"
+            );
+        }
     }
 }

@@ -12,7 +12,12 @@
 //!
 //! Encodings (DICOM PS3.5 section 7): the file meta group is always Explicit VR Little
 //! Endian; the data set follows the Transfer Syntax UID. Implicit VR elements take their VR
-//! from the standard dictionary, so sequences of defined length are found there too.
+//! from the standard dictionary, so sequences of defined length are found there too. A
+//! deflated data set (PS3.5 A.5) is inflated here with a cap of
+//! [`MAX_INFLATED_DATA_SET_BYTES`] (a deflate bomb stops at the cap) and then walked as
+//! Explicit VR Little Endian.
+
+use std::io::Read;
 
 use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
 use dicom_core::{Tag, VR};
@@ -41,9 +46,15 @@ const PIXEL_DATA: Tag = Tag(0x7FE0, 0x0010);
 const TRANSFER_SYNTAX: Tag = Tag(0x0002, 0x0010);
 /// PS3.5 A.1: Implicit VR Little Endian.
 const IMPLICIT_VR_LE: &str = "1.2.840.10008.1.2";
-/// PS3.5 A.5 and A.3: deflated and big-endian data sets, which this walker does not read.
+/// PS3.5 A.5: Deflated Explicit VR Little Endian (raw RFC 1951 deflate after the meta group).
 const DEFLATED_EXPLICIT_VR_LE: &str = "1.2.840.10008.1.2.1.99";
+/// PS3.5 A.3 (retired): Explicit VR Big Endian, which this walker does not read.
 const EXPLICIT_VR_BE: &str = "1.2.840.10008.1.2.2";
+
+/// Largest inflated size of a deflated data set, bytes. A CT instance is well below it (an
+/// enhanced CT of 1,000 frames of 512 × 512 × 16 bit is 500 MiB); a deflate bomb is cut off
+/// here instead of in dicom-rs, which would inflate without bound.
+pub const MAX_INFLATED_DATA_SET_BYTES: u64 = 1 << 30;
 
 /// What a nesting level holds.
 #[derive(Clone, Copy, PartialEq)]
@@ -63,18 +74,19 @@ struct Level {
     end: Option<usize>,
 }
 
-/// Check the structure of one file; `Ok` when dicom-rs may parse it safely.
+/// Check the structure of one file; `Ok` when dicom-rs may parse it safely. The value is
+/// the Transfer Syntax UID of the file meta group (padding trimmed), when there is one.
 ///
-/// Streams without the Part 10 header, and deflated or big-endian data sets, are passed
-/// through unchecked: dicom-rs refuses or handles them on its own.
-// LIMITATION: deflated and big-endian data sets skip the pre-check (rare in practice).
-pub fn check(file: &str, bytes: &[u8]) -> Result<(), DicomError> {
+/// Streams without the Part 10 header, and big-endian data sets, are passed through
+/// unchecked: dicom-rs refuses or handles them on its own.
+// LIMITATION: big-endian data sets (a retired transfer syntax) skip the pre-check.
+pub fn check(file: &str, bytes: &[u8]) -> Result<Option<String>, DicomError> {
     let start = if bytes.get(PREAMBLE_BYTES..PREAMBLE_BYTES + 4) == Some(MAGIC) {
         PREAMBLE_BYTES + 4
     } else if bytes.get(..4) == Some(MAGIC) {
         4
     } else {
-        return Ok(());
+        return Ok(None);
     };
     let mut walker = Walker {
         file,
@@ -84,12 +96,52 @@ pub fn check(file: &str, bytes: &[u8]) -> Result<(), DicomError> {
         levels: Vec::new(),
     };
     let transfer_syntax = walker.meta_group()?;
-    let ts = transfer_syntax.trim_end_matches(['\0', ' ']);
-    if ts == DEFLATED_EXPLICIT_VR_LE || ts == EXPLICIT_VR_BE {
-        return Ok(());
+    let ts = transfer_syntax.trim_end_matches(['\0', ' ']).to_owned();
+    if ts == EXPLICIT_VR_BE {
+        return Ok(Some(ts));
+    }
+    if ts == DEFLATED_EXPLICIT_VR_LE {
+        let deflated = &bytes[walker.pos..];
+        let inflated = inflate_capped(file, deflated, walker.pos, MAX_INFLATED_DATA_SET_BYTES)?;
+        let mut inner = Walker {
+            file,
+            bytes: &inflated,
+            pos: 0,
+            explicit: true,
+            levels: Vec::new(),
+        };
+        inner.data_set()?;
+        return Ok(Some(ts));
     }
     walker.explicit = ts != IMPLICIT_VR_LE;
-    walker.data_set()
+    walker.data_set()?;
+    Ok(Some(ts))
+}
+
+/// Inflate a deflated data set, refusing one that inflates beyond `cap` bytes or is not a
+/// valid deflate stream.
+fn inflate_capped(
+    file: &str,
+    deflated: &[u8],
+    offset: usize,
+    cap: u64,
+) -> Result<Vec<u8>, DicomError> {
+    let malformed = |reason: String| DicomError::Malformed {
+        file: file.to_owned(),
+        offset,
+        reason,
+    };
+    let mut inflated = Vec::new();
+    flate2::read::DeflateDecoder::new(deflated)
+        .take(cap.saturating_add(1))
+        .read_to_end(&mut inflated)
+        .map_err(|_| malformed("the deflated data set is not a valid deflate stream".into()))?;
+    if inflated.len() as u64 > cap {
+        return Err(malformed(format!(
+            "the deflated data set inflates beyond {cap} bytes"
+        )));
+    }
+    Ok(inflated)
 }
 
 struct Walker<'a> {
@@ -372,6 +424,33 @@ mod tests {
             0x08, 0x00, 0x40, 0x11, 8, 0, 0, 0, 0xFE, 0xFF, 0x00, 0xE0, 9, 0, 0, 0,
         ];
         assert!(check("e.dcm", &part10(IMPLICIT_VR_LE, &bad)).is_err());
+    }
+
+    #[test]
+    fn deflated_data_sets_are_walked_and_bombs_stop_at_the_cap() {
+        use std::io::Write;
+        let deflate = |data: &[u8]| {
+            let mut enc =
+                flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
+            enc.write_all(data).unwrap();
+            enc.finish().unwrap()
+        };
+        let nested = deflate(&nested_sequences(4));
+        let ts = check("g.dcm", &part10(DEFLATED_EXPLICIT_VR_LE, &nested)).unwrap();
+        assert_eq!(ts.as_deref(), Some(DEFLATED_EXPLICIT_VR_LE));
+        let deep = deflate(&nested_sequences(5000));
+        assert!(check("h.dcm", &part10(DEFLATED_EXPLICIT_VR_LE, &deep)).is_err());
+
+        let bomb = deflate(&vec![0u8; 1 << 20]);
+        let err = inflate_capped("i.dcm", &bomb, 0, 1 << 16)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("inflates beyond 65536 bytes"), "{err}");
+        let err = inflate_capped("j.dcm", b"not deflate \xff\xff", 0, 1 << 16).unwrap_err();
+        assert!(
+            err.to_string().contains("not a valid deflate stream"),
+            "{err}"
+        );
     }
 
     #[test]

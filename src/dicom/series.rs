@@ -15,8 +15,8 @@ use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
 use ndarray::{Array3, s};
 
 use super::{
-    Attr, DicomError, InputFile, bad, opt_str, opt_u32, orientation, parse_file, req_f64s, req_str,
-    req_u32, sanitize_uid,
+    Attr, DicomError, InputFile, bad, check_transfer_syntax, opt_str, opt_u32, orientation,
+    parse_file, req_f64s, req_str, req_u32, sanitize_uid,
 };
 use crate::image::grid::{cross, dot};
 use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid, Volume};
@@ -157,6 +157,7 @@ fn read_slice(file: &InputFile) -> Result<Slice, DicomError> {
     if ipp.iter().any(|v| v.abs() > MAX_POSITION_MM) {
         return Err(bad(name, IMAGE_POSITION, POSITION_EXPECTED));
     }
+    check_transfer_syntax(name, obj.meta().transfer_syntax(), true)?;
     check_pixel_module(&obj, name)?;
     if obj.element_opt(PIXEL_DATA.0).ok().flatten().is_none() {
         return Err(DicomError::MissingTag {
