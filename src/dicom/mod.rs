@@ -2,6 +2,8 @@
 //! DICOM Segmentation objects → lesion masks on that volume's grid.
 //!
 //! * [`archive`] unpacks a zip upload (in memory) or lists a directory into [`InputFile`]s.
+//! * `frames` reads one instance's image planes: a classic CT slice, or every frame of an
+//!   enhanced (multi-frame) CT with its functional groups.
 //! * [`series`] assembles one CT series: slice order by ImagePositionPatient projected on
 //!   the slice normal (PS3.3 C.7.6.2.1.1), uniform spacing, Modality LUT (PS3.3 C.11.1).
 //! * [`seg`] decodes a DICOM SEG (PS3.3 C.8.20) and places its frames on the series grid
@@ -14,6 +16,7 @@
 //! file name, the tag keyword and what was expected.
 
 pub mod archive;
+mod frames;
 pub mod precheck;
 pub mod seg;
 pub mod series;

@@ -1,6 +1,8 @@
-//! Assemble one CT series from single-frame DICOM instances into a [`Volume`] in HU.
+//! Assemble one CT series from classic single-frame or enhanced multi-frame DICOM instances
+//! into a [`Volume`] in HU.
 //!
-//! Steps: parse each file → one SeriesInstanceUID → drop duplicate SOPInstanceUIDs →
+//! Steps: parse each file into its image planes ([`frames`](super::frames)) → one
+//! SeriesInstanceUID → drop duplicate SOPInstanceUIDs →
 //! same Rows/Columns/PixelSpacing/ImageOrientationPatient everywhere → order by
 //! ImagePositionPatient projected on the slice normal (PS3.3 C.7.6.2.1.1; InstanceNumber
 //! and file names are not slice order) → uniform spacing and an unsheared stack within
@@ -9,52 +11,21 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use dicom_dictionary_std::tags;
-use dicom_object::{DefaultDicomObject, InMemDicomObject};
-use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder};
+use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder, Rescale};
 use ndarray::{Array3, s};
 
-use super::{
-    Attr, DicomError, InputFile, bad, check_transfer_syntax, opt_str, opt_u32, orientation,
-    parse_file, req_f64s, req_str, req_u32, sanitize_uid,
+use super::frames::{
+    BITS_ALLOCATED, COLUMNS, IMAGE_ORIENTATION, Instance, PIXEL_DATA, PIXEL_SPACING, ROWS,
+    SLICE_THICKNESS, Slice, read_instance,
 };
+use super::{Attr, DicomError, InputFile, bad, orientation, req_u32, sanitize_uid};
 use crate::image::grid::{cross, dot};
 use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid, Volume};
 
-const SERIES_INSTANCE_UID: Attr = (tags::SERIES_INSTANCE_UID, "SeriesInstanceUID");
-const SOP_INSTANCE_UID: Attr = (tags::SOP_INSTANCE_UID, "SOPInstanceUID");
-const FRAME_OF_REFERENCE_UID: Attr = (tags::FRAME_OF_REFERENCE_UID, "FrameOfReferenceUID");
-const ROWS: Attr = (tags::ROWS, "Rows");
-const COLUMNS: Attr = (tags::COLUMNS, "Columns");
-const PIXEL_SPACING: Attr = (tags::PIXEL_SPACING, "PixelSpacing");
-const IMAGE_ORIENTATION: Attr = (tags::IMAGE_ORIENTATION_PATIENT, "ImageOrientationPatient");
-const IMAGE_POSITION: Attr = (tags::IMAGE_POSITION_PATIENT, "ImagePositionPatient");
-const NUMBER_OF_FRAMES: Attr = (tags::NUMBER_OF_FRAMES, "NumberOfFrames");
-const SAMPLES_PER_PIXEL: Attr = (tags::SAMPLES_PER_PIXEL, "SamplesPerPixel");
-const SLICE_THICKNESS: Attr = (tags::SLICE_THICKNESS, "SliceThickness");
-const SPACING_BETWEEN_SLICES: Attr = (tags::SPACING_BETWEEN_SLICES, "SpacingBetweenSlices");
-const PIXEL_DATA: Attr = (tags::PIXEL_DATA, "PixelData");
-const BITS_ALLOCATED: Attr = (tags::BITS_ALLOCATED, "BitsAllocated");
-const BITS_STORED: Attr = (tags::BITS_STORED, "BitsStored");
-const RESCALE_SLOPE: Attr = (tags::RESCALE_SLOPE, "RescaleSlope");
-const RESCALE_INTERCEPT: Attr = (tags::RESCALE_INTERCEPT, "RescaleIntercept");
-
-/// Largest plausible pixel spacing, mm. CT in-plane spacing is below about 2 mm; a value
-/// beyond this is a corrupt header, and would overflow volume features downstream.
-const MAX_PIXEL_SPACING_MM: f64 = 100.0;
-
-/// Largest plausible |coordinate| in ImagePositionPatient, mm (a 10 m patient space).
-const MAX_POSITION_MM: f64 = 10_000.0;
-
-/// Largest plausible |RescaleSlope| and |RescaleIntercept| (PS3.3 C.11.1.1.2). CT uses a
-/// slope of 1 and an intercept near −1024; these bounds only refuse corrupt values that
-/// would overflow `f32` HU.
-const MAX_ABS_RESCALE_SLOPE: f64 = 1.0e4;
-const MAX_ABS_RESCALE_INTERCEPT: f64 = 1.0e6;
-
-/// PS3.5 8.1.1: Bits Allocated for greyscale images, and the longest UID (PS3.5 9.1).
-const SUPPORTED_BITS_ALLOCATED: [u32; 3] = [8, 16, 32];
-const MAX_UID_CHARS: usize = 64;
+const SAMPLES_PER_PIXEL: Attr = (
+    dicom_dictionary_std::tags::SAMPLES_PER_PIXEL,
+    "SamplesPerPixel",
+);
 
 /// A CT series assembled into a volume, with what was learnt on the way.
 #[derive(Debug, Clone)]
@@ -73,20 +44,6 @@ pub struct AssembledSeries {
     pub warnings: Vec<String>,
 }
 
-/// The header facts of one slice, kept with its parsed object for the pixel decode.
-struct Slice {
-    file: String,
-    sop_uid: String,
-    series_uid: String,
-    frame_of_reference_uid: Option<String>,
-    rows: u32,
-    columns: u32,
-    pixel_spacing: [f64; 2],
-    iop: [f64; 6],
-    ipp: [f64; 3],
-    obj: DefaultDicomObject,
-}
-
 /// Assemble the CT series contained in `files` (any order).
 ///
 /// # Errors
@@ -99,25 +56,25 @@ pub fn assemble_series(files: &[InputFile]) -> Result<AssembledSeries, DicomErro
     }
     let parsed = files
         .iter()
-        .map(read_slice)
+        .map(read_instance)
         .collect::<Result<Vec<_>, _>>()?;
     let series_uid = single_series(&parsed)?;
 
     let mut warnings = Vec::new();
-    let slices = drop_duplicates(parsed, &mut warnings);
+    let instances = drop_duplicates(parsed, &mut warnings);
+    let frame_of_reference_uid = instances[0].frame_of_reference_uid.clone();
+    if instances
+        .iter()
+        .any(|i| i.frame_of_reference_uid != frame_of_reference_uid)
+    {
+        warnings.push("slices carry different FrameOfReferenceUIDs; the first is used".into());
+    }
+    let instance_count = instances.len();
+    let slices: Vec<Slice> = instances.into_iter().flat_map(|i| i.planes).collect();
     check_consistent(&slices)?;
     let geometry = stack_geometry(slices)?;
     let hu = decode_volume(&geometry.slices)?;
 
-    let first = &geometry.slices[0];
-    let frame_of_reference_uid = first.frame_of_reference_uid.clone();
-    if geometry
-        .slices
-        .iter()
-        .any(|s| s.frame_of_reference_uid != frame_of_reference_uid)
-    {
-        warnings.push("slices carry different FrameOfReferenceUIDs; the first is used".into());
-    }
     for w in &warnings {
         tracing::warn!(series_uid = %series_uid, warning = %w, "lenient DICOM recovery");
     }
@@ -129,132 +86,19 @@ pub fn assemble_series(files: &[InputFile]) -> Result<AssembledSeries, DicomErro
         series_uid,
         frame_of_reference_uid,
         measured_slice_spacing_mm: geometry.spacing_mm,
-        instance_count: geometry.slices.len(),
+        instance_count,
         warnings,
     })
 }
 
-/// Parse one file and read the attributes assembly needs.
-fn read_slice(file: &InputFile) -> Result<Slice, DicomError> {
-    let obj = parse_file(&file.name, &file.bytes)?;
-    let name = file.name.as_str();
-    if opt_u32(&obj, name, NUMBER_OF_FRAMES, "an integer")?.unwrap_or(1) > 1 {
-        // LIMITATION: enhanced multi-frame CT keeps geometry in functional groups; not read.
-        return Err(DicomError::Unsupported {
-            file: file.name.clone(),
-            what: "multi-frame images are not supported; upload single-frame CT slices",
-        });
-    }
-    const SPACING_EXPECTED: &str = "2 positive numbers of at most 100 mm";
-    let ps = req_f64s(&obj, name, PIXEL_SPACING, 2, SPACING_EXPECTED)?;
-    if ps.iter().any(|&v| v <= 0.0 || v > MAX_PIXEL_SPACING_MM) {
-        return Err(bad(name, PIXEL_SPACING, SPACING_EXPECTED));
-    }
-    let iop = req_f64s(&obj, name, IMAGE_ORIENTATION, 6, "6 direction cosines")?;
-    orientation(&iop, name, IMAGE_ORIENTATION)?;
-    const POSITION_EXPECTED: &str = "3 coordinates (mm) within ±10 m";
-    let ipp = req_f64s(&obj, name, IMAGE_POSITION, 3, POSITION_EXPECTED)?;
-    if ipp.iter().any(|v| v.abs() > MAX_POSITION_MM) {
-        return Err(bad(name, IMAGE_POSITION, POSITION_EXPECTED));
-    }
-    check_transfer_syntax(name, obj.meta().transfer_syntax(), true)?;
-    check_pixel_module(&obj, name)?;
-    if obj.element_opt(PIXEL_DATA.0).ok().flatten().is_none() {
-        return Err(DicomError::MissingTag {
-            file: file.name.clone(),
-            tag: PIXEL_DATA.1,
-        });
-    }
-    Ok(Slice {
-        file: file.name.clone(),
-        sop_uid: valid_uid(
-            &req_str(&obj, name, SOP_INSTANCE_UID)?,
-            name,
-            SOP_INSTANCE_UID,
-        )?,
-        series_uid: valid_uid(
-            &req_str(&obj, name, SERIES_INSTANCE_UID)?,
-            name,
-            SERIES_INSTANCE_UID,
-        )?,
-        frame_of_reference_uid: opt_str(&obj, name, FRAME_OF_REFERENCE_UID)?
-            .map(|u| sanitize_uid(&u)),
-        rows: positive(req_u32(&obj, name, ROWS, "a positive integer")?, name, ROWS)?,
-        columns: positive(
-            req_u32(&obj, name, COLUMNS, "a positive integer")?,
-            name,
-            COLUMNS,
-        )?,
-        pixel_spacing: [ps[0], ps[1]],
-        iop: [iop[0], iop[1], iop[2], iop[3], iop[4], iop[5]],
-        ipp: [ipp[0], ipp[1], ipp[2]],
-        obj,
-    })
-}
-
-/// A UID as stored: digits and dots only, at most 64 characters (PS3.5 9.1). Refused
-/// otherwise, rather than cleaned, so two different malformed UIDs never merge.
-fn valid_uid(raw: &str, file: &str, attr: Attr) -> Result<String, DicomError> {
-    let ok = !raw.is_empty()
-        && raw.len() <= MAX_UID_CHARS
-        && raw.chars().all(|c| c.is_ascii_digit() || c == '.');
-    if ok {
-        Ok(raw.to_owned())
-    } else {
-        Err(bad(
-            file,
-            attr,
-            "a UID: digits and dots, at most 64 characters",
-        ))
-    }
-}
-
-/// Bits Allocated / Bits Stored (PS3.3 C.7.6.3) and the Modality LUT (C.11.1) values that
-/// the decoder trusts: checked here so corrupt values are a 422, not a decoder panic.
-fn check_pixel_module(obj: &InMemDicomObject, file: &str) -> Result<(), DicomError> {
-    let allocated = req_u32(obj, file, BITS_ALLOCATED, "8, 16 or 32")?;
-    if !SUPPORTED_BITS_ALLOCATED.contains(&allocated) {
-        return Err(bad(file, BITS_ALLOCATED, "8, 16 or 32"));
-    }
-    let stored = req_u32(obj, file, BITS_STORED, "1 to BitsAllocated")?;
-    if stored == 0 || stored > allocated {
-        return Err(bad(file, BITS_STORED, "1 to BitsAllocated"));
-    }
-    let decimal = |attr: Attr, max: f64, expected: &'static str| match opt_str(obj, file, attr)? {
-        None => Ok(None),
-        Some(text) => match text.trim().parse::<f64>() {
-            Ok(v) if v.is_finite() && v.abs() <= max => Ok(Some(v)),
-            _ => Err(bad(file, attr, expected)),
-        },
-    };
-    const SLOPE_EXPECTED: &str = "a finite non-zero number within ±1e4";
-    if decimal(RESCALE_SLOPE, MAX_ABS_RESCALE_SLOPE, SLOPE_EXPECTED)? == Some(0.0) {
-        return Err(bad(file, RESCALE_SLOPE, SLOPE_EXPECTED));
-    }
-    decimal(
-        RESCALE_INTERCEPT,
-        MAX_ABS_RESCALE_INTERCEPT,
-        "a finite number within ±1e6",
-    )?;
-    Ok(())
-}
-
-fn positive(v: u32, file: &str, attr: Attr) -> Result<u32, DicomError> {
-    if v == 0 {
-        Err(bad(file, attr, "a positive integer"))
-    } else {
-        Ok(v)
-    }
-}
-
 /// The one SeriesInstanceUID, or `MixedSeries` with instance counts (most first).
-fn single_series(slices: &[Slice]) -> Result<String, DicomError> {
+fn single_series(instances: &[Instance]) -> Result<String, DicomError> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for s in slices {
-        *counts.entry(&s.series_uid).or_default() += 1;
+    for i in instances {
+        *counts.entry(&i.series_uid).or_default() += 1;
     }
     if counts.len() == 1 {
-        return Ok(slices[0].series_uid.clone());
+        return Ok(instances[0].series_uid.clone());
     }
     let mut series: Vec<(String, usize)> = counts
         .into_iter()
@@ -265,10 +109,10 @@ fn single_series(slices: &[Slice]) -> Result<String, DicomError> {
 }
 
 /// Keep the first file of each SOPInstanceUID; report the others as warnings.
-fn drop_duplicates(slices: Vec<Slice>, warnings: &mut Vec<String>) -> Vec<Slice> {
+fn drop_duplicates(instances: Vec<Instance>, warnings: &mut Vec<String>) -> Vec<Instance> {
     let mut seen: HashMap<String, String> = HashMap::new();
-    let mut kept = Vec::with_capacity(slices.len());
-    for s in slices {
+    let mut kept = Vec::with_capacity(instances.len());
+    for s in instances {
         if let Some(first) = seen.get(&s.sop_uid) {
             warnings.push(format!(
                 "file '{}' repeats the SOPInstanceUID of '{}' and was ignored",
@@ -412,14 +256,7 @@ fn slice_spacing(slices: &[Slice], positions: &[f64]) -> Result<f64, DicomError>
 
 /// Spacing of a one-slice "stack": SpacingBetweenSlices, else SliceThickness.
 fn single_slice_spacing(slice: &Slice) -> Result<f64, DicomError> {
-    for attr in [SPACING_BETWEEN_SLICES, SLICE_THICKNESS] {
-        if let Ok(v) = req_f64s(&slice.obj, &slice.file, attr, 1, "a positive number (mm)")
-            && v[0] > 0.0
-        {
-            return Ok(v[0]);
-        }
-    }
-    Err(DicomError::MissingTag {
+    slice.thickness_mm.ok_or_else(|| DicomError::MissingTag {
         file: slice.file.clone(),
         tag: SLICE_THICKNESS.1,
     })
@@ -484,7 +321,8 @@ fn decode_volume(slices: &[Slice]) -> Result<Array3<f32>, DicomError> {
     Ok(hu)
 }
 
-/// Native (uncompressed) Pixel Data must hold Rows × Columns samples of BitsAllocated.
+/// Native (uncompressed) Pixel Data must hold Rows × Columns samples of BitsAllocated for
+/// every frame up to this one.
 // LIMITATION: encapsulated (compressed) pixel data is only checked when decoded.
 fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
     let file = slice.file.as_str();
@@ -500,7 +338,8 @@ fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
     let bits = req_u32(&slice.obj, file, BITS_ALLOCATED, "8, 16 or 32")? as usize;
     let expected_bytes = (slice.rows as usize)
         .saturating_mul(slice.columns as usize)
-        .saturating_mul(bits.div_ceil(8));
+        .saturating_mul(bits.div_ceil(8))
+        .saturating_mul(slice.frame as usize + 1);
     if found_bytes < expected_bytes {
         return Err(DicomError::PixelDataTooShort {
             file: file.to_owned(),
@@ -518,7 +357,10 @@ fn decode_slice(slice: &Slice) -> Result<Vec<f32>, DicomError> {
         file: file.to_owned(),
         transfer_syntax: sanitize_uid(slice.obj.meta().transfer_syntax()),
     };
-    let decoded = slice.obj.decode_pixel_data().map_err(|_| decode_error())?;
+    let decoded = slice
+        .obj
+        .decode_pixel_data_frame(slice.frame)
+        .map_err(|_| decode_error())?;
     if decoded.samples_per_pixel() != 1 {
         return Err(bad(file, SAMPLES_PER_PIXEL, "1 (greyscale CT)"));
     }
@@ -538,7 +380,10 @@ fn decode_slice(slice: &Slice) -> Result<Vec<f32>, DicomError> {
         });
     }
 
-    let options = ConvertOptions::new().with_modality_lut(ModalityLutOption::Default);
+    // The plane's own rescale: dicom-pixeldata indexes per-frame rescale values by the
+    // frame number within the decoded object, which is 0 after a single-frame decode.
+    let rescale = Rescale::new(slice.rescale_slope, slice.rescale_intercept);
+    let options = ConvertOptions::new().with_modality_lut(ModalityLutOption::Override(rescale));
     let values: Vec<f32> = decoded
         .to_vec_frame_with_options(0, &options)
         .map_err(|_| decode_error())?;

@@ -1,6 +1,11 @@
-//! Transfer syntaxes: a slab of the IBSI CT phantom re-encoded by pydicom / pylibjpeg /
-//! imagecodecs (`tests/support/transcode.py`) into each encoding, assembled by radscore and
-//! compared with pydicom's own decode of the same files and with the uncompressed series.
+//! Series encodings: the IBSI CT phantom re-encoded by independent tools and assembled by
+//! radscore.
+//!
+//! * Transfer syntaxes: a slab re-encoded by pydicom / pylibjpeg / imagecodecs
+//!   (`tests/support/transcode.py`), compared with pydicom's own decode of the same files
+//!   and with the uncompressed series.
+//! * Enhanced CT: the series converted by highdicom into a Legacy Converted Enhanced CT
+//!   (`tests/support/make_enhanced_ct.py`), compared with the classic series.
 //!
 //! Data: `$RADSCORE_SHARED_DATA` (the CT phantom DICOM series); Python: `$RADSCORE_PYTHON`.
 
@@ -58,19 +63,34 @@ struct Case {
     reference_hu: Vec<f32>,
 }
 
-fn transcode(syntax: &str) -> Case {
-    let dir = tempfile::tempdir().unwrap();
+/// Run a `tests/support` script with `args`, failing the test with its stderr.
+fn run_support(script: &str, args: &[&str]) {
     let out = Command::new(python())
-        .arg(crate_dir().join("tests/support/transcode.py"))
-        .args(["--series", utf8(&series_dir()), "--out", utf8(dir.path())])
-        .args(["--syntax", syntax, "--limit", SLAB_SLICES])
+        .arg(crate_dir().join("tests/support").join(script))
+        .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", python().display()));
     assert!(
         out.status.success(),
-        "transcode.py {syntax}: {}",
+        "{script} {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+fn transcode(syntax: &str) -> Case {
+    let dir = tempfile::tempdir().unwrap();
+    let (series, out) = (series_dir(), dir.path().to_owned());
+    let args = [
+        "--series",
+        utf8(&series),
+        "--out",
+        utf8(&out),
+        "--syntax",
+        syntax,
+        "--limit",
+        SLAB_SLICES,
+    ];
+    run_support("transcode.py", &args);
     let raw = std::fs::read(dir.path().join("reference.f32")).unwrap();
     let reference_hu = raw
         .chunks_exact(4)
@@ -180,6 +200,45 @@ fn unsupported_syntax_names_the_uid_and_file() {
     );
     assert!(
         msg.contains("DCM_IMG_0000") && msg.contains("JPEG-LS"),
+        "{msg}"
+    );
+}
+
+/// Build an enhanced CT of the whole phantom with `extra` options; assemble it.
+fn enhanced(extra: &[&str]) -> Result<AssembledSeries, DicomError> {
+    let dir = tempfile::tempdir().unwrap();
+    let (series, out) = (series_dir(), dir.path().join("enhanced.dcm"));
+    let mut args = vec!["--series", utf8(&series), "--out", utf8(&out)];
+    args.extend_from_slice(extra);
+    run_support("make_enhanced_ct.py", &args);
+    assemble_series(&files_from_dir(dir.path()).unwrap())
+}
+
+fn classic() -> AssembledSeries {
+    assemble_series(&files_from_dir(&series_dir()).unwrap()).expect("phantom assembles")
+}
+
+/// A highdicom Legacy Converted Enhanced CT (frames in shuffled order, one frame with its
+/// own per-frame rescale) gives the classic series' volume and grid exactly.
+#[test]
+fn enhanced_ct_equals_the_classic_series() {
+    let classic = classic();
+    let multi = enhanced(&["--shuffle", "7", "--rescale-frame", "4"]).unwrap();
+    assert_eq!(multi.volume.grid, classic.volume.grid);
+    assert!(multi.volume.hu == classic.volume.hu, "HU differ");
+    assert_eq!(multi.series_uid, classic.series_uid);
+    assert_eq!(multi.instance_count, 1);
+    assert!((multi.measured_slice_spacing_mm - classic.measured_slice_spacing_mm).abs() < 1e-9);
+}
+
+/// A frame without its Plane Position is refused naming the file, the frame and the group.
+#[test]
+fn enhanced_ct_frame_without_position_is_named() {
+    let err = enhanced(&["--limit", "6", "--drop-position", "2"]).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DicomError::MissingTag { .. }), "{msg}");
+    assert!(
+        msg.contains("enhanced.dcm frame 3") && msg.contains("PlanePositionSequence"),
         "{msg}"
     );
 }
