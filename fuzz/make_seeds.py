@@ -15,6 +15,7 @@ import sys
 import zipfile
 
 import nibabel as nib
+import nrrd
 import numpy as np
 import pydicom
 
@@ -77,6 +78,34 @@ def write_nifti(img, path):
     nib.save(img, str(path))
 
 
+def nrrd_geometry(img, space):
+    """NRRD space fields for a NIfTI image's affine (RAS), in `space` (LPS or RAS)."""
+    flip = np.array([-1.0, -1.0, 1.0]) if space == "left-posterior-superior" else np.ones(3)
+    return {"space": space,
+            "space directions": (img.affine[:3, :3] * flip[:, None]).T,
+            "space origin": img.affine[:3, 3] * flip}
+
+
+def write_nrrd_seeds(labels, phantom_mask, corpus):
+    """NRRD label maps: gzip LPS int16, raw big-endian uint16, RAS ascii, a Slicer
+    segmentation with segment names, and the IBSI digital phantom mask."""
+    data = np.asarray(labels.dataobj)
+    lps = nrrd_geometry(labels, "left-posterior-superior")
+    out = corpus / "nrrd"
+    out.mkdir(exist_ok=True)
+    nrrd.write(str(out / "small_labels_gzip.nrrd"), data.astype(np.int16), {"encoding": "gzip", **lps})
+    nrrd.write(str(out / "small_labels_raw_big.nrrd"), data.astype(">u2"), {"encoding": "raw", **lps})
+    nrrd.write(str(out / "small_labels_ras_ascii.nrrd"), data.astype(np.uint8),
+               {"encoding": "ascii", **nrrd_geometry(labels, "right-anterior-superior")})
+    slicer = {"encoding": "raw", **lps, "Segment0_Name": "lesion one", "Segment0_LabelValue": "1",
+              "Segment1_Name": "lesion two", "Segment1_LabelValue": "2"}
+    nrrd.write(str(out / "small_labels_slicer.seg.nrrd"), data.astype(np.uint8), slicer,
+               custom_field_map={k: "string" for k in slicer if k.startswith("Segment")})
+    mask = nib.load(str(phantom_mask))
+    nrrd.write(str(out / "ibsi_digital_phantom_mask.nrrd"), np.asarray(mask.dataobj).astype(np.uint8),
+               {"encoding": "gzip", **nrrd_geometry(mask, "left-posterior-superior")})
+
+
 def main():
     demo, phantom, corpus, work = (pathlib.Path(a) for a in sys.argv[1:5])
     full = sorted_series(demo / "series")
@@ -120,6 +149,7 @@ def main():
     qonly.set_qform(labels.affine, 1)
     write_nifti(qonly, corpus / "nifti_labelmap/small_labels_u8_qform.nii")
     shutil.copyfile(phantom / "nifti/mask/mask.nii.gz", corpus / "nifti_labelmap/ibsi_digital_phantom_mask.nii.gz")
+    write_nrrd_seeds(labels, phantom / "nifti/mask/mask.nii.gz", corpus)
 
     # volumes: the cropped CT in float32 with scaling, the digital phantom image.
     hu = np.stack([ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of every upload parser with cargo-fuzz (libFuzzer) on stable Rust.
 #
-#   scripts/fuzz.sh [SECONDS] [TARGET...]    # default: 30 s for each of the five targets
+#   scripts/fuzz.sh [SECONDS] [TARGET...]    # default: 30 s for each target
 #
 # Each target runs for SECONDS with its seeds in fuzz/corpus/<target>/ (read only) and its
 # growing corpus in fuzz/work/<target>/ (git-ignored). Exits non-zero on the first crash,
@@ -16,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_TARGET="${1:-30}"
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(zip series seg nifti_labelmap nifti_volume)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(zip series seg nifti_labelmap nifti_volume nrrd)
 
 # One input may take at most this long, and allocate at most this much (MB).
 TIMEOUT_S="${FUZZ_TIMEOUT_S:-10}"

@@ -91,10 +91,11 @@ enum SettingsOutput {
 
 #[derive(clap::Args)]
 struct ExtractArgs {
-    /// DICOM series: a directory or a zip file; or a NIfTI image (.nii/.nii.gz).
+    /// DICOM series: a directory or a zip file; or a NIfTI (.nii/.nii.gz) or NRRD (.nrrd)
+    /// image.
     #[arg(long)]
     series: PathBuf,
-    /// Segmentation: NIfTI label map or DICOM SEG.
+    /// Segmentation: NIfTI or NRRD label map, DICOM SEG (recognised by content).
     #[arg(long)]
     mask: PathBuf,
     /// Lesion as LABEL:LOCATION (repeatable); default: every label, location `other`.
@@ -299,9 +300,14 @@ fn load_volume(path: &Path) -> anyhow::Result<Volume> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    if name.ends_with(".nii") || name.ends_with(".nii.gz") {
+    let lower = name.to_ascii_lowercase();
+    if lower.ends_with(".nii") || lower.ends_with(".nii.gz") {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         return Ok(radscore::image::labelmap::read_nifti_volume(&bytes, &name)?);
+    }
+    if lower.ends_with(".nrrd") {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        return Ok(radscore::image::nrrd::read_nrrd_volume(&bytes, &name)?);
     }
     let files = if path.is_dir() {
         radscore::dicom::files_from_dir(path)?

@@ -361,6 +361,8 @@ pub enum SegmentationFormat {
     DicomSeg,
     /// NIfTI-1 label map, `.nii` or `.nii.gz`.
     Nifti,
+    /// NRRD label map (`.nrrd`, `.seg.nrrd`) with its data attached.
+    Nrrd,
 }
 
 impl SegmentationFormat {
@@ -375,6 +377,9 @@ impl SegmentationFormat {
 
         if bytes.get(DICOM_MAGIC_OFFSET..DICOM_MAGIC_OFFSET + 4) == Some(b"DICM") {
             return Some(SegmentationFormat::DicomSeg);
+        }
+        if bytes.starts_with(crate::image::nrrd::NRRD_MAGIC) {
+            return Some(SegmentationFormat::Nrrd);
         }
         if bytes.starts_with(&GZIP_MAGIC) {
             return Some(SegmentationFormat::Nifti);
@@ -391,6 +396,7 @@ impl SegmentationFormat {
         match self {
             SegmentationFormat::DicomSeg => "dicom_seg",
             SegmentationFormat::Nifti => "nifti",
+            SegmentationFormat::Nrrd => "nrrd",
         }
     }
 }
@@ -399,8 +405,8 @@ impl SegmentationFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum SegmentationError {
     #[error(
-        "file '{file}' is neither a DICOM SEG (no 'DICM' magic at byte 128) nor a NIfTI-1 \
-         label map (no gzip magic, sizeof_hdr is not 348)"
+        "file '{file}' is neither a DICOM SEG (no 'DICM' magic at byte 128), a NRRD label map \
+         (no 'NRRD000' magic) nor a NIfTI-1 label map (no gzip magic, sizeof_hdr is not 348)"
     )]
     UnknownFormat { file: String },
     #[error(transparent)]
@@ -423,6 +429,7 @@ pub fn read_segmentation(
         SegmentationFormat::Nifti => {
             crate::image::labelmap::read_nifti_labelmap(bytes, &file, grid)?
         }
+        SegmentationFormat::Nrrd => crate::image::nrrd::read_nrrd_labelmap(bytes, &file, grid)?,
     };
     Ok((format, seg))
 }

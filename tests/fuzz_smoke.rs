@@ -1,7 +1,7 @@
 //! Fuzz smoke test on stable Rust, run by every `cargo test`: deterministic mutations of
 //! the seed corpus in `fuzz/corpus/` fed to every parser entry point that sees untrusted
-//! uploads (zip archives, DICOM series, DICOM SEG, NIfTI label maps and volumes, and the
-//! format sniffer in `pipeline::read_segmentation`).
+//! uploads (zip archives, DICOM series, DICOM SEG, NIfTI and NRRD label maps and volumes,
+//! and the format sniffer in `pipeline::read_segmentation`).
 //!
 //! A panic fails the test (the input is written to `target/fuzz_smoke/` first); so does
 //! one input taking longer than [`PER_INPUT_LIMIT`] or the process peak RSS passing
@@ -16,6 +16,7 @@ use bytes::Bytes;
 use radscore::dicom::{ArchiveLimits, InputFile, assemble_series, files_from_zip, read_seg};
 use radscore::image::Grid;
 use radscore::image::labelmap::{read_nifti_labelmap, read_nifti_volume};
+use radscore::image::nrrd::{read_nrrd_labelmap, read_nrrd_volume};
 use radscore::pipeline::read_segmentation;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -309,6 +310,39 @@ fn read_le(b: &[u8]) -> u64 {
     b.iter().rev().fold(0, |acc, &x| (acc << 8) | u64::from(x))
 }
 
+/// Header values that NRRD readers get wrong: zero, negative, huge, non-numeric, wrong
+/// vector arity, `none`, empty.
+const NRRD_VALUES: [&str; 12] = [
+    "0",
+    "-1",
+    "18446744073709551615",
+    "65535 65535 65535",
+    "nan",
+    "(1,0)",
+    "(0,0,0) (0,0,0) (0,0,0)",
+    "none none none",
+    "",
+    "big",
+    "gzip",
+    "block",
+];
+
+/// Replace the value of one NRRD header line with one of [`NRRD_VALUES`].
+fn mutate_nrrd_header(m: &mut Mutator, seed: &[u8]) -> Option<Vec<u8>> {
+    let header_end = seed.windows(2).position(|w| w == b"\n\n")?;
+    let header = std::str::from_utf8(&seed[..header_end]).ok()?;
+    let mut lines: Vec<String> = header.lines().map(String::from).collect();
+    let victim = m.rng.random_range(1..lines.len().max(2));
+    let line = lines.get_mut(victim)?;
+    let (field, _) = line.split_once(": ")?;
+    let value = NRRD_VALUES[m.rng.random_range(0..NRRD_VALUES.len())];
+    m.log.push(format!("NRRD field '{field}' = '{value}'"));
+    *line = format!("{field}: {value}");
+    let mut out = lines.join("\n").into_bytes();
+    out.extend_from_slice(&seed[header_end..]);
+    Some(out)
+}
+
 /// Mutate the inflated content of a gzip stream, then compress it again, so that the
 /// parser behind the gzip layer sees the mutation.
 fn mutate_inside_gzip(m: &mut Mutator, data: &[u8]) -> Option<Vec<u8>> {
@@ -519,6 +553,13 @@ fn runner(target: &str) -> fn(&[u8]) {
         "nifti_volume" => |data| {
             let _ = read_nifti_volume(data, "smoke.nii");
         },
+        "nrrd" => |data| {
+            let _ = read_nrrd_volume(data, "smoke.nrrd");
+            for grid in grids() {
+                let _ = read_nrrd_labelmap(data, "smoke.nrrd", &grid);
+                let _ = read_segmentation(data, Some("smoke.nrrd"), &grid);
+            }
+        },
         other => panic!("unknown fuzz target '{other}'"),
     }
 }
@@ -585,6 +626,20 @@ fn nifti_labelmaps_never_panic() {
 #[test]
 fn nifti_volumes_never_panic() {
     campaign("nifti_volume", 5, mutate_bytes, runner("nifti_volume"));
+}
+
+/// NRRD label maps and volumes: header values set to boundary cases, and byte mutations.
+#[test]
+fn nrrd_files_never_panic() {
+    let make = |m: &mut Mutator, seed: &[u8]| {
+        if m.rng.random_bool(0.5)
+            && let Some(out) = mutate_nrrd_header(m, seed)
+        {
+            return out;
+        }
+        mutate_bytes(m, seed)
+    };
+    campaign("nrrd", 6, make, runner("nrrd"));
 }
 
 /// Replay saved inputs (a smoke failure or a libFuzzer crash file), with timings:

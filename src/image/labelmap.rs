@@ -12,12 +12,12 @@
 //! one [`LesionMask`].
 
 use std::collections::BTreeMap;
-use std::io::Read;
 
 use ndarray::Array3;
 use nifti::NiftiHeader;
 
 use super::grid::dot;
+use super::voxels::{GZIP_MAGIC, InflateError, StoredType, gunzip_limited};
 use super::{GEOMETRY_TOLERANCE_FRACTION, Grid, GridMismatch, LesionMask, Segmentation, Volume};
 
 /// Largest decompressed NIfTI file accepted: 2 GiB (a 512×512×2000 float32 CT is 2 GB).
@@ -27,17 +27,21 @@ pub const MAX_NIFTI_BYTES: u64 = 2 << 30;
 /// 2 GiB `uint8` file would become an 8 GiB `f32` volume.
 pub const MAX_VOLUME_VOXELS: usize = 1 << 29;
 
-/// gzip magic bytes (RFC 1952 2.3.1).
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
 /// Size of a NIfTI-1 header; voxel data cannot start before it (NIfTI-1 `vox_offset`).
 const NIFTI1_HEADER_BYTES: usize = 348;
 
-/// Errors reading a NIfTI file. All are client faults (HTTP 422).
+/// Errors reading a NIfTI or NRRD file. All are client faults (HTTP 422).
+///
+/// No message quotes free text from the file: only field names, numbers and values from
+/// a fixed list.
 #[derive(Debug, thiserror::Error)]
 pub enum LabelMapError {
     #[error("'{file}' is not a readable NIfTI-1 file: {reason}")]
     NotNifti { file: String, reason: &'static str },
+    #[error("'{file}' is not a readable NRRD file: {reason}")]
+    NotNrrd { file: String, reason: String },
+    #[error("'{file}': {what} is not supported")]
+    Unsupported { file: String, what: String },
     #[error("'{file}' is larger than {limit} bytes once decompressed")]
     TooLarge { file: String, limit: u64 },
     #[error("'{file}': voxel data holds {found_bytes} bytes, {expected_bytes} needed")]
@@ -55,7 +59,7 @@ pub enum LabelMapError {
     #[error("'{file}': NIfTI datatype code {datatype} is not supported")]
     UnsupportedDataType { file: String, datatype: i16 },
     #[error("'{file}': expected a 3-D volume, found dimensions {dims:?}")]
-    NotThreeD { file: String, dims: Vec<u16> },
+    NotThreeD { file: String, dims: Vec<usize> },
     #[error("'{file}': neither sform nor qform is set, so the voxels have no position")]
     NoOrientation { file: String },
     #[error("'{file}': the affine is degenerate (zero or non-finite voxel size)")]
@@ -81,46 +85,7 @@ pub fn read_nifti_labelmap(
 ) -> Result<Segmentation, LabelMapError> {
     let nifti = NiftiData::parse(bytes, file_name)?;
     let own = nifti.grid()?;
-    let mapping = axis_mapping(&own, series).map_err(|mismatch| LabelMapError::GridMismatch {
-        file: file_name.into(),
-        mismatch,
-    })?;
-    let reordered = mapping.reordered_grid(&own);
-    series
-        .check_same_as(&reordered)
-        .map_err(|mismatch| LabelMapError::GridMismatch {
-            file: file_name.into(),
-            mismatch,
-        })?;
-
-    let values = nifti.values()?;
-    let [nz, ny, nx] = own.shape_vox;
-    let mut by_label: BTreeMap<u32, Vec<[usize; 3]>> = BTreeMap::new();
-    for (n, v) in values.enumerate() {
-        if v == 0.0 {
-            continue;
-        }
-        if v.fract() != 0.0 || v < 0.0 || v > f64::from(u32::MAX) {
-            return Err(LabelMapError::BadLabel {
-                file: file_name.into(),
-                value: v,
-            });
-        }
-        // NIfTI voxel order is x fastest (column-major in (i, j, k)).
-        let own_index = [n / (nx * ny), (n / nx) % ny, n % nx];
-        by_label
-            .entry(v as u32)
-            .or_default()
-            .push(mapping.map_index(own_index, [nz, ny, nx]));
-    }
-
-    let lesions = by_label
-        .into_iter()
-        .map(|(label, voxels)| lesion_from_voxels(label, None, &voxels));
-    Ok(Segmentation {
-        grid: series.clone(),
-        lesions: lesions.flatten().collect(),
-    })
+    map_labels(&own, nifti.values()?, file_name, series)
 }
 
 /// Read a NIfTI image as a [`Volume`] (intensities scaled by `scl_slope`/`scl_inter` when
@@ -147,6 +112,60 @@ pub fn read_nifti_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelM
         found_bytes: bytes.len(),
     })?;
     Ok(Volume { grid, hu })
+}
+
+/// Map a label map stored on grid `own` onto `series` (see the module docs): `values`
+/// are its voxels in file order (the fastest axis is `own`'s x, i.e. `[z, y, x]` C order).
+/// Label value 0 is background; every other value must be a non-negative integer.
+///
+/// # Errors
+/// [`LabelMapError::GridMismatch`] naming the first difference from the series grid, or
+/// [`LabelMapError::BadLabel`].
+pub(crate) fn map_labels(
+    own: &Grid,
+    values: impl Iterator<Item = f64>,
+    file_name: &str,
+    series: &Grid,
+) -> Result<Segmentation, LabelMapError> {
+    let mapping = axis_mapping(own, series).map_err(|mismatch| LabelMapError::GridMismatch {
+        file: file_name.into(),
+        mismatch,
+    })?;
+    let reordered = mapping.reordered_grid(own);
+    series
+        .check_same_as(&reordered)
+        .map_err(|mismatch| LabelMapError::GridMismatch {
+            file: file_name.into(),
+            mismatch,
+        })?;
+
+    let [nz, ny, nx] = own.shape_vox;
+    let mut by_label: BTreeMap<u32, Vec<[usize; 3]>> = BTreeMap::new();
+    for (n, v) in values.enumerate() {
+        if v == 0.0 {
+            continue;
+        }
+        if v.fract() != 0.0 || v < 0.0 || v > f64::from(u32::MAX) {
+            return Err(LabelMapError::BadLabel {
+                file: file_name.into(),
+                value: v,
+            });
+        }
+        // File order is x fastest (NIfTI i, NRRD axis 0): C order of a [z, y, x] array.
+        let own_index = [n / (nx * ny), (n / nx) % ny, n % nx];
+        by_label
+            .entry(v as u32)
+            .or_default()
+            .push(mapping.map_index(own_index, [nz, ny, nx]));
+    }
+
+    let lesions = by_label
+        .into_iter()
+        .map(|(label, voxels)| lesion_from_voxels(label, None, &voxels));
+    Ok(Segmentation {
+        grid: series.clone(),
+        lesions: lesions.flatten().collect(),
+    })
 }
 
 /// Build a lesion cropped to the bounding box of `voxels` (indices `[z, y, x]` on the
@@ -264,21 +283,17 @@ struct NiftiData<'a> {
 impl<'a> NiftiData<'a> {
     fn parse(raw: &'a [u8], file: &'a str) -> Result<Self, LabelMapError> {
         let bytes = if raw.starts_with(&GZIP_MAGIC) {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(raw)
-                .take(MAX_NIFTI_BYTES + 1)
-                .read_to_end(&mut out)
-                .map_err(|_| LabelMapError::NotNifti {
+            let inflated = gunzip_limited(raw, MAX_NIFTI_BYTES).map_err(|e| match e {
+                InflateError::Damaged => LabelMapError::NotNifti {
                     file: file.into(),
                     reason: "gzip stream is damaged",
-                })?;
-            if out.len() as u64 > MAX_NIFTI_BYTES {
-                return Err(LabelMapError::TooLarge {
+                },
+                InflateError::TooLarge => LabelMapError::TooLarge {
                     file: file.into(),
                     limit: MAX_NIFTI_BYTES,
-                });
-            }
-            std::borrow::Cow::Owned(out)
+                },
+            })?;
+            std::borrow::Cow::Owned(inflated)
         } else {
             std::borrow::Cow::Borrowed(raw)
         };
@@ -291,7 +306,8 @@ impl<'a> NiftiData<'a> {
         let rank = usize::from(dims[0]);
         let extra_ok = (4..=rank.min(7)).all(|d| dims[d] <= 1);
         if !(3..=7).contains(&rank) || !extra_ok || dims[1..4].contains(&0) {
-            let shown = dims.get(1..=rank.min(7)).unwrap_or(&[]).to_vec();
+            let shown = dims.get(1..=rank.min(7)).unwrap_or(&[]);
+            let shown = shown.iter().map(|&d| usize::from(d)).collect();
             return Err(LabelMapError::NotThreeD {
                 file: file.into(),
                 dims: shown,
@@ -360,12 +376,11 @@ impl<'a> NiftiData<'a> {
     /// turn a 2 GiB `uint8` file into a 16 GiB allocation.
     fn values(&self) -> Result<impl Iterator<Item = f64> + '_, LabelMapError> {
         let h = &self.header;
-        let datatype = StoredType::from_code(h.datatype).ok_or_else(|| {
-            LabelMapError::UnsupportedDataType {
+        let datatype =
+            nifti_datatype(h.datatype).ok_or_else(|| LabelMapError::UnsupportedDataType {
                 file: self.file.into(),
                 datatype: h.datatype,
-            }
-        })?;
+            })?;
         let size = datatype.size();
 
         let count = self.shape_xyz.iter().product::<usize>();
@@ -390,80 +405,30 @@ impl<'a> NiftiData<'a> {
         let little = h.endianness == nifti::Endianness::Little;
         let scale = (h.scl_slope != 0.0 && h.scl_slope.is_finite())
             .then(|| (f64::from(h.scl_slope), f64::from(h.scl_inter)));
-        let values = data.chunks_exact(size).map(move |chunk| {
-            // Bring the value to little-endian order, then decode it.
-            let mut b = [0u8; 8];
-            b[..size].copy_from_slice(chunk);
-            if !little {
-                b[..size].reverse();
-            }
-            let v = datatype.decode_le(b);
-            match scale {
-                Some((m, q)) => v * m + q,
-                None => v,
-            }
+        let values = datatype.decode_all(data, little).map(move |v| match scale {
+            Some((m, q)) => v * m + q,
+            None => v,
         });
         Ok(values)
     }
 }
 
-/// NIfTI-1 `datatype` codes we read (nifti1.h `DT_*`); complex and RGB are refused.
-#[derive(Debug, Clone, Copy)]
-enum StoredType {
-    U8,
-    I8,
-    I16,
-    U16,
-    I32,
-    U32,
-    F32,
-    I64,
-    U64,
-    F64,
-}
-
-impl StoredType {
-    fn from_code(code: i16) -> Option<Self> {
-        Some(match code {
-            2 => Self::U8,
-            256 => Self::I8,
-            4 => Self::I16,
-            512 => Self::U16,
-            8 => Self::I32,
-            768 => Self::U32,
-            16 => Self::F32,
-            1024 => Self::I64,
-            1280 => Self::U64,
-            64 => Self::F64,
-            _ => return None,
-        })
-    }
-
-    fn size(self) -> usize {
-        match self {
-            Self::U8 | Self::I8 => 1,
-            Self::I16 | Self::U16 => 2,
-            Self::I32 | Self::U32 | Self::F32 => 4,
-            Self::I64 | Self::U64 | Self::F64 => 8,
-        }
-    }
-
-    /// The value stored little-endian in the first `size()` bytes of `b`.
-    fn decode_le(self, b: [u8; 8]) -> f64 {
-        let [b0, b1, b2, b3, ..] = b;
-        match self {
-            Self::U8 => f64::from(b0),
-            Self::I8 => f64::from(i8::from_le_bytes([b0])),
-            Self::I16 => f64::from(i16::from_le_bytes([b0, b1])),
-            Self::U16 => f64::from(u16::from_le_bytes([b0, b1])),
-            Self::I32 => f64::from(i32::from_le_bytes([b0, b1, b2, b3])),
-            Self::U32 => f64::from(u32::from_le_bytes([b0, b1, b2, b3])),
-            Self::F32 => f64::from(f32::from_le_bytes([b0, b1, b2, b3])),
-            Self::I64 => i64::from_le_bytes(b) as f64,
-            Self::U64 => u64::from_le_bytes(b) as f64,
-            Self::F64 => f64::from_le_bytes(b),
-        }
-    }
+/// The stored type of a NIfTI-1 `datatype` code (nifti1.h `DT_*`); complex and RGB are
+/// refused.
+fn nifti_datatype(code: i16) -> Option<StoredType> {
+    Some(match code {
+        2 => StoredType::U8,
+        256 => StoredType::I8,
+        4 => StoredType::I16,
+        512 => StoredType::U16,
+        8 => StoredType::I32,
+        768 => StoredType::U32,
+        16 => StoredType::F32,
+        1024 => StoredType::I64,
+        1280 => StoredType::U64,
+        64 => StoredType::F64,
+        _ => return None,
+    })
 }
 
 /// Affine from the qform quaternion (NIfTI-1 header, method 2): R·diag(dx, dy, qfac·dz).

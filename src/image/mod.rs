@@ -14,7 +14,9 @@
 pub mod discretise;
 pub mod grid;
 pub mod labelmap;
+pub mod nrrd;
 pub mod resample;
+pub mod voxels;
 
 pub use grid::{GEOMETRY_TOLERANCE_FRACTION, Grid, GridMismatch};
 

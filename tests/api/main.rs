@@ -7,4 +7,5 @@ mod helpers;
 mod openapi;
 mod process;
 mod queue;
+mod segmentation_formats;
 mod walkthrough;
