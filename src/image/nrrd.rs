@@ -397,7 +397,11 @@ impl Header {
             })?),
         };
         check_units(&fields, file)?;
-        let (to_lps, directions, origin) = geometry(&fields, file)?;
+        let SpaceGeometry {
+            to_lps,
+            directions,
+            origin,
+        } = geometry(&fields, file)?;
         Ok(Self {
             stored,
             sizes_xyz,
@@ -522,12 +526,18 @@ fn check_units(fields: &BTreeMap<&str, &str>, file: &str) -> Result<(), LabelMap
     Ok(())
 }
 
-/// `(to_lps signs, direction per file axis, origin)` from the space fields, or from
-/// `spacings` (identity directions) when the file has no `space directions`.
-fn geometry(
-    fields: &BTreeMap<&str, &str>,
-    file: &str,
-) -> Result<([f64; 3], [[f64; 3]; 3], [f64; 3]), LabelMapError> {
+/// The geometry fields of a header, in the file's own space.
+struct SpaceGeometry {
+    /// Sign of each world axis when converted to LPS.
+    to_lps: [f64; 3],
+    /// World vector of each file axis.
+    directions: [[f64; 3]; 3],
+    origin: [f64; 3],
+}
+
+/// The geometry from the space fields, or from `spacings` (identity directions) when the
+/// file has no `space directions`.
+fn geometry(fields: &BTreeMap<&str, &str>, file: &str) -> Result<SpaceGeometry, LabelMapError> {
     let to_lps = match fields.get("space").copied() {
         Some("left-posterior-superior" | "LPS") | None => [1.0, 1.0, 1.0],
         Some("right-anterior-superior" | "RAS") => [-1.0, -1.0, 1.0],
@@ -572,7 +582,11 @@ fn geometry(
                 _ => return Err(not_nrrd(file, "field 'space origin' must hold one vector")),
             },
         };
-        return Ok((to_lps, [x, y, z], origin));
+        return Ok(SpaceGeometry {
+            to_lps,
+            directions: [x, y, z],
+            origin,
+        });
     }
     if fields.contains_key("space") {
         return Err(not_nrrd(
@@ -595,7 +609,11 @@ fn geometry(
     for a in 0..3 {
         directions[a][a] = spacings[a];
     }
-    Ok((to_lps, directions, origin))
+    Ok(SpaceGeometry {
+        to_lps,
+        directions,
+        origin,
+    })
 }
 
 /// `n` finite numbers separated by whitespace.
