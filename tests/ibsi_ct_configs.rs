@@ -22,10 +22,12 @@
 //!
 //! The data directory is `$RADSCORE_SHARED_DATA`, else `<CARGO_MANIFEST_DIR>/../shared/data`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::time::Instant;
 
+use common::Reference;
 use ndarray::{Array3, Zip};
 use radscore::features::{FAMILIES, FamilySettings, Feature, Roi};
 use radscore::image::labelmap::{read_nifti_labelmap, read_nifti_volume};
@@ -78,39 +80,7 @@ const SKIPPED: &[(&str, &str, &str)] = &[
         "int_mask_dim_z_reseg_roi",
         "as int_mask_dim_x_reseg_roi",
     ),
-    // The processing chain reproduces IBSI's interpolated masks exactly (voxel counts
-    // 29 842 and 45 985 equal the diagnostics rows), and morph_volume / morph_area_mesh
-    // pass, but the ratios built from them do not: the mesh volume comes out above the
-    // voxel-counting volume (B: 358 450 vs 358 104 mm³; C–E: 368 229 vs 367 880 mm³) while
-    // IBSI's lies below it, and the area 0.2 % low. That is the morphology family's
-    // marching-cubes mesh (tests/ibsi_features.rs notes the same 0.16 % bias on config A),
-    // not the image processing chain.
-    // V / V_hull inherits the mesh-volume bias (0.8281 vs 0.827 on config A, where no
-    // interpolation happens at all; tests/ibsi_features.rs records the same deviation).
-    ("config_A", "morph_vol_dens_conv_hull", MESH_BIAS),
-    ("config_B", "morph_vol_dens_conv_hull", MESH_BIAS),
-    ("config_B", "morph_av", MESH_BIAS),
-    ("config_B", "morph_comp_1", MESH_BIAS),
-    ("config_B", "morph_comp_2", MESH_BIAS),
-    ("config_B", "morph_sphericity", MESH_BIAS),
-    ("config_B", "morph_asphericity", MESH_BIAS),
-    ("config_C", "morph_comp_1", MESH_BIAS),
-    ("config_C", "morph_comp_2", MESH_BIAS),
-    ("config_C", "morph_sphericity", MESH_BIAS),
-    ("config_C", "morph_asphericity", MESH_BIAS),
-    ("config_D", "morph_comp_1", MESH_BIAS),
-    ("config_D", "morph_comp_2", MESH_BIAS),
-    ("config_D", "morph_sphericity", MESH_BIAS),
-    ("config_D", "morph_asphericity", MESH_BIAS),
-    ("config_E", "morph_comp_1", MESH_BIAS),
-    ("config_E", "morph_comp_2", MESH_BIAS),
-    ("config_E", "morph_sphericity", MESH_BIAS),
-    ("config_E", "morph_asphericity", MESH_BIAS),
 ];
-
-/// Reason shared by the morphology ratios that miss their tolerance (see [`SKIPPED`]).
-const MESH_BIAS: &str = "morphology family's mesh volume/area bias (the ROI masks match \
-                         IBSI's voxel counts exactly)";
 
 /// Reference rows of registered families that radscore may not produce, with the reason:
 /// their absence is not a failure; when they are produced they are compared as usual.
@@ -181,15 +151,6 @@ const NOT_PRODUCED: &[(&str, &str)] = &[
     ),
 ];
 
-/// One row of the long reference table.
-#[derive(Debug, Clone)]
-struct Reference {
-    family: String,
-    tag: String,
-    value: f64,
-    tolerance: f64,
-}
-
 /// One IBSI configuration: its data set name in the reference table and its settings.
 struct Config {
     data_set: &'static str,
@@ -208,62 +169,6 @@ fn config(name: char) -> Config {
     Config { data_set, settings }
 }
 
-fn shared_data() -> PathBuf {
-    std::env::var_os("RADSCORE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
-
-/// Every reference row of one data set that has a value ("not standardized" rows have
-/// none and are left out, as the data README says).
-fn references(data_set: &str) -> Vec<Reference> {
-    let path = shared_data().join("ibsi1/reference_values/ibsi1_reference_values_long.csv");
-    let mut reader = csv::Reader::from_path(&path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    let headers = reader
-        .headers()
-        .expect("reference CSV has a header")
-        .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .unwrap_or_else(|| panic!("no column {name}"))
-    };
-    let (c_set, c_family, c_tag) = (col("data_set"), col("family"), col("tag"));
-    let (c_value, c_tol) = (col("reference_value"), col("tolerance"));
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
-    for record in reader.records() {
-        let r = record.expect("reference CSV row parses");
-        if &r[c_set] != data_set || r[c_value].trim().is_empty() {
-            continue;
-        }
-        // The diagnostics block of config A lists two rows twice; compare each once.
-        if !seen.insert((r[c_tag].to_string(), r[c_value].to_string())) {
-            continue;
-        }
-        out.push(Reference {
-            family: r[c_family].to_string(),
-            tag: r[c_tag].to_string(),
-            value: r[c_value].trim().parse().expect("numeric reference value"),
-            tolerance: r[c_tol].trim().parse().expect("numeric tolerance"),
-        });
-    }
-    assert!(!out.is_empty(), "no reference rows for {data_set}");
-    out
-}
-
-/// The tolerance a row is checked with: the IBSI tolerance, or for rows with tolerance 0
-/// (values rounded to 3 significant digits, `shared/data/README.md`) half a unit of the
-/// last digit, as the product's compliance check computes it.
-fn effective_tolerance(r: &Reference) -> f64 {
-    if r.tolerance > 0.0 {
-        return r.tolerance;
-    }
-    radscore::compliance::rounding_tolerance(r.value)
-}
-
 /// Why a reference row is skipped, if it is.
 fn skip_reason(data_set: &str, tag: &str) -> Option<&'static str> {
     SKIPPED
@@ -274,7 +179,7 @@ fn skip_reason(data_set: &str, tag: &str) -> Option<&'static str> {
 
 /// The CT phantom image and its single lesion, through the production NIfTI readers.
 fn load_phantom() -> (Volume, LesionMask) {
-    let dir = shared_data().join("ibsi1/ct_phantom/nifti");
+    let dir = common::shared_data().join("ibsi1/ct_phantom/nifti");
     let read = |rel: &str| {
         let path = dir.join(rel);
         std::fs::read(&path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()))
@@ -483,7 +388,7 @@ fn compare(
     covered_prefixes: &BTreeSet<String>,
     problems: &mut Vec<String>,
 ) -> Tally {
-    let refs = references(data_set);
+    let refs = common::references(data_set);
     let mut by_tag: BTreeMap<&str, Vec<&Reference>> = BTreeMap::new();
     for r in &refs {
         by_tag.entry(r.tag.as_str()).or_default().push(r);
@@ -515,7 +420,7 @@ fn compare(
             );
             continue;
         }
-        let tol = effective_tolerance(r);
+        let tol = r.effective_tolerance();
         if std::env::var_os(VERBOSE_ENV).is_some() {
             println!(
                 "{data_set}: {} = {:?} (reference {} ± {tol})",
@@ -539,8 +444,7 @@ fn compare(
             }
             None => {
                 let prefix = r.tag.split('_').next().unwrap_or_default();
-                let required =
-                    r.family.starts_with("Diagnostics") || covered_prefixes.contains(prefix);
+                let required = r.is_diagnostic() || covered_prefixes.contains(prefix);
                 if let Some((_, why)) = NOT_PRODUCED.iter().find(|(t, _)| *t == r.tag) {
                     tally.skipped += 1;
                     println!(

@@ -20,11 +20,12 @@
 //!
 //! The data directory is `$RADSCORE_SHARED_DATA`, else `<CARGO_MANIFEST_DIR>/../shared/data`.
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
+mod common;
 
+use std::collections::BTreeMap;
+
+use common::{Reference, read_nifti};
 use ndarray::Array3;
-use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
 use radscore::features::settings::TextureAggregation;
 use radscore::features::{Discretisation, FamilySettings, Feature, Roi};
 use radscore::pipeline::ROI_CONTEXT_MARGIN_MM;
@@ -76,106 +77,6 @@ const NOT_PRODUCED: &[(&str, &str)] = &[
          phantom and configuration A in the reference CSV; not implemented",
     ),
 ];
-
-/// Rows where radscore knowingly misses the reference tolerance, as
-/// `(data set, tag, bound on |value − reference|, reason)`. Such a row is still checked,
-/// against the wider bound, and reported in the output.
-const KNOWN_DEVIATIONS: &[(&str, &str, f64, &str)] = &[(
-    "config_A",
-    "morph_vol_dens_conv_hull",
-    // Twice the IBSI tolerance (0.001); radscore gives 0.8281 against 0.827.
-    0.002,
-    "the mesh volume V is 0.16 % above scikit-image marching cubes (358 988 vs \
-     358 417 mm³) while the hull volume agrees with Qhull (433 510 mm³); V/V_hull is \
-     0.8281, skimage's mesh gives 0.8268",
-)];
-
-/// One row of the long reference table.
-struct Reference {
-    tag: String,
-    value: f64,
-    tolerance: f64,
-}
-
-fn shared_data() -> PathBuf {
-    std::env::var_os("RADSCORE_SHARED_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
-}
-
-/// Reference rows of one data set (`digital_phantom`, `config_A`, …) with a value;
-/// diagnostics rows are left out (they describe processing steps, not features).
-fn references(data_set: &str) -> Vec<Reference> {
-    let path = shared_data().join("ibsi1/reference_values/ibsi1_reference_values_long.csv");
-    let mut reader = csv::Reader::from_path(&path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    let headers = reader
-        .headers()
-        .expect("reference CSV has a header row")
-        .clone();
-    let col = |name: &str| {
-        headers
-            .iter()
-            .position(|h| h == name)
-            .unwrap_or_else(|| panic!("no column {name}"))
-    };
-    let (c_set, c_family, c_tag) = (col("data_set"), col("family"), col("tag"));
-    let (c_value, c_tol) = (col("reference_value"), col("tolerance"));
-    let mut out = Vec::new();
-    for record in reader.records() {
-        let r = record.expect("reference CSV row parses");
-        if &r[c_set] != data_set || r[c_family].starts_with("Diagnostics") {
-            continue;
-        }
-        if r[c_value].trim().is_empty() {
-            continue; // "not standardized" rows carry no value (data README).
-        }
-        let value: f64 = r[c_value].trim().parse().expect("numeric reference value");
-        let tolerance: f64 = r[c_tol].trim().parse().expect("numeric tolerance");
-        out.push(Reference {
-            tag: r[c_tag].to_string(),
-            value,
-            tolerance,
-        });
-    }
-    assert!(!out.is_empty(), "no reference rows for {data_set}");
-    out
-}
-
-/// The tolerance a row is checked with: the IBSI tolerance, or for rows with tolerance 0
-/// (values rounded to 3 significant digits, `shared/data/README.md`) half a unit of the
-/// last digit, as the product's compliance check computes it.
-fn effective_tolerance(r: &Reference) -> f64 {
-    if r.tolerance > 0.0 {
-        return r.tolerance;
-    }
-    radscore::compliance::rounding_tolerance(r.value)
-}
-
-/// A NIfTI volume as a `[z, y, x]` array plus its spacing `[z, y, x]` in mm.
-fn read_nifti(rel: &str) -> (Array3<f32>, [f64; 3]) {
-    let path = shared_data().join(rel);
-    let obj = ReaderOptions::new()
-        .read_file(&path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
-    let pixdim = obj.header().pixdim;
-    let data = obj
-        .into_volume()
-        .into_ndarray::<f32>()
-        .expect("NIfTI volume converts to f32");
-    let shape = data.shape().to_vec();
-    assert_eq!(shape.len(), 3, "{rel}: expected a 3D volume, got {shape:?}");
-    let (nx, ny, nz) = (shape[0], shape[1], shape[2]);
-    // Logical iteration order of an (x, y, z) array: x slowest, z fastest.
-    let flat: Vec<f32> = data.iter().copied().collect();
-    let zyx = Array3::from_shape_fn((nz, ny, nx), |(z, y, x)| flat[(x * ny + y) * nz + z]);
-    let spacing = [
-        f64::from(pixdim[3]),
-        f64::from(pixdim[2]),
-        f64::from(pixdim[1]),
-    ];
-    (zyx, spacing)
-}
 
 /// Image and mask of a data set, cropped to the mask's bounding box plus the pipeline's
 /// context margin ([`ROI_CONTEXT_MARGIN_MM`] per axis, clipped to the image), where the
@@ -251,7 +152,11 @@ fn compute(roi: &Roi, settings: &FamilySettings) -> Vec<Feature> {
 
 /// Compare features with the reference rows; panics listing every problem.
 fn check(data_set: &str, features: &[Feature]) {
-    let refs = references(data_set);
+    // Diagnostics rows describe processing steps, not features.
+    let refs: Vec<Reference> = common::references(data_set)
+        .into_iter()
+        .filter(|r| !r.is_diagnostic())
+        .collect();
     let mut by_tag: BTreeMap<&str, Vec<&Reference>> = BTreeMap::new();
     for r in &refs {
         by_tag.entry(r.tag.as_str()).or_default().push(r);
@@ -268,14 +173,7 @@ fn check(data_set: &str, features: &[Feature]) {
             continue;
         };
         for r in rows {
-            let mut tol = effective_tolerance(r);
-            let known = KNOWN_DEVIATIONS
-                .iter()
-                .find(|(set, tag, _, _)| *set == data_set && *tag == f.name);
-            if let Some((_, tag, bound, reason)) = known {
-                println!("{data_set}: {tag} checked within {bound} (known deviation: {reason})");
-                tol = *bound;
-            }
+            let tol = r.effective_tolerance();
             let slack = FLOAT_SLACK_REL * r.value.abs();
             if (f.value - r.value).abs() <= tol + slack {
                 passed += 1;

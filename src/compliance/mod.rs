@@ -57,10 +57,7 @@ pub struct Row {
 
 /// Deviations whose cause is known, by tag prefix: listed with the failing rows so no
 /// deviation is silent.
-pub const KNOWN_DEVIATIONS: &[(&str, &str)] = &[(
-    "morph_",
-    "radscore's marching-cubes triangulation (largest enclosed volume per ambiguous cube) gives a mesh volume/area slightly above the reference meshes; ratios built on them (compactness, sphericity, convex-hull density) can fall just outside the tolerance on resampled data",
-)];
+pub const KNOWN_DEVIATIONS: &[(&str, &str)] = &[];
 
 /// A compliance report for one data set.
 #[derive(Debug, Clone, Serialize)]
