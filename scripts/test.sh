@@ -14,6 +14,17 @@ export RADSCORE_PYTHON="${RADSCORE_PYTHON:-$ROOT/.venv/bin/python}"
 export RADSCORE_REQUIRE_ORT=1
 export RADSCORE_SHARED_DATA="${RADSCORE_SHARED_DATA:-$ROOT/../shared/data}"
 [[ -d "$RADSCORE_SHARED_DATA/ibsi1" ]] || { echo "test: reference data not found in $RADSCORE_SHARED_DATA" >&2; exit 1; }
+# PostgreSQL integration tests need the local server (127.0.0.1:5432, database `test`):
+# start the packaged cluster when it is down. The tests fail (not skip) if it stays down.
+if [[ -z "${RADSCORE_TEST_PG_URL:-}" ]] && command -v pg_ctlcluster >/dev/null \
+    && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | sort -V | tail -n1)" main start
+fi
+if [[ -z "${RADSCORE_TEST_PG_URL:-}" ]] && command -v psql >/dev/null \
+    && ! psql -h 127.0.0.1 -U postgres -Atqc "SELECT 1 FROM pg_database WHERE datname = 'test'" \
+        | grep -q 1; then
+  createdb -h 127.0.0.1 -U postgres test
+fi
 cargo fmt --check
 cargo test --all-targets
 cargo clippy --all-targets -- -D warnings

@@ -19,7 +19,7 @@ const MAX_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 /// Settings shared by `serve`, `worker` and `migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
-    /// Database URL (SQLite).
+    /// Database URL: `sqlite://FILE` (embedded default) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://var/radscore.db")]
     pub database_url: String,
     /// Directory of the local blob store.

@@ -16,7 +16,7 @@
 //! | [`image`] | voxel grids, volumes, lesion masks, discretisation, NIfTI label maps |
 //! | [`dicom`] | DICOM series assembly and DICOM SEG decoding (dicom-rs) |
 //! | [`demo`] | deterministic synthetic CT cases (DICOM series, NIfTI labels) for demos and training |
-//! | [`store`] | sqlx database (SQLite by default) and the blob store (object_store) |
+//! | [`store`] | sqlx database (SQLite by default, or PostgreSQL) and the blob store (object_store) |
 //! | [`compliance`] | IBSI 1 self-check on the bundled digital phantom |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!

@@ -1,16 +1,20 @@
 //! Persistence: the sqlx database (jobs, series, segmentations) and the blob store.
 //!
-//! All SQL of radscore lives in this module. The embedded default is SQLite (a file under
-//! the data directory); statements use `$N` placeholders and the SQL subset shared with
-//! PostgreSQL so a second backend can be added behind the same API.
+//! All SQL of radscore lives in this module, behind the [`Database`] trait: the embedded
+//! default is SQLite ([`sqlite`], a file under the data directory); PostgreSQL
+//! ([`postgres`]) is chosen by a `postgres://` `DATABASE_URL` for scale-out. Statements use
+//! `$N` placeholders and the SQL subset both engines share ([`sql`]).
 //! Blobs (uploaded instance files and segmentation files) go through `object_store`
 //! (local directory by default), so they can move to S3-compatible storage unchanged.
 
 pub mod blobs;
 pub mod db;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
 
 pub use blobs::BlobStore;
-pub use db::{Db, JobRow, NewJob, SegmentationRow, SeriesRow};
+pub use db::{Backend, Database, Db, JobRow, NewJob, SegmentationRow, SeriesRow};
 
 /// Errors of the persistence layer. They are never shown to clients in detail (500s).
 #[derive(Debug, thiserror::Error)]
@@ -27,6 +31,8 @@ pub enum StoreError {
     Json(#[from] serde_json::Error),
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    #[error("unsupported database URL scheme '{0}' (expected sqlite: or postgres:)")]
+    UnsupportedUrl(String),
 }
 
 /// Current time as Unix epoch milliseconds (the database's time unit).

@@ -1,0 +1,312 @@
+//! The statements SQLite and PostgreSQL share, written once.
+//!
+//! They use `$N` placeholders and the SQL both engines accept (`ON CONFLICT DO NOTHING`,
+//! `UPDATE … RETURNING`, `CAST(… AS BIGINT)`); integers are 64-bit on both (`INTEGER` in
+//! SQLite, `BIGINT` in PostgreSQL) so they decode as `i64`. [`impl_database`] expands to
+//! the whole `impl Database` of a backend whose struct has a `pool` field, with that
+//! backend's own methods (migrations, claim) spliced in.
+
+/// The column list of [`super::JobRow`], as a literal so statements stay static strings.
+macro_rules! job_columns {
+    () => {
+        "id, series_id, segmentation_id, request, status, progress, attempts, lease_owner, \
+         lease_expires_at_ms, error, result, created_at_ms, started_at_ms, finished_at_ms, \
+         idempotency_key"
+    };
+}
+pub(crate) use job_columns;
+
+/// `impl Database for $store` from the shared statements plus `$specific` methods
+/// (`migrate` and `claim_job`, which differ between backends).
+macro_rules! impl_database {
+    ($store:ty, $backend:expr, { $($specific:tt)* }) => {
+        #[async_trait::async_trait]
+        impl $crate::store::db::Database for $store {
+            fn backend(&self) -> $crate::store::db::Backend {
+                $backend
+            }
+
+            $($specific)*
+
+            async fn ping(&self) -> bool {
+                sqlx::query_scalar::<_, i64>("SELECT CAST(1 AS BIGINT)")
+                    .fetch_one(&self.pool)
+                    .await
+                    .is_ok()
+            }
+
+            async fn insert_series(
+                &self,
+                row: &$crate::store::SeriesRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO series (id, series_uid, frame_of_reference_uid, \
+                     instance_count, geometry, warnings, blob_prefix, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(&row.id)
+                .bind(&row.series_uid)
+                .bind(&row.frame_of_reference_uid)
+                .bind(row.instance_count)
+                .bind(&row.geometry)
+                .bind(&row.warnings)
+                .bind(&row.blob_prefix)
+                .bind(row.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn series(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::SeriesRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::SeriesRow>(
+                    "SELECT id, series_uid, frame_of_reference_uid, instance_count, geometry, \
+                     warnings, blob_prefix, created_at_ms FROM series WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn insert_segmentation(
+                &self,
+                row: &$crate::store::SegmentationRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO segmentations (id, series_id, format, file_name, blob_key, \
+                     lesions, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&row.id)
+                .bind(&row.series_id)
+                .bind(&row.format)
+                .bind(&row.file_name)
+                .bind(&row.blob_key)
+                .bind(&row.lesions)
+                .bind(row.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn segmentation(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::SegmentationRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::SegmentationRow>(
+                    "SELECT id, series_id, format, file_name, blob_key, lesions, created_at_ms \
+                     FROM segmentations WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn insert_job(
+                &self,
+                job: &$crate::store::NewJob,
+            ) -> Result<Option<$crate::store::JobRow>, $crate::store::StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO jobs (id, series_id, segmentation_id, request, status, \
+                     created_at_ms, idempotency_key) \
+                     VALUES ($1, $2, $3, $4, 'queued', $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(&job.id)
+                .bind(&job.series_id)
+                .bind(&job.segmentation_id)
+                .bind(&job.request)
+                .bind($crate::store::now_ms())
+                .bind(&job.idempotency_key)
+                .execute(&self.pool)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(None);
+                }
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::job_columns!(),
+                    " FROM jobs WHERE idempotency_key = $1"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(&job.idempotency_key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn cancel_job(
+                &self,
+                id: &str,
+            ) -> Result<Option<(bool, $crate::store::JobRow)>, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE jobs SET status = 'cancelled', finished_at_ms = $1, \
+                     lease_owner = NULL, lease_expires_at_ms = NULL \
+                     WHERE id = $2 AND status IN ('queued', 'running')",
+                )
+                .bind($crate::store::now_ms())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(self
+                    .job(id)
+                    .await?
+                    .map(|row| (done.rows_affected() == 1, row)))
+            }
+
+            async fn job(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::JobRow>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::job_columns!(),
+                    " FROM jobs WHERE id = $1"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn fail_exhausted_jobs(
+                &self,
+                max_attempts: u32,
+            ) -> Result<u64, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE jobs SET status = 'failed', finished_at_ms = $1, lease_owner = NULL, \
+                     error = 'the worker processing this job stopped responding on every \
+                     attempt' \
+                     WHERE status = 'running' AND lease_expires_at_ms < $1 AND attempts >= $2",
+                )
+                .bind($crate::store::now_ms())
+                .bind(i64::from(max_attempts))
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn heartbeat(
+                &self,
+                job_id: &str,
+                worker: &str,
+                lease: std::time::Duration,
+                progress: f64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let expires = $crate::store::now_ms()
+                    .saturating_add($crate::store::db::duration_ms(lease));
+                let done = sqlx::query(
+                    "UPDATE jobs SET lease_expires_at_ms = $1, progress = $2 \
+                     WHERE id = $3 AND lease_owner = $4 AND status = 'running'",
+                )
+                .bind(expires)
+                .bind(progress)
+                .bind(job_id)
+                .bind(worker)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn finish_job(
+                &self,
+                job_id: &str,
+                worker: &str,
+                outcome: Result<&str, &str>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let (status, result, error) = match outcome {
+                    Ok(result) => ("succeeded", Some(result), None),
+                    Err(reason) => ("failed", None, Some(reason)),
+                };
+                let done = sqlx::query(
+                    "UPDATE jobs SET status = $1, result = $2, error = $3, progress = \
+                     CASE WHEN $1 = 'succeeded' THEN 1.0 ELSE progress END, \
+                     finished_at_ms = $4, lease_owner = NULL, lease_expires_at_ms = NULL \
+                     WHERE id = $5 AND lease_owner = $6 AND status = 'running'",
+                )
+                .bind(status)
+                .bind(result)
+                .bind(error)
+                .bind($crate::store::now_ms())
+                .bind(job_id)
+                .bind(worker)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn release_job(
+                &self,
+                job_id: &str,
+                worker: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "UPDATE jobs SET status = 'queued', lease_owner = NULL, \
+                     lease_expires_at_ms = NULL, attempts = attempts - 1 \
+                     WHERE id = $1 AND lease_owner = $2 AND status = 'running'",
+                )
+                .bind(job_id)
+                .bind(worker)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn queued_jobs(&self) -> Result<i64, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM jobs WHERE status = 'queued'",
+                )
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn job_counts(&self) -> Result<Vec<(String, i64)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, (String, i64)>(
+                    "SELECT status, COUNT(*) FROM jobs GROUP BY status ORDER BY status",
+                )
+                .fetch_all(&self.pool)
+                .await?)
+            }
+        }
+    };
+}
+pub(crate) use impl_database;
+
+/// The claim statement: mark the oldest claimable job running under a new lease and return
+/// it. `$lock` ends the inner `SELECT` (PostgreSQL: `FOR UPDATE SKIP LOCKED`, so
+/// concurrent claimers pass over a row another transaction is taking instead of waiting
+/// on it; SQLite: empty, as its writers are serialised by the database lock).
+///
+/// Binds: `$1` worker, `$2` lease expiry, `$3` now, `$4` max attempts.
+macro_rules! claim_job_sql {
+    ($lock:literal) => {
+        concat!(
+            "UPDATE jobs SET status = 'running', lease_owner = $1, lease_expires_at_ms = $2, \
+             attempts = attempts + 1, started_at_ms = COALESCE(started_at_ms, $3) \
+             WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' OR \
+               (status = 'running' AND lease_expires_at_ms < $3)) AND attempts < $4 \
+               ORDER BY created_at_ms, id LIMIT 1 ",
+            $lock,
+            ") RETURNING ",
+            $crate::store::sql::job_columns!()
+        )
+    };
+}
+pub(crate) use claim_job_sql;
+
+/// Run [`claim_job_sql`] with `$lock` on `$pool` for `worker`.
+macro_rules! claim_job {
+    ($pool:expr, $lock:literal, $worker:expr, $lease:expr, $max_attempts:expr) => {{
+        let now = $crate::store::now_ms();
+        let expires = now.saturating_add($crate::store::db::duration_ms($lease));
+        Ok(
+            sqlx::query_as::<_, $crate::store::JobRow>($crate::store::sql::claim_job_sql!($lock))
+                .bind($worker)
+                .bind(expires)
+                .bind(now)
+                .bind(i64::from($max_attempts))
+                .fetch_optional($pool)
+                .await?,
+        )
+    }};
+}
+pub(crate) use claim_job;

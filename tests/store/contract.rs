@@ -1,0 +1,222 @@
+//! The behaviours every [`radscore::store::Database`] implementation must have.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use radscore::store::{Db, NewJob, SegmentationRow, SeriesRow};
+
+/// A lease long enough never to expire during a test.
+const LONG_LEASE: Duration = Duration::from_secs(600);
+
+/// A lease that is already over when the next statement runs.
+const EXPIRED_LEASE: Duration = Duration::ZERO;
+
+/// Wait long enough for an [`EXPIRED_LEASE`] to be in the past by the millisecond clock.
+async fn let_lease_expire() {
+    tokio::time::sleep(Duration::from_millis(5)).await;
+}
+
+async fn add_series_and_segmentation(db: &Db) {
+    let series = SeriesRow {
+        id: "s1".into(),
+        series_uid: "1.2.3".into(),
+        frame_of_reference_uid: Some("1.2.3.4".into()),
+        instance_count: 3,
+        geometry: "{\"shape\":[3,2,2]}".into(),
+        warnings: "[]".into(),
+        blob_prefix: "series/s1".into(),
+        created_at_ms: 17,
+    };
+    db.insert_series(&series).await.unwrap();
+    let seg = SegmentationRow {
+        id: "g1".into(),
+        series_id: "s1".into(),
+        format: "nifti".into(),
+        file_name: Some("mask.nii.gz".into()),
+        blob_key: "segmentations/g1".into(),
+        lesions: "[]".into(),
+        created_at_ms: 18,
+    };
+    db.insert_segmentation(&seg).await.unwrap();
+}
+
+fn new_job(id: &str, key: Option<&str>) -> NewJob {
+    NewJob {
+        id: id.into(),
+        series_id: "s1".into(),
+        segmentation_id: "g1".into(),
+        request: format!("{{\"job\":\"{id}\"}}"),
+        idempotency_key: key.map(str::to_string),
+    }
+}
+
+async fn db_with_jobs(db: &Db, n: usize) {
+    add_series_and_segmentation(db).await;
+    for i in 0..n {
+        let inserted = db
+            .insert_job(&new_job(&format!("j{i}"), None))
+            .await
+            .unwrap();
+        assert!(inserted.is_none(), "a new job is inserted, not found");
+    }
+}
+
+/// Series and segmentation rows read back as written; unknown ids are `None`.
+pub async fn rows_round_trip(db: &Db) {
+    assert!(db.ping().await);
+    add_series_and_segmentation(db).await;
+    let s = db.series("s1").await.unwrap().expect("series stored");
+    assert_eq!(s.frame_of_reference_uid.as_deref(), Some("1.2.3.4"));
+    assert_eq!((s.instance_count, s.created_at_ms), (3, 17));
+    let g = db
+        .segmentation("g1")
+        .await
+        .unwrap()
+        .expect("segmentation stored");
+    assert_eq!(g.file_name.as_deref(), Some("mask.nii.gz"));
+    assert!(db.series("nope").await.unwrap().is_none());
+    assert!(db.segmentation("nope").await.unwrap().is_none());
+    assert!(db.job("nope").await.unwrap().is_none());
+}
+
+/// A claimed job is invisible to other claimers and only its owner can finish it.
+pub async fn a_job_is_claimed_once_and_finished_by_its_owner_only(db: &Db) {
+    db_with_jobs(db, 1).await;
+    let job = db
+        .claim_job("w1", LONG_LEASE, 3)
+        .await
+        .unwrap()
+        .expect("claimable");
+    assert_eq!((job.status.as_str(), job.attempts), ("running", 1));
+    assert_eq!(job.lease_owner.as_deref(), Some("w1"));
+    assert!(db.claim_job("w2", LONG_LEASE, 3).await.unwrap().is_none());
+    assert!(db.heartbeat("j0", "w1", LONG_LEASE, 0.5).await.unwrap());
+    assert!(!db.heartbeat("j0", "w2", LONG_LEASE, 0.9).await.unwrap());
+    assert!(!db.finish_job("j0", "w2", Ok("{}")).await.unwrap());
+    assert!(db.finish_job("j0", "w1", Ok("{\"x\":1}")).await.unwrap());
+    let row = db.job("j0").await.unwrap().unwrap();
+    assert_eq!(row.status, "succeeded");
+    assert_eq!(row.result.as_deref(), Some("{\"x\":1}"));
+    assert_eq!(row.progress, 1.0);
+    assert!(row.lease_owner.is_none());
+    assert!(
+        !db.finish_job("j0", "w1", Ok("{}")).await.unwrap(),
+        "finished once"
+    );
+}
+
+/// A crashed worker's job is claimed again, and failed once its attempts are spent.
+pub async fn an_expired_lease_is_reclaimed_then_failed_after_max_attempts(db: &Db) {
+    db_with_jobs(db, 1).await;
+    db.claim_job("w1", EXPIRED_LEASE, 2).await.unwrap().unwrap();
+    let_lease_expire().await;
+    let again = db
+        .claim_job("w2", EXPIRED_LEASE, 2)
+        .await
+        .unwrap()
+        .expect("re-claimable");
+    assert_eq!(again.attempts, 2);
+    assert!(
+        !db.finish_job("j0", "w1", Ok("{}")).await.unwrap(),
+        "w1 lost it"
+    );
+    let_lease_expire().await;
+    assert!(
+        db.claim_job("w3", EXPIRED_LEASE, 2)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(db.fail_exhausted_jobs(2).await.unwrap(), 1);
+    let row = db.job("j0").await.unwrap().unwrap();
+    assert_eq!(row.status, "failed");
+    assert!(row.error.unwrap().contains("stopped responding"));
+}
+
+/// Many claimers racing over many jobs: each job goes to exactly one of them.
+pub async fn concurrent_claimers_never_share_a_job(db: &Db) {
+    const JOBS: usize = 40;
+    const CLAIMERS: usize = 8;
+    db_with_jobs(db, JOBS).await;
+    let mut tasks = Vec::new();
+    for c in 0..CLAIMERS {
+        let db = db.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            while let Some(job) = db.claim_job(&format!("w{c}"), LONG_LEASE, 3).await.unwrap() {
+                mine.push(job.id);
+            }
+            mine
+        }));
+    }
+    let mut seen = HashSet::new();
+    for t in tasks {
+        for id in t.await.unwrap() {
+            assert!(seen.insert(id.clone()), "job {id} claimed twice");
+        }
+    }
+    assert_eq!(seen.len(), JOBS);
+    assert_eq!(db.queued_jobs().await.unwrap(), 0);
+}
+
+/// The same idempotency key returns the first job and inserts nothing.
+pub async fn idempotency_key_returns_the_existing_job(db: &Db) {
+    add_series_and_segmentation(db).await;
+    assert!(
+        db.insert_job(&new_job("a", Some("k1")))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let existing = db
+        .insert_job(&new_job("b", Some("k1")))
+        .await
+        .unwrap()
+        .expect("key taken");
+    assert_eq!(existing.id, "a");
+    assert_eq!(existing.idempotency_key.as_deref(), Some("k1"));
+    assert!(db.job("b").await.unwrap().is_none());
+    assert!(db.insert_job(&new_job("c", None)).await.unwrap().is_none());
+    assert!(db.insert_job(&new_job("d", None)).await.unwrap().is_none());
+    assert_eq!(db.queued_jobs().await.unwrap(), 3);
+}
+
+/// Cancelling a running job takes its lease; counts by state follow every move.
+pub async fn cancel_takes_the_lease_and_counts_follow(db: &Db) {
+    db_with_jobs(db, 3).await;
+    let running = db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
+    let (cancelled, row) = db.cancel_job(&running.id).await.unwrap().unwrap();
+    assert!(cancelled);
+    assert_eq!(row.status, "cancelled");
+    assert!(!db.finish_job(&running.id, "w1", Ok("{}")).await.unwrap());
+    let (again, _) = db.cancel_job(&running.id).await.unwrap().unwrap();
+    assert!(!again, "a cancelled job is not cancelled twice");
+    assert!(db.cancel_job("nope").await.unwrap().is_none());
+
+    let done = db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
+    db.finish_job(&done.id, "w1", Err("bad input"))
+        .await
+        .unwrap();
+    let counts = db.job_counts().await.unwrap();
+    let expected = [("cancelled", 1), ("failed", 1), ("queued", 1)];
+    let expected: Vec<(String, i64)> = expected.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+    assert_eq!(counts, expected);
+    assert_eq!(db.queued_jobs().await.unwrap(), 1);
+}
+
+/// A released job is queued again with its attempt given back.
+pub async fn release_puts_the_job_back_without_spending_an_attempt(db: &Db) {
+    db_with_jobs(db, 1).await;
+    db.claim_job("w1", LONG_LEASE, 1).await.unwrap().unwrap();
+    db.release_job("j0", "w2").await.unwrap();
+    assert_eq!(
+        db.job("j0").await.unwrap().unwrap().status,
+        "running",
+        "not w2's"
+    );
+    db.release_job("j0", "w1").await.unwrap();
+    let row = db.job("j0").await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.attempts), ("queued", 0));
+    let again = db.claim_job("w2", LONG_LEASE, 1).await.unwrap();
+    assert!(again.is_some(), "claimable again within max_attempts = 1");
+}
