@@ -55,9 +55,17 @@ pub struct Config {
     /// Job lease, seconds: a job whose worker stops heartbeating is re-queued after this.
     #[arg(long, env = "RADSCORE_JOB_LEASE_S", default_value_t = 60)]
     pub job_lease_s: u64,
-    /// Attempts before a job whose worker keeps disappearing is failed.
+    /// Attempts before a job whose worker keeps disappearing (or that keeps meeting
+    /// transient storage errors) is failed.
     #[arg(long, env = "RADSCORE_JOB_MAX_ATTEMPTS", default_value_t = 3)]
     pub job_max_attempts: u32,
+    /// Wait before the second attempt of a failed job, milliseconds; each further retry
+    /// waits twice as long (plus random jitter), up to `RADSCORE_JOB_RETRY_MAX_S`.
+    #[arg(long, env = "RADSCORE_JOB_RETRY_BASE_MS", default_value_t = 5000)]
+    pub job_retry_base_ms: u64,
+    /// Longest wait between attempts of a failed job, seconds.
+    #[arg(long, env = "RADSCORE_JOB_RETRY_MAX_S", default_value_t = 300)]
+    pub job_retry_max_s: u64,
 }
 
 impl Config {
@@ -79,6 +87,10 @@ impl Config {
             lease,
             heartbeat: (lease / HEARTBEATS_PER_LEASE).min(MAX_HEARTBEAT),
             max_attempts: self.job_max_attempts.max(1),
+            retry: crate::jobs::RetryPolicy {
+                base: std::time::Duration::from_millis(self.job_retry_base_ms),
+                max: std::time::Duration::from_secs(self.job_retry_max_s),
+            },
             ..crate::jobs::QueueConfig::default()
         }
     }

@@ -4,9 +4,11 @@
 //! The job table in [`crate::store`] is the queue (see its docs for lease semantics).
 
 pub mod result;
+pub mod retry;
 pub mod worker;
 
 pub use result::{JobResult, LesionResult, ModelSummary, SYNTHETIC_MODEL_DISCLAIMER};
+pub use retry::RetryPolicy;
 pub use worker::{JobContext, QueueConfig, run_worker_pool};
 
 use serde::{Deserialize, Serialize};
@@ -42,4 +44,12 @@ pub enum JobError {
     Request(String),
     #[error("the extraction task was aborted: {0}")]
     Aborted(String),
+}
+
+impl JobError {
+    /// Whether another attempt may succeed: storage errors (database or blob store
+    /// briefly unreachable) are retried with backoff; bad inputs and model errors are not.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, JobError::Store(_))
+    }
 }

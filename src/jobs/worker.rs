@@ -23,8 +23,11 @@ pub struct QueueConfig {
     pub heartbeat: Duration,
     /// How long an idle worker waits before polling again (a new job wakes it sooner).
     pub poll_interval: Duration,
-    /// Attempts before a job whose worker keeps disappearing is failed.
+    /// Attempts before a job whose worker keeps disappearing (or that keeps meeting
+    /// transient errors) is failed.
     pub max_attempts: u32,
+    /// Backoff between attempts.
+    pub retry: super::RetryPolicy,
 }
 
 impl Default for QueueConfig {
@@ -34,6 +37,7 @@ impl Default for QueueConfig {
             heartbeat: Duration::from_secs(1),
             poll_interval: Duration::from_secs(2),
             max_attempts: 3,
+            retry: super::RetryPolicy::default(),
         }
     }
 }
@@ -71,8 +75,11 @@ pub async fn run_worker_pool(ctx: Arc<JobContext>, size: usize, shutdown: Cancel
 async fn worker_loop(ctx: Arc<JobContext>, worker_id: String, shutdown: CancellationToken) {
     tracing::info!(worker = %worker_id, "worker started");
     while !shutdown.is_cancelled() {
-        if let Err(e) = ctx.db.fail_exhausted_jobs(ctx.queue.max_attempts).await {
-            tracing::warn!(error.message = %e, "could not sweep exhausted jobs");
+        let recovered =
+            super::retry::recover_expired_leases(&ctx.db, &ctx.queue.retry, ctx.queue.max_attempts)
+                .await;
+        if let Err(e) = recovered {
+            tracing::warn!(error.message = %e, "could not sweep expired leases");
         }
         match ctx
             .db
@@ -127,6 +134,26 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
                     )
                 }
             },
+            Err(e) if e.is_transient() => {
+                let retry_at = ctx
+                    .queue
+                    .retry
+                    .retry_at_ms(job.attempts, ctx.queue.max_attempts);
+                tracing::warn!(error.message = %e, retry = retry_at.is_some(), "attempt failed");
+                let reason = format!("attempt {} failed: {e}", job.attempts);
+                let stored = ctx
+                    .db
+                    .retry_or_fail(&job.id, worker_id, retry_at, &reason, None)
+                    .await;
+                (
+                    if retry_at.is_some() {
+                        "retried"
+                    } else {
+                        "failed"
+                    },
+                    stored,
+                )
+            }
             Err(e) => {
                 tracing::warn!(error.message = %e, "job failed");
                 (

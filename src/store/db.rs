@@ -8,11 +8,13 @@
 //!
 //! # Queue semantics
 //! A job row moves `queued → running → succeeded | failed | cancelled`. A worker claims
-//! the oldest claimable row in one atomic statement and holds a lease (`lease_owner`,
-//! `lease_expires_at_ms`) that it renews while it works. A row whose lease has expired
-//! (crashed worker) is claimable again, up to `max_attempts`; after that it is failed with
-//! the reason. Completion is conditional on still owning the lease, so a worker that lost
-//! its lease cannot overwrite a newer attempt's result.
+//! the oldest queued row whose `run_after_ms` has passed, in one atomic statement, and
+//! holds a lease (`lease_owner`, `lease_expires_at_ms`) that it renews while it works.
+//! A failed attempt (its lease expired because the worker died, or a transient error) is
+//! queued again with a backoff in `run_after_ms` ([`Database::retry_or_fail`]), up to
+//! `max_attempts`; after that it is failed with the reason. Completion is conditional on
+//! still owning the lease, so a worker that lost its lease cannot overwrite a newer
+//! attempt's result.
 //!
 //! LIMITATION: lease times come from each process's clock; nodes sharing a PostgreSQL
 //! database need synchronised clocks (NTP), as a skew larger than the lease steals jobs.
@@ -121,9 +123,9 @@ pub trait Database: Send + Sync {
     /// A job by id.
     async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError>;
 
-    /// Claim the oldest claimable job for `worker`: queued, or running with an expired
-    /// lease and fewer than `max_attempts` attempts. Atomic, also across processes;
-    /// `None` when nothing is claimable.
+    /// Claim the oldest claimable job for `worker`: queued, due (`run_after_ms` passed)
+    /// and with fewer than `max_attempts` attempts. Atomic, also across processes; `None`
+    /// when nothing is claimable.
     async fn claim_job(
         &self,
         worker: &str,
@@ -131,8 +133,22 @@ pub trait Database: Send + Sync {
         max_attempts: u32,
     ) -> Result<Option<JobRow>, StoreError>;
 
-    /// Fail jobs whose lease expired after their last allowed attempt.
-    async fn fail_exhausted_jobs(&self, max_attempts: u32) -> Result<u64, StoreError>;
+    /// Running jobs whose lease expired before `now_ms` (their worker is gone), oldest
+    /// first, at most `limit`.
+    async fn expired_leases(&self, now_ms: i64, limit: i64) -> Result<Vec<JobRow>, StoreError>;
+
+    /// End a failed attempt of the job `owner` holds: queue it again, claimable from
+    /// `retry_at_ms`, or (`None`) fail it for good; `reason` is kept in `error`. With
+    /// `expired_before_ms`, only when the lease expired before that time (a sweeper must
+    /// not take a job whose worker just renewed it). `false` when nothing matched.
+    async fn retry_or_fail(
+        &self,
+        job_id: &str,
+        owner: &str,
+        retry_at_ms: Option<i64>,
+        reason: &str,
+        expired_before_ms: Option<i64>,
+    ) -> Result<bool, StoreError>;
 
     /// Renew the lease and record progress; `false` if the lease was lost.
     async fn heartbeat(
@@ -211,6 +227,8 @@ pub struct JobRow {
     pub finished_at_ms: Option<i64>,
     /// Client-supplied `Idempotency-Key`, when given.
     pub idempotency_key: Option<String>,
+    /// Not claimable before this time (backoff after a failed attempt).
+    pub run_after_ms: i64,
 }
 
 /// What is needed to enqueue a job.

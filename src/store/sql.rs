@@ -11,7 +11,7 @@ macro_rules! job_columns {
     () => {
         "id, series_id, segmentation_id, request, status, progress, attempts, lease_owner, \
          lease_expires_at_ms, error, result, created_at_ms, started_at_ms, finished_at_ms, \
-         idempotency_key"
+         idempotency_key, run_after_ms"
     };
 }
 pub(crate) use job_columns;
@@ -168,21 +168,53 @@ macro_rules! impl_database {
                     .await?)
             }
 
-            async fn fail_exhausted_jobs(
+            async fn expired_leases(
                 &self,
-                max_attempts: u32,
-            ) -> Result<u64, $crate::store::StoreError> {
+                now_ms: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::JobRow>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::job_columns!(),
+                    " FROM jobs WHERE status = 'running' AND lease_expires_at_ms < $1 \
+                     ORDER BY lease_expires_at_ms, id LIMIT $2"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(now_ms)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn retry_or_fail(
+                &self,
+                job_id: &str,
+                owner: &str,
+                retry_at_ms: Option<i64>,
+                reason: &str,
+                expired_before_ms: Option<i64>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let (status, finished) = match retry_at_ms {
+                    Some(_) => ("queued", None),
+                    None => ("failed", Some($crate::store::now_ms())),
+                };
                 let done = sqlx::query(
-                    "UPDATE jobs SET status = 'failed', finished_at_ms = $1, lease_owner = NULL, \
-                     error = 'the worker processing this job stopped responding on every \
-                     attempt' \
-                     WHERE status = 'running' AND lease_expires_at_ms < $1 AND attempts >= $2",
+                    "UPDATE jobs SET status = $1, run_after_ms = COALESCE($2, run_after_ms), \
+                     error = $3, finished_at_ms = $4, lease_owner = NULL, \
+                     lease_expires_at_ms = NULL \
+                     WHERE id = $5 AND lease_owner = $6 AND status = 'running' \
+                     AND lease_expires_at_ms < $7",
                 )
-                .bind($crate::store::now_ms())
-                .bind(i64::from(max_attempts))
+                .bind(status)
+                .bind(retry_at_ms)
+                .bind(reason)
+                .bind(finished)
+                .bind(job_id)
+                .bind(owner)
+                .bind(expired_before_ms.unwrap_or(i64::MAX))
                 .execute(&self.pool)
                 .await?;
-                Ok(done.rows_affected())
+                Ok(done.rows_affected() == 1)
             }
 
             async fn heartbeat(
@@ -282,8 +314,8 @@ macro_rules! claim_job_sql {
         concat!(
             "UPDATE jobs SET status = 'running', lease_owner = $1, lease_expires_at_ms = $2, \
              attempts = attempts + 1, started_at_ms = COALESCE(started_at_ms, $3) \
-             WHERE id = (SELECT id FROM jobs WHERE (status = 'queued' OR \
-               (status = 'running' AND lease_expires_at_ms < $3)) AND attempts < $4 \
+             WHERE id = (SELECT id FROM jobs WHERE status = 'queued' \
+               AND run_after_ms <= $3 AND attempts < $4 \
                ORDER BY created_at_ms, id LIMIT 1 ",
             $lock,
             ") RETURNING ",

@@ -88,6 +88,8 @@ pub async fn spawn_app_with_workers(max_upload_mb: u64, workers: usize) -> TestA
         max_queued_jobs: MAX_QUEUED_JOBS_IN_TESTS,
         job_lease_s: 60,
         job_max_attempts: 3,
+        job_retry_base_ms: 5000,
+        job_retry_max_s: 300,
     };
     let app = radscore::app::build(&config).await.expect("app builds");
     let shutdown = CancellationToken::new();

@@ -3,7 +3,9 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use radscore::store::{Db, NewJob, SegmentationRow, SeriesRow};
+use radscore::jobs::RetryPolicy;
+use radscore::jobs::retry::recover_expired_leases;
+use radscore::store::{Db, NewJob, SegmentationRow, SeriesRow, now_ms};
 
 /// A lease long enough never to expire during a test.
 const LONG_LEASE: Duration = Duration::from_secs(600);
@@ -105,32 +107,72 @@ pub async fn a_job_is_claimed_once_and_finished_by_its_owner_only(db: &Db) {
     );
 }
 
-/// A crashed worker's job is claimed again, and failed once its attempts are spent.
-pub async fn an_expired_lease_is_reclaimed_then_failed_after_max_attempts(db: &Db) {
+/// A crashed worker's job is re-queued by the sweep with a backoff, claimed again once
+/// due, and failed with the reason once its attempts are spent.
+pub async fn an_expired_lease_is_requeued_with_backoff_then_failed_after_max_attempts(db: &Db) {
+    let no_wait = RetryPolicy {
+        base: Duration::ZERO,
+        max: Duration::ZERO,
+    };
     db_with_jobs(db, 1).await;
     db.claim_job("w1", EXPIRED_LEASE, 2).await.unwrap().unwrap();
     let_lease_expire().await;
+    assert!(
+        db.claim_job("w2", EXPIRED_LEASE, 2)
+            .await
+            .unwrap()
+            .is_none(),
+        "still running"
+    );
+    assert_eq!(recover_expired_leases(db, &no_wait, 2).await.unwrap(), 1);
+    let queued = db.job("j0").await.unwrap().unwrap();
+    assert_eq!((queued.status.as_str(), queued.attempts), ("queued", 1));
+    assert!(queued.error.unwrap().contains("lease expired"));
+
     let again = db
         .claim_job("w2", EXPIRED_LEASE, 2)
         .await
         .unwrap()
-        .expect("re-claimable");
+        .expect("due again");
     assert_eq!(again.attempts, 2);
     assert!(
         !db.finish_job("j0", "w1", Ok("{}")).await.unwrap(),
         "w1 lost it"
     );
     let_lease_expire().await;
-    assert!(
-        db.claim_job("w3", EXPIRED_LEASE, 2)
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert_eq!(db.fail_exhausted_jobs(2).await.unwrap(), 1);
+    assert_eq!(recover_expired_leases(db, &no_wait, 2).await.unwrap(), 1);
     let row = db.job("j0").await.unwrap().unwrap();
     assert_eq!(row.status, "failed");
-    assert!(row.error.unwrap().contains("stopped responding"));
+    assert!(row.error.unwrap().contains("every attempt"));
+    assert!(row.finished_at_ms.is_some());
+    assert!(db.claim_job("w3", LONG_LEASE, 9).await.unwrap().is_none());
+}
+
+/// A re-queued job is not claimable before its backoff has passed, and the sweep leaves
+/// a job alone whose lease is still valid.
+pub async fn a_retry_waits_for_its_backoff(db: &Db) {
+    db_with_jobs(db, 1).await;
+    db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
+    let now = now_ms();
+    assert!(
+        !db.retry_or_fail("j0", "w1", Some(now), "x", Some(now))
+            .await
+            .unwrap()
+    );
+    assert!(db.expired_leases(now, 10).await.unwrap().is_empty());
+    let later = now + 600_000;
+    assert!(
+        db.retry_or_fail("j0", "w1", Some(later), "blob store down", None)
+            .await
+            .unwrap()
+    );
+    let row = db.job("j0").await.unwrap().unwrap();
+    assert_eq!((row.status.as_str(), row.run_after_ms), ("queued", later));
+    assert!(
+        db.claim_job("w2", LONG_LEASE, 3).await.unwrap().is_none(),
+        "not yet due"
+    );
+    assert_eq!(db.queued_jobs().await.unwrap(), 1);
 }
 
 /// Many claimers racing over many jobs: each job goes to exactly one of them.

@@ -62,7 +62,8 @@ macro_rules! on_both_backends {
 on_both_backends!(
     rows_round_trip,
     a_job_is_claimed_once_and_finished_by_its_owner_only,
-    an_expired_lease_is_reclaimed_then_failed_after_max_attempts,
+    an_expired_lease_is_requeued_with_backoff_then_failed_after_max_attempts,
+    a_retry_waits_for_its_backoff,
     concurrent_claimers_never_share_a_job,
     idempotency_key_returns_the_existing_job,
     cancel_takes_the_lease_and_counts_follow,
