@@ -2,7 +2,11 @@
 //! database and blob directory per test, the bundled model through ONNX Runtime, and real
 //! HTTP clients. Reference data comes from `../shared/data` (or `$RADSCORE_SHARED_DATA`).
 
+#[path = "../common/pg.rs"]
+mod pg;
+
 mod bad_input;
+mod crash;
 mod helpers;
 mod openapi;
 mod process;
