@@ -18,13 +18,16 @@
 //! | [`demo`] | deterministic synthetic CT cases (DICOM series, NIfTI labels) for demos and training |
 //! | [`store`] | sqlx database (SQLite by default, or PostgreSQL) and the blob store (object_store) |
 //! | [`compliance`] | IBSI 1 self-check on the bundled digital phantom |
+//! | [`pyradiomics`] | PyRadiomics parameter files → settings, PyRadiomics feature names |
+//! | [`batch`] | offline output layouts (IBSI / PyRadiomics columns) and resumable manifest runs |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!
-//! `api → jobs → pipeline → features/model → image → dicom`; `store` is used by `api`
+//! `api → jobs → pipeline → features/model → image → dicom`; `pyradiomics → features`; `store` is used by `api`
 //! and `jobs` only.
 
 pub mod api;
 pub mod app;
+pub mod batch;
 pub mod compliance;
 pub mod config;
 pub mod demo;
@@ -34,5 +37,6 @@ pub mod image;
 pub mod jobs;
 pub mod model;
 pub mod pipeline;
+pub mod pyradiomics;
 pub mod store;
 pub mod telemetry;

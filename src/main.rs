@@ -8,9 +8,9 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use radscore::batch::{self, Naming, OutputSpec, load_volume};
 use radscore::config::Config;
 use radscore::features::{ExtractionSettings, Location};
-use radscore::image::Volume;
 use radscore::pipeline::{self, LesionRequest};
 
 #[derive(Parser)]
@@ -71,6 +71,13 @@ enum Command {
         #[arg(long)]
         reference_csv: Option<PathBuf>,
     },
+    /// Print the PyRadiomics ↔ IBSI feature-name table (markdown), or write it into a
+    /// document between its markers.
+    FeatureNames {
+        /// Replace the generated table in this markdown file (between its markers).
+        #[arg(long)]
+        update: Option<PathBuf>,
+    },
     /// Print the extraction settings, their hash or the feature names.
     Settings {
         /// Settings file (default: bundled).
@@ -93,22 +100,47 @@ enum SettingsOutput {
 struct ExtractArgs {
     /// DICOM series: a directory or a zip file; or a NIfTI (.nii/.nii.gz) or NRRD (.nrrd)
     /// image.
-    #[arg(long)]
-    series: PathBuf,
+    #[arg(
+        long,
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    series: Option<PathBuf>,
     /// Segmentation: NIfTI or NRRD label map, DICOM SEG (recognised by content).
+    #[arg(
+        long,
+        required_unless_present = "manifest",
+        conflicts_with = "manifest"
+    )]
+    mask: Option<PathBuf>,
+    /// Batch: a CSV with columns image, mask and optionally label, location (one lesion
+    /// per row); cases run in parallel into one CSV, and a rerun skips the rows already
+    /// in the output.
     #[arg(long)]
-    mask: PathBuf,
-    /// Lesion as LABEL:LOCATION (repeatable); default: every label, location `other`.
-    #[arg(long = "lesion")]
+    manifest: Option<PathBuf>,
+    /// Parallel cases with --manifest (default: the number of CPUs).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Lesion as LABEL:LOCATION (repeatable); default: every label (with --params: its
+    /// label), location `other`.
+    #[arg(long = "lesion", conflicts_with = "manifest")]
     lesions: Vec<String>,
-    /// Output file: `.csv` or `.json`.
+    /// Output file: `.csv` or `.json` (a manifest run writes CSV).
     #[arg(long)]
     out: PathBuf,
     /// Extraction settings file (default: bundled).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "params")]
     settings: Option<PathBuf>,
-    /// Also score lesions with the model in this directory.
+    /// PyRadiomics parameter file (YAML or JSON) instead of radscore settings; keys that
+    /// radscore cannot honour are refused by name.
     #[arg(long)]
+    params: Option<PathBuf>,
+    /// Feature column names: IBSI tags, or PyRadiomics columns (default: pyradiomics with
+    /// --params, else ibsi).
+    #[arg(long, value_enum)]
+    naming: Option<Naming>,
+    /// Also score lesions with the model in this directory.
+    #[arg(long, conflicts_with = "manifest")]
     model: Option<PathBuf>,
     /// Path of libonnxruntime.so (with --model).
     #[arg(long, env = "ORT_DYLIB_PATH")]
@@ -167,6 +199,15 @@ fn main() -> anyhow::Result<()> {
                 radscore::demo::generate(&out, seed, &radscore::demo::DemoOptions::default())?;
             print_stdout(&serde_json::to_string_pretty(&case)?)
         }
+        Command::FeatureNames { update } => match update {
+            None => print_stdout(&radscore::pyradiomics::names::mapping_markdown()),
+            Some(path) => {
+                let doc = std::fs::read_to_string(&path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let doc = radscore::pyradiomics::names::replace_generated_table(&doc)?;
+                std::fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))
+            }
+        },
         Command::Settings { settings, print } => {
             let s = read_settings(settings.as_deref())?;
             match print {
@@ -257,69 +298,124 @@ fn read_settings(path: Option<&Path>) -> anyhow::Result<ExtractionSettings> {
     }
 }
 
-fn extract(args: ExtractArgs) -> anyhow::Result<()> {
-    let settings = read_settings(args.settings.as_deref())?;
-    let volume = load_volume(&args.series)?;
-    let mask_bytes =
-        std::fs::read(&args.mask).with_context(|| format!("reading {}", args.mask.display()))?;
-    let mask_name = args
-        .mask
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string());
-    let (_, seg) = pipeline::read_segmentation(&mask_bytes, mask_name.as_deref(), &volume.grid)?;
-    let requests = parse_lesions(&args.lesions, &seg)?;
-
-    let bar = if args.quiet {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::new(requests.len() as u64)
+/// The settings, naming and PyRadiomics selection an extraction runs with, and the
+/// parameter file's label.
+fn output_spec(args: &ExtractArgs) -> anyhow::Result<(OutputSpec, Option<u32>)> {
+    let (settings, selection, label) = match &args.params {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().to_string())
+                .unwrap_or_default();
+            let params = radscore::pyradiomics::params::parse(&text, &name)?;
+            for missing in &params.unavailable {
+                tracing::warn!(feature = %missing, "PyRadiomics feature not computed by radscore");
+            }
+            (params.settings, Some(params.selection), Some(params.label))
+        }
+        None => (read_settings(args.settings.as_deref())?, None, None),
     };
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} lesions {elapsed_precise}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    let naming = args.naming.unwrap_or(if selection.is_some() {
+        Naming::Pyradiomics
+    } else {
+        Naming::Ibsi
+    });
+    let spec = OutputSpec {
+        settings,
+        naming,
+        selection,
+    };
+    Ok((spec, label))
+}
+
+fn extract(args: ExtractArgs) -> anyhow::Result<()> {
+    let (spec, params_label) = output_spec(&args)?;
+    if let Some(manifest) = &args.manifest {
+        return extract_manifest(&args, manifest, &spec, params_label);
+    }
+    let (Some(series), Some(mask)) = (&args.series, &args.mask) else {
+        bail!("--series and --mask are required without --manifest");
+    };
+    let settings = &spec.settings;
+    let volume = load_volume(series)?;
+    let mask_bytes = std::fs::read(mask).with_context(|| format!("reading {}", mask.display()))?;
+    let mask_name = mask.file_name().map(|n| n.to_string_lossy().to_string());
+    let (_, seg) = pipeline::read_segmentation(&mask_bytes, mask_name.as_deref(), &volume.grid)?;
+    let requests = match params_label {
+        Some(label) if args.lesions.is_empty() => vec![LesionRequest {
+            label,
+            location: Location::Other,
+        }],
+        _ => parse_lesions(&args.lesions, &seg)?,
+    };
+
+    let bar = progress_bar(args.quiet, requests.len(), "lesions");
     let total = requests.len() as f64;
     let mut report = |p: f64| bar.set_position((p * total).round() as u64);
-    let lesions = pipeline::extract_lesions(&volume, &seg, &requests, &settings, &mut report);
+    let lesions = pipeline::extract_lesions(&volume, &seg, &requests, settings, &mut report);
     bar.finish_and_clear();
 
     let probabilities = match &args.model {
         None => vec![None; lesions.len()],
         Some(dir) => {
-            let model = radscore::app::load_model(dir, args.ort_dylib.as_deref(), &settings)?;
+            let model = radscore::app::load_model(dir, args.ort_dylib.as_deref(), settings)?;
             let model = Arc::new(model);
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(radscore::jobs::worker::score(model, &lesions))?
         }
     };
-    write_output(&args.out, &settings, &lesions, &probabilities)
+    write_output(&args.out, &spec, &lesions, &probabilities)
 }
 
-fn load_volume(path: &Path) -> anyhow::Result<Volume> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let lower = name.to_ascii_lowercase();
-    if lower.ends_with(".nii") || lower.ends_with(".nii.gz") {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok(radscore::image::labelmap::read_nifti_volume(&bytes, &name)?);
-    }
-    if lower.ends_with(".nrrd") {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok(radscore::image::nrrd::read_nrrd_volume(&bytes, &name)?);
-    }
-    let files = if path.is_dir() {
-        radscore::dicom::files_from_dir(path)?
+fn progress_bar(quiet: bool, len: usize, unit: &str) -> ProgressBar {
+    let bar = if quiet {
+        ProgressBar::hidden()
     } else {
-        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        radscore::dicom::files_from_zip(bytes.into(), &radscore::dicom::ArchiveLimits::default())?
+        ProgressBar::new(len as u64)
     };
-    let series = radscore::dicom::assemble_series(&files)?;
-    for w in &series.warnings {
-        tracing::warn!(warning = %w, "series assembled with a warning");
-    }
-    Ok(series.volume)
+    bar.set_style(
+        ProgressStyle::with_template(&format!(
+            "{{bar:40}} {{pos}}/{{len}} {unit} {{elapsed_precise}} eta {{eta}}"
+        ))
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar
+}
+
+fn extract_manifest(
+    args: &ExtractArgs,
+    manifest: &Path,
+    spec: &OutputSpec,
+    params_label: Option<u32>,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(manifest)
+        .with_context(|| format!("reading {}", manifest.display()))?;
+    let cases = batch::read_manifest(&text, params_label.unwrap_or(1))?;
+    let workers = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+    });
+    let bar = progress_bar(args.quiet, cases.len(), "cases");
+    let summary = batch::run(
+        &cases,
+        &batch::manifest_base(manifest),
+        spec,
+        &args.out,
+        workers,
+        &|done, total| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        },
+    )?;
+    bar.finish_and_clear();
+    tracing::info!(
+        skipped = summary.skipped,
+        computed = summary.computed,
+        failed = summary.failed,
+        "batch extraction finished"
+    );
+    Ok(())
 }
 
 fn parse_lesions(
@@ -355,58 +451,70 @@ fn parse_lesions(
 
 fn write_output(
     out: &Path,
-    settings: &ExtractionSettings,
+    spec: &OutputSpec,
     lesions: &[pipeline::LesionFeatures],
     probabilities: &[Option<f64>],
 ) -> anyhow::Result<()> {
-    let names = settings.feature_names();
+    let settings = &spec.settings;
     let is_csv = out
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     if is_csv {
         let mut w =
             csv::Writer::from_path(out).with_context(|| format!("creating {}", out.display()))?;
-        let mut header = vec![
-            "label",
-            "location",
-            "voxel_count",
-            "status",
-            "error_code",
-            "response_probability",
-        ];
-        header.extend(names.iter().map(String::as_str));
+        let mut header = vec!["label".to_string()];
+        header.extend(spec.columns());
         w.write_record(&header)?;
         for (l, p) in lesions.iter().zip(probabilities) {
-            let mut row = vec![
-                l.request.label.to_string(),
-                l.request.location.as_str().to_string(),
-                l.voxel_count.to_string(),
-                if l.features.is_ok() { "ok" } else { "error" }.to_string(),
-                l.features
-                    .as_ref()
-                    .err()
-                    .map(|e| e.code.clone())
-                    .unwrap_or_default(),
-                p.map(|p| p.to_string()).unwrap_or_default(),
-            ];
-            match &l.features {
-                Ok(f) => row.extend(f.iter().map(|x| x.value.to_string())),
-                Err(_) => row.extend(names.iter().map(|_| String::new())),
-            }
+            let mut row = vec![l.request.label.to_string()];
+            row.extend(spec.row(l, *p));
             w.write_record(&row)?;
         }
         w.flush()?;
     } else {
+        let lesions: Vec<serde_json::Value> = lesions
+            .iter()
+            .zip(probabilities)
+            .map(|(l, p)| {
+                let mut v = serde_json::to_value(radscore::jobs::LesionResult::new(l, *p))
+                    .unwrap_or_default();
+                if spec.naming == Naming::Pyradiomics
+                    && let (Ok(features), Some(obj)) = (&l.features, v.as_object_mut())
+                {
+                    let renamed = radscore::pyradiomics::to_pyradiomics(
+                        features,
+                        radscore::pyradiomics::names::ORIGINAL_IMAGE_TYPE,
+                        spec.selection.as_ref(),
+                    );
+                    obj.insert("features".into(), feature_map(&renamed));
+                }
+                v
+            })
+            .collect();
+        let names: Vec<String> = match spec.naming {
+            Naming::Ibsi => settings.feature_names(),
+            Naming::Pyradiomics => spec
+                .columns()
+                .into_iter()
+                .filter(|c| c.starts_with("original_"))
+                .collect(),
+        };
         let doc = serde_json::json!({
             "settings_name": settings.name,
             "settings_hash": settings.hash(),
             "feature_names": names,
-            "lesions": lesions.iter().zip(probabilities).map(|(l, p)| {
-                serde_json::to_value(radscore::jobs::LesionResult::new(l, *p)).unwrap_or_default()
-            }).collect::<Vec<_>>(),
+            "lesions": lesions,
         });
         std::fs::write(out, serde_json::to_vec_pretty(&doc)?)
             .with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(())
+}
+
+fn feature_map(features: &[radscore::features::Feature]) -> serde_json::Value {
+    features
+        .iter()
+        .filter_map(|f| serde_json::Number::from_f64(f.value).map(|n| (f.name.clone(), n.into())))
+        .collect::<serde_json::Map<_, _>>()
+        .into()
 }

@@ -254,6 +254,7 @@ fn digital_phantom_matches_ibsi_reference() {
         min_voxels: 1,
         interpolation: None,
         resegment_outlier_sigma: None,
+        voxel_array_shift: None,
     };
     check("digital_phantom", &compute(&roi, &settings));
 }
@@ -279,12 +280,14 @@ fn ct_phantom_config_a_matches_ibsi_reference() {
         discretisation: Discretisation::FixedBinSize {
             bin_width_hu: CONFIG_A_BIN_WIDTH_HU,
             lower_bound_hu: Some(CONFIG_A_RESEGMENT_HU[0]),
+            pyradiomics_edges: false,
         },
         texture_distance_vox: IBSI_GLCM_DISTANCE_VOX,
         texture_aggregations: ALL_AGGREGATIONS[..4].to_vec(),
         min_voxels: 1,
         interpolation: None,
         resegment_outlier_sigma: None,
+        voxel_array_shift: None,
     };
     check("config_A", &compute(&roi, &settings));
 }

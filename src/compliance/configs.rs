@@ -51,6 +51,7 @@ pub fn base_settings(aggregations: &[TextureAggregation]) -> FamilySettings {
         min_voxels: 1,
         interpolation: None,
         resegment_outlier_sigma: None,
+        voxel_array_shift: None,
     }
 }
 
@@ -78,6 +79,7 @@ pub fn ct_phantom(name: char) -> Option<(&'static str, FamilySettings)> {
     let fbs = |lower: f64| Discretisation::FixedBinSize {
         bin_width_hu: IBSI_BIN_WIDTH_HU,
         lower_bound_hu: Some(lower),
+        pyradiomics_edges: false,
     };
     let fbn = Discretisation::FixedBinNumber {
         bins: IBSI_BIN_NUMBER,
@@ -107,6 +109,7 @@ pub fn ct_phantom(name: char) -> Option<(&'static str, FamilySettings)> {
             s.ivh_discretisation = Some(Discretisation::FixedBinSize {
                 bin_width_hu: IBSI_IVH_BIN_WIDTH_HU,
                 lower_bound_hu: Some(RANGE_C_E_HU[0]),
+                pyradiomics_edges: false,
             });
             s
         }),

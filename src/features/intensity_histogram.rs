@@ -308,6 +308,7 @@ mod tests {
         let s = settings(Discretisation::FixedBinSize {
             bin_width_hu: 25.0,
             lower_bound_hu: Some(0.0),
+            pyradiomics_edges: false,
         });
         let f = compute(&roi(&[0.0, 24.0, 25.0, 80.0]), &s).unwrap();
         // Grey levels 1, 1, 2, 4.

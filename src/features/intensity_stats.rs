@@ -191,6 +191,7 @@ mod tests {
             min_voxels: 1,
             interpolation: None,
             resegment_outlier_sigma: None,
+            voxel_array_shift: None,
         }
     }
 

@@ -161,6 +161,7 @@ impl Grid {
             Discretisation::FixedBinSize {
                 bin_width_hu,
                 lower_bound_hu,
+                pyradiomics_edges,
             } => {
                 let width = *bin_width_hu;
                 if !(width.is_finite() && width > 0.0) {
@@ -168,7 +169,11 @@ impl Grid {
                         "IVH bin_width_hu must be > 0, got {width}"
                     )));
                 }
-                let lower = lower_bound_hu.or(reseg.map(|[lo, _]| lo)).unwrap_or(min_x);
+                let lower = if *pyradiomics_edges {
+                    crate::image::discretise::pyradiomics_lower_bound(min_x, width)
+                } else {
+                    lower_bound_hu.or(reseg.map(|[lo, _]| lo)).unwrap_or(min_x)
+                };
                 let upper = reseg.map_or(max_x, |[_, hi]| hi);
                 Grid {
                     start: lower + 0.5 * width,
@@ -285,6 +290,7 @@ mod tests {
             Some(Discretisation::FixedBinSize {
                 bin_width_hu: 10.0,
                 lower_bound_hu: None,
+                pyradiomics_edges: false,
             }),
             Some([0.0, 40.0]),
         );

@@ -21,6 +21,7 @@ pub mod morphology;
 pub mod neighbourhood;
 pub mod ngldm;
 pub mod ngtdm;
+pub mod pyradiomics_energy;
 pub mod settings;
 pub mod texture;
 
@@ -169,6 +170,12 @@ pub const FAMILIES: &[Family] = &[
         name: "ngldm",
         compute: ngldm::compute,
         names: ngldm::names,
+    },
+    // Not IBSI: PyRadiomics' energy definitions with `voxelArrayShift`.
+    Family {
+        name: "pyradiomics_energy",
+        compute: pyradiomics_energy::compute,
+        names: pyradiomics_energy::names,
     },
 ];
 

@@ -71,6 +71,12 @@ pub enum Discretisation {
         /// when absent, the re-segmentation lower bound is used, else the ROI minimum.
         #[serde(default)]
         lower_bound_hu: Option<f64>,
+        /// PyRadiomics `binWidth` edges instead of IBSI's: the lower bound is the largest
+        /// integer multiple of `w_b` not above the ROI minimum (after re-segmentation), so
+        /// bin edges sit at multiples of `w_b`. Not IBSI 2.7.2; absent from the JSON (and
+        /// the hash) when false. Excludes `lower_bound_hu`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        pyradiomics_edges: bool,
     },
     /// No discretisation: intensities are used as grey levels directly (rounded to the
     /// nearest integer). For already-discrete data such as the IBSI digital phantom.
@@ -150,6 +156,11 @@ pub struct FamilySettings {
     /// are taken over the ROI after range re-segmentation. Absent from the JSON when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resegment_outlier_sigma: Option<f64>,
+    /// PyRadiomics `voxelArrayShift` `c`, added to intensities by the `pyradiomics_energy`
+    /// family (energy, total energy, RMS) so negative values do not square to large ones.
+    /// Not used by any IBSI family. Absent from the JSON when `None` (= 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub voxel_array_shift: Option<f64>,
 }
 
 /// Image and mask interpolation onto an isotropic or in-plane grid (IBSI 1 section 2.4),
@@ -321,6 +332,13 @@ impl FamilySettings {
             {
                 return Err(format!("bin_width_hu must be > 0, got {bin_width_hu}"));
             }
+            Discretisation::FixedBinSize {
+                lower_bound_hu: Some(_),
+                pyradiomics_edges: true,
+                ..
+            } => {
+                return Err("lower_bound_hu and pyradiomics_edges exclude each other".into());
+            }
             _ => {}
         }
         if let Some([lo, hi]) = self.resegment_range_hu
@@ -335,6 +353,11 @@ impl FamilySettings {
         }
         if let Some(interpolation) = &self.interpolation {
             interpolation.validate()?;
+        }
+        if let Some(c) = self.voxel_array_shift
+            && !c.is_finite()
+        {
+            return Err(format!("voxel_array_shift must be finite, got {c}"));
         }
         if self.texture_distance_vox == 0 {
             return Err("texture_distance_vox must be at least 1".into());

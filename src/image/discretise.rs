@@ -10,7 +10,9 @@
 //!   `X_min`, `X_max` are taken over the intensity mask.
 //! * Fixed bin size (IBSI 2.7.2, `FBS`): `X_d = floor((X − X_gl,min) / w_b) + 1`, with
 //!   `X_gl,min` = `lower_bound_hu`, else the lower re-segmentation bound, else the ROI
-//!   minimum. `N_g` is the largest grey level in the ROI.
+//!   minimum. `N_g` is the largest grey level in the ROI. With `pyradiomics_edges`,
+//!   `X_gl,min` is instead the largest multiple of `w_b` not above the ROI minimum, as
+//!   PyRadiomics' `binWidth` places its bin edges (`radiomics.imageoperations.getBinEdges`).
 //! * [`Discretisation::None`]: intensities are rounded to the nearest integer and used as
 //!   grey levels as they are (IBSI digital phantom); `N_g` is the largest of them.
 
@@ -82,13 +84,18 @@ pub fn discretise_voxels(
         Discretisation::FixedBinSize {
             bin_width_hu,
             lower_bound_hu,
+            pyradiomics_edges,
         } => {
             if !(bin_width_hu.is_finite() && bin_width_hu > 0.0) {
                 return Err(FeatureError::InvalidSettings(format!(
                     "bin_width_hu must be > 0, got {bin_width_hu}"
                 )));
             }
-            let lower = lower_bound_hu.or(reseg_lower_hu).unwrap_or(min_hu);
+            let lower = if pyradiomics_edges {
+                pyradiomics_lower_bound(min_hu, bin_width_hu)
+            } else {
+                lower_bound_hu.or(reseg_lower_hu).unwrap_or(min_hu)
+            };
             Box::new(move |x| {
                 let bin = ((x - lower) / bin_width_hu).floor() + 1.0;
                 if bin < 1.0 {
@@ -128,6 +135,12 @@ pub fn discretise_voxels(
         n_levels = levels.iter().copied().max().unwrap_or(0);
     }
     Ok(GreyLevels { levels, n_levels })
+}
+
+/// PyRadiomics' lowest `binWidth` edge: `min − (min mod w_b)` with a floored modulo, the
+/// largest multiple of `w_b` not above `min_hu` (`radiomics.imageoperations.getBinEdges`).
+pub fn pyradiomics_lower_bound(min_hu: f64, bin_width_hu: f64) -> f64 {
+    min_hu - min_hu.rem_euclid(bin_width_hu)
 }
 
 /// FBN grey level of `x` (IBSI 2.7.1); the ROI maximum maps to `bins`, and a flat ROI
@@ -205,6 +218,7 @@ mod tests {
         let fbs = Discretisation::FixedBinSize {
             bin_width_hu: 25.0,
             lower_bound_hu: None,
+            pyradiomics_edges: false,
         };
         let g = discretise_voxels(&hu, &mask, &fbs, Some(-500.0)).unwrap();
         // (399 + 500) / 25 = 35.96 → bin 36.
@@ -216,9 +230,26 @@ mod tests {
         let explicit = Discretisation::FixedBinSize {
             bin_width_hu: 25.0,
             lower_bound_hu: Some(-600.0),
+            pyradiomics_edges: false,
         };
         let g = discretise_voxels(&hu, &mask, &explicit, Some(-500.0)).unwrap();
         assert_eq!(g.levels[[0, 0, 0]], 5);
+    }
+
+    #[test]
+    fn pyradiomics_edges_sit_at_multiples_of_the_bin_width() {
+        // PyRadiomics getBinEdges: lowBound = min - (min % w) = -476 - 24 = -500, so the
+        // edges are -500, -475, …; the re-segmentation bound (-1000) plays no part.
+        let (hu, mask) = line(&[-476.0, -451.0, 10.0]);
+        let fbs = Discretisation::FixedBinSize {
+            bin_width_hu: 25.0,
+            lower_bound_hu: None,
+            pyradiomics_edges: true,
+        };
+        let g = discretise_voxels(&hu, &mask, &fbs, Some(-1000.0)).unwrap();
+        assert_eq!(g.levels.iter().copied().collect::<Vec<_>>(), vec![1, 2, 21]);
+        assert_eq!(pyradiomics_lower_bound(50.0, 25.0), 50.0);
+        assert_eq!(pyradiomics_lower_bound(-0.5, 25.0), -25.0);
     }
 
     #[test]
@@ -227,6 +258,7 @@ mod tests {
         let fbs = Discretisation::FixedBinSize {
             bin_width_hu: 25.0,
             lower_bound_hu: Some(-500.0),
+            pyradiomics_edges: false,
         };
         assert!(matches!(
             discretise_voxels(&hu, &mask, &fbs, None),
