@@ -63,8 +63,9 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let db = Db::connect(&config.database_url)
         .await
         .with_context(|| format!("opening database {}", config.database_url))?;
-    let blobs = BlobStore::local(&config.blob_dir)
-        .with_context(|| format!("opening blob directory {}", config.blob_dir.display()))?;
+    let location = config.blob_location()?;
+    let blobs = BlobStore::open(&location, &config.s3_options())
+        .with_context(|| format!("opening the blob store {location:?}"))?;
     let job_enqueued = Arc::new(Notify::new());
     let state = AppState {
         db: db.clone(),

@@ -1,11 +1,13 @@
 //! Process configuration: every setting has a command-line flag and an environment
 //! variable, with embedded defaults (SQLite file, local blob directory, bundled model).
+//! `docs/deployment.md` lists every variable with its default.
 
 use std::path::PathBuf;
 
 use clap::Args;
 
 use crate::api::UploadLimits;
+use crate::store::{BlobLocation, StoreError};
 
 /// Bytes in a mebibyte, for `*_mb` settings.
 const MIB: u64 = 1024 * 1024;
@@ -22,9 +24,24 @@ pub struct Config {
     /// Database URL: `sqlite://FILE` (embedded default) or `postgres://USER@HOST:PORT/DB`.
     #[arg(long, env = "DATABASE_URL", default_value = "sqlite://var/radscore.db")]
     pub database_url: String,
-    /// Directory of the local blob store.
+    /// Directory of the local blob store (used when `RADSCORE_BLOB_URL` is unset).
     #[arg(long, env = "RADSCORE_BLOB_DIR", default_value = "var/blobs")]
     pub blob_dir: PathBuf,
+    /// Blob store URL: `s3://bucket/prefix` for S3-compatible object storage shared by
+    /// several machines, or `file:///dir`; unset means the local `RADSCORE_BLOB_DIR`.
+    /// S3 credentials and region come from the standard `AWS_*` variables
+    /// (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, …).
+    #[arg(long, env = "RADSCORE_BLOB_URL")]
+    pub blob_url: Option<String>,
+    /// S3 endpoint for non-AWS S3-compatible servers (MinIO, Ceph, …), e.g.
+    /// `http://minio:9000`; overrides `AWS_ENDPOINT`. Requests use path-style addressing
+    /// unless `AWS_VIRTUAL_HOSTED_STYLE_REQUEST=true`.
+    #[arg(long, env = "RADSCORE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Allow a plain-HTTP S3 endpoint (a loopback or cluster-internal server); TLS is
+    /// required otherwise. Same as `AWS_ALLOW_HTTP=true`.
+    #[arg(long, env = "RADSCORE_S3_ALLOW_HTTP")]
+    pub s3_allow_http: bool,
     /// Directory holding `model.onnx` and `manifest.json`.
     #[arg(long, env = "RADSCORE_MODEL_DIR", default_value = "models/demo")]
     pub model_dir: PathBuf,
@@ -69,6 +86,30 @@ pub struct Config {
 }
 
 impl Config {
+    /// Where blobs live: `RADSCORE_BLOB_URL` when set, else the local blob directory.
+    ///
+    /// # Errors
+    /// An unparseable `RADSCORE_BLOB_URL`.
+    pub fn blob_location(&self) -> Result<BlobLocation, StoreError> {
+        match &self.blob_url {
+            Some(url) => BlobLocation::parse(url),
+            None => Ok(BlobLocation::Local(self.blob_dir.clone())),
+        }
+    }
+
+    /// S3 settings given as radscore options, as `object_store` configuration pairs that
+    /// override the `AWS_*` environment.
+    pub fn s3_options(&self) -> Vec<(String, String)> {
+        let mut options = Vec::new();
+        if let Some(endpoint) = &self.s3_endpoint {
+            options.push(("aws_endpoint".to_string(), endpoint.clone()));
+        }
+        if self.s3_allow_http {
+            options.push(("aws_allow_http".to_string(), "true".to_string()));
+        }
+        options
+    }
+
     /// Upload limits in bytes.
     pub fn upload_limits(&self) -> UploadLimits {
         UploadLimits {

@@ -16,16 +16,25 @@ pub async fn healthz() -> impl IntoResponse {
     Json(json!({ "status": "ok" }))
 }
 
-/// `GET /readyz`: database reachable and model loaded.
+/// `GET /readyz`: database and blob store reachable, model loaded.
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     let db_ok = state.db.ping().await;
+    let blobs_ok = match state.blobs.ping().await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(error.message = %e, "blob store unreachable");
+            false
+        }
+    };
+    let ready = db_ok && blobs_ok;
     let info = state.model.info();
     let body = json!({
-        "status": if db_ok { "ready" } else { "not_ready" },
+        "status": if ready { "ready" } else { "not_ready" },
         "database": if db_ok { "ok" } else { "unreachable" },
+        "blob_store": if blobs_ok { "ok" } else { "unreachable" },
         "model": { "name": info.name, "version": info.version, "loaded": true },
     });
-    let status = if db_ok {
+    let status = if ready {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -43,6 +52,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
                     .find(|(s, _)| s == status)
                     .map_or(0, |(_, n)| *n);
                 metrics::gauge!("radscore_jobs", "status" => status).set(n as f64);
+                if status == "queued" {
+                    metrics::gauge!("radscore_queue_depth").set(n as f64);
+                }
             }
         }
         Err(e) => tracing::warn!(error.message = %e, "job counts unavailable for metrics"),

@@ -331,11 +331,15 @@ pub async fn load_series_files(
     blobs: &BlobStore,
     prefix: &str,
 ) -> Result<Vec<crate::dicom::InputFile>, crate::store::StoreError> {
-    let mut files = Vec::new();
-    for key in blobs.list(prefix).await? {
-        let bytes = blobs.get(&key).await?;
-        let name = key.rsplit('/').next().unwrap_or(&key).to_string();
-        files.push(crate::dicom::InputFile { name, bytes });
-    }
+    let keys = blobs.list(prefix).await?;
+    let contents = blobs.get_many(&keys).await?;
+    let files = keys
+        .iter()
+        .zip(contents)
+        .map(|(key, bytes)| crate::dicom::InputFile {
+            name: key.rsplit('/').next().unwrap_or(key).to_string(),
+            bytes,
+        })
+        .collect();
     Ok(files)
 }

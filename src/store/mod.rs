@@ -4,8 +4,9 @@
 //! default is SQLite ([`sqlite`], a file under the data directory); PostgreSQL
 //! ([`postgres`]) is chosen by a `postgres://` `DATABASE_URL` for scale-out. Statements use
 //! `$N` placeholders and the SQL subset both engines share ([`sql`]).
-//! Blobs (uploaded instance files and segmentation files) go through `object_store`
-//! (local directory by default), so they can move to S3-compatible storage unchanged.
+//! Blobs (uploaded instance files and segmentation files) go through `object_store`: a
+//! local directory by default, or an S3-compatible bucket (`RADSCORE_BLOB_URL=s3://…`) so
+//! that processes on several machines share them.
 
 pub mod blobs;
 pub mod db;
@@ -13,7 +14,7 @@ pub mod postgres;
 mod sql;
 pub mod sqlite;
 
-pub use blobs::BlobStore;
+pub use blobs::{BlobLocation, BlobStore};
 pub use db::{Backend, Database, Db, JobRow, NewJob, SegmentationRow, SeriesRow};
 
 /// Errors of the persistence layer. They are never shown to clients in detail (500s).
@@ -25,6 +26,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("blob store error: {0}")]
     Blob(#[from] object_store::Error),
+    #[error("blob store URL '{url}' is invalid: {reason}")]
+    BlobUrl { url: String, reason: String },
     #[error("blob store path error: {0}")]
     BlobPath(#[from] object_store::path::Error),
     #[error("stored JSON is invalid: {0}")]

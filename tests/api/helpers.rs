@@ -77,6 +77,9 @@ pub async fn spawn_app_with_workers(max_upload_mb: u64, workers: usize) -> TestA
     let config = Config {
         database_url: format!("sqlite://{}", dir.path().join("radscore.db").display()),
         blob_dir: dir.path().join("blobs"),
+        blob_url: None,
+        s3_endpoint: None,
+        s3_allow_http: false,
         model_dir: crate_dir().join("models/demo"),
         ort_dylib: None,
         settings: None,
@@ -159,6 +162,16 @@ pub fn zip_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 impl TestApp {
+    /// A client for a server running elsewhere (a child process) at `base`.
+    pub fn external(base: &str) -> TestApp {
+        TestApp {
+            base: base.to_string(),
+            client: Client::new(),
+            _dir: tempfile::tempdir().expect("temp dir"),
+            shutdown: CancellationToken::new(),
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }
@@ -211,6 +224,37 @@ impl TestApp {
             .await
             .expect("request");
         status_json(resp).await
+    }
+
+    /// Upload the IBSI digital phantom as a zipped DICOM series (written by
+    /// `nifti_to_dicom.py`) and its NIfTI mask; returns (series id, segmentation id,
+    /// instance count, bytes uploaded).
+    pub async fn upload_digital_phantom(&self) -> (String, String, usize, usize) {
+        let dicom_dir = tempfile::tempdir().expect("temp dir");
+        let phantom = shared_data().join("ibsi1/digital_phantom/nifti");
+        run_support(
+            "nifti_to_dicom.py",
+            &[
+                "--image",
+                phantom.join("image/phantom.nii.gz").to_str().unwrap(),
+                "--out-dir",
+                dicom_dir.path().to_str().unwrap(),
+            ],
+        );
+        let files = dicom_files(dicom_dir.path());
+        let zip = zip_files(&files);
+        let zip_len = zip.len();
+        let (status, series) = self.post_series_zip(zip).await;
+        assert_eq!(status, 201, "{series}");
+        let series_id = series["id"].as_str().unwrap().to_string();
+        let mask = std::fs::read(phantom.join("mask/mask.nii.gz")).unwrap();
+        let mask_len = mask.len();
+        let (status, seg) = self
+            .post_segmentation(&series_id, mask, "mask.nii.gz")
+            .await;
+        assert_eq!(status, 201, "{seg}");
+        let seg_id = seg["id"].as_str().unwrap().to_string();
+        (series_id, seg_id, files.len(), zip_len + mask_len)
     }
 
     /// POST a job; returns (status, Location header, body).

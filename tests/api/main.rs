@@ -8,8 +8,11 @@ mod pg;
 mod bad_input;
 mod crash;
 mod helpers;
+#[path = "../support/moto.rs"]
+mod moto;
 mod openapi;
 mod process;
 mod queue;
+mod s3;
 mod segmentation_formats;
 mod walkthrough;

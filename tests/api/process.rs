@@ -14,25 +14,37 @@ use crate::helpers::*;
 const FAKE_PATIENT_NAME: &str = "Doe^Jane-PHI7731";
 const FAKE_PATIENT_ID_FRAGMENT: &str = "PHI7731";
 
-struct Server {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
-    _dir: tempfile::TempDir,
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) base: String,
+    pub(crate) log: Arc<Mutex<String>>,
+    pub(crate) dir: tempfile::TempDir,
 }
 
 fn start_server() -> Server {
+    start_server_with(&["--workers", "1"], &[])
+}
+
+/// `radscore serve` with extra arguments and environment, a fresh SQLite database and blob
+/// directory in its temporary `dir`, and no inherited `AWS_*` variables.
+pub(crate) fn start_server_with(args: &[&str], env: &[(&str, String)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_radscore"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--workers", "1"])
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}", dir.path().join("db.sqlite").display()),
-        )
+    let mut command = Command::new(env!("CARGO_BIN_EXE_radscore"));
+    command
+        .args(["serve", "--bind", "127.0.0.1:0"])
+        .args(args)
+        .env("DATABASE_URL", sqlite_url(dir.path()))
         .env("RADSCORE_BLOB_DIR", dir.path().join("blobs"))
         .env("RADSCORE_MODEL_DIR", crate_dir().join("models/demo"))
         .env("RUST_LOG", "debug")
-        .env("RADSCORE_LOG_FORMAT", "json")
+        .env("RADSCORE_LOG_FORMAT", "json");
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("AWS_") {
+            command.env_remove(key);
+        }
+    }
+    let mut child = command
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -60,11 +72,16 @@ fn start_server() -> Server {
         child,
         base: format!("http://{addr}"),
         log,
-        _dir: dir,
+        dir,
     }
 }
 
-fn sigterm(child: &Child) {
+/// The SQLite database of a server started in `dir`.
+pub(crate) fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}", dir.join("db.sqlite").display())
+}
+
+pub(crate) fn sigterm(child: &Child) {
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
