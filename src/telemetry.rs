@@ -4,7 +4,8 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics::Unit;
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
 /// Install the tracing subscriber: JSON lines when `RADSCORE_LOG_FORMAT=json`, else compact
@@ -26,16 +27,64 @@ pub fn init_tracing() {
     };
 }
 
-/// The process-wide Prometheus recorder (installed on first use).
+/// Histogram buckets of every `*_seconds` metric: from a fast model inference (ms) to a
+/// large multi-lesion job (minutes), roughly ×2–2.5 apart.
+const DURATION_BUCKETS_S: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0,
+];
+
+/// The process-wide Prometheus recorder (installed on first use). Durations are exported
+/// as Prometheus histograms (`_bucket`, `_sum`, `_count`), so replicas can be aggregated.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), DURATION_BUCKETS_S)
+                .expect("the duration bucket list is a non-empty constant");
+            let recorder = builder.build_recorder();
             let handle = recorder.handle();
             // Fails only if another recorder is installed; the handle still renders.
             let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
             handle
         })
         .clone()
+}
+
+/// `# HELP` text and units of every radscore metric.
+fn describe_metrics() {
+    metrics::describe_gauge!(
+        "radscore_jobs",
+        "Jobs in the database by status (read at scrape time; the same on every replica)"
+    );
+    metrics::describe_gauge!(
+        "radscore_queue_depth",
+        "Jobs waiting to be claimed (read at scrape time; the same on every replica)"
+    );
+    metrics::describe_counter!(
+        "radscore_jobs_finished_total",
+        "Jobs finished by this process, by final status"
+    );
+    metrics::describe_histogram!(
+        "radscore_job_duration_seconds",
+        Unit::Seconds,
+        "Wall time of one job attempt on a worker, from claim to stored outcome"
+    );
+    metrics::describe_histogram!(
+        "radscore_feature_extraction_seconds",
+        Unit::Seconds,
+        "Feature extraction time of one job (every lesion)"
+    );
+    metrics::describe_histogram!(
+        "radscore_model_inference_seconds",
+        Unit::Seconds,
+        "ONNX model scoring time of one job (every lesion)"
+    );
+    metrics::describe_counter!(
+        "radscore_upload_bytes_total",
+        Unit::Bytes,
+        "Bytes received in upload bodies, by kind (series, segmentation)"
+    );
 }

@@ -7,7 +7,9 @@ mod pg;
 
 mod bad_input;
 mod crash;
+mod deployment_doc;
 mod helpers;
+mod metrics;
 #[path = "../support/moto.rs"]
 mod moto;
 mod openapi;
