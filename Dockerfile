@@ -4,7 +4,8 @@
 #   docker run --read-only --tmpfs /tmp -v radscore-data:/var/lib/radscore -p 8080:8080 radscore
 #
 # Data (SQLite database and blobs) live in the /var/lib/radscore volume; everything else in
-# the image is read-only at run time.
+# the image is read-only at run time. For several replicas on PostgreSQL and S3-compatible
+# storage see docs/deployment.md.
 
 FROM rust:1.95-bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-pip unzip \
@@ -14,6 +15,7 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config
+COPY assets ./assets
 COPY openapi.yaml ./
 COPY scripts ./scripts
 COPY training/requirements.txt ./training/requirements.txt
