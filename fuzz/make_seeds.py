@@ -106,6 +106,27 @@ def write_nrrd_seeds(labels, phantom_mask, corpus):
                {"encoding": "gzip", **nrrd_geometry(mask, "left-posterior-superior")})
 
 
+def write_rtstruct_seeds(small, corpus):
+    """RT Structure Sets on the cropped grid (tests/support/make_rtstruct.py builders): a
+    ring with a hole and two islands over two slices, plus a POINT marker; and the same
+    with a contour between slices."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent / "tests/support"))
+    import make_rtstruct as rt
+
+    geo = rt.Geometry(small)
+    frame, study = small[0].FrameOfReferenceUID, small[0].StudyInstanceUID
+    out = corpus / "rtstruct"
+    out.mkdir(exist_ok=True)
+    ring = [rt.contour(rt.square(geo, k, 2.5, 12.5)) for k in (1, 2)]
+    ring += [rt.contour(rt.square(geo, k, 5.5, 8.5)) for k in (1, 2)]
+    islands = [rt.contour(rt.square(geo, 2, lo, hi)) for lo, hi in [(0.5, 2.5), (13.5, 15.5)]]
+    marker = [rt.contour([geo.world(1, 7, 7)], kind="POINT")]
+    rois = {1: ("RING", ring), 2: ("ISLANDS", islands), 3: ("MARKER", marker)}
+    rt.structure_set(frame, study, rois).save_as(out / "ring_islands_marker.dcm", enforce_file_format=True)
+    between = {1: ("RING", [rt.contour(rt.square(geo, 1.5, 2.5, 12.5))])}
+    rt.structure_set(frame, study, between).save_as(out / "between_slices.dcm", enforce_file_format=True)
+
+
 def main():
     demo, phantom, corpus, work = (pathlib.Path(a) for a in sys.argv[1:5])
     full = sorted_series(demo / "series")
@@ -150,6 +171,7 @@ def main():
     write_nifti(qonly, corpus / "nifti_labelmap/small_labels_u8_qform.nii")
     shutil.copyfile(phantom / "nifti/mask/mask.nii.gz", corpus / "nifti_labelmap/ibsi_digital_phantom_mask.nii.gz")
     write_nrrd_seeds(labels, phantom / "nifti/mask/mask.nii.gz", corpus)
+    write_rtstruct_seeds(small, corpus)
 
     # volumes: the cropped CT in float32 with scaling, the digital phantom image.
     hu = np.stack([ds.pixel_array.astype(np.float32) * float(ds.RescaleSlope)

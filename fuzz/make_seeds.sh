@@ -16,7 +16,7 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 
 "$ROOT/target/debug/radscore" demo-data --out "$WORK/demo" --seed 1 >/dev/null
-mkdir -p "$CORPUS"/{zip,series,seg,nifti_labelmap,nifti_volume,nrrd}
+mkdir -p "$CORPUS"/{zip,series,seg,nifti_labelmap,nifti_volume,nrrd,rtstruct}
 "$PY" "$ROOT/fuzz/make_seeds.py" "$WORK/demo" "$PHANTOM" "$CORPUS" "$WORK"
 make_seg() {
     "$PY" "$ROOT/tests/support/make_seg.py" --series "$WORK/small" \

@@ -16,7 +16,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 SECONDS_PER_TARGET="${1:-30}"
 shift || true
 TARGETS=("$@")
-[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(zip series seg nifti_labelmap nifti_volume nrrd)
+[[ ${#TARGETS[@]} -gt 0 ]] || TARGETS=(zip series seg nifti_labelmap nifti_volume nrrd rtstruct)
 
 # One input may take at most this long, and allocate at most this much (MB).
 TIMEOUT_S="${FUZZ_TIMEOUT_S:-10}"

@@ -138,7 +138,7 @@ impl OutputSpec {
 
 /// Read a CT volume: a DICOM directory or zip, or a NIfTI (`.nii`, `.nii.gz`) or NRRD
 /// (`.nrrd`) image.
-pub fn load_volume(path: &Path) -> anyhow::Result<Volume> {
+pub fn load_volume(path: &Path) -> anyhow::Result<(Volume, Option<String>)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
@@ -146,11 +146,14 @@ pub fn load_volume(path: &Path) -> anyhow::Result<Volume> {
     let lower = name.to_ascii_lowercase();
     if lower.ends_with(".nii") || lower.ends_with(".nii.gz") {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok(crate::image::labelmap::read_nifti_volume(&bytes, &name)?);
+        return Ok((
+            crate::image::labelmap::read_nifti_volume(&bytes, &name)?,
+            None,
+        ));
     }
     if lower.ends_with(".nrrd") {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        return Ok(crate::image::nrrd::read_nrrd_volume(&bytes, &name)?);
+        return Ok((crate::image::nrrd::read_nrrd_volume(&bytes, &name)?, None));
     }
     let files = if path.is_dir() {
         crate::dicom::files_from_dir(path)?
@@ -162,7 +165,7 @@ pub fn load_volume(path: &Path) -> anyhow::Result<Volume> {
     for w in &series.warnings {
         tracing::warn!(warning = %w, "series assembled with a warning");
     }
-    Ok(series.volume)
+    Ok((series.volume, series.frame_of_reference_uid))
 }
 
 /// One manifest row.
@@ -248,11 +251,16 @@ pub fn extract_case(case: &Case, base: &Path, settings: &ExtractionSettings) -> 
         location: case.location,
     };
     let run = || -> anyhow::Result<LesionFeatures> {
-        let volume = load_volume(&base.join(&case.image))?;
+        let (volume, frame_of_reference) = load_volume(&base.join(&case.image))?;
         let mask_path = base.join(&case.mask);
         let bytes = std::fs::read(&mask_path)
             .with_context(|| format!("reading {}", mask_path.display()))?;
-        let (_, seg) = pipeline::read_segmentation(&bytes, Some(&case.mask), &volume.grid)?;
+        let (_, seg) = pipeline::read_segmentation(
+            &bytes,
+            Some(&case.mask),
+            &volume.grid,
+            frame_of_reference.as_deref(),
+        )?;
         let mut lesions =
             pipeline::extract_lesions(&volume, &seg, &[request], settings, &mut |_| {});
         lesions.pop().context("one lesion requested")

@@ -13,8 +13,8 @@
 //! | [`pipeline`] | one extraction run: volume + lesion masks + settings → features → score |
 //! | [`model`] | ONNX Runtime session, model manifest, compatibility checks, scoring |
 //! | [`features`] | extraction settings, one IBSI 1 feature family per file |
-//! | [`image`] | voxel grids, volumes, lesion masks, discretisation, NIfTI label maps |
-//! | [`dicom`] | DICOM series assembly and DICOM SEG decoding (dicom-rs) |
+//! | [`image`] | voxel grids, volumes, lesion masks, discretisation, NIfTI and NRRD label maps |
+//! | [`dicom`] | DICOM series assembly, DICOM SEG decoding and RTSTRUCT rasterisation (dicom-rs) |
 //! | [`demo`] | deterministic synthetic CT cases (DICOM series, NIfTI labels) for demos and training |
 //! | [`store`] | sqlx database (SQLite by default, or PostgreSQL) and the blob store (object_store) |
 //! | [`compliance`] | IBSI 1 self-check on the bundled digital phantom |

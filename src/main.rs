@@ -106,7 +106,7 @@ struct ExtractArgs {
         conflicts_with = "manifest"
     )]
     series: Option<PathBuf>,
-    /// Segmentation: NIfTI or NRRD label map, DICOM SEG (recognised by content).
+    /// Segmentation: NIfTI or NRRD label map, DICOM SEG or RTSTRUCT (recognised by content).
     #[arg(
         long,
         required_unless_present = "manifest",
@@ -339,10 +339,15 @@ fn extract(args: ExtractArgs) -> anyhow::Result<()> {
         bail!("--series and --mask are required without --manifest");
     };
     let settings = &spec.settings;
-    let volume = load_volume(series)?;
+    let (volume, frame_of_reference) = load_volume(series)?;
     let mask_bytes = std::fs::read(mask).with_context(|| format!("reading {}", mask.display()))?;
     let mask_name = mask.file_name().map(|n| n.to_string_lossy().to_string());
-    let (_, seg) = pipeline::read_segmentation(&mask_bytes, mask_name.as_deref(), &volume.grid)?;
+    let (_, seg) = pipeline::read_segmentation(
+        &mask_bytes,
+        mask_name.as_deref(),
+        &volume.grid,
+        frame_of_reference.as_deref(),
+    )?;
     let requests = match params_label {
         Some(label) if args.lesions.is_empty() => vec![LesionRequest {
             label,

@@ -359,6 +359,8 @@ fn check_roi_size(
 pub enum SegmentationFormat {
     /// DICOM Segmentation Storage (binary or fractional).
     DicomSeg,
+    /// DICOM RT Structure Set (planar contours).
+    DicomRtStruct,
     /// NIfTI-1 label map, `.nii` or `.nii.gz`.
     Nifti,
     /// NRRD label map (`.nrrd`, `.seg.nrrd`) with its data attached.
@@ -366,7 +368,9 @@ pub enum SegmentationFormat {
 }
 
 impl SegmentationFormat {
-    /// Detect the format from the file's leading bytes (not its name).
+    /// Detect the format from the file's leading bytes (not its name). Every DICOM file
+    /// sniffs as [`SegmentationFormat::DicomSeg`]; [`read_segmentation`] tells an RT
+    /// Structure Set apart by its SOP Class.
     pub fn sniff(bytes: &[u8]) -> Option<Self> {
         /// DICOM PS3.10 7.1: 128-byte preamble, then the magic `DICM`.
         const DICOM_MAGIC_OFFSET: usize = 128;
@@ -395,6 +399,7 @@ impl SegmentationFormat {
     pub fn as_str(self) -> &'static str {
         match self {
             SegmentationFormat::DicomSeg => "dicom_seg",
+            SegmentationFormat::DicomRtStruct => "dicom_rtstruct",
             SegmentationFormat::Nifti => "nifti",
             SegmentationFormat::Nrrd => "nrrd",
         }
@@ -415,17 +420,35 @@ pub enum SegmentationError {
     Image(#[from] crate::image::labelmap::LabelMapError),
 }
 
-/// Read a segmentation of either format and map its lesions onto `grid`.
+/// Read a segmentation of any supported format and map its lesions onto `grid`.
+/// `frame_of_reference_uid` is the series' FrameOfReferenceUID when known: DICOM SEG and
+/// RTSTRUCT must use the same one.
 pub fn read_segmentation(
     bytes: &[u8],
     file_name: Option<&str>,
     grid: &Grid,
+    frame_of_reference_uid: Option<&str>,
 ) -> Result<(SegmentationFormat, Segmentation), SegmentationError> {
     let file = file_name.unwrap_or("segmentation").to_string();
     let format = SegmentationFormat::sniff(bytes)
         .ok_or_else(|| SegmentationError::UnknownFormat { file: file.clone() })?;
     let seg = match format {
-        SegmentationFormat::DicomSeg => crate::dicom::seg::read_seg(bytes, &file, grid)?,
+        SegmentationFormat::DicomSeg | SegmentationFormat::DicomRtStruct => {
+            match crate::dicom::seg::read_seg(bytes, &file, grid, frame_of_reference_uid) {
+                Err(crate::dicom::DicomError::NotSegmentation { sop_class, .. })
+                    if sop_class == crate::dicom::rtstruct::RT_STRUCTURE_SET_STORAGE =>
+                {
+                    let seg = crate::dicom::rtstruct::read_rtstruct(
+                        bytes,
+                        &file,
+                        grid,
+                        frame_of_reference_uid,
+                    )?;
+                    return Ok((SegmentationFormat::DicomRtStruct, seg));
+                }
+                other => other?,
+            }
+        }
         SegmentationFormat::Nifti => {
             crate::image::labelmap::read_nifti_labelmap(bytes, &file, grid)?
         }

@@ -498,6 +498,7 @@ fn seg_from_python(extra: &[&str]) -> Result<Segmentation, DicomError> {
         &std::fs::read(&out).unwrap(),
         "seg.dcm",
         &phantom().volume.grid,
+        phantom().frame_of_reference_uid.as_deref(),
     )
 }
 
@@ -534,7 +535,7 @@ fn seg_off_the_series_grid_names_the_frame() {
     let (_dir, out) = make_seg_file(&[]);
     let mut grid = phantom().volume.grid.clone();
     grid.origin_mm[2] += 1.5;
-    let err = read_seg(&std::fs::read(&out).unwrap(), "seg.dcm", &grid).unwrap_err();
+    let err = read_seg(&std::fs::read(&out).unwrap(), "seg.dcm", &grid, None).unwrap_err();
     let msg = err.to_string();
     assert!(
         matches!(err, DicomError::SegFrameGrid { frame: 1.., .. }),
@@ -543,7 +544,7 @@ fn seg_off_the_series_grid_names_the_frame() {
     assert!(msg.contains("frame") && msg.contains("z (slice)"), "{msg}");
 
     let ct = &ct_files()[0];
-    let err = read_seg(&ct.bytes, &ct.name, &phantom().volume.grid).unwrap_err();
+    let err = read_seg(&ct.bytes, &ct.name, &phantom().volume.grid, None).unwrap_err();
     assert!(matches!(err, DicomError::NotSegmentation { .. }), "{err}");
 }
 

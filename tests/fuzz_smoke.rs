@@ -1,6 +1,7 @@
 //! Fuzz smoke test on stable Rust, run by every `cargo test`: deterministic mutations of
 //! the seed corpus in `fuzz/corpus/` fed to every parser entry point that sees untrusted
-//! uploads (zip archives, DICOM series, DICOM SEG, NIfTI and NRRD label maps and volumes,
+//! uploads (zip archives, DICOM series, DICOM SEG and RTSTRUCT, NIfTI and NRRD label maps
+//! and volumes,
 //! and the format sniffer in `pipeline::read_segmentation`).
 //!
 //! A panic fails the test (the input is written to `target/fuzz_smoke/` first); so does
@@ -13,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use radscore::dicom::{ArchiveLimits, InputFile, assemble_series, files_from_zip, read_seg};
+use radscore::dicom::{
+    ArchiveLimits, InputFile, assemble_series, files_from_zip, read_rtstruct, read_seg,
+};
 use radscore::image::Grid;
 use radscore::image::labelmap::{read_nifti_labelmap, read_nifti_volume};
 use radscore::image::nrrd::{read_nrrd_labelmap, read_nrrd_volume};
@@ -540,24 +543,30 @@ fn runner(target: &str) -> fn(&[u8]) {
         },
         "seg" => |data| {
             for grid in grids() {
-                let _ = read_seg(data, "smoke.dcm", &grid);
-                let _ = read_segmentation(data, Some("smoke.dcm"), &grid);
+                let _ = read_seg(data, "smoke.dcm", &grid, None);
+                let _ = read_segmentation(data, Some("smoke.dcm"), &grid, None);
             }
         },
         "nifti_labelmap" => |data| {
             for grid in grids() {
                 let _ = read_nifti_labelmap(data, "smoke.nii", &grid);
-                let _ = read_segmentation(data, None, &grid);
+                let _ = read_segmentation(data, None, &grid, None);
             }
         },
         "nifti_volume" => |data| {
             let _ = read_nifti_volume(data, "smoke.nii");
         },
+        "rtstruct" => |data| {
+            for grid in grids() {
+                let _ = read_rtstruct(data, "smoke.dcm", &grid, None);
+                let _ = read_segmentation(data, Some("smoke.dcm"), &grid, None);
+            }
+        },
         "nrrd" => |data| {
             let _ = read_nrrd_volume(data, "smoke.nrrd");
             for grid in grids() {
                 let _ = read_nrrd_labelmap(data, "smoke.nrrd", &grid);
-                let _ = read_segmentation(data, Some("smoke.nrrd"), &grid);
+                let _ = read_segmentation(data, Some("smoke.nrrd"), &grid, None);
             }
         },
         other => panic!("unknown fuzz target '{other}'"),
@@ -640,6 +649,12 @@ fn nrrd_files_never_panic() {
         mutate_bytes(m, seed)
     };
     campaign("nrrd", 6, make, runner("nrrd"));
+}
+
+/// RT Structure Sets onto each grid, directly and through the format sniffer.
+#[test]
+fn rtstruct_decoding_never_panics() {
+    campaign("rtstruct", 7, mutate_bytes, runner("rtstruct"));
 }
 
 /// Replay saved inputs (a smoke failure or a libFuzzer crash file), with timings:

@@ -175,7 +175,8 @@ fn label_maps_become_lesions() {
     let dir = pyradiomics_images();
     let brain = read_volume(&dir.join("brain1_image.nrrd"));
     let label = std::fs::read(dir.join("brain1_label.nrrd")).unwrap();
-    let (format, seg) = read_segmentation(&label, Some("brain1_label.nrrd"), &brain.grid).unwrap();
+    let (format, seg) =
+        read_segmentation(&label, Some("brain1_label.nrrd"), &brain.grid, None).unwrap();
     assert_eq!(format, SegmentationFormat::Nrrd);
     assert_eq!(seg.lesions.len(), 1);
     assert_eq!(seg.lesions[0].label, 1);

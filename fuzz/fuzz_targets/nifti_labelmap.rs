@@ -9,6 +9,6 @@ use radscore_fuzz::grids;
 fuzz_target!(|data: &[u8]| {
     for grid in grids() {
         let _ = read_nifti_labelmap(data, "fuzz.nii", &grid);
-        let _ = read_segmentation(data, None, &grid);
+        let _ = read_segmentation(data, None, &grid, None);
     }
 });

@@ -11,6 +11,6 @@ fuzz_target!(|data: &[u8]| {
     let _ = read_nrrd_volume(data, "fuzz.nrrd");
     for grid in grids() {
         let _ = read_nrrd_labelmap(data, "fuzz.nrrd", &grid);
-        let _ = read_segmentation(data, Some("fuzz.nrrd"), &grid);
+        let _ = read_segmentation(data, Some("fuzz.nrrd"), &grid, None);
     }
 });

@@ -8,7 +8,7 @@ use radscore_fuzz::grids;
 
 fuzz_target!(|data: &[u8]| {
     for grid in grids() {
-        let _ = read_seg(data, "fuzz.dcm", &grid);
-        let _ = read_segmentation(data, Some("fuzz.dcm"), &grid);
+        let _ = read_seg(data, "fuzz.dcm", &grid, None);
+        let _ = read_segmentation(data, Some("fuzz.dcm"), &grid, None);
     }
 });

@@ -25,7 +25,8 @@ pub struct CreateQuery {
 }
 
 /// `POST /v1/segmentations`: multipart (`series_id` field + `file` part) or a raw body with
-/// `?series_id=`. NIfTI label maps and DICOM SEG are recognised by content.
+/// `?series_id=`. NIfTI and NRRD label maps, DICOM SEG and RTSTRUCT are recognised by
+/// content.
 #[tracing::instrument(skip_all, fields(series_id = tracing::field::Empty, segmentation_id = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
@@ -74,11 +75,17 @@ pub async fn create(
         .with("series_id", super::series::clip(&series_id))
     })?;
     let grid = super::series::grid_from_row(&series)?;
+    let frame_of_reference = series.frame_of_reference_uid.clone();
     let seg_bytes = bytes.clone();
     let name = file_name.clone();
     let (format, seg) = tokio::task::spawn_blocking(move || {
-        pipeline::read_segmentation(&seg_bytes, name.as_deref(), &grid)
-            .map_err(segmentation_problem)
+        pipeline::read_segmentation(
+            &seg_bytes,
+            name.as_deref(),
+            &grid,
+            frame_of_reference.as_deref(),
+        )
+        .map_err(segmentation_problem)
     })
     .await
     .map_err(|e| Problem::internal(&e))??;

@@ -8,6 +8,8 @@
 //!   the slice normal (PS3.3 C.7.6.2.1.1), uniform spacing, Modality LUT (PS3.3 C.11.1).
 //! * [`seg`] decodes a DICOM SEG (PS3.3 C.8.20) and places its frames on the series grid
 //!   through world coordinates.
+//! * [`rtstruct`] rasterises the planar contours of an RT Structure Set (PS3.3 C.8.8.6)
+//!   onto the series grid.
 //!
 //! # Privacy
 //! No [`DicomError`] message quotes a value read from a file other than UIDs (which are not
@@ -18,10 +20,12 @@
 pub mod archive;
 mod frames;
 pub mod precheck;
+pub mod rtstruct;
 pub mod seg;
 pub mod series;
 
 pub use archive::{ArchiveLimits, files_from_dir, files_from_zip};
+pub use rtstruct::read_rtstruct;
 pub use seg::read_seg;
 pub use series::{AssembledSeries, assemble_series};
 
@@ -137,8 +141,36 @@ pub enum DicomError {
         expected_bytes: usize,
         found_bytes: usize,
     },
-    #[error("file '{file}' is not a DICOM Segmentation (SOP Class {sop_class})")]
+    #[error(
+        "file '{file}' is neither a DICOM Segmentation nor an RT Structure Set (SOP Class \
+         {sop_class})"
+    )]
     NotSegmentation { file: String, sop_class: String },
+    #[error("file '{file}' is not an RT Structure Set (SOP Class {sop_class})")]
+    NotRtStruct { file: String, sop_class: String },
+    #[error(
+        "file '{file}': {what} is in frame of reference {found}, the series is in {expected} \
+         (FrameOfReferenceUID)"
+    )]
+    FrameOfReferenceMismatch {
+        file: String,
+        what: String,
+        found: String,
+        expected: String,
+    },
+    #[error("file '{file}': ROI {roi}, contour {contour}: {reason}")]
+    RtContour {
+        file: String,
+        roi: u32,
+        contour: usize,
+        reason: String,
+    },
+    #[error("file '{file}': ROI {roi} is refused: {reason}")]
+    RtRoi {
+        file: String,
+        roi: u32,
+        reason: &'static str,
+    },
     #[error("file '{file}': segmentation frame {frame}: {reason}")]
     SegFrame {
         file: String,
@@ -283,6 +315,22 @@ pub(crate) fn req_f64s(
         .to_multi_float64()
         .map_err(|_| bad(file, attr, expected))?;
     if v.len() != n || v.iter().any(|x| !x.is_finite()) {
+        return Err(bad(file, attr, expected));
+    }
+    Ok(v)
+}
+
+/// A required numeric attribute with any number of values, all finite (e.g. ContourData).
+pub(crate) fn req_f64s_any(
+    obj: &InMemDicomObject,
+    file: &str,
+    attr: Attr,
+    expected: &'static str,
+) -> Result<Vec<f64>, DicomError> {
+    let v = element(obj, file, attr)?
+        .to_multi_float64()
+        .map_err(|_| bad(file, attr, expected))?;
+    if v.iter().any(|x| !x.is_finite()) {
         return Err(bad(file, attr, expected));
     }
     Ok(v)

@@ -34,6 +34,7 @@ pub const FRACTIONAL_THRESHOLD: f64 = 0.5;
 
 const SOP_CLASS_UID: Attr = (tags::SOP_CLASS_UID, "SOPClassUID");
 const SEGMENTATION_TYPE: Attr = (tags::SEGMENTATION_TYPE, "SegmentationType");
+const FRAME_OF_REFERENCE_UID: Attr = (tags::FRAME_OF_REFERENCE_UID, "FrameOfReferenceUID");
 const MAX_FRACTIONAL: Attr = (tags::MAXIMUM_FRACTIONAL_VALUE, "MaximumFractionalValue");
 const ROWS: Attr = (tags::ROWS, "Rows");
 const COLUMNS: Attr = (tags::COLUMNS, "Columns");
@@ -80,8 +81,14 @@ enum Encoding {
 /// # Errors
 /// A [`DicomError`]: not a SEG, an unsupported encoding, a frame that is not on the
 /// series grid ([`DicomError::SegFrame`], [`DicomError::SegFrameGrid`], naming the
-/// 1-based frame number), a declared segment without voxels.
-pub fn read_seg(bytes: &[u8], file_name: &str, series: &Grid) -> Result<Segmentation, DicomError> {
+/// 1-based frame number), a declared segment without voxels, a FrameOfReferenceUID other
+/// than `frame_of_reference_uid` (the series', when known).
+pub fn read_seg(
+    bytes: &[u8],
+    file_name: &str,
+    series: &Grid,
+    frame_of_reference_uid: Option<&str>,
+) -> Result<Segmentation, DicomError> {
     let obj = parse_file(file_name, bytes)?;
     let file = file_name;
 
@@ -92,8 +99,7 @@ pub fn read_seg(bytes: &[u8], file_name: &str, series: &Grid) -> Result<Segmenta
             sop_class,
         });
     }
-    // LIMITATION: FrameOfReferenceUID is not compared with the series (only its Grid is
-    // passed in); placement through world coordinates still refuses a misaligned SEG.
+    check_frame_of_reference(&obj, file, frame_of_reference_uid)?;
     let encoding = encoding(&obj, file)?;
     let segments = segment_names(&obj, file)?;
     let layout = FrameLayout::read(&obj, file, encoding)?;
@@ -143,6 +149,28 @@ pub fn read_seg(bytes: &[u8], file_name: &str, series: &Grid) -> Result<Segmenta
         grid: series.clone(),
         lesions,
     })
+}
+
+/// The SEG's FrameOfReferenceUID (type 1 in the SEG IOD) must be the series' one, when the
+/// series has one (a NIfTI image in `radscore extract` has none).
+fn check_frame_of_reference(
+    obj: &InMemDicomObject,
+    file: &str,
+    series_uid: Option<&str>,
+) -> Result<(), DicomError> {
+    let Some(expected) = series_uid.map(sanitize_uid) else {
+        return Ok(());
+    };
+    let found = sanitize_uid(&req_str(obj, file, FRAME_OF_REFERENCE_UID)?);
+    if found != expected {
+        return Err(DicomError::FrameOfReferenceMismatch {
+            file: file.to_owned(),
+            what: "the segmentation".into(),
+            found,
+            expected,
+        });
+    }
+    Ok(())
 }
 
 fn frame_error(file: &str, frame: usize, reason: String) -> DicomError {

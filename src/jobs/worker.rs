@@ -235,6 +235,7 @@ async fn run_job(
             &seg_bytes,
             seg_row.file_name.as_deref(),
             &series.volume.grid,
+            series.frame_of_reference_uid.as_deref(),
         )
         .map_err(|e| JobError::Segmentation(e.to_string()))?;
         let mut report = |p: f64| progress.store((0.9 * p).to_bits(), Ordering::Relaxed);

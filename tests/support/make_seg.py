@@ -5,13 +5,18 @@ Test helper for radscore (dicom_ingest and the API integration tests).
 
     make_seg.py --series DIR --mask MASK.nii.gz --out SEG.dcm
         [--fractional] [--box Z0,Z1,Y0,Y1,X0,X1] [--shuffle-frames SEED]
+        [--label N] [--extra-boxes N] [--frame-of-reference UID]
 
-* Segment 1 ("GTV-1") is every non-zero voxel of the mask, mapped onto the series through
-  world coordinates (NIfTI RAS -> DICOM LPS), not through array order.
+* Segment 1 ("GTV-1") is every non-zero voxel of the mask (with --label N: every voxel of
+  value N), mapped onto the series through world coordinates (NIfTI RAS -> DICOM LPS), not
+  through array order.
 * --box adds segment 2 ("BOX"): the half-open index box [Z0,Z1) x [Y0,Y1) x [X0,X1) on the
   series grid (z = slices sorted by ImagePositionPatient along the normal, ascending). It
   may overlap segment 1.
 * --fractional writes SegmentationType FRACTIONAL (8 bit, MaximumFractionalValue 255).
+* --extra-boxes N adds N more segments ("BOX-1"...), 4 x 8 x 8 voxel boxes spread along
+  the series (frames for only some slices; the first ones overlap segment 1).
+* --frame-of-reference overrides the SEG's FrameOfReferenceUID (a fault case).
 * --shuffle-frames permutes the frames (pixel data and per-frame functional groups
   together) with the given random seed, so readers cannot rely on frame order.
 
@@ -108,12 +113,22 @@ def main():
     ap.add_argument("--fractional", action="store_true")
     ap.add_argument("--box")
     ap.add_argument("--shuffle-frames", type=int)
+    ap.add_argument("--label", type=int)
+    ap.add_argument("--extra-boxes", type=int, default=0)
+    ap.add_argument("--frame-of-reference")
     args = ap.parse_args()
 
     datasets = load_series(args.series)
-    seg1 = mask_on_series(datasets, args.mask) != 0
+    labels = mask_on_series(datasets, args.mask)
+    seg1 = labels == args.label if args.label is not None else labels != 0
     planes = [seg1]
     descriptions = [description(1, "GTV-1")]
+    for n in range(args.extra_boxes):
+        box = np.zeros_like(seg1)
+        z0 = 20 + 8 * n
+        box[z0:z0 + 4, 60 + 4 * n:68 + 4 * n, 60:68] = True
+        planes.append(box)
+        descriptions.append(description(len(planes), f"BOX-{n + 1}"))
     if args.box:
         z0, z1, y0, y1, x0, x1 = (int(v) for v in args.box.split(","))
         box = np.zeros_like(seg1)
@@ -143,6 +158,8 @@ def main():
     )
     if args.shuffle_frames is not None:
         seg = shuffle_frames(seg, args.shuffle_frames)
+    if args.frame_of_reference:
+        seg.FrameOfReferenceUID = args.frame_of_reference
     seg.save_as(args.out)
     counts = ", ".join(f"segment {i + 1}: {int(p.sum())}" for i, p in enumerate(planes))
     print(f"frames: {int(seg.NumberOfFrames)}; {counts}")

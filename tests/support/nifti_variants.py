@@ -8,6 +8,9 @@ Writes into DIR:
 * flipped_y.nii.gz - j axis stored reversed, affine adjusted: same voxels in world space
 * swapped_xy.nii.gz - i and j axes transposed, affine adjusted: same voxels in world space
 * shifted.nii.gz   - affine translated by half a voxel along x: a real misregistration
+* sform_wins.nii.gz - correct sform (code 1), qform 10 mm off (code 1): the sform rules
+* qform_only.nii.gz - sform_code 0, correct qform: the qform is used
+* rps_labels.nii.gz - x axis stored reversed (axis codes R, P, S), labels 1 -> 65000 (uint16)
 """
 import argparse
 import pathlib
@@ -49,6 +52,24 @@ def main():
     shift = aff.copy()
     shift[:3, 3] = aff[:3, 3] + 0.5 * aff[:3, 0]
     save(data, shift, out / "shifted.nii.gz")
+
+    wrong = aff.copy()
+    wrong[:3, 3] += np.array([10.0, 0.0, 0.0])
+    img = nib.Nifti1Image(data, aff)
+    img.set_sform(aff, code=1)
+    img.set_qform(wrong, code=1)
+    nib.save(img, str(out / "sform_wins.nii.gz"))
+
+    img = nib.Nifti1Image(data, aff)
+    img.set_sform(None, code=0)
+    img.set_qform(aff, code=1)
+    nib.save(img, str(out / "qform_only.nii.gz"))
+
+    las = aff.copy()
+    las[:3, 0] = -aff[:3, 0]
+    las[:3, 3] = aff[:3, :3] @ np.array([data.shape[0] - 1, 0, 0]) + aff[:3, 3]
+    relabelled = np.where(data != 0, 65000, 0).astype(np.uint16)
+    save(np.ascontiguousarray(relabelled[::-1, :, :]), las, out / "rps_labels.nii.gz")
 
 
 if __name__ == "__main__":
