@@ -137,7 +137,8 @@ impl OutputSpec {
 }
 
 /// Read a CT volume: a DICOM directory or zip, or a NIfTI (`.nii`, `.nii.gz`) or NRRD
-/// (`.nrrd`) image.
+/// (`.nrrd`) image; with the series' FrameOfReferenceUID for DICOM (SEG and RTSTRUCT
+/// masks must share it).
 pub fn load_volume(path: &Path) -> anyhow::Result<(Volume, Option<String>)> {
     let name = path
         .file_name()

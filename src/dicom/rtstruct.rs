@@ -112,6 +112,7 @@ pub fn read_rtstruct(
     for (number, roi) in declared {
         match contours.get(&number) {
             // Only POINT / OPEN contours: a marker, not a lesion.
+            // LIMITATION: skipped without a warning; the upload has no warnings channel yet.
             Some(None) => continue,
             None => return Err(roi_error(file, number, "it has no contours")),
             Some(Some(closed)) => {

@@ -351,6 +351,7 @@ impl Header {
                 .ok_or_else(|| not_nrrd(file, format!("required field '{name}' is missing")))
         };
 
+        // LIMITATION: detached headers (.nhdr + data file) are refused: an upload is one file.
         if fields.contains_key("data file") || fields.contains_key("datafile") {
             return Err(unsupported(file, "a detached header ('data file')"));
         }
@@ -359,6 +360,7 @@ impl Header {
             .parse()
             .map_err(|_| not_nrrd(file, "field 'dimension' is not an integer"))?;
         let sizes = parse_sizes(field("sizes")?, file)?;
+        // LIMITATION: 4-D Slicer segmentations (one layer per overlapping segment) are refused.
         if dimension != 3 || sizes.len() != 3 {
             return Err(LabelMapError::NotThreeD {
                 file: file.into(),
@@ -488,6 +490,7 @@ fn encoding(name: &str, file: &str) -> Result<Encoding, LabelMapError> {
         "gzip" | "gz" => Encoding::Gzip,
         "ascii" | "text" | "txt" => Encoding::Ascii,
         "hex" => Encoding::Hex,
+        // LIMITATION: bzip2 is refused (no bzip2 crate in the build; writers default to gzip).
         "bzip2" | "bz2" => return Err(unsupported(file, "encoding 'bzip2'")),
         _ => return Err(not_nrrd(file, "field 'encoding' names no NRRD encoding")),
     })
