@@ -639,7 +639,12 @@ def report(args):
     for line in [feature_set] + CAVEATS:
         w(f"- {line}")
     w("")
-    Path(args.out).write_text("\n".join(md))
+    # Keep the load-test section that scripts/loadtest.sh maintains in the same file.
+    out = Path(args.out)
+    previous = out.read_text() if out.exists() else ""
+    marker = "<!-- loadtest:begin -->"
+    kept = "\n\n" + previous[previous.index(marker):] if marker in previous else ""
+    out.write_text("\n".join(md) + kept)
     print(f"wrote {args.out}")
 
 
