@@ -399,8 +399,14 @@ fn compare(
         .collect();
     let mut tally = Tally::default();
 
+    let unreferenced = common::not_standardised(data_set);
     for f in produced {
-        if !by_tag.contains_key(f.name.as_str()) {
+        if unreferenced.contains(&f.name) {
+            println!(
+                "{data_set}: {} = {} (not standardised: no reference)",
+                f.name, f.value
+            );
+        } else if !by_tag.contains_key(f.name.as_str()) {
             tally.failed += 1;
             problems.push(format!(
                 "{}: produced ({}) but has no reference row",

@@ -1,10 +1,10 @@
 //! Intensity-volume histogram features (IBSI 1 section 3.5, family P88C, tags `ivh_*`).
 //!
 //! Input: the intensities (HU) of the intensity-mask voxels and
-//! [`FamilySettings::ivh_discretisation`]. Output: `V10`, `V90`, `I10`, `I90` and their
-//! differences. The area under the IVH curve (IBSI 3.5.7) is not produced: IBSI gives it
-//! no reference value for the CT configurations A and B, and defines it only loosely
-//! (trapezoidal rule, no grid stated), so it could not be checked.
+//! [`FamilySettings::ivh_discretisation`]. Output: `V10`, `V90`, `I10`, `I90`, their
+//! differences and the area under the IVH curve (IBSI 3.5.7). IBSI gives the area no
+//! reference value ("not standardised"); radscore integrates `ν(γ)` by the trapezoidal
+//! rule over the grid points `γ_j` of the total range, and tests check it by hand.
 //!
 //! IBSI 3.5 turns the intensities into discretised intensities `X_d,gl` on a grid of
 //! step `w_d` over a total range `G`:
@@ -30,13 +30,14 @@
 use super::{Discretisation, FamilySettings, Feature, FeatureError, Roi};
 
 /// Feature tags in output order (IBSI 3.5.1 – 3.5.6).
-pub const TAGS: [&str; 6] = [
+pub const TAGS: [&str; 7] = [
     "ivh_v10",
     "ivh_v90",
     "ivh_i10",
     "ivh_i90",
     "ivh_diff_v10_v90",
     "ivh_diff_i10_i90",
+    "ivh_auc",
 ];
 
 /// The intensity fraction of `V10` and the volume fraction of `I10`, percent
@@ -49,7 +50,7 @@ pub const FRACTION_90_PERCENT: u32 = 90;
 /// range is not a whole number of steps (floating-point noise only).
 const GAMMA_SLACK: f64 = 1e-9;
 
-/// Names produced by [`compute`]: the 6 tags of [`TAGS`], independent of settings.
+/// Names produced by [`compute`]: the 7 tags of [`TAGS`], independent of settings.
 pub fn names(_s: &FamilySettings) -> Vec<String> {
     TAGS.iter().map(|t| (*t).to_string()).collect()
 }
@@ -60,6 +61,7 @@ pub fn names(_s: &FamilySettings) -> Vec<String> {
 /// V_x  ν_i at the smallest grid i with γ_i ≥ x %  (largest ν with γ ≥ x; 3.5.1, 3.5.2)
 /// I_x  the smallest grid i with ν_i ≤ x %                              (3.5.3, 3.5.4)
 /// diff_v10_v90 = V10 − V90, diff_i10_i90 = I10 − I90                   (3.5.5, 3.5.6)
+/// auc  Σ_j (γ_{j+1} − γ_j)(ν_j + ν_{j+1}) / 2 over the grid points of G (3.5.7, 9CMM)
 /// ```
 ///
 /// # Errors
@@ -104,7 +106,15 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
     };
     let (v10, v90) = (v_at(FRACTION_10_PERCENT), v_at(FRACTION_90_PERCENT));
     let (i10, i90) = (i_at(FRACTION_10_PERCENT), i_at(FRACTION_90_PERCENT));
-    let values = [v10, v90, i10, i90, v10 - v90, i10 - i90];
+    // Grid points j = 0 … ⌈span⌉ with γ_j = min(j / span, 1): the last step is partial
+    // when the fixed-bin-size range is not a whole number of bins.
+    let last = (grid.span_steps * (1.0 - GAMMA_SLACK)).ceil() as i64;
+    let gamma = |j: i64| (j as f64 / grid.span_steps).min(1.0);
+    let nu = |j: i64| at_least(j) as f64 / n as f64;
+    let auc: f64 = (0..last)
+        .map(|j| (gamma(j + 1) - gamma(j)) * (nu(j) + nu(j + 1)) / 2.0)
+        .sum();
+    let values = [v10, v90, i10, i90, v10 - v90, i10 - i90, auc];
     Ok(TAGS
         .iter()
         .zip(values)
@@ -308,6 +318,18 @@ mod tests {
         // Bins 1, 2, 3, 4, 4: ν_4 = 0.4 > 0.1, so I10 is one past the top bin.
         assert_eq!(get(&f, "ivh_i10"), 5.0);
         assert_eq!(get(&f, "ivh_i90"), 2.0);
+    }
+
+    #[test]
+    fn area_under_the_curve_hand_computed() {
+        // HU 0, 1, 2, 3 once each: ν = 1, ¾, ½, ¼ at γ = 0, ⅓, ⅔, 1; the curve is linear,
+        // so the trapezoids give (1 + ¼) / 2 exactly.
+        let f = compute(&roi(&[0.0, 1.0, 2.0, 3.0]), &settings(None, None)).unwrap();
+        assert!((get(&f, "ivh_auc") - 0.625).abs() < 1e-12);
+        // HU 0, 4, 4, 4: ν = 1 at γ = 0, then ¾ at γ = ¼ … 1:
+        // ¼·(1 + ¾)/2 + ¾·¾ = 0.78125.
+        let f = compute(&roi(&[0.0, 4.0, 4.0, 4.0]), &settings(None, None)).unwrap();
+        assert!((get(&f, "ivh_auc") - 0.78125).abs() < 1e-12);
     }
 
     #[test]

@@ -9,16 +9,19 @@
 //! * [`mesh`]: the marching-cubes surface mesh (volume, area, vertices; IBSI 3.1.1);
 //! * [`hull`]: the exact convex hull of the mesh vertices (IBSI 3.1.11, 3.1.25 – 3.1.26);
 //! * [`moments`]: voxel-position moments: centre of mass, PCA axes, enclosing ellipsoid;
-//! * [`autocorrelation`]: Moran's I and Geary's C (IBSI 3.1.28 – 3.1.29).
+//! * [`autocorrelation`]: Moran's I and Geary's C (IBSI 3.1.28 – 3.1.29);
+//! * [`ombb`]: the oriented minimum bounding box (IBSI 3.1.19 – 3.1.20);
+//! * [`mvee`]: the minimum-volume enclosing ellipsoid (IBSI 3.1.23 – 3.1.24).
 //!
-//! The oriented minimum bounding box (OMBB, 3.1.19 – 3.1.20) and minimum-volume enclosing
-//! ellipsoid (MVEE, 3.1.23 – 3.1.24) densities are not produced: IBSI gives them no
-//! standardised reference value, so they could not be checked.
+//! IBSI gives the OMBB and MVEE densities no reference value ("not standardised"); they
+//! are checked against analytic shapes and an independent MVEE implementation instead.
 
 pub mod autocorrelation;
 pub mod hull;
 pub mod mesh;
 pub mod moments;
+pub mod mvee;
+pub mod ombb;
 
 pub use mesh::{ISO_LEVEL_FRACTION, mesh_volume_area};
 
@@ -26,7 +29,7 @@ use super::{FamilySettings, Feature, FeatureError, Roi};
 
 /// Feature tags in output order. The first nine are the original feature vector and keep
 /// their positions (the bundled model's manifest pins them); later ones are appended.
-pub const TAGS: [&str; 25] = [
+pub const TAGS: [&str; 29] = [
     "morph_volume",
     "morph_vol_approx",
     "morph_area_mesh",
@@ -52,6 +55,10 @@ pub const TAGS: [&str; 25] = [
     "morph_integ_int",
     "morph_moran_i",
     "morph_geary_c",
+    "morph_vol_dens_ombb",
+    "morph_area_dens_ombb",
+    "morph_vol_dens_mvee",
+    "morph_area_dens_mvee",
 ];
 
 /// `36π`, the constant of compactness 2, sphericity and spherical disproportion
@@ -100,6 +107,10 @@ pub fn names(_s: &FamilySettings) -> Vec<String> {
 /// morph_area_dens_conv_hull A / A_hull             (3.1.26, 7T7F)
 /// morph_integ_int   V · mean(X_gl)                 (3.1.27, 99N0) HU·mm³
 /// morph_moran_i, morph_geary_c: see [`autocorrelation`] (3.1.28 N365, 3.1.29 NPT7)
+/// morph_vol_dens_ombb  V / V_ombb                  (3.1.19, ZH1A)
+/// morph_area_dens_ombb A / A_ombb                  (3.1.20, IQYR)
+/// morph_vol_dens_mvee  3V / (4π a b c), MVEE semi-axes a ≥ b ≥ c (3.1.23, SWZ1)
+/// morph_area_dens_mvee A / A_ellipsoid(a, b, c)    (3.1.24, BRI8)
 /// ```
 ///
 /// CoM_geom and the PCA use the morphological mask's voxel centres; CoM_gl (intensity
@@ -156,6 +167,13 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
             )
         })?;
     values.extend([ac.moran_i, ac.geary_c]);
+    let ombb = ombb::oriented_minimum_box(&hull.vertices_mm, &hull.faces)
+        .ok_or_else(|| undefined("morph_vol_dens_ombb", "mesh vertices are coplanar"))?;
+    values.extend([v / ombb.volume_mm3, a / ombb.area_mm2]);
+    let [ma, mb, mc] = mvee::mvee_semi_axes_mm(&hull.vertices_mm)
+        .ok_or_else(|| undefined("morph_vol_dens_mvee", "mesh vertices are coplanar"))?;
+    let mvee_volume_mm3 = 4.0 / 3.0 * std::f64::consts::PI * ma * mb * mc;
+    values.extend([v / mvee_volume_mm3, a / moments::ellipsoid_area(ma, mb, mc)]);
     if let Some(i) = values.iter().position(|x| !x.is_finite()) {
         return Err(undefined(
             TAGS.get(i).copied().unwrap_or("morph"),
@@ -249,6 +267,10 @@ struct HullMeasures {
     area_mm2: f64,
     /// Maximum 3D diameter (IBSI 3.1.11): the farthest pair of hull vertices.
     diameter_mm: f64,
+    /// The hull's vertices, mm.
+    vertices_mm: Vec<[f64; 3]>,
+    /// The hull's triangles as indices into `vertices_mm`.
+    faces: Vec<[usize; 3]>,
 }
 
 impl HullMeasures {
@@ -268,7 +290,9 @@ impl HullMeasures {
         let mut corners: Vec<usize> = faces.iter().flatten().copied().collect();
         corners.sort_unstable();
         corners.dedup();
-        let corners: Vec<[f64; 3]> = corners.into_iter().map(mm).collect();
+        let local = |i: usize| corners.binary_search(&i).unwrap_or_default();
+        let local_faces: Vec<[usize; 3]> = faces.iter().map(|f| f.map(local)).collect();
+        let corners: Vec<[f64; 3]> = corners.iter().map(|&i| mm(i)).collect();
         let mut max_d2 = 0.0_f64;
         for (i, p) in corners.iter().enumerate() {
             for q in &corners[i + 1..] {
@@ -280,6 +304,8 @@ impl HullMeasures {
             volume_mm3,
             area_mm2,
             diameter_mm: max_d2.sqrt(),
+            vertices_mm: corners,
+            faces: local_faces,
         })
     }
 }

@@ -62,6 +62,43 @@ impl Reference {
 /// value ("not standardized" rows have none and are left out, as the data README says),
 /// each `(tag, value)` once (the diagnostics block of config A lists two rows twice).
 pub fn references(data_set: &str) -> Vec<Reference> {
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for row in table_rows(data_set) {
+        let Some(value) = row.value else { continue };
+        if !seen.insert((row.tag.clone(), value.to_bits())) {
+            continue;
+        }
+        out.push(Reference {
+            family: row.family,
+            tag: row.tag,
+            value,
+            tolerance: row.tolerance.unwrap_or(0.0),
+        });
+    }
+    assert!(!out.is_empty(), "no reference rows for {data_set}");
+    out
+}
+
+/// Tags the reference table lists for `data_set` without a value (consensus "not
+/// standardized"): a value radscore produces for them cannot be compared.
+pub fn not_standardised(data_set: &str) -> BTreeSet<String> {
+    table_rows(data_set)
+        .into_iter()
+        .filter(|r| r.value.is_none())
+        .map(|r| r.tag)
+        .collect()
+}
+
+struct TableRow {
+    family: String,
+    tag: String,
+    value: Option<f64>,
+    tolerance: Option<f64>,
+}
+
+/// The rows of `ibsi1_reference_values_long.csv` for one data set, in file order.
+fn table_rows(data_set: &str) -> Vec<TableRow> {
     let path = shared_data().join("ibsi1/reference_values/ibsi1_reference_values_long.csv");
     let mut reader = csv::Reader::from_path(&path)
         .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
@@ -77,25 +114,21 @@ pub fn references(data_set: &str) -> Vec<Reference> {
     };
     let (c_set, c_family, c_tag) = (col("data_set"), col("family"), col("tag"));
     let (c_value, c_tol) = (col("reference_value"), col("tolerance"));
-    let mut out = Vec::new();
-    let mut seen = BTreeSet::new();
-    for record in reader.records() {
-        let r = record.expect("reference CSV row parses");
-        if &r[c_set] != data_set || r[c_value].trim().is_empty() {
-            continue;
-        }
-        if !seen.insert((r[c_tag].to_string(), r[c_value].to_string())) {
-            continue;
-        }
-        out.push(Reference {
+    let number = |s: &str| -> Option<f64> {
+        let s = s.trim();
+        (!s.is_empty()).then(|| s.parse().expect("numeric reference value or tolerance"))
+    };
+    reader
+        .records()
+        .map(|record| record.expect("reference CSV row parses"))
+        .filter(|r| &r[c_set] == data_set)
+        .map(|r| TableRow {
             family: r[c_family].to_string(),
             tag: r[c_tag].to_string(),
-            value: r[c_value].trim().parse().expect("numeric reference value"),
-            tolerance: r[c_tol].trim().parse().expect("numeric tolerance"),
-        });
-    }
-    assert!(!out.is_empty(), "no reference rows for {data_set}");
-    out
+            value: number(&r[c_value]),
+            tolerance: number(&r[c_tol]),
+        })
+        .collect()
 }
 
 /// A NIfTI volume under the shared data directory as a `[z, y, x]` array plus its
