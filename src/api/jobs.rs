@@ -97,7 +97,7 @@ async fn check_backpressure(state: &AppState) -> ApiResult<()> {
 pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
 /// The optional `Idempotency-Key` header: printable ASCII, at most 255 characters.
-fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
+pub(super) fn idempotency_key(req: &Request) -> ApiResult<Option<String>> {
     let Some(value) = req.headers().get("idempotency-key") else {
         return Ok(None);
     };
@@ -294,7 +294,7 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
     })
 }
 
-async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
+pub(super) async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
     if state.db.series(&req.series_id).await?.is_none() {
         return Err(Problem::unprocessable(
             "unknown-series",
@@ -366,7 +366,7 @@ pub fn job_json(row: &JobRow) -> Value {
     })
 }
 
-fn rfc3339(ms: Option<i64>) -> Option<String> {
+pub(super) fn rfc3339(ms: Option<i64>) -> Option<String> {
     let ms = ms?;
     let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()?;
     t.format(&time::format_description::well_known::Rfc3339)

@@ -7,6 +7,7 @@
 // so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod batches;
 pub mod health;
 pub mod jobs;
 pub mod problem;
@@ -59,6 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/series/{id}", get(series::get))
         .route("/v1/segmentations", post(segmentations::create).layer(uploads))
         .route("/v1/segmentations/{id}", get(segmentations::get))
+        .route("/v1/batches", post(batches::create))
+        .route("/v1/batches/{id}", get(batches::get))
         .route("/v1/jobs", post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/result", get(jobs::result))

@@ -171,6 +171,23 @@ pub trait Database: Send + Sync {
     /// Put a job this worker holds back in the queue (graceful shutdown).
     async fn release_job(&self, job_id: &str, worker: &str) -> Result<(), StoreError>;
 
+    /// Store a batch and its jobs in one transaction (all or none). With an idempotency
+    /// key that is already taken, nothing is inserted and the existing batch is returned.
+    async fn insert_batch(
+        &self,
+        batch: &BatchRow,
+        jobs: &[NewJob],
+    ) -> Result<Option<BatchRow>, StoreError>;
+
+    /// A batch by id.
+    async fn batch(&self, id: &str) -> Result<Option<BatchRow>, StoreError>;
+
+    /// The batch created with an idempotency key.
+    async fn batch_by_key(&self, key: &str) -> Result<Option<BatchRow>, StoreError>;
+
+    /// The jobs of a batch, in submission order.
+    async fn batch_jobs(&self, batch_id: &str) -> Result<Vec<JobRow>, StoreError>;
+
     /// Number of jobs waiting to run (queued), for backpressure.
     async fn queued_jobs(&self) -> Result<i64, StoreError>;
 
@@ -229,6 +246,18 @@ pub struct JobRow {
     pub idempotency_key: Option<String>,
     /// Not claimable before this time (backoff after a failed attempt).
     pub run_after_ms: i64,
+}
+
+/// A batch of jobs submitted together.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct BatchRow {
+    pub id: String,
+    /// Client-supplied `Idempotency-Key`, unique across batches.
+    pub idempotency_key: Option<String>,
+    /// JSON: the validated job requests, for replay checks.
+    pub request: String,
+    pub job_count: i64,
+    pub created_at_ms: i64,
 }
 
 /// What is needed to enqueue a job.

@@ -15,7 +15,7 @@ mod sql;
 pub mod sqlite;
 
 pub use blobs::{BlobLocation, BlobStore};
-pub use db::{Backend, Database, Db, JobRow, NewJob, SegmentationRow, SeriesRow};
+pub use db::{Backend, BatchRow, Database, Db, JobRow, NewJob, SegmentationRow, SeriesRow};
 
 /// Errors of the persistence layer. They are never shown to clients in detail (500s).
 #[derive(Debug, thiserror::Error)]

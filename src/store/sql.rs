@@ -283,6 +283,94 @@ macro_rules! impl_database {
                 Ok(())
             }
 
+            async fn insert_batch(
+                &self,
+                batch: &$crate::store::BatchRow,
+                jobs: &[$crate::store::NewJob],
+            ) -> Result<Option<$crate::store::BatchRow>, $crate::store::StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let inserted = sqlx::query(
+                    "INSERT INTO batches (id, idempotency_key, request, job_count, \
+                     created_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(&batch.id)
+                .bind(&batch.idempotency_key)
+                .bind(&batch.request)
+                .bind(batch.job_count)
+                .bind(batch.created_at_ms)
+                .execute(&mut *tx)
+                .await?;
+                if inserted.rows_affected() == 0 {
+                    tx.rollback().await?;
+                    return Ok(sqlx::query_as::<_, $crate::store::BatchRow>(
+                        "SELECT id, idempotency_key, request, job_count, created_at_ms \
+                         FROM batches WHERE idempotency_key = $1",
+                    )
+                    .bind(&batch.idempotency_key)
+                    .fetch_optional(&self.pool)
+                    .await?);
+                }
+                for job in jobs {
+                    sqlx::query(
+                        "INSERT INTO jobs (id, series_id, segmentation_id, request, status, \
+                         created_at_ms, idempotency_key, batch_id) \
+                         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7)",
+                    )
+                    .bind(&job.id)
+                    .bind(&job.series_id)
+                    .bind(&job.segmentation_id)
+                    .bind(&job.request)
+                    .bind(batch.created_at_ms)
+                    .bind(&job.idempotency_key)
+                    .bind(&batch.id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(None)
+            }
+
+            async fn batch(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::BatchRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::BatchRow>(
+                    "SELECT id, idempotency_key, request, job_count, created_at_ms \
+                     FROM batches WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn batch_by_key(
+                &self,
+                key: &str,
+            ) -> Result<Option<$crate::store::BatchRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::BatchRow>(
+                    "SELECT id, idempotency_key, request, job_count, created_at_ms \
+                     FROM batches WHERE idempotency_key = $1",
+                )
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn batch_jobs(
+                &self,
+                batch_id: &str,
+            ) -> Result<Vec<$crate::store::JobRow>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::job_columns!(),
+                    " FROM jobs WHERE batch_id = $1 ORDER BY created_at_ms, id"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(batch_id)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn queued_jobs(&self) -> Result<i64, $crate::store::StoreError> {
                 Ok(sqlx::query_scalar::<_, i64>(
                     "SELECT COUNT(*) FROM jobs WHERE status = 'queued'",

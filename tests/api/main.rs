@@ -6,6 +6,7 @@
 mod pg;
 
 mod bad_input;
+mod batches;
 mod crash;
 mod deployment_doc;
 mod helpers;

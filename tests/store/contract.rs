@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use radscore::jobs::RetryPolicy;
 use radscore::jobs::retry::recover_expired_leases;
-use radscore::store::{Db, NewJob, SegmentationRow, SeriesRow, now_ms};
+use radscore::store::{BatchRow, Db, NewJob, SegmentationRow, SeriesRow, now_ms};
 
 /// A lease long enough never to expire during a test.
 const LONG_LEASE: Duration = Duration::from_secs(600);
@@ -261,4 +261,49 @@ pub async fn release_puts_the_job_back_without_spending_an_attempt(db: &Db) {
     assert_eq!((row.status.as_str(), row.attempts), ("queued", 0));
     let again = db.claim_job("w2", LONG_LEASE, 1).await.unwrap();
     assert!(again.is_some(), "claimable again within max_attempts = 1");
+}
+
+/// A batch is stored with all its jobs or not at all; its key replays the first batch.
+pub async fn a_batch_is_stored_whole_or_not_at_all(db: &Db) {
+    add_series_and_segmentation(db).await;
+    let batch = |id: &str| BatchRow {
+        id: id.into(),
+        idempotency_key: Some("bk".into()),
+        request: "[]".into(),
+        job_count: 2,
+        created_at_ms: 5,
+    };
+    let mut orphan = new_job("b2", None);
+    orphan.series_id = "no-such-series".into();
+    let failed = db
+        .insert_batch(&batch("x"), &[new_job("b1", None), orphan])
+        .await;
+    assert!(
+        failed.is_err(),
+        "a job referencing no series fails the batch"
+    );
+    assert!(db.batch("x").await.unwrap().is_none());
+    assert!(
+        db.job("b1").await.unwrap().is_none(),
+        "no job of a failed batch remains"
+    );
+
+    let jobs = [new_job("b1", None), new_job("b2", None)];
+    assert!(db.insert_batch(&batch("x"), &jobs).await.unwrap().is_none());
+    let replay = db
+        .insert_batch(&batch("y"), &[new_job("b3", None)])
+        .await
+        .unwrap();
+    assert_eq!(replay.expect("key taken").id, "x");
+    assert!(db.job("b3").await.unwrap().is_none());
+    let ids: Vec<String> = db
+        .batch_jobs("x")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(ids, ["b1", "b2"]);
+    assert_eq!(db.batch("x").await.unwrap().unwrap().job_count, 2);
+    assert_eq!(db.queued_jobs().await.unwrap(), 2);
 }

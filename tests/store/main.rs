@@ -68,4 +68,5 @@ on_both_backends!(
     idempotency_key_returns_the_existing_job,
     cancel_takes_the_lease_and_counts_follow,
     release_puts_the_job_back_without_spending_an_attempt,
+    a_batch_is_stored_whole_or_not_at_all,
 );

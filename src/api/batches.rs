@@ -1,0 +1,228 @@
+//! `POST /v1/batches` (many jobs in one request, validated up front, enqueued together)
+//! and `GET /v1/batches/{id}` (one status for all of them).
+
+use std::collections::HashSet;
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::jobs::{check_references, idempotency_key, parse_job_request};
+use super::{ApiResult, AppState, Problem};
+use crate::store::{BatchRow, JobRow, NewJob, now_ms};
+
+/// Most jobs in one batch (each job may hold up to [`super::jobs::MAX_LESIONS_PER_JOB`]
+/// lesions).
+pub const MAX_JOBS_PER_BATCH: usize = 1000;
+
+/// Job states, in the order the batch status lists their counts.
+const JOB_STATES: [&str; 5] = ["queued", "running", "succeeded", "failed", "cancelled"];
+
+/// `POST /v1/batches` with `{jobs: [{series_id, segmentation_id, lesions, model?}, …]}`:
+/// every job is validated before any is enqueued; all or none are stored.
+#[tracing::instrument(skip_all, fields(batch_id = tracing::field::Empty))]
+pub async fn create(
+    State(state): State<AppState>,
+    req: Request,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    state.limits.check_declared_length(&req)?;
+    let idempotency_key = idempotency_key(&req)?;
+    let media = super::upload::media_type(&req);
+    if media != "application/json" {
+        return Err(super::series::unsupported_media(&media, "application/json"));
+    }
+    let body = state.limits.read_body(req.into_body()).await?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+        Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
+    })?;
+    let requests = parse_batch(&doc)?;
+    let mut checked = HashSet::new();
+    for (i, request) in requests.iter().enumerate() {
+        let pair = (request.series_id.clone(), request.segmentation_id.clone());
+        if checked.insert(pair) || request.model.is_some() {
+            check_references(&state, request)
+                .await
+                .map_err(|p| in_job(i, p))?;
+        }
+    }
+    let request_json = serde_json::to_string(&requests).map_err(|e| Problem::internal(&e))?;
+    // A client retry is answered from the stored batch, even when the queue is full now.
+    if let Some(key) = &idempotency_key
+        && let Some(previous) = state.db.batch_by_key(key).await?
+    {
+        return replay(&state, previous, &request_json).await;
+    }
+    check_room(&state, requests.len()).await?;
+
+    let batch_id = uuid::Uuid::now_v7().to_string();
+    tracing::Span::current().record("batch_id", batch_id.as_str());
+    let mut jobs = Vec::with_capacity(requests.len());
+    for request in &requests {
+        jobs.push(NewJob {
+            id: uuid::Uuid::now_v7().to_string(),
+            series_id: request.series_id.clone(),
+            segmentation_id: request.segmentation_id.clone(),
+            request: serde_json::to_string(request).map_err(|e| Problem::internal(&e))?,
+            idempotency_key: None,
+        });
+    }
+    let batch = BatchRow {
+        id: batch_id,
+        idempotency_key,
+        request: request_json,
+        job_count: i64::try_from(jobs.len()).unwrap_or(i64::MAX),
+        created_at_ms: now_ms(),
+    };
+    if let Some(previous) = state.db.insert_batch(&batch, &jobs).await? {
+        // Another request with the same key won the race.
+        return replay(&state, previous, &batch.request).await;
+    }
+    state.job_enqueued.notify_waiters();
+    tracing::info!(jobs = jobs.len(), "batch queued");
+    accepted(&state, &batch).await
+}
+
+/// Answer a repeated creation: the original batch when the request is the same, else 409.
+async fn replay(
+    state: &AppState,
+    previous: BatchRow,
+    request_json: &str,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    if previous.request != request_json {
+        return Err(Problem::new(
+            StatusCode::CONFLICT,
+            "idempotency-key-reused",
+            "Idempotency key reused",
+            format!(
+                "this Idempotency-Key already created batch '{}' with a different request",
+                previous.id
+            ),
+        ));
+    }
+    accepted(state, &previous).await
+}
+
+/// 202 with the batch status and its `Location`.
+async fn accepted(
+    state: &AppState,
+    stored: &BatchRow,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    let rows = state.db.batch_jobs(&stored.id).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("/v1/batches/{}", stored.id).parse() {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        headers,
+        Json(batch_json(stored, &rows)),
+    ))
+}
+
+/// `GET /v1/batches/{id}`: counts by state, overall progress and a link per job.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let batch = state
+        .db
+        .batch(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("batch", &id))?;
+    let rows = state.db.batch_jobs(&id).await?;
+    Ok(Json(batch_json(&batch, &rows)))
+}
+
+/// The `jobs` array, each entry checked like a `POST /v1/jobs` body.
+fn parse_batch(doc: &Value) -> ApiResult<Vec<crate::jobs::JobRequest>> {
+    let obj = doc
+        .as_object()
+        .ok_or_else(|| invalid("the body must be a JSON object"))?;
+    if let Some(k) = obj.keys().find(|k| k.as_str() != "jobs") {
+        return Err(invalid(format!("unknown field '{k}'; expected 'jobs'")));
+    }
+    let items = obj
+        .get("jobs")
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid("field 'jobs' is required and must be an array"))?;
+    if items.is_empty() || items.len() > MAX_JOBS_PER_BATCH {
+        return Err(invalid(format!(
+            "'jobs' must hold 1 to {MAX_JOBS_PER_BATCH} entries, got {}",
+            items.len()
+        )));
+    }
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| parse_job_request(item).map_err(|p| in_job(i, p)))
+        .collect()
+}
+
+/// Name the failing entry in a per-job problem.
+fn in_job(index: usize, mut problem: Problem) -> Problem {
+    problem.detail = format!("jobs[{index}]: {}", problem.detail);
+    problem.with("job_index", index)
+}
+
+fn invalid(detail: impl Into<String>) -> Problem {
+    Problem::unprocessable("invalid-batch-request", "Invalid batch request", detail)
+}
+
+/// 429 with `Retry-After` when the batch would take the queue past its bound.
+async fn check_room(state: &AppState, jobs: usize) -> ApiResult<()> {
+    let queued = u64::try_from(state.db.queued_jobs().await?).unwrap_or(0);
+    let max = state.limits.max_queued_jobs;
+    if queued.saturating_add(jobs as u64) > max {
+        let mut p = Problem::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "queue-full",
+            "Queue full",
+            format!("{queued} jobs are queued; {jobs} more would pass the limit of {max}"),
+        );
+        p.retry_after_s = Some(super::jobs::QUEUE_FULL_RETRY_AFTER_S);
+        return Err(p);
+    }
+    Ok(())
+}
+
+/// The status document of a batch: `queued` until a job starts, `running` while any job
+/// is unfinished, then `finished`.
+pub fn batch_json(batch: &BatchRow, jobs: &[JobRow]) -> Value {
+    let count = |state: &str| jobs.iter().filter(|j| j.status == state).count();
+    let counts: serde_json::Map<String, Value> = JOB_STATES
+        .iter()
+        .map(|s| (s.to_string(), json!(count(s))))
+        .collect();
+    let unfinished = count("queued") + count("running");
+    let status = if unfinished == 0 {
+        "finished"
+    } else if unfinished == jobs.len() && count("running") == 0 {
+        "queued"
+    } else {
+        "running"
+    };
+    let progress = if jobs.is_empty() {
+        0.0
+    } else {
+        jobs.iter().map(|j| j.progress).sum::<f64>() / jobs.len() as f64
+    };
+    let links: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            json!({
+                "id": j.id,
+                "status": j.status,
+                "url": format!("/v1/jobs/{}", j.id),
+                "result_url": (j.status == "succeeded")
+                    .then(|| format!("/v1/jobs/{}/result", j.id)),
+            })
+        })
+        .collect();
+    json!({
+        "id": batch.id,
+        "status": status,
+        "job_count": batch.job_count,
+        "counts": counts,
+        "progress": progress,
+        "created_at": super::jobs::rfc3339(Some(batch.created_at_ms)),
+        "jobs": links,
+    })
+}
