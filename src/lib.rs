@@ -11,6 +11,7 @@
 //! | [`api`] | axum router, request extractors, `application/problem+json` errors |
 //! | [`jobs`] | the job queue on top of [`store`], the tokio worker pool, progress |
 //! | [`pipeline`] | one extraction run: volume + lesion masks + settings → features → score |
+//! | [`robustness`] | test–retest perturbations, per-location ICC(3,1) of every feature, heat map |
 //! | [`model`] | ONNX Runtime session, model manifest, compatibility checks, scoring |
 //! | [`features`] | extraction settings, one IBSI 1 feature family per file |
 //! | [`image`] | voxel grids, volumes, lesion masks, discretisation, NIfTI and NRRD label maps |
@@ -22,7 +23,8 @@
 //! | [`batch`] | offline output layouts (IBSI / PyRadiomics columns) and resumable manifest runs |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!
-//! `api → jobs → pipeline → features/model → image → dicom`; `pyradiomics → features`; `store` is used by `api`
+//! `api → jobs → pipeline → features/model → image → dicom`; `pyradiomics → features`;
+//! `robustness → batch, pipeline`; `store` is used by `api`
 //! and `jobs` only.
 
 pub mod api;
@@ -38,5 +40,6 @@ pub mod jobs;
 pub mod model;
 pub mod pipeline;
 pub mod pyradiomics;
+pub mod robustness;
 pub mod store;
 pub mod telemetry;

@@ -78,6 +78,9 @@ enum Command {
         #[arg(long)]
         update: Option<PathBuf>,
     },
+    /// Perturb lesions like a test-retest study, re-extract, and report per location and
+    /// feature the ICC(3,1) with its 95 % CI (CSV, JSON and a PNG heat map).
+    Robustness(RobustnessArgs),
     /// Print the extraction settings, their hash or the feature names.
     Settings {
         /// Settings file (default: bundled).
@@ -150,6 +153,58 @@ struct ExtractArgs {
     quiet: bool,
 }
 
+#[derive(clap::Args)]
+struct RobustnessArgs {
+    /// Cases as a JSON manifest (see `radscore::robustness::cases`); instead of --series.
+    #[arg(long, conflicts_with_all = ["series", "mask"])]
+    manifest: Option<PathBuf>,
+    /// One case: DICOM directory or zip, or a NIfTI image.
+    #[arg(long, requires = "mask")]
+    series: Option<PathBuf>,
+    /// Segmentation of --series: NIfTI label map or DICOM SEG.
+    #[arg(long)]
+    mask: Option<PathBuf>,
+    /// Lesion as LABEL:LOCATION (repeatable; with --series); default: every label, `other`.
+    #[arg(long = "lesion")]
+    lesions: Vec<String>,
+    /// Output directory: robustness.csv, robustness.json, robustness.png.
+    #[arg(long)]
+    out_dir: PathBuf,
+    /// Number of perturbations per lesion (raters of the ICC).
+    #[arg(long, default_value_t = 10)]
+    perturbations: usize,
+    /// Seed of every random draw; the same seed gives the same output.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Largest rotation, degrees (axial plane).
+    #[arg(long, default_value_t = 10.0)]
+    max_rotation_deg: f64,
+    /// Largest translation per axis, voxels.
+    #[arg(long, default_value_t = 0.5)]
+    max_translation_vox: f64,
+    /// Standard deviation of the added noise, HU (0: none).
+    #[arg(long, default_value_t = 10.0)]
+    noise_sd_hu: f64,
+    /// No ±1 voxel dilation / erosion.
+    #[arg(long)]
+    no_volume_adaptation: bool,
+    /// No supervoxel contour randomisation.
+    #[arg(long)]
+    no_contour_randomisation: bool,
+    /// ICC at or above this is `good`.
+    #[arg(long, default_value_t = 0.75)]
+    good: f64,
+    /// ICC at or above this is `excellent`.
+    #[arg(long, default_value_t = 0.9)]
+    excellent: f64,
+    /// Extraction settings file (default: bundled).
+    #[arg(long)]
+    settings: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    quiet: bool,
+}
+
 fn main() -> anyhow::Result<()> {
     radscore::telemetry::init_tracing();
     let cli = Cli::parse();
@@ -167,6 +222,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Extract(args) => extract(args),
+        Command::Robustness(args) => robustness(args),
         Command::Compliance {
             out,
             ct_phantom_dir,
@@ -421,6 +477,64 @@ fn extract_manifest(
         "batch extraction finished"
     );
     Ok(())
+}
+
+fn robustness(args: RobustnessArgs) -> anyhow::Result<()> {
+    use radscore::robustness::{self, PerturbationLimits, RobustnessOptions, Thresholds};
+
+    let settings = read_settings(args.settings.as_deref())?;
+    let options = RobustnessOptions {
+        perturbations: args.perturbations,
+        seed: args.seed,
+        limits: PerturbationLimits {
+            max_rotation_deg: args.max_rotation_deg,
+            max_translation_vox: args.max_translation_vox,
+            noise_sd_hu: args.noise_sd_hu,
+            volume_adaptation: !args.no_volume_adaptation,
+            contour_randomisation: !args.no_contour_randomisation,
+        },
+        thresholds: Thresholds {
+            good: args.good,
+            excellent: args.excellent,
+        },
+    };
+    options.validate()?;
+    let cases = match (&args.manifest, &args.series, &args.mask) {
+        (Some(manifest), _, _) => robustness::cases::load_manifest(manifest)?,
+        (None, Some(series), Some(mask)) => {
+            let mut case = robustness::cases::load_case("case-1".into(), series, mask, vec![])?;
+            case.lesions = parse_lesions(&args.lesions, &case.segmentation)?;
+            vec![case]
+        }
+        _ => bail!("give either --manifest or --series with --mask"),
+    };
+
+    let total = cases.iter().map(|c| c.lesions.len()).sum::<usize>();
+    let bar = progress_bar(args.quiet, total, "lesions");
+    let mut report = |p: f64| bar.set_position((p * total as f64).round() as u64);
+    let result = robustness::analyse(&cases, &settings, &options, &mut report)?;
+    bar.finish_and_clear();
+
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("creating {}", args.out_dir.display()))?;
+    let path = |name: &str| args.out_dir.join(name);
+    let csv_file = std::fs::File::create(path("robustness.csv"))
+        .with_context(|| format!("creating {}", path("robustness.csv").display()))?;
+    result.write_csv(csv_file)?;
+    std::fs::write(path("robustness.json"), serde_json::to_vec_pretty(&result)?)
+        .with_context(|| format!("writing {}", path("robustness.json").display()))?;
+    robustness::heatmap::write_png(&result, &path("robustness.png"))?;
+    let excluded = result
+        .lesions
+        .iter()
+        .filter(|l| l.status != "included")
+        .count();
+    print_stdout(&format!(
+        "{} lesions ({excluded} excluded), {} location/feature rows -> {}",
+        result.lesions.len(),
+        result.features.len(),
+        args.out_dir.display()
+    ))
 }
 
 fn parse_lesions(
