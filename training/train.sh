@@ -18,3 +18,7 @@ cargo build --bin radscore
     --out-dir training/data
 "$PY" training/train.py --cohort-dir training/data --out models/demo
 "$PY" training/verify_model.py --radscore target/debug/radscore --model models/demo
+# Per-location robustness of the cohort's features, the input of training/pipeline.py (and
+# the fixture of its test, training/test_pipeline.py).
+"$PY" training/make_robustness.py --radscore target/debug/radscore --patients 15 \
+    --perturbations 5 --out-dir training/data

@@ -1,0 +1,112 @@
+"""Test of training/pipeline.py on the synthetic cohort (run by tests/training_pipeline.rs).
+
+Trains on training/data/cohort.csv with training/data/robustness.csv, then recomputes
+with scikit-learn itself, from the pipeline's out-of-fold predictions and exported model:
+the pooled and per-fold ROC AUC, the Brier score, the Youden threshold and the confusion
+matrix at it; the calibrated model refitted by scikit-learn equals the ONNX export; no
+patient is in two folds; every selected feature is robust at every assessed location and
+no two selected features have |Spearman ρ| at or above the cut; the manifest's training
+ranges are the data's. Exits non-zero with a message on the first failure.
+
+    .venv/bin/python training/test_pipeline.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pandas as pd
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, confusion_matrix, roc_auc_score, roc_curve
+from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import pipeline  # noqa: E402
+
+DATA = Path(__file__).resolve().parent / "data"
+EXACT = 1e-12
+# float32 graph vs float64 scikit-learn.
+ONNX_TOLERANCE = 1e-4
+# The synthetic outcome is learnable: the noiseless rule reaches about 0.9 (cohort_meta).
+MIN_EXPECTED_AUC = 0.7
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        sys.exit(f"FAILED: {message}")
+
+
+def main() -> None:
+    options = pipeline.Options(bootstrap=200)
+    with tempfile.TemporaryDirectory(prefix="radscore-pipeline-") as tmp:
+        out = Path(tmp)
+        manifest = pipeline.run(DATA / "cohort.csv", DATA / "robustness.csv",
+                                DATA / "cohort_meta.json", out, options)
+        oof = pd.read_csv(out / "oof_predictions.csv")
+        onnx = ort.InferenceSession(str(out / "model.onnx"))
+        for name in ["report.md", "roc.png", "calibration.png", "confusion.png"]:
+            check((out / name).stat().st_size > 0, f"{name} is empty")
+
+    cohort = pd.read_csv(DATA / "cohort.csv")
+    metrics = manifest["metrics"]
+    y, p, fold = oof["outcome"].to_numpy(), oof["probability"].to_numpy(), oof["fold"].to_numpy()
+    check((oof["lesion_id"] == cohort["lesion_id"]).all(), "OOF rows are not in cohort order")
+
+    # Grouping: no patient in two folds.
+    folds_per_patient = oof.groupby("patient_id")["fold"].nunique()
+    check(folds_per_patient.max() == 1, "a patient appears in two folds")
+
+    # Metrics from scikit-learn on the OOF predictions.
+    check(abs(metrics["cv_auc_pooled"] - roc_auc_score(y, p)) < EXACT, "pooled AUC")
+    fold_aucs = [roc_auc_score(y[fold == f], p[fold == f]) for f in sorted(set(fold))]
+    check(np.allclose(metrics["cv_auc_folds"], fold_aucs, atol=EXACT, rtol=0), "fold AUCs")
+    check(abs(metrics["cv_brier_pooled"] - brier_score_loss(y, p)) < EXACT, "Brier score")
+    fpr, tpr, thresholds = roc_curve(y, p)
+    youden = min(thresholds[np.argmax(tpr - fpr)], 1.0)
+    check(abs(metrics["threshold"] - youden) < EXACT, "Youden threshold")
+    tn, fp, fn, tp = confusion_matrix(y, (p >= youden).astype(int)).ravel()
+    check(metrics["confusion_matrix"] == {"tn": tn, "fp": fp, "fn": fn, "tp": tp},
+          f"confusion matrix {metrics['confusion_matrix']} vs {(tn, fp, fn, tp)}")
+    low, high = metrics["cv_auc_pooled_ci95"]
+    check(low < metrics["cv_auc_pooled"] < high, "AUC outside its CI")
+    check(metrics["cv_auc_pooled"] > MIN_EXPECTED_AUC, f"AUC {metrics['cv_auc_pooled']:.3f}")
+
+    # The exported model is scikit-learn's calibrated model refitted on all rows.
+    names = manifest["feature_names"]
+    x = cohort[names].to_numpy(dtype=np.float64)
+    groups = cohort["patient_id"].astype(str).to_numpy()
+    splits = StratifiedGroupKFold(n_splits=options.calibration_folds, shuffle=True,
+                                  random_state=options.seed + 1).split(x, y, groups)
+    base = Pipeline([("scale", StandardScaler()),
+                     ("logreg", LogisticRegression(C=options.c, max_iter=10_000))])
+    reference = CalibratedClassifierCV(base, method="sigmoid", cv=list(splits), ensemble=False)
+    want = reference.fit(x, y).predict_proba(x)[:, 1]
+    got = onnx.run(["probabilities"], {"input": x.astype(np.float32)})[0][:, 1]
+    check(np.max(np.abs(got - want)) < ONNX_TOLERANCE, "ONNX differs from scikit-learn")
+
+    # Feature selection invariants.
+    icc = pd.read_csv(DATA / "robustness.csv").set_index(["location", "feature"])
+    for loc in manifest["feature_selection"]["assessed_locations"]:
+        for name in names:
+            check(icc.loc[(loc, name), "class"] in options.accept, f"{name} not robust at {loc}")
+    rho = cohort[names].corr(method="spearman").abs().to_numpy().copy()
+    np.fill_diagonal(rho, 0.0)
+    check(rho.max() < options.max_abs_corr, f"selected features correlate: {rho.max():.3f}")
+    for name in names:
+        r = manifest["training_ranges"][name]
+        check(r == {"min": cohort[name].min(), "max": cohort[name].max()}, f"range of {name}")
+
+    print(f"OK: {len(names)} features, AUC {metrics['cv_auc_pooled']:.3f}, "
+          f"{len(set(fold))} grouped folds")
+
+
+if __name__ == "__main__":
+    main()
