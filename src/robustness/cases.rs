@@ -75,11 +75,16 @@ pub fn load_case(
     mask: &Path,
     lesions: Vec<LesionRequest>,
 ) -> anyhow::Result<RobustnessCase> {
-    let volume = crate::batch::load_volume(series)?;
+    let (volume, frame_of_reference) = crate::batch::load_volume(series)?;
     let bytes = std::fs::read(mask).with_context(|| format!("reading {}", mask.display()))?;
     let name = mask.file_name().map(|n| n.to_string_lossy().to_string());
-    let (_, segmentation) = pipeline::read_segmentation(&bytes, name.as_deref(), &volume.grid)
-        .with_context(|| format!("reading the segmentation {}", mask.display()))?;
+    let (_, segmentation) = pipeline::read_segmentation(
+        &bytes,
+        name.as_deref(),
+        &volume.grid,
+        frame_of_reference.as_deref(),
+    )
+    .with_context(|| format!("reading the segmentation {}", mask.display()))?;
     Ok(RobustnessCase {
         case_id,
         volume,
