@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use radscore::api::related::{RelatedLimits, read_parts_from_bytes};
 use radscore::dicom::{
     ArchiveLimits, InputFile, assemble_series, files_from_zip, read_rtstruct, read_seg,
 };
@@ -44,6 +45,14 @@ const LIMITS: ArchiveLimits = ArchiveLimits {
 };
 
 /// Byte, 16-bit and 32-bit values that sit on boundaries parsers get wrong.
+/// Content-Type and limits of `stow` inputs (same as `fuzz/src/lib.rs` and the target).
+const STOW_CONTENT_TYPE: &str =
+    "multipart/related; type=\"application/dicom\"; boundary=radscore-fuzz";
+const STOW_LIMITS: RelatedLimits = RelatedLimits {
+    max_body_bytes: 16 << 20,
+    max_parts: 64,
+};
+
 const INTERESTING_U8: [u8; 7] = [0x00, 0x01, 0x7f, 0x80, 0xfe, 0xff, 0x20];
 const INTERESTING_U16: [u16; 6] = [0x0000, 0x0001, 0x7fff, 0x8000, 0xfffe, 0xffff];
 const INTERESTING_U32: [u32; 7] = [
@@ -569,6 +578,14 @@ fn runner(target: &str) -> fn(&[u8]) {
                 let _ = read_segmentation(data, Some("smoke.nrrd"), &grid, None);
             }
         },
+        "stow" => |data| {
+            let body = Bytes::copy_from_slice(data);
+            if let Ok(parts) = read_parts_from_bytes(STOW_CONTENT_TYPE, body, STOW_LIMITS) {
+                for part in parts {
+                    let _ = radscore::dicom::identify("part", &part.bytes);
+                }
+            }
+        },
         other => panic!("unknown fuzz target '{other}'"),
     }
 }
@@ -655,6 +672,12 @@ fn nrrd_files_never_panic() {
 #[test]
 fn rtstruct_decoding_never_panics() {
     campaign("rtstruct", 7, mutate_bytes, runner("rtstruct"));
+}
+
+/// STOW-RS multipart/related bodies, then the identification of every part.
+#[test]
+fn stow_bodies_never_panic() {
+    campaign("stow", 8, mutate_bytes, runner("stow"));
 }
 
 /// Replay saved inputs (a smoke failure or a libFuzzer crash file), with timings:

@@ -11,6 +11,10 @@ use radscore::image::Grid;
 /// Joins several DICOM files in one `series` input (and in its seeds).
 pub const FILE_SEPARATOR: &[u8] = b"RADSCORE-FUZZ-NEXT-FILE";
 
+/// Content-Type of every `stow` input: the seeds use this boundary.
+pub const STOW_CONTENT_TYPE: &str =
+    "multipart/related; type=\"application/dicom\"; boundary=radscore-fuzz";
+
 /// Most files one `series` input is split into: more only slows the fuzzer down.
 pub const MAX_FILES: usize = 64;
 

@@ -11,8 +11,10 @@ pub mod batches;
 pub mod health;
 pub mod jobs;
 pub mod problem;
+pub mod related;
 pub mod segmentations;
 pub mod series;
+pub mod stow;
 pub mod upload;
 
 use std::sync::Arc;
@@ -58,7 +60,9 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.yaml", get(health::openapi))
         .route("/v1/series", post(series::create).layer(uploads.clone()))
         .route("/v1/series/{id}", get(series::get))
-        .route("/v1/segmentations", post(segmentations::create).layer(uploads))
+        .route("/v1/segmentations", post(segmentations::create).layer(uploads.clone()))
+        .route("/studies", post(stow::store).layer(uploads.clone()))
+        .route("/studies/{study}", post(stow::store_in_study).layer(uploads))
         .route("/v1/segmentations/{id}", get(segmentations::get))
         .route("/v1/batches", post(batches::create))
         .route("/v1/batches/{id}", get(batches::get))

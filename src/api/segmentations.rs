@@ -74,7 +74,22 @@ pub async fn create(
         )
         .with("series_id", super::series::clip(&series_id))
     })?;
-    let grid = super::series::grid_from_row(&series)?;
+    let row = create_from_bytes(&state, &series, file_name, bytes).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("/v1/segmentations/{}", row.id).parse() {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers, Json(segmentation_json(&row)?)))
+}
+
+/// Read a segmentation onto `series`' grid and store it (also used by STOW-RS).
+pub(super) async fn create_from_bytes(
+    state: &AppState,
+    series: &crate::store::SeriesRow,
+    file_name: Option<String>,
+    bytes: Bytes,
+) -> ApiResult<SegmentationRow> {
+    let grid = super::series::grid_from_row(series)?;
     let frame_of_reference = series.frame_of_reference_uid.clone();
     let seg_bytes = bytes.clone();
     let name = file_name.clone();
@@ -92,17 +107,13 @@ pub async fn create(
 
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("segmentation_id", id.as_str());
-    let row = store_segmentation(&state, &id, &series_id, format, file_name, bytes, &seg).await?;
+    let row = store_segmentation(state, &id, &series.id, format, file_name, bytes, &seg).await?;
     tracing::info!(
         lesions = seg.lesions.len(),
         format = format.as_str(),
         "segmentation stored"
     );
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = format!("/v1/segmentations/{id}").parse() {
-        headers.insert(header::LOCATION, v);
-    }
-    Ok((StatusCode::CREATED, headers, Json(segmentation_json(&row)?)))
+    Ok(row)
 }
 
 /// `GET /v1/segmentations/{id}`.

@@ -82,7 +82,7 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 }
 
 /// Store the instance files, then the row; roll the blobs back if the row fails.
-async fn store_series(
+pub(super) async fn store_series(
     state: &AppState,
     id: &str,
     files: &[InputFile],

@@ -250,6 +250,50 @@ pub(crate) fn check_transfer_syntax(
     Ok(())
 }
 
+/// The identifying UIDs of one instance (PS3.3 C.12.1 SOP Common, C.7.2.1, C.7.3.1), read
+/// for routing a pushed instance; each sanitised to UID characters.
+#[derive(Debug, Clone, Default)]
+pub struct InstanceIdentity {
+    pub sop_class_uid: Option<String>,
+    pub sop_instance_uid: Option<String>,
+    pub study_instance_uid: Option<String>,
+    pub series_instance_uid: Option<String>,
+    /// For a segmentation: the SeriesInstanceUID of the first ReferencedSeriesSequence item
+    /// (PS3.3 C.12.2 Common Instance Reference).
+    pub referenced_series_uid: Option<String>,
+}
+
+/// Parse one file (with the structural pre-check) and read its identifying UIDs.
+///
+/// # Errors
+/// The [`DicomError`] of a file that is not DICOM, malformed, or in an unknown transfer
+/// syntax.
+pub fn identify(name: &str, bytes: &[u8]) -> Result<InstanceIdentity, DicomError> {
+    use dicom_dictionary_std::tags;
+    let obj = parse_file(name, bytes)?;
+    let uid = |tag: Tag, keyword: &'static str| -> Result<Option<String>, DicomError> {
+        Ok(opt_str(&obj, name, (tag, keyword))?.map(|u| sanitize_uid(&u)))
+    };
+    let referenced = opt_first_item(
+        &obj,
+        name,
+        (tags::REFERENCED_SERIES_SEQUENCE, "ReferencedSeriesSequence"),
+    )?
+    .and_then(|item| {
+        opt_str(item, name, (tags::SERIES_INSTANCE_UID, "SeriesInstanceUID"))
+            .ok()
+            .flatten()
+    })
+    .map(|u| sanitize_uid(&u));
+    Ok(InstanceIdentity {
+        sop_class_uid: uid(tags::SOP_CLASS_UID, "SOPClassUID")?,
+        sop_instance_uid: uid(tags::SOP_INSTANCE_UID, "SOPInstanceUID")?,
+        study_instance_uid: uid(tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?,
+        series_instance_uid: uid(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?,
+        referenced_series_uid: referenced,
+    })
+}
+
 /// A data element reference for messages: tag and its PS3.6 keyword.
 pub(crate) type Attr = (Tag, &'static str);
 

@@ -105,6 +105,10 @@ pub trait Database: Send + Sync {
     /// A series by id.
     async fn series(&self, id: &str) -> Result<Option<SeriesRow>, StoreError>;
 
+    /// The most recently stored series with this SeriesInstanceUID (STOW-RS binds a pushed
+    /// segmentation to the series it references by UID).
+    async fn series_by_uid(&self, series_uid: &str) -> Result<Option<SeriesRow>, StoreError>;
+
     /// Insert a segmentation row.
     async fn insert_segmentation(&self, row: &SegmentationRow) -> Result<(), StoreError>;
 

@@ -70,6 +70,20 @@ macro_rules! impl_database {
                 .await?)
             }
 
+            async fn series_by_uid(
+                &self,
+                series_uid: &str,
+            ) -> Result<Option<$crate::store::SeriesRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::SeriesRow>(
+                    "SELECT id, series_uid, frame_of_reference_uid, instance_count, geometry, \
+                     warnings, blob_prefix, created_at_ms FROM series WHERE series_uid = $1 \
+                     ORDER BY created_at_ms DESC, id DESC LIMIT 1",
+                )
+                .bind(series_uid)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
             async fn insert_segmentation(
                 &self,
                 row: &$crate::store::SegmentationRow,

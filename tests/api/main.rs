@@ -18,4 +18,5 @@ mod process;
 mod queue;
 mod s3;
 mod segmentation_formats;
+mod stow;
 mod walkthrough;

@@ -1,0 +1,373 @@
+//! DICOMweb STOW-RS (PS3.18 10.5): `POST /studies` and `POST /studies/{study}`, so that a
+//! PACS or `dicomweb-client` can push instances directly.
+//!
+//! Each body part is one DICOM instance. CT instances are grouped by SeriesInstanceUID and
+//! each group is assembled and stored like a `POST /v1/series` upload; a DICOM
+//! Segmentation is stored like a `POST /v1/segmentations` upload, bound to the stored series
+//! its ReferencedSeriesSequence names (pushed in the same request or before). Anything else
+//! fails alone. The answer is the Store Instances Response Module (PS3.18 10.5.3, Table
+//! 10.5.3-1) as DICOM JSON (PS3.18 F.2): ReferencedSOPSequence for stored instances, each
+//! with a RetrieveURL naming the radscore resource it became (`/v1/series/{id}` or
+//! `/v1/segmentations/{id}`), FailedSOPSequence with a FailureReason (PS3.4 GG.4-1 codes)
+//! and an ErrorComment saying why. Status: 200 all stored, 202 some, 409 none.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use super::related::{self, APPLICATION_DICOM, RelatedError, RelatedLimits, RelatedPart};
+use super::{ApiResult, AppState, Problem};
+use crate::dicom::{self, InputFile, InstanceIdentity};
+
+/// PS3.18 F.2: the media type of the response.
+const DICOM_JSON: &str = "application/dicom+json";
+
+/// SOP Class UIDs (PS3.4 B.5): the CT images radscore assembles, and DICOM Segmentation.
+const CT_IMAGE_STORAGE: [&str; 3] = [
+    "1.2.840.10008.5.1.4.1.1.2",
+    "1.2.840.10008.5.1.4.1.1.2.1",
+    "1.2.840.10008.5.1.4.1.1.2.2",
+];
+const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
+
+/// Failure Reason values (PS3.18 Table 10.5.3-2, PS3.4 GG.4-1).
+const PROCESSING_FAILURE: u16 = 0x0110;
+const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
+const DOES_NOT_MATCH: u16 = 0xA900;
+const CANNOT_UNDERSTAND: u16 = 0xC000;
+const TRANSFER_SYNTAX_NOT_SUPPORTED: u16 = 0xC122;
+
+/// Attribute tags of the response (PS3.6), as DICOM JSON keys.
+const RETRIEVE_URL: &str = "00081190";
+const FAILED_SOP_SEQUENCE: &str = "00081198";
+const REFERENCED_SOP_SEQUENCE: &str = "00081199";
+const REFERENCED_SOP_CLASS_UID: &str = "00081150";
+const REFERENCED_SOP_INSTANCE_UID: &str = "00081155";
+const FAILURE_REASON: &str = "00081197";
+const ERROR_COMMENT: &str = "00000902";
+
+/// `POST /studies`.
+#[tracing::instrument(skip_all)]
+pub async fn store(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    store_instances(state, None, req).await
+}
+
+/// `POST /studies/{study}`: instances of another study fail with 0xA900.
+#[tracing::instrument(skip_all)]
+pub async fn store_in_study(
+    State(state): State<AppState>,
+    Path(study): Path<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    store_instances(state, Some(dicom::sanitize_uid(&study)), req).await
+}
+
+/// One pushed instance on its way through.
+struct Pushed {
+    file: InputFile,
+    identity: InstanceIdentity,
+}
+
+/// The outcome of every instance, in body order.
+#[derive(Default)]
+struct Outcomes {
+    stored: Vec<(InstanceIdentity, String)>,
+    failed: Vec<(InstanceIdentity, u16, String)>,
+}
+
+async fn store_instances(
+    state: AppState,
+    study: Option<String>,
+    req: Request,
+) -> ApiResult<Response> {
+    let parts = read_body(&state, req).await?;
+    if parts.is_empty() {
+        return Err(Problem::bad_request(
+            "empty-upload",
+            "the multipart/related body has no parts",
+        ));
+    }
+    let mut outcomes = Outcomes::default();
+    let (ct, segs) = sort_parts(parts, study.as_deref(), &mut outcomes).await?;
+    for (series_uid, instances) in ct {
+        store_ct_series(&state, &series_uid, instances, &mut outcomes).await?;
+    }
+    for seg in segs {
+        store_segmentation(&state, seg, &mut outcomes).await?;
+    }
+    tracing::info!(
+        stored = outcomes.stored.len(),
+        failed = outcomes.failed.len(),
+        "STOW-RS request processed"
+    );
+    Ok(response(&outcomes, study.as_deref()))
+}
+
+async fn read_body(state: &AppState, req: Request) -> ApiResult<Vec<RelatedPart>> {
+    state.limits.check_declared_length(&req)?;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let limits = RelatedLimits {
+        max_body_bytes: state.limits.max_body_bytes,
+        max_parts: state.limits.max_files,
+    };
+    let boundary = related::boundary(&content_type).map_err(related_problem)?;
+    // LIMITATION: parts are buffered in memory (bounded by RADSCORE_MAX_UPLOAD_MB), like the
+    // other uploads; streaming them to the blob store is future work.
+    let parts = related::read_parts(req.into_body().into_data_stream(), boundary, limits)
+        .await
+        .map_err(related_problem)?;
+    let total: usize = parts.iter().map(|p| p.bytes.len()).sum();
+    metrics::counter!("radscore_upload_bytes_total", "kind" => "stow").increment(total as u64);
+    Ok(parts)
+}
+
+fn related_problem(e: RelatedError) -> Problem {
+    match e {
+        RelatedError::MediaType { .. } => Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            "Unsupported media type",
+            e.to_string(),
+        ),
+        RelatedError::TooLarge { .. } | RelatedError::TooManyParts { .. } => Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "upload-too-large",
+            "Upload too large",
+            e.to_string(),
+        ),
+        RelatedError::NoBoundary | RelatedError::Malformed { .. } => {
+            Problem::bad_request("malformed-multipart", e.to_string())
+        }
+    }
+}
+
+type SortedParts = (BTreeMap<String, Vec<Pushed>>, Vec<Pushed>);
+
+/// Identify every part: CT instances by series, segmentations, and failures.
+async fn sort_parts(
+    parts: Vec<RelatedPart>,
+    study: Option<&str>,
+    outcomes: &mut Outcomes,
+) -> ApiResult<SortedParts> {
+    let identified = tokio::task::spawn_blocking(move || {
+        parts
+            .into_iter()
+            .map(|part| {
+                let name = format!("part {}", part.number);
+                let identity = identify_part(&name, &part);
+                (name, part.bytes, identity)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+
+    let (mut ct, mut segs) = (BTreeMap::<String, Vec<Pushed>>::new(), Vec::new());
+    for (name, bytes, identity) in identified {
+        let identity = match identity {
+            Ok(identity) => identity,
+            Err((identity, reason, comment)) => {
+                outcomes.failed.push((identity, reason, comment));
+                continue;
+            }
+        };
+        let class = identity.sop_class_uid.as_deref().unwrap_or_default();
+        let fail = |reason: u16, comment: String| (identity.clone(), reason, comment);
+        if let Some(expected) = study
+            && identity.study_instance_uid.as_deref() != Some(expected)
+        {
+            let comment = format!("{name}: StudyInstanceUID differs from the study {expected}");
+            outcomes.failed.push(fail(DOES_NOT_MATCH, comment));
+            continue;
+        }
+        let pushed = Pushed {
+            file: InputFile { name, bytes },
+            identity: identity.clone(),
+        };
+        if CT_IMAGE_STORAGE.contains(&class) {
+            let series = identity.series_instance_uid.clone().unwrap_or_default();
+            ct.entry(series).or_default().push(pushed);
+        } else if class == SEGMENTATION_STORAGE {
+            segs.push(pushed);
+        } else {
+            let comment = format!(
+                "{}: SOP Class {class} is not stored here (CT images and segmentations only)",
+                pushed.file.name
+            );
+            outcomes.failed.push(fail(SOP_CLASS_NOT_SUPPORTED, comment));
+        }
+    }
+    Ok((ct, segs))
+}
+
+type PartFailure = (InstanceIdentity, u16, String);
+
+/// Parse one part's header; a part that is not a DICOM instance fails alone.
+fn identify_part(name: &str, part: &RelatedPart) -> Result<InstanceIdentity, PartFailure> {
+    if let Some(media) = part.media_type.as_deref()
+        && media != APPLICATION_DICOM
+    {
+        let comment = format!("{name}: Content-Type '{media}' is not application/dicom");
+        return Err((InstanceIdentity::default(), CANNOT_UNDERSTAND, comment));
+    }
+    dicom::identify(name, &part.bytes).map_err(|e| {
+        let reason = match e {
+            dicom::DicomError::UnsupportedTransferSyntax { .. } => TRANSFER_SYNTAX_NOT_SUPPORTED,
+            _ => CANNOT_UNDERSTAND,
+        };
+        (InstanceIdentity::default(), reason, e.to_string())
+    })
+}
+
+/// Assemble and store one pushed CT series; its instances are stored or fail together.
+async fn store_ct_series(
+    state: &AppState,
+    series_uid: &str,
+    instances: Vec<Pushed>,
+    outcomes: &mut Outcomes,
+) -> ApiResult<()> {
+    let (identities, files): (Vec<_>, Vec<_>) =
+        instances.into_iter().map(|p| (p.identity, p.file)).unzip();
+    let (files, assembled) = tokio::task::spawn_blocking(move || {
+        let result = dicom::assemble_series(&files);
+        (files, result)
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+    match assembled {
+        Ok(assembled) => {
+            let id = uuid::Uuid::now_v7().to_string();
+            super::series::store_series(state, &id, &files, &assembled).await?;
+            tracing::info!(series_id = %id, series_uid, "STOW-RS series stored");
+            let url = format!("/v1/series/{id}");
+            outcomes
+                .stored
+                .extend(identities.into_iter().map(|i| (i, url.clone())));
+        }
+        Err(e) => {
+            let comment = format!("series {series_uid} refused: {e}");
+            outcomes.failed.extend(
+                identities
+                    .into_iter()
+                    .map(|i| (i, PROCESSING_FAILURE, comment.clone())),
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Store one pushed segmentation on the series it references.
+async fn store_segmentation(
+    state: &AppState,
+    seg: Pushed,
+    outcomes: &mut Outcomes,
+) -> ApiResult<()> {
+    let Pushed { file, identity } = seg;
+    let referenced = identity.referenced_series_uid.clone().unwrap_or_default();
+    let Some(series) = state.db.series_by_uid(&referenced).await? else {
+        let comment = format!(
+            "{}: the referenced series '{referenced}' has not been stored; push the CT first \
+             or in the same request",
+            file.name
+        );
+        outcomes.failed.push((identity, DOES_NOT_MATCH, comment));
+        return Ok(());
+    };
+    match super::segmentations::create_from_bytes(state, &series, Some(file.name), file.bytes).await
+    {
+        Ok(row) => {
+            let url = format!("/v1/segmentations/{}", row.id);
+            outcomes.stored.push((identity, url));
+        }
+        Err(problem) if problem.status.is_client_error() => {
+            outcomes
+                .failed
+                .push((identity, PROCESSING_FAILURE, problem.detail));
+        }
+        Err(problem) => return Err(problem),
+    }
+    Ok(())
+}
+
+/// The Store Instances Response as DICOM JSON with the PS3.18 status.
+fn response(outcomes: &Outcomes, study: Option<&str>) -> Response {
+    let status = match (outcomes.stored.is_empty(), outcomes.failed.is_empty()) {
+        (false, true) => StatusCode::OK,
+        (false, false) => StatusCode::ACCEPTED,
+        (true, _) => StatusCode::CONFLICT,
+    };
+    let stored: Vec<Value> = outcomes
+        .stored
+        .iter()
+        .map(|(identity, url)| {
+            let mut item = sop_reference(identity);
+            item.insert(RETRIEVE_URL.into(), element("UR", json!([url])));
+            Value::Object(item)
+        })
+        .collect();
+    let failed: Vec<Value> = outcomes
+        .failed
+        .iter()
+        .map(|(identity, reason, comment)| {
+            let mut item = sop_reference(identity);
+            item.insert(FAILURE_REASON.into(), element("US", json!([reason])));
+            item.insert(ERROR_COMMENT.into(), element("LO", json!([comment])));
+            Value::Object(item)
+        })
+        .collect();
+    let mut body = Map::new();
+    if let Some(study) = study {
+        body.insert(
+            RETRIEVE_URL.into(),
+            element("UR", json!([format!("/studies/{study}")])),
+        );
+    }
+    body.insert(FAILED_SOP_SEQUENCE.into(), sequence(failed));
+    body.insert(REFERENCED_SOP_SEQUENCE.into(), sequence(stored));
+
+    let bytes = serde_json::to_vec(&Value::Object(body)).unwrap_or_else(|_| b"{}".to_vec());
+    let mut resp = (status, bytes).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(DICOM_JSON));
+    resp
+}
+
+/// ReferencedSOPClassUID and ReferencedSOPInstanceUID of an item, when known.
+fn sop_reference(identity: &InstanceIdentity) -> Map<String, Value> {
+    let mut item = Map::new();
+    if let Some(class) = &identity.sop_class_uid {
+        item.insert(
+            REFERENCED_SOP_CLASS_UID.into(),
+            element("UI", json!([class])),
+        );
+    }
+    if let Some(instance) = &identity.sop_instance_uid {
+        item.insert(
+            REFERENCED_SOP_INSTANCE_UID.into(),
+            element("UI", json!([instance])),
+        );
+    }
+    item
+}
+
+/// A DICOM JSON attribute (PS3.18 F.2.2): its VR and values.
+fn element(vr: &str, values: Value) -> Value {
+    json!({ "vr": vr, "Value": values })
+}
+
+/// A sequence attribute; empty sequences carry no `Value` (PS3.18 F.2.5).
+fn sequence(items: Vec<Value>) -> Value {
+    if items.is_empty() {
+        json!({ "vr": "SQ" })
+    } else {
+        json!({ "vr": "SQ", "Value": items })
+    }
+}
