@@ -37,11 +37,17 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
     })?;
     let request = parse_job_request(&doc)?;
     check_references(&state, &request).await?;
+    let request_json = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
+    // A client retry is answered from the stored job, even when the queue is full now.
+    if let Some(key) = &idempotency_key
+        && let Some(previous) = state.db.job_by_key(key).await?
+    {
+        return replay(previous, &request_json);
+    }
     check_backpressure(&state).await?;
 
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("job_id", id.as_str());
-    let request_json = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
     let existing = state
         .db
         .insert_job(&NewJob {

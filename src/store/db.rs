@@ -127,6 +127,9 @@ pub trait Database: Send + Sync {
     /// A job by id.
     async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError>;
 
+    /// The job created with an idempotency key.
+    async fn job_by_key(&self, key: &str) -> Result<Option<JobRow>, StoreError>;
+
     /// Claim the oldest claimable job for `worker`: queued, due (`run_after_ms` passed)
     /// and with fewer than `max_attempts` attempts. Atomic, also across processes; `None`
     /// when nothing is claimable.

@@ -182,6 +182,21 @@ macro_rules! impl_database {
                     .await?)
             }
 
+            async fn job_by_key(
+                &self,
+                key: &str,
+            ) -> Result<Option<$crate::store::JobRow>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::job_columns!(),
+                    " FROM jobs WHERE idempotency_key = $1"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
             async fn expired_leases(
                 &self,
                 now_ms: i64,

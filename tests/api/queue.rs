@@ -91,17 +91,26 @@ async fn idempotent_creation_and_cancellation() {
     assert_problem(status, &problem, 409, "job-cancelled", &[]);
 }
 
-/// With the queue at its bound, job creation answers 429 with Retry-After.
+/// With the queue at its bound, job creation answers 429 with Retry-After, but a client
+/// retry with an Idempotency-Key that is already stored still gets its job back.
 #[tokio::test]
 async fn full_queue_answers_429_with_retry_after() {
     let app = spawn_app_with_workers(1024, 0).await;
     let (series_id, seg_id) = phantom_inputs(&app).await;
     let body = json!({"series_id": series_id, "segmentation_id": seg_id,
                       "lesions": [{"label": 1, "location": "other"}]});
-    for _ in 0..MAX_QUEUED_JOBS_IN_TESTS {
+    let (status, first_id, job) = post_with_key(&app, "retry-when-full", &body).await;
+    assert_eq!(status, 202, "{job}");
+    for _ in 1..MAX_QUEUED_JOBS_IN_TESTS {
         let (status, _, job) = app.post_job(&body).await;
         assert_eq!(status, 202, "{job}");
     }
+    let (status, retried_id, job) = post_with_key(&app, "retry-when-full", &body).await;
+    assert_eq!(
+        status, 202,
+        "a retry of a stored job is not refused by backpressure: {job}"
+    );
+    assert_eq!(retried_id, first_id);
     let resp = app
         .client
         .post(app.url("/v1/jobs"))
