@@ -8,7 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::jobs::{check_references, idempotency_key, parse_job_request};
+use super::jobs::{check_references, parse_job_request, read_json_request};
 use super::{ApiResult, AppState, Problem};
 use crate::store::{BatchRow, JobRow, NewJob, now_ms};
 
@@ -26,16 +26,7 @@ pub async fn create(
     State(state): State<AppState>,
     req: Request,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
-    state.limits.check_declared_length(&req)?;
-    let idempotency_key = idempotency_key(&req)?;
-    let media = super::upload::media_type(&req);
-    if media != "application/json" {
-        return Err(super::series::unsupported_media(&media, "application/json"));
-    }
-    let body = state.limits.read_body(req.into_body()).await?;
-    let doc: Value = serde_json::from_slice(&body).map_err(|e| {
-        Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
-    })?;
+    let (idempotency_key, doc) = read_json_request(&state, req).await?;
     let requests = parse_batch(&doc)?;
     let mut checked = HashSet::new();
     for (i, request) in requests.iter().enumerate() {

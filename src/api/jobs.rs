@@ -25,16 +25,7 @@ pub const MAX_LESIONS_PER_JOB: usize = 1000;
 /// `POST /v1/jobs` with `{series_id, segmentation_id, lesions: [{label, location}], model?}`.
 #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
 pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<impl IntoResponse> {
-    state.limits.check_declared_length(&req)?;
-    let idempotency_key = idempotency_key(&req)?;
-    let media = super::upload::media_type(&req);
-    if media != "application/json" {
-        return Err(super::series::unsupported_media(&media, "application/json"));
-    }
-    let body = state.limits.read_body(req.into_body()).await?;
-    let doc: Value = serde_json::from_slice(&body).map_err(|e| {
-        Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
-    })?;
+    let (idempotency_key, doc) = read_json_request(&state, req).await?;
     let request = parse_job_request(&doc)?;
     check_references(&state, &request).await?;
     let request_json = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
@@ -97,6 +88,25 @@ async fn check_backpressure(state: &AppState) -> ApiResult<()> {
         return Err(p);
     }
     Ok(())
+}
+
+/// The `Idempotency-Key` header and the JSON document of a job or batch creation request
+/// (`application/json`, within the body size limit).
+pub(super) async fn read_json_request(
+    state: &AppState,
+    req: Request,
+) -> ApiResult<(Option<String>, Value)> {
+    state.limits.check_declared_length(&req)?;
+    let idempotency_key = idempotency_key(&req)?;
+    let media = super::upload::media_type(&req);
+    if media != "application/json" {
+        return Err(super::series::unsupported_media(&media, "application/json"));
+    }
+    let body = state.limits.read_body(req.into_body()).await?;
+    let doc: Value = serde_json::from_slice(&body).map_err(|e| {
+        Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
+    })?;
+    Ok((idempotency_key, doc))
 }
 
 /// Longest accepted `Idempotency-Key` header value.
