@@ -182,12 +182,17 @@ pub struct Case {
     pub location: Location,
 }
 
+/// What identifies a finished row in the output: image, mask, label and location (the
+/// first four output columns), so rows differing only in location are distinct cases.
+type CaseKey = (String, String, String, String);
+
 impl Case {
-    fn key(&self) -> (String, String, String) {
+    fn key(&self) -> CaseKey {
         (
             self.image.clone(),
             self.mask.clone(),
             self.label.to_string(),
+            self.location.as_str().to_string(),
         )
     }
 }
@@ -213,6 +218,7 @@ pub fn read_manifest(text: &str, default_label: u32) -> anyhow::Result<Vec<Case>
     };
     let (label, location) = (column("label"), column("location"));
     let mut cases = Vec::new();
+    let mut seen: std::collections::HashMap<CaseKey, usize> = std::collections::HashMap::new();
     for (i, record) in reader.records().enumerate() {
         let line = i + 2;
         let record = record.with_context(|| format!("manifest line {line}"))?;
@@ -232,12 +238,19 @@ pub fn read_manifest(text: &str, default_label: u32) -> anyhow::Result<Vec<Case>
         if image.is_empty() || mask.is_empty() {
             bail!("manifest line {line}: image and mask are required");
         }
-        cases.push(Case {
+        let case = Case {
             image,
             mask,
             label,
             location,
-        });
+        };
+        // A repeated row would be skipped as finished on resume; refuse it up front.
+        if let Some(first) = seen.insert(case.key(), line) {
+            bail!(
+                "manifest line {line} repeats line {first} (same image, mask, label and location)"
+            );
+        }
+        cases.push(case);
     }
     Ok(cases)
 }
@@ -331,9 +344,9 @@ pub fn run(
                     if lesion.features.is_err() {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
-                    let (image, mask, label) = case.key();
+                    let (image, mask, label, _location) = case.key();
                     let mut row = vec![image, mask, label];
-                    row.extend(spec.row(&lesion, None));
+                    row.extend(spec.row(&lesion, None)); // starts with the location
                     if let Err(e) = write_row(&writer, &row) {
                         if let Ok(mut first) = first_error.lock() {
                             first.get_or_insert(e);
@@ -366,10 +379,7 @@ fn write_row(writer: &Mutex<csv::Writer<std::fs::File>>, row: &[String]) -> anyh
 
 /// Keys of the complete rows of an existing output. A last line cut off by an interrupted
 /// run is removed from the file; a header that differs from `header` is an error.
-fn finished_rows(
-    out: &Path,
-    header: &[String],
-) -> anyhow::Result<HashSet<(String, String, String)>> {
+fn finished_rows(out: &Path, header: &[String]) -> anyhow::Result<HashSet<CaseKey>> {
     let mut done = HashSet::new();
     let mut file = match std::fs::OpenOptions::new().read(true).write(true).open(out) {
         Ok(f) => f,
@@ -406,6 +416,7 @@ fn finished_rows(
                 record[0].to_string(),
                 record[1].to_string(),
                 record[2].to_string(),
+                record[3].to_string(),
             ));
         }
     }
@@ -435,6 +446,33 @@ mod tests {
         assert!(read_manifest("img,mask\nx,y\n", 1).is_err());
         let err = read_manifest("image,mask,label\nx,y,zero\n", 1).unwrap_err();
         assert!(format!("{err:#}").contains("line 2"));
+    }
+
+    #[test]
+    fn rows_differing_only_in_location_are_distinct_and_repeats_are_refused() {
+        let cases = read_manifest(
+            "image,mask,label,location\na,m,1,pleura\na,m,1,lymph_node\n",
+            1,
+        )
+        .unwrap();
+        assert_ne!(cases[0].key(), cases[1].key());
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out.csv");
+        let header: Vec<String> = ["image", "mask", "label", "location"]
+            .map(String::from)
+            .to_vec();
+        std::fs::write(&out, "image,mask,label,location\na,m,1,pleura\n").unwrap();
+        let done = finished_rows(&out, &header).unwrap();
+        assert!(done.contains(&cases[0].key()));
+        assert!(
+            !done.contains(&cases[1].key()),
+            "another location is not finished"
+        );
+        let err = read_manifest("image,mask,label\na,m,1\nb,n,1\na,m,1\n", 1).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("line 4 repeats line 2"),
+            "{err:#}"
+        );
     }
 
     #[test]
