@@ -4,7 +4,7 @@
 //!
 //! Scenario: load the CT phantom (PAT1, GTV-1) from `shared/data` as NIfTI through the
 //! production readers, run [`radscore::pipeline::build_roi`] with each configuration's
-//! settings, compute every family of [`FAMILIES`] and compare with
+//! settings, compute every IBSI family of [`radscore::features::FAMILIES`] and compare with
 //! `ibsi1_reference_values_long.csv`:
 //!
 //! * **Diagnostics** rows (IBSI 1 chapter 5, "Diagnostic features") check each processing
@@ -13,7 +13,7 @@
 //!   the [`Roi`]) and the re-segmented ROI (its intensity mask).
 //! * **Feature** rows: every tag a family produces must have a reference row and agree
 //!   within the IBSI tolerance; every reference row whose tag prefix belongs to a
-//!   registered family must be produced. Families are discovered from [`FAMILIES`], so
+//!   registered family must be produced. Families are discovered from `ibsi_families()`, so
 //!   families added later are checked without editing this file.
 //!
 //! A row that cannot be matched is listed with its reason in [`SKIPPED`]; skipped rows are
@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use common::Reference;
 use ndarray::{Array3, Zip};
-use radscore::features::{FAMILIES, FamilySettings, Feature, Roi};
+use radscore::features::{FamilySettings, Feature, Roi, ibsi_families};
 use radscore::image::labelmap::{read_nifti_labelmap, read_nifti_volume};
 use radscore::image::resample::{self, AlignedGrid, SourceRegion};
 use radscore::image::{LesionMask, Volume};
@@ -349,7 +349,7 @@ fn compute_families(
 ) -> (Vec<Feature>, BTreeSet<String>) {
     let mut features = Vec::new();
     let mut prefixes = BTreeSet::new();
-    for family in FAMILIES {
+    for family in ibsi_families() {
         let names = (family.names)(settings);
         prefixes.extend(
             names

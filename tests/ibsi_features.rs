@@ -219,8 +219,7 @@ fn digital_phantom_matches_ibsi_reference() {
         "phantom mask voxel count"
     );
     let settings = FamilySettings {
-        families: radscore::features::FAMILIES
-            .iter()
+        families: radscore::features::ibsi_families()
             .map(|f| f.name.to_string())
             .collect(),
         // IVH "none": the phantom's intensities are already discrete (configs CSV).
@@ -248,8 +247,7 @@ fn ct_phantom_config_a_matches_ibsi_reference() {
         Some(CONFIG_A_RESEGMENT_HU),
     );
     let settings = FamilySettings {
-        families: radscore::features::FAMILIES
-            .iter()
+        families: radscore::features::ibsi_families()
             .map(|f| f.name.to_string())
             .collect(),
         // IVH "none (discrete HU)" (configs CSV, config A): G = the re-segmentation range.

@@ -6,7 +6,7 @@ use crate::features::settings::{
     DEFAULT_MASK_THRESHOLD, ImageInterpolation, Interpolation, MaskInterpolation,
     TextureAggregation,
 };
-use crate::features::{Discretisation, FAMILIES, FamilySettings};
+use crate::features::{Discretisation, FamilySettings, ibsi_families};
 
 /// GLCM / NGTDM / NGLDM distance δ in every IBSI configuration.
 const IBSI_TEXTURE_DISTANCE_VOX: u32 = 1;
@@ -38,10 +38,10 @@ const AGGREGATIONS_2D: [TextureAggregation; 4] = [
 const AGGREGATIONS_3D: [TextureAggregation; 2] =
     [TextureAggregation::D3Avg, TextureAggregation::D3Comb];
 
-/// Settings shared by every configuration: all families, δ = 1, α = 0, no processing.
+/// Settings shared by every configuration: all IBSI families, δ = 1, α = 0, no processing.
 pub fn base_settings(aggregations: &[TextureAggregation]) -> FamilySettings {
     FamilySettings {
-        families: FAMILIES.iter().map(|f| f.name.to_string()).collect(),
+        families: ibsi_families().map(|f| f.name.to_string()).collect(),
         resegment_range_hu: None,
         discretisation: Discretisation::None,
         ivh_discretisation: None,

@@ -179,6 +179,16 @@ pub const FAMILIES: &[Family] = &[
     },
 ];
 
+/// Families outside IBSI 1 (computed only when asked for, never by the IBSI configurations).
+pub const NON_IBSI_FAMILIES: &[&str] = &["pyradiomics_energy"];
+
+/// The IBSI 1 families of this build, in output order.
+pub fn ibsi_families() -> impl Iterator<Item = &'static Family> {
+    FAMILIES
+        .iter()
+        .filter(|f| !NON_IBSI_FAMILIES.contains(&f.name))
+}
+
 /// Every feature name produced with `settings`, in output order.
 pub fn feature_names(settings: &FamilySettings) -> Vec<String> {
     enabled(settings)
