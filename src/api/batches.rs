@@ -8,7 +8,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::jobs::{check_references, parse_job_request, read_json_request};
+use super::jobs::{bounded_array, check_references, parse_job_request, read_json_request};
 use super::{ApiResult, AppState, Problem};
 use crate::store::{BatchRow, JobRow, NewJob, now_ms};
 
@@ -130,16 +130,7 @@ fn parse_batch(doc: &Value) -> ApiResult<Vec<crate::jobs::JobRequest>> {
     if let Some(k) = obj.keys().find(|k| k.as_str() != "jobs") {
         return Err(invalid(format!("unknown field '{k}'; expected 'jobs'")));
     }
-    let items = obj
-        .get("jobs")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("field 'jobs' is required and must be an array"))?;
-    if items.is_empty() || items.len() > MAX_JOBS_PER_BATCH {
-        return Err(invalid(format!(
-            "'jobs' must hold 1 to {MAX_JOBS_PER_BATCH} entries, got {}",
-            items.len()
-        )));
-    }
+    let items = bounded_array(obj, "jobs", MAX_JOBS_PER_BATCH, invalid)?;
     items
         .iter()
         .enumerate()
@@ -153,7 +144,7 @@ fn in_job(index: usize, mut problem: Problem) -> Problem {
     problem.with("job_index", index)
 }
 
-fn invalid(detail: impl Into<String>) -> Problem {
+fn invalid<D: Into<String>>(detail: D) -> Problem {
     Problem::unprocessable("invalid-batch-request", "Invalid batch request", detail)
 }
 

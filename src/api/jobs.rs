@@ -258,16 +258,7 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(invalid("field 'model' must be a string")),
     };
-    let items = obj
-        .get("lesions")
-        .and_then(Value::as_array)
-        .ok_or_else(|| invalid("field 'lesions' is required and must be an array"))?;
-    if items.is_empty() || items.len() > MAX_LESIONS_PER_JOB {
-        return Err(invalid(format!(
-            "'lesions' must hold 1 to {MAX_LESIONS_PER_JOB} entries, got {}",
-            items.len()
-        )));
-    }
+    let items = bounded_array(obj, "lesions", MAX_LESIONS_PER_JOB, invalid)?;
     let mut lesions = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
     for (i, item) in items.iter().enumerate() {
@@ -359,8 +350,29 @@ pub(super) async fn check_references(state: &AppState, req: &JobRequest) -> ApiR
     Ok(())
 }
 
-fn invalid(detail: impl Into<String>) -> Problem {
+fn invalid<D: Into<String>>(detail: D) -> Problem {
     Problem::unprocessable("invalid-job-request", "Invalid job request", detail)
+}
+
+/// The required array `field` of `obj`, holding 1 to `max` entries; faults are reported
+/// through `invalid` (each request kind has its own problem type).
+pub(super) fn bounded_array<'a>(
+    obj: &'a serde_json::Map<String, Value>,
+    field: &str,
+    max: usize,
+    invalid: fn(String) -> Problem,
+) -> ApiResult<&'a Vec<Value>> {
+    let items = obj
+        .get(field)
+        .and_then(Value::as_array)
+        .ok_or_else(|| invalid(format!("field '{field}' is required and must be an array")))?;
+    if items.is_empty() || items.len() > max {
+        return Err(invalid(format!(
+            "'{field}' must hold 1 to {max} entries, got {}",
+            items.len()
+        )));
+    }
+    Ok(items)
 }
 
 /// The status document of a job.
