@@ -12,9 +12,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use ndarray::Array3;
 use radscore::features::morphology::mesh_volume_area;
 
@@ -46,27 +43,8 @@ fn skimage_mesh(cases: &[Case]) -> Vec<(f64, f64)> {
             serde_json::json!({ "shape": [z, y, x], "spacing_mm": c.spacing_mm, "voxels": voxels })
         })
         .collect();
-    let mut child = Command::new(common::python())
-        .arg(common::support_script("mesh_reference.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e})", common::python().display()));
-    let body = serde_json::to_vec(&input).expect("JSON encodes");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(&body)
-        .expect("python reads its input");
-    let out = child.wait_with_output().expect("python runs");
-    assert!(
-        out.status.success(),
-        "mesh_reference.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("JSON output");
+    let rows: Vec<serde_json::Value> =
+        common::run_support_json("mesh_reference.py", &serde_json::Value::Array(input));
     rows.iter()
         .map(|r| {
             let get = |k: &str| r[k].as_f64().unwrap_or_else(|| panic!("no {k} in {r}"));

@@ -9,9 +9,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use ndarray::Array3;
 use radscore::features::morphology::{hull, mesh, mvee, ombb};
 
@@ -43,27 +40,10 @@ fn hull_of(mask: &Array3<bool>) -> (Vec<[f64; 3]>, Vec<[usize; 3]>) {
 }
 
 fn numpy_mvee(points: &[[f64; 3]]) -> [f64; 3] {
-    let mut child = Command::new(common::python())
-        .arg(common::support_script("mvee_reference.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run {} ({e})", common::python().display()));
-    let body = serde_json::to_vec(&serde_json::json!({ "points_mm": points })).expect("JSON");
-    child
-        .stdin
-        .take()
-        .expect("stdin is piped")
-        .write_all(&body)
-        .expect("python reads its input");
-    let out = child.wait_with_output().expect("python runs");
-    assert!(
-        out.status.success(),
-        "mvee_reference.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let v: serde_json::Value = common::run_support_json(
+        "mvee_reference.py",
+        &serde_json::json!({ "points_mm": points }),
     );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON output");
     let axes: Vec<f64> = v["semi_axes_mm"]
         .as_array()
         .expect("semi_axes_mm")

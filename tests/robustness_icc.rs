@@ -4,9 +4,7 @@
 //! Needs the pinned Python environment (`scripts/setup.sh python`), found through
 //! `$RADSCORE_PYTHON` or `<crate>/.venv/bin/python`.
 
-use std::io::Write;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+mod common;
 
 use radscore::robustness::icc::icc3_1;
 use rand::{Rng, SeedableRng};
@@ -19,36 +17,9 @@ const CI_TOLERANCE: f64 = 1e-6;
 /// pingouin rounds its interval to two decimals.
 const PINGOUIN_CI_ROUNDING: f64 = 0.005 + 1e-12;
 
-fn python() -> PathBuf {
-    std::env::var_os("RADSCORE_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-}
-
 /// pingouin's answer for every table.
 fn pingouin(tables: &[Vec<Vec<f64>>]) -> Vec<serde_json::Value> {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/pingouin_icc.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "cannot run {} ({e}); set RADSCORE_PYTHON",
-                python().display()
-            )
-        });
-    let input = serde_json::to_vec(tables).unwrap();
-    child.stdin.take().unwrap().write_all(&input).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "pingouin_icc.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    common::run_support_json("pingouin_icc.py", &serde_json::json!(tables))
 }
 
 /// `n` subjects × `k` raters: subject effect of sd `subject_sd`, a fixed offset per rater

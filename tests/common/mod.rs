@@ -6,7 +6,9 @@
 #![allow(dead_code)]
 
 use std::collections::BTreeSet;
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 use ndarray::Array3;
 use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
@@ -30,6 +32,40 @@ pub fn support_script(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/support")
         .join(name)
+}
+
+/// Run `tests/support/<script>` with the project Python, `input` as JSON on its stdin, and
+/// parse the JSON it prints. Panics with the script's stderr when it fails.
+pub fn run_support_json<T: serde::de::DeserializeOwned>(
+    script: &str,
+    input: &serde_json::Value,
+) -> T {
+    let mut child = Command::new(python())
+        .arg(support_script(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} ({e}); set RADSCORE_PYTHON",
+                python().display()
+            )
+        });
+    let body = serde_json::to_vec(input).expect("JSON encodes");
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(&body)
+        .expect("python reads its input");
+    let out = child.wait_with_output().expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{script} printed no JSON ({e})"))
 }
 
 /// One row of `ibsi1_reference_values_long.csv`.
