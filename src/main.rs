@@ -523,12 +523,39 @@ fn robustness(args: RobustnessArgs) -> anyhow::Result<()> {
     result.write_csv(csv_file)?;
     std::fs::write(path("robustness.json"), serde_json::to_vec_pretty(&result)?)
         .with_context(|| format!("writing {}", path("robustness.json").display()))?;
-    robustness::heatmap::write_png(&result, &path("robustness.png"))?;
-    let excluded = result
+    let excluded: Vec<_> = result
         .lesions
         .iter()
         .filter(|l| l.status != "included")
-        .count();
+        .collect();
+    if result.features.is_empty() {
+        // Nothing to draw: the table and JSON (with each lesion's reason) are still written.
+        let reasons: Vec<String> = excluded
+            .iter()
+            .map(|l| {
+                format!(
+                    "{} label {}: {}",
+                    l.case_id,
+                    l.label,
+                    l.reason.as_deref().unwrap_or("-")
+                )
+            })
+            .collect();
+        bail!(
+            "no ICC could be computed ({} of {} lesions excluded{}); robustness.csv and \
+             robustness.json are in {}, no heat map was drawn",
+            excluded.len(),
+            result.lesions.len(),
+            if reasons.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", reasons.join("; "))
+            },
+            args.out_dir.display()
+        );
+    }
+    robustness::heatmap::write_png(&result, &path("robustness.png"))?;
+    let excluded = excluded.len();
     print_stdout(&format!(
         "{} lesions ({excluded} excluded), {} location/feature rows -> {}",
         result.lesions.len(),
