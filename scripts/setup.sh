@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Fetch what radscore needs besides crates: the ONNX Runtime shared library and the
-# Python environment of the training pipeline.
+# Python environment of the training pipeline, and cargo-deny for CI.
 #
 #   scripts/setup.sh ort      libonnxruntime.so → .ort/lib/ (from the PyPI onnxruntime wheel)
 #   scripts/setup.sh python   .venv/ with training/requirements.txt installed
-#   scripts/setup.sh all      both
+#   scripts/setup.sh deny     cargo-deny (pinned, from crates.io) → .tools/cargo-deny/
+#   scripts/setup.sh all      all three
 #
 # Needs python3 (with venv and pip) and access to the Python package index. Safe to run
 # again: each step checks whether its result is already in place and skips it if so.
@@ -21,6 +22,10 @@ ORT_LIB="$ORT_DIR/lib/libonnxruntime.so"
 ORT_STAMP="$ORT_DIR/lib/VERSION"
 VENV="$ROOT/.venv"
 VENV_STAMP="$VENV/.requirements.sha256"
+# cargo-deny (dependency licences, bans, sources; deny.toml), built from crates.io with its
+# own Cargo.lock. Installed under the project so reruns skip it.
+DENY_VERSION="0.20.2"
+DENY_ROOT="$ROOT/.tools/cargo-deny"
 
 # The wheel we take the library from: CPython 3.11, manylinux_2_28, x86_64. The library
 # itself does not depend on the Python version; this tag is simply one that ships it.
@@ -32,7 +37,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -116,12 +121,25 @@ setup_python() {
     log "Python environment ready: $VENV"
 }
 
+setup_deny() {
+    local bin="$DENY_ROOT/bin/cargo-deny"
+    if [[ -x "$bin" && "$("$bin" --version 2>/dev/null)" == "cargo-deny $DENY_VERSION" ]]; then
+        log "cargo-deny $DENY_VERSION already in $bin"
+        return 0
+    fi
+    command -v cargo >/dev/null || die "cargo not found (install Rust: https://rustup.rs)"
+    log "building cargo-deny $DENY_VERSION from crates.io (a few minutes, once)"
+    cargo install --quiet --locked --root "$DENY_ROOT" "cargo-deny@$DENY_VERSION"
+    log "installed $bin"
+}
+
 main() {
     [[ $# -eq 1 ]] || usage
     case "$1" in
         ort) setup_ort ;;
         python) setup_python ;;
-        all) setup_ort; setup_python ;;
+        deny) setup_deny ;;
+        all) setup_ort; setup_python; setup_deny ;;
         -h | --help) usage ;;
         *) usage ;;
     esac

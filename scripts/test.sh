@@ -26,5 +26,8 @@ if [[ -z "${RADSCORE_TEST_PG_URL:-}" ]] && command -v psql >/dev/null \
   createdb -h 127.0.0.1 -U postgres test
 fi
 cargo fmt --check
+# Dependency licences, duplicate/banned crates and sources (deny.toml). Advisories are not
+# checked here: their database is cloned from GitHub, which CI cannot reach.
+"$ROOT/.tools/cargo-deny/bin/cargo-deny" check licenses bans sources
 cargo test --all-targets
 cargo clippy --all-targets -- -D warnings

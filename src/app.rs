@@ -75,6 +75,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         job_enqueued: job_enqueued.clone(),
         limits: config.upload_limits(),
         metrics: crate::telemetry::metrics_handle(),
+        http: config.http_policy()?,
     };
     let jobs = Arc::new(JobContext {
         db,
@@ -82,7 +83,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         model,
         settings,
         job_enqueued,
-        queue: config.queue(),
+        queue: config.queue()?,
     });
     Ok(App { state, jobs })
 }

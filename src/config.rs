@@ -18,6 +18,23 @@ const HEARTBEATS_PER_LEASE: u32 = 10;
 /// Longest interval between heartbeats; progress is recorded with each beat.
 const MAX_HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// Seconds in an hour, for `*_hours` settings.
+const SECONDS_PER_HOUR: f64 = 3600.0;
+
+/// A setting that parsed but makes no sense.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "RADSCORE_RETENTION_HOURS must be 0 (keep forever) or a positive number of hours, got {0}"
+    )]
+    RetentionHours(f64),
+    #[error(
+        "RADSCORE_CORS_ORIGINS: '{0}' is not an origin like https://viewer.example.org \
+         (scheme, host and optional port)"
+    )]
+    CorsOrigin(String),
+}
+
 /// Settings shared by `serve`, `worker` and `migrate`.
 #[derive(Debug, Clone, Args)]
 pub struct Config {
@@ -83,6 +100,28 @@ pub struct Config {
     /// Longest wait between attempts of a failed job, seconds.
     #[arg(long, env = "RADSCORE_JOB_RETRY_MAX_S", default_value_t = 300)]
     pub job_retry_max_s: u64,
+    /// Retention of uploads, hours (fractions allowed): a series or segmentation older
+    /// than this that no queued or running job uses is purged (blobs removed, a GET
+    /// answers 410 Gone); results of finished jobs are kept. 0 keeps uploads forever.
+    #[arg(long, env = "RADSCORE_RETENTION_HOURS", default_value_t = 0.0)]
+    pub retention_hours: f64,
+    /// Seconds between retention passes of a worker process (a pass also retries blob
+    /// removals of deletions that failed half-way).
+    #[arg(long, env = "RADSCORE_RETENTION_SWEEP_S", default_value_t = 300)]
+    pub retention_sweep_s: u64,
+    /// Longest time a request may take, seconds, body upload included; a slower one is
+    /// answered 503. 0: no limit.
+    #[arg(long, env = "RADSCORE_REQUEST_TIMEOUT_S", default_value_t = 600)]
+    pub request_timeout_s: u64,
+    /// Longest pause in the arrival of a request body, seconds; a body that stalls longer
+    /// is answered 408. 0: no limit.
+    #[arg(long, env = "RADSCORE_BODY_IDLE_TIMEOUT_S", default_value_t = 60)]
+    pub body_idle_timeout_s: u64,
+    /// Browser origins allowed to call the API cross-origin (CORS), comma-separated, e.g.
+    /// `https://viewer.example.org`. Unset: no CORS headers, so browsers refuse
+    /// cross-origin calls.
+    #[arg(long, env = "RADSCORE_CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
 }
 
 impl Config {
@@ -122,9 +161,12 @@ impl Config {
     }
 
     /// Queue timing from configuration; the heartbeat is a fraction of the lease.
-    pub fn queue(&self) -> crate::jobs::QueueConfig {
+    ///
+    /// # Errors
+    /// An invalid retention period.
+    pub fn queue(&self) -> Result<crate::jobs::QueueConfig, ConfigError> {
         let lease = std::time::Duration::from_secs(self.job_lease_s.max(1));
-        crate::jobs::QueueConfig {
+        Ok(crate::jobs::QueueConfig {
             lease,
             heartbeat: (lease / HEARTBEATS_PER_LEASE).min(MAX_HEARTBEAT),
             max_attempts: self.job_max_attempts.max(1),
@@ -132,8 +174,62 @@ impl Config {
                 base: std::time::Duration::from_millis(self.job_retry_base_ms),
                 max: std::time::Duration::from_secs(self.job_retry_max_s),
             },
+            retention: self.retention()?,
             ..crate::jobs::QueueConfig::default()
+        })
+    }
+
+    /// The retention policy: a period when `RADSCORE_RETENTION_HOURS` is positive.
+    ///
+    /// # Errors
+    /// A negative, non-finite or absurdly large number of hours.
+    pub fn retention(&self) -> Result<crate::jobs::retention::RetentionPolicy, ConfigError> {
+        let hours = self.retention_hours;
+        let period = if hours == 0.0 {
+            None
+        } else {
+            let seconds = hours * SECONDS_PER_HOUR;
+            Some(
+                std::time::Duration::try_from_secs_f64(seconds)
+                    .ok()
+                    .filter(|_| hours > 0.0)
+                    .ok_or(ConfigError::RetentionHours(hours))?,
+            )
+        };
+        Ok(crate::jobs::retention::RetentionPolicy {
+            period,
+            sweep_interval: std::time::Duration::from_secs(self.retention_sweep_s.max(1)),
+        })
+    }
+
+    /// HTTP request timeouts and CORS allow-list.
+    ///
+    /// # Errors
+    /// An origin in `RADSCORE_CORS_ORIGINS` that is not a valid header value or not an
+    /// `http(s)://` origin.
+    pub fn http_policy(&self) -> Result<crate::api::HttpPolicy, ConfigError> {
+        let seconds = |s: u64| (s > 0).then(|| std::time::Duration::from_secs(s));
+        let request_timeout = seconds(self.request_timeout_s);
+        let body_idle_timeout = seconds(self.body_idle_timeout_s);
+        let mut cors_origins = Vec::new();
+        for origin in self.cors_origins.iter().flat_map(|s| s.split(',')) {
+            let origin = origin.trim();
+            if origin.is_empty() {
+                continue;
+            }
+            let valid = (origin.starts_with("https://") || origin.starts_with("http://"))
+                && !origin.trim_end_matches('/').contains(['?', '#'])
+                && origin.parse::<axum::http::HeaderValue>().is_ok();
+            if !valid {
+                return Err(ConfigError::CorsOrigin(origin.to_string()));
+            }
+            cors_origins.push(origin.trim_end_matches('/').to_string());
         }
+        Ok(crate::api::HttpPolicy {
+            request_timeout,
+            body_idle_timeout,
+            cors_origins,
+        })
     }
 
     /// Worker pool size: configured, else the number of cores.

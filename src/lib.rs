@@ -9,7 +9,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`api`] | axum router, request extractors, `application/problem+json` errors |
-//! | [`jobs`] | the job queue on top of [`store`], the tokio worker pool, progress |
+//! | [`jobs`] | the job queue on top of [`store`], the tokio worker pool, progress, upload deletion and retention |
 //! | [`pipeline`] | one extraction run: volume + lesion masks + settings → features → score |
 //! | [`robustness`] | test–retest perturbations, per-location ICC(3,1) of every feature, heat map |
 //! | [`model`] | ONNX Runtime session, model manifest, compatibility checks, scoring |

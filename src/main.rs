@@ -47,6 +47,19 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
+    /// Run one retention pass and exit: purge uploads older than RADSCORE_RETENTION_HOURS
+    /// that no queued or running job uses, and retry unfinished blob removals.
+    Purge {
+        #[command(flatten)]
+        config: Config,
+    },
+    /// Exit 0 when the server at RADSCORE_BIND answers GET /healthz with 200 (the
+    /// container HEALTHCHECK; no curl needed).
+    Healthcheck {
+        /// Address the server listens on (0.0.0.0 or [::] is probed on loopback).
+        #[arg(long, env = "RADSCORE_BIND", default_value = "127.0.0.1:8080")]
+        bind: String,
+    },
     /// Extract features offline (the same pipeline as the service).
     Extract(ExtractArgs),
     /// Write a synthetic demo case: DICOM series (+ zip), NIfTI label map, lesions.json.
@@ -221,6 +234,8 @@ fn main() -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }),
+        Command::Purge { config } => runtime.block_on(purge(config)),
+        Command::Healthcheck { bind } => healthcheck(&bind),
         Command::Extract(args) => extract(args),
         Command::Robustness(args) => robustness(args),
         Command::Compliance {
@@ -315,6 +330,61 @@ async fn work(config: Config) -> anyhow::Result<()> {
     });
     radscore::jobs::run_worker_pool(app.jobs, config.worker_count(), shutdown).await;
     Ok(())
+}
+
+async fn purge(config: Config) -> anyhow::Result<()> {
+    let policy = config.retention()?;
+    let db = radscore::store::Db::connect(&config.database_url)
+        .await
+        .with_context(|| format!("opening database {}", config.database_url))?;
+    let location = config.blob_location()?;
+    let blobs = radscore::store::BlobStore::open(&location, &config.s3_options())?;
+    let now = radscore::store::now_ms();
+    let report = radscore::jobs::retention::purge(&db, &blobs, policy.period, now).await?;
+    print_stdout(&serde_json::to_string(&serde_json::json!({
+        "retention_hours": config.retention_hours,
+        "series_purged": report.series,
+        "segmentations_purged": report.segmentations,
+        "blob_removals_retried": report.blob_retries,
+    }))?)
+}
+
+/// How long `radscore healthcheck` waits for the server (connect, send, answer).
+const HEALTHCHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// GET /healthz on the server listening at `bind`; Ok when it answers 200.
+///
+/// A plain HTTP/1.1 request over a loopback TCP socket: the runtime image has no curl, and
+/// radscore's HTTP client crates are test-only, so this is the smallest probe that works.
+fn healthcheck(bind: &str) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream};
+
+    let mut addr: SocketAddr = bind
+        .parse()
+        .with_context(|| format!("RADSCORE_BIND '{bind}' is not an IP:port address"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let mut stream = TcpStream::connect_timeout(&addr, HEALTHCHECK_TIMEOUT)
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_read_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    stream.set_write_timeout(Some(HEALTHCHECK_TIMEOUT))?;
+    write!(
+        stream,
+        "GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head)?;
+    let status_line = String::from_utf8_lossy(&head[..n]);
+    let status = status_line.split_whitespace().nth(1).unwrap_or("none");
+    if status != "200" {
+        bail!("GET http://{addr}/healthz answered status {status}");
+    }
+    print_stdout("ok")
 }
 
 /// SIGINT or SIGTERM.

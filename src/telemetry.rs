@@ -64,6 +64,11 @@ fn describe_metrics() {
         "Jobs waiting to be claimed (read at scrape time; the same on every replica)"
     );
     metrics::describe_counter!(
+        "radscore_uploads_deleted_total",
+        "Series and segmentations deleted by this process, by kind and reason (deleted: a \
+         DELETE request or its series' deletion; retention: purged after the retention period)"
+    );
+    metrics::describe_counter!(
         "radscore_jobs_finished_total",
         "Jobs finished by this process, by final status"
     );

@@ -14,7 +14,7 @@ use crate::features::Location;
 use crate::jobs::JobRequest;
 use crate::jobs::worker::model_summary;
 use crate::pipeline::LesionRequest;
-use crate::store::{JobRow, NewJob};
+use crate::store::{JobRow, NewJob, UploadKind};
 
 /// Label value of the background in label maps; never a lesion.
 pub const BACKGROUND_LABEL: u32 = 0;
@@ -303,27 +303,12 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
 
 pub(super) async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
     if state.db.series(&req.series_id).await?.is_none() {
-        return Err(Problem::unprocessable(
-            "unknown-series",
-            "Unknown series",
-            format!("series '{}' does not exist", clip(&req.series_id)),
-        )
-        .with("series_id", clip(&req.series_id)));
+        return Err(unknown_reference(state, UploadKind::Series, &req.series_id).await);
     }
-    let seg = state
-        .db
-        .segmentation(&req.segmentation_id)
-        .await?
-        .ok_or_else(|| {
-            Problem::unprocessable(
-                "unknown-segmentation",
-                "Unknown segmentation",
-                format!(
-                    "segmentation '{}' does not exist",
-                    clip(&req.segmentation_id)
-                ),
-            )
-        })?;
+    let Some(seg) = state.db.segmentation(&req.segmentation_id).await? else {
+        let kind = UploadKind::Segmentation;
+        return Err(unknown_reference(state, kind, &req.segmentation_id).await);
+    };
     if seg.series_id != req.series_id {
         return Err(Problem::unprocessable(
             "segmentation-series-mismatch",
@@ -348,6 +333,39 @@ pub(super) async fn check_references(state: &AppState, req: &JobRequest) -> ApiR
         ));
     }
     Ok(())
+}
+
+/// 422 for a request that names a series or segmentation that does not exist, or that
+/// was deleted (the detail then says when and why).
+pub(super) async fn unknown_reference(state: &AppState, kind: UploadKind, id: &str) -> Problem {
+    let field = format!("{}_id", kind.as_str());
+    let (slug, title, detail) = match state
+        .db
+        .tombstone(kind, Some(super::deletion::DEFAULT_TENANT), id)
+        .await
+    {
+        Ok(Some(t)) => {
+            let gone = super::deletion::gone(kind, id, &t);
+            let slug = match kind {
+                UploadKind::Series => "series-deleted",
+                UploadKind::Segmentation => "segmentation-deleted",
+            };
+            (slug, "Referenced upload was deleted", gone.detail)
+        }
+        Ok(None) => {
+            let (slug, title) = match kind {
+                UploadKind::Series => ("unknown-series", "Unknown series"),
+                UploadKind::Segmentation => ("unknown-segmentation", "Unknown segmentation"),
+            };
+            (
+                slug,
+                title,
+                format!("{} '{}' does not exist", kind.as_str(), clip(id)),
+            )
+        }
+        Err(e) => return e.into(),
+    };
+    Problem::unprocessable(slug, title, detail).with(&field, clip(id))
 }
 
 fn invalid<D: Into<String>>(detail: D) -> Problem {

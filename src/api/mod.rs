@@ -8,8 +8,10 @@
 #![allow(clippy::result_large_err)]
 
 pub mod batches;
+pub mod deletion;
 pub mod health;
 pub mod jobs;
+pub mod limits;
 pub mod problem;
 pub mod related;
 pub mod segmentations;
@@ -46,24 +48,47 @@ pub struct AppState {
     pub job_enqueued: Arc<Notify>,
     pub limits: UploadLimits,
     pub metrics: PrometheusHandle,
+    /// Request timeout and CORS allow-list.
+    pub http: HttpPolicy,
 }
 
-/// Every route of the service, one per line.
+/// Cross-cutting HTTP limits of the router.
+#[derive(Debug, Clone, Default)]
+pub struct HttpPolicy {
+    /// Longest time a request may take (body included); `None`: no limit.
+    pub request_timeout: Option<std::time::Duration>,
+    /// Longest pause while a request body arrives; `None`: no limit.
+    pub body_idle_timeout: Option<std::time::Duration>,
+    /// Origins allowed cross-origin (CORS); empty: CORS off, no CORS headers are sent.
+    pub cors_origins: Vec<String>,
+}
+
+/// Every route of the service, one per line, then the cross-cutting layers: body limit,
+/// request timeouts and CORS ([`limits::apply`]), request ids and tracing.
 pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
     // Uploads are decoded in memory: bound how many run at once (others wait their turn).
     let uploads = GlobalConcurrencyLimitLayer::new(state.limits.max_concurrent_uploads.max(1));
-    Router::new()
+    let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .route("/openapi.yaml", get(health::openapi))
         .route("/v1/series", post(series::create).layer(uploads.clone()))
-        .route("/v1/series/{id}", get(series::get))
-        .route("/v1/segmentations", post(segmentations::create).layer(uploads.clone()))
+        .route("/v1/series/{id}", get(series::get).delete(series::delete))
+        .route(
+            "/v1/segmentations",
+            post(segmentations::create).layer(uploads.clone()),
+        )
         .route("/studies", post(stow::store).layer(uploads.clone()))
-        .route("/studies/{study}", post(stow::store_in_study).layer(uploads))
-        .route("/v1/segmentations/{id}", get(segmentations::get))
+        .route(
+            "/studies/{study}",
+            post(stow::store_in_study).layer(uploads),
+        )
+        .route(
+            "/v1/segmentations/{id}",
+            get(segmentations::get).delete(segmentations::delete),
+        )
         .route("/v1/batches", post(batches::create))
         .route("/v1/batches/{id}", get(batches::get))
         .route("/v1/jobs", post(jobs::create))
@@ -73,7 +98,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/compliance", get(health::compliance))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(DefaultBodyLimit::max(body_limit));
+    limits::apply(routes, &state.http)
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             let request_id = req

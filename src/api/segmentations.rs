@@ -13,7 +13,7 @@ use super::upload::{media_type, read_multipart};
 use super::{ApiResult, AppState, Problem};
 use crate::image::Segmentation;
 use crate::pipeline::{self, SegmentationError, SegmentationFormat};
-use crate::store::{SegmentationRow, now_ms};
+use crate::store::{SegmentationRow, UploadKind, now_ms};
 
 /// Query parameters of a raw-body segmentation upload.
 #[derive(Debug, Deserialize)]
@@ -63,17 +63,9 @@ pub async fn create(
         .increment(bytes.len() as u64);
     tracing::Span::current().record("series_id", series_id.as_str());
 
-    let series = state.db.series(&series_id).await?.ok_or_else(|| {
-        Problem::unprocessable(
-            "unknown-series",
-            "Unknown series",
-            format!(
-                "series '{}' does not exist",
-                super::series::clip(&series_id)
-            ),
-        )
-        .with("series_id", super::series::clip(&series_id))
-    })?;
+    let Some(series) = state.db.series(&series_id).await? else {
+        return Err(super::jobs::unknown_reference(&state, UploadKind::Series, &series_id).await);
+    };
     let row = create_from_bytes(&state, &series, file_name, bytes).await?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/segmentations/{}", row.id).parse() {
@@ -116,14 +108,21 @@ pub(super) async fn create_from_bytes(
     Ok(row)
 }
 
-/// `GET /v1/segmentations/{id}`.
+/// `GET /v1/segmentations/{id}`; 410 Gone for a deleted or purged segmentation.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let row = state
-        .db
-        .segmentation(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("segmentation", &id))?;
+    let Some(row) = state.db.segmentation(&id).await? else {
+        return Err(super::deletion::missing(&state, UploadKind::Segmentation, &id).await);
+    };
     Ok(Json(segmentation_json(&row)?))
+}
+
+/// `DELETE /v1/segmentations/{id}`, unless unfinished jobs use it (see
+/// [`super::deletion`]).
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    super::deletion::delete(&state, UploadKind::Segmentation, &id).await
 }
 
 fn from_multipart(

@@ -10,7 +10,7 @@ use super::upload::{media_type, parts_to_files, read_multipart};
 use super::{ApiResult, AppState, Problem};
 use crate::dicom::{self, AssembledSeries, InputFile};
 use crate::image::Grid;
-use crate::store::{SeriesRow, now_ms};
+use crate::store::{SeriesRow, UploadKind, now_ms};
 
 /// `POST /v1/series`: a series as `application/zip` or `multipart/form-data`.
 #[tracing::instrument(skip_all, fields(series_id = tracing::field::Empty, series_uid = tracing::field::Empty))]
@@ -71,14 +71,21 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
     Ok((StatusCode::CREATED, headers, Json(series_json(&row)?)))
 }
 
-/// `GET /v1/series/{id}`.
+/// `GET /v1/series/{id}`; 410 Gone for a deleted or purged series.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let row = state
-        .db
-        .series(&id)
-        .await?
-        .ok_or_else(|| Problem::not_found("series", &id))?;
+    let Some(row) = state.db.series(&id).await? else {
+        return Err(super::deletion::missing(&state, UploadKind::Series, &id).await);
+    };
     Ok(Json(series_json(&row)?))
+}
+
+/// `DELETE /v1/series/{id}`: the series and its segmentations, unless unfinished jobs use
+/// them (see [`super::deletion`]).
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::response::Response> {
+    super::deletion::delete(&state, UploadKind::Series, &id).await
 }
 
 /// Store the instance files, then the row; roll the blobs back if the row fails.

@@ -58,6 +58,8 @@ impl UploadLimits {
         axum::body::to_bytes(body, limit).await.map_err(|e| {
             if is_length_limit(&e) {
                 self.too_large("the request body")
+            } else if super::limits::is_body_timeout(&e) {
+                super::limits::body_timeout_problem()
             } else {
                 Problem::bad_request(
                     "unreadable-body",
@@ -118,6 +120,9 @@ pub async fn read_multipart<S: Send + Sync>(
             Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 return Err(limits.too_large("the multipart body"));
             }
+            Err(e) if super::limits::is_body_timeout(&e) => {
+                return Err(super::limits::body_timeout_problem());
+            }
             Err(e) => return Err(Problem::bad_request("malformed-multipart", e.body_text())),
         };
         if parts.len() >= limits.max_files {
@@ -133,6 +138,8 @@ pub async fn read_multipart<S: Send + Sync>(
         let bytes = field.bytes().await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 limits.too_large("the multipart body")
+            } else if super::limits::is_body_timeout(&e) {
+                super::limits::body_timeout_problem()
             } else {
                 Problem::bad_request("malformed-multipart", e.body_text())
             }

@@ -1,9 +1,11 @@
-//! Extraction jobs: the request and result types, and the tokio worker pool that claims
-//! queued jobs from the database, runs the [`crate::pipeline`] and stores results.
+//! Extraction jobs: the request and result types, the tokio worker pool that claims
+//! queued jobs from the database, runs the [`crate::pipeline`] and stores results, and the
+//! deletion and retention of uploads ([`retention`]) that runs beside it.
 //!
 //! The job table in [`crate::store`] is the queue (see its docs for lease semantics).
 
 pub mod result;
+pub mod retention;
 pub mod retry;
 pub mod worker;
 

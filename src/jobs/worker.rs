@@ -14,6 +14,9 @@ use crate::model::Model;
 use crate::pipeline::{self, LesionFeatures};
 use crate::store::{BlobStore, Db, JobRow};
 
+/// Time between retention passes when not configured.
+const DEFAULT_RETENTION_SWEEP: Duration = Duration::from_secs(300);
+
 /// Queue timing and retry policy.
 #[derive(Debug, Clone)]
 pub struct QueueConfig {
@@ -28,6 +31,8 @@ pub struct QueueConfig {
     pub max_attempts: u32,
     /// Backoff between attempts.
     pub retry: super::RetryPolicy,
+    /// Retention of uploads; its purge task runs beside the workers.
+    pub retention: super::retention::RetentionPolicy,
 }
 
 impl Default for QueueConfig {
@@ -38,6 +43,10 @@ impl Default for QueueConfig {
             poll_interval: Duration::from_secs(2),
             max_attempts: 3,
             retry: super::RetryPolicy::default(),
+            retention: super::retention::RetentionPolicy {
+                period: None,
+                sweep_interval: DEFAULT_RETENTION_SWEEP,
+            },
         }
     }
 }
@@ -53,10 +62,17 @@ pub struct JobContext {
     pub queue: QueueConfig,
 }
 
-/// Run `size` workers until `shutdown` is cancelled; in-flight jobs finish first.
+/// Run `size` workers, and the retention task, until `shutdown` is cancelled; in-flight
+/// jobs finish first.
 pub async fn run_worker_pool(ctx: Arc<JobContext>, size: usize, shutdown: CancellationToken) {
     let node = uuid::Uuid::new_v4().simple().to_string();
-    let mut handles = Vec::with_capacity(size);
+    let mut handles = Vec::with_capacity(size + 1);
+    handles.push(tokio::spawn(super::retention::run_retention_task(
+        ctx.db.clone(),
+        ctx.blobs.clone(),
+        ctx.queue.retention,
+        shutdown.clone(),
+    )));
     for n in 0..size.max(1) {
         let worker_id = format!("{}-{n}", &node[..12]);
         handles.push(tokio::spawn(worker_loop(

@@ -195,6 +195,50 @@ pub trait Database: Send + Sync {
     /// The jobs of a batch, in submission order.
     async fn batch_jobs(&self, batch_id: &str) -> Result<Vec<JobRow>, StoreError>;
 
+    /// Delete a series and its segmentations: in one transaction, refuse when a queued
+    /// or running job uses the series ([`Deletion::InUse`]), else turn the rows into
+    /// tombstones (derived data and UIDs cleared, `reason` recorded) and return the blobs
+    /// to remove. Finished jobs and their results are kept. `tenant` restricts the lookup
+    /// to one tenant's objects (`None`: any tenant, for retention).
+    async fn delete_series(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        reason: DeletionReason,
+    ) -> Result<Deletion, StoreError>;
+
+    /// Delete a segmentation, as [`Database::delete_series`] does for a series.
+    async fn delete_segmentation(
+        &self,
+        tenant: Option<&str>,
+        id: &str,
+        reason: DeletionReason,
+    ) -> Result<Deletion, StoreError>;
+
+    /// When and why a series or segmentation was deleted; `None` for a live or unknown id.
+    async fn tombstone(
+        &self,
+        kind: UploadKind,
+        tenant: Option<&str>,
+        id: &str,
+    ) -> Result<Option<Tombstone>, StoreError>;
+
+    /// Record that the blobs of a deleted series or segmentation are gone.
+    async fn mark_blobs_removed(&self, kind: UploadKind, id: &str) -> Result<(), StoreError>;
+
+    /// Deleted uploads whose blobs were not removed yet (a removal that failed half-way),
+    /// at most `limit`.
+    async fn pending_blob_removals(&self, limit: i64) -> Result<Vec<BlobRemoval>, StoreError>;
+
+    /// Live uploads created before `created_before_ms` that no queued or running job uses,
+    /// oldest first, at most `limit` (series first, then segmentations): what a retention
+    /// purge removes.
+    async fn expired_uploads(
+        &self,
+        created_before_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(UploadKind, String)>, StoreError>;
+
     /// Number of jobs waiting to run (queued), for backpressure.
     async fn queued_jobs(&self) -> Result<i64, StoreError>;
 
@@ -276,6 +320,79 @@ pub struct NewJob {
     pub request: String,
     /// Client-supplied `Idempotency-Key`, unique across jobs.
     pub idempotency_key: Option<String>,
+}
+
+/// A kind of upload that can be deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UploadKind {
+    Series,
+    Segmentation,
+}
+
+impl UploadKind {
+    /// The word used in messages and metrics (`series`, `segmentation`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UploadKind::Series => "series",
+            UploadKind::Segmentation => "segmentation",
+        }
+    }
+}
+
+/// Why an upload was deleted, as stored in its tombstone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeletionReason {
+    /// A `DELETE` request (or the deletion of the series a segmentation belongs to).
+    Deleted,
+    /// The retention period (`RADSCORE_RETENTION_HOURS`) ran out.
+    Retention,
+}
+
+impl DeletionReason {
+    /// The stored value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeletionReason::Deleted => "deleted",
+            DeletionReason::Retention => "retention",
+        }
+    }
+
+    /// Parse a stored value; anything unknown reads as a deletion request.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "retention" => DeletionReason::Retention,
+            _ => DeletionReason::Deleted,
+        }
+    }
+}
+
+/// When and why an upload was deleted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tombstone {
+    pub deleted_at_ms: i64,
+    pub reason: DeletionReason,
+}
+
+/// The blobs of one deleted upload: a series prefix or a segmentation key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobRemoval {
+    pub kind: UploadKind,
+    pub id: String,
+    pub blob_key: String,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deletion {
+    /// Now a tombstone; these blobs are to be removed (the series' and its
+    /// segmentations').
+    Deleted(Vec<BlobRemoval>),
+    /// It was deleted before.
+    Gone(Tombstone),
+    /// Queued or running jobs use it (their ids, oldest first); nothing was changed.
+    InUse(Vec<String>),
+    /// No such id.
+    NotFound,
 }
 
 /// Milliseconds of a duration, saturating, in the database's time unit.

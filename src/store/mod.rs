@@ -15,7 +15,10 @@ mod sql;
 pub mod sqlite;
 
 pub use blobs::{BlobLocation, BlobStore};
-pub use db::{Backend, BatchRow, Database, Db, JobRow, NewJob, SegmentationRow, SeriesRow};
+pub use db::{
+    Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason, JobRow, NewJob,
+    SegmentationRow, SeriesRow, Tombstone, UploadKind,
+};
 
 /// Errors of the persistence layer. They are never shown to clients in detail (500s).
 #[derive(Debug, thiserror::Error)]

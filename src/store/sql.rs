@@ -63,7 +63,8 @@ macro_rules! impl_database {
             ) -> Result<Option<$crate::store::SeriesRow>, $crate::store::StoreError> {
                 Ok(sqlx::query_as::<_, $crate::store::SeriesRow>(
                     "SELECT id, series_uid, frame_of_reference_uid, instance_count, geometry, \
-                     warnings, blob_prefix, created_at_ms FROM series WHERE id = $1",
+                     warnings, blob_prefix, created_at_ms FROM series \
+                     WHERE id = $1 AND deleted_at_ms IS NULL",
                 )
                 .bind(id)
                 .fetch_optional(&self.pool)
@@ -77,7 +78,7 @@ macro_rules! impl_database {
                 Ok(sqlx::query_as::<_, $crate::store::SeriesRow>(
                     "SELECT id, series_uid, frame_of_reference_uid, instance_count, geometry, \
                      warnings, blob_prefix, created_at_ms FROM series WHERE series_uid = $1 \
-                     ORDER BY created_at_ms DESC, id DESC LIMIT 1",
+                     AND deleted_at_ms IS NULL ORDER BY created_at_ms DESC, id DESC LIMIT 1",
                 )
                 .bind(series_uid)
                 .fetch_optional(&self.pool)
@@ -110,7 +111,7 @@ macro_rules! impl_database {
             ) -> Result<Option<$crate::store::SegmentationRow>, $crate::store::StoreError> {
                 Ok(sqlx::query_as::<_, $crate::store::SegmentationRow>(
                     "SELECT id, series_id, format, file_name, blob_key, lesions, created_at_ms \
-                     FROM segmentations WHERE id = $1",
+                     FROM segmentations WHERE id = $1 AND deleted_at_ms IS NULL",
                 )
                 .bind(id)
                 .fetch_optional(&self.pool)
@@ -398,6 +399,230 @@ macro_rules! impl_database {
                     .bind(batch_id)
                     .fetch_all(&self.pool)
                     .await?)
+            }
+
+            async fn delete_series(
+                &self,
+                tenant: Option<&str>,
+                id: &str,
+                reason: $crate::store::DeletionReason,
+            ) -> Result<$crate::store::Deletion, $crate::store::StoreError> {
+                use $crate::store::{BlobRemoval, Deletion, UploadKind};
+                let now = $crate::store::now_ms();
+                // The first statement writes, so a SQLite transaction holds the write lock
+                // from the start (a read first could not be upgraded under contention).
+                let mut tx = self.pool.begin().await?;
+                let prefix: Option<String> = sqlx::query_scalar(
+                    "UPDATE series SET deleted_at_ms = $1, deletion_reason = $2, \
+                     series_uid = '', frame_of_reference_uid = NULL, geometry = '{}', \
+                     warnings = '[]' WHERE id = $3 AND deleted_at_ms IS NULL \
+                     RETURNING blob_prefix",
+                )
+                .bind(now)
+                .bind(reason.as_str())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(prefix) = prefix else {
+                    tx.rollback().await?;
+                    let found = $crate::store::db::Database::tombstone(self, UploadKind::Series, tenant, id);
+                    return Ok(match found.await? {
+                        Some(t) => Deletion::Gone(t),
+                        None => Deletion::NotFound,
+                    });
+                };
+                let busy: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM jobs WHERE series_id = $1 \
+                     AND status IN ('queued', 'running') ORDER BY created_at_ms, id",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                if !busy.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(Deletion::InUse(busy));
+                }
+                let segmentations: Vec<(String, String)> = sqlx::query_as(
+                    "UPDATE segmentations SET deleted_at_ms = $1, deletion_reason = $2, \
+                     file_name = NULL, lesions = '[]' \
+                     WHERE series_id = $3 AND deleted_at_ms IS NULL RETURNING id, blob_key",
+                )
+                .bind(now)
+                .bind(reason.as_str())
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                let mut blobs = vec![BlobRemoval {
+                    kind: UploadKind::Series,
+                    id: id.to_string(),
+                    blob_key: prefix,
+                }];
+                blobs.extend(segmentations.into_iter().map(|(id, blob_key)| BlobRemoval {
+                    kind: UploadKind::Segmentation,
+                    id,
+                    blob_key,
+                }));
+                Ok(Deletion::Deleted(blobs))
+            }
+
+            async fn delete_segmentation(
+                &self,
+                tenant: Option<&str>,
+                id: &str,
+                reason: $crate::store::DeletionReason,
+            ) -> Result<$crate::store::Deletion, $crate::store::StoreError> {
+                use $crate::store::{BlobRemoval, Deletion, UploadKind};
+                let mut tx = self.pool.begin().await?;
+                let key: Option<String> = sqlx::query_scalar(
+                    "UPDATE segmentations SET deleted_at_ms = $1, deletion_reason = $2, \
+                     file_name = NULL, lesions = '[]' \
+                     WHERE id = $3 AND deleted_at_ms IS NULL RETURNING blob_key",
+                )
+                .bind($crate::store::now_ms())
+                .bind(reason.as_str())
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(blob_key) = key else {
+                    tx.rollback().await?;
+                    let kind = UploadKind::Segmentation;
+                    let found = $crate::store::db::Database::tombstone(self, kind, tenant, id);
+                    return Ok(match found.await? {
+                        Some(t) => Deletion::Gone(t),
+                        None => Deletion::NotFound,
+                    });
+                };
+                let busy: Vec<String> = sqlx::query_scalar(
+                    "SELECT id FROM jobs WHERE segmentation_id = $1 \
+                     AND status IN ('queued', 'running') ORDER BY created_at_ms, id",
+                )
+                .bind(id)
+                .fetch_all(&mut *tx)
+                .await?;
+                if !busy.is_empty() {
+                    tx.rollback().await?;
+                    return Ok(Deletion::InUse(busy));
+                }
+                tx.commit().await?;
+                Ok(Deletion::Deleted(vec![BlobRemoval {
+                    kind: UploadKind::Segmentation,
+                    id: id.to_string(),
+                    blob_key,
+                }]))
+            }
+
+            async fn tombstone(
+                &self,
+                kind: $crate::store::UploadKind,
+                tenant: Option<&str>,
+                id: &str,
+            ) -> Result<Option<$crate::store::Tombstone>, $crate::store::StoreError> {
+                // LIMITATION: `tenant` is not filtered on until objects carry a tenant.
+                let _ = tenant;
+                let sql = match kind {
+                    $crate::store::UploadKind::Series => {
+                        "SELECT deleted_at_ms, deletion_reason FROM series \
+                         WHERE id = $1 AND deleted_at_ms IS NOT NULL"
+                    }
+                    $crate::store::UploadKind::Segmentation => {
+                        "SELECT deleted_at_ms, deletion_reason FROM segmentations \
+                         WHERE id = $1 AND deleted_at_ms IS NOT NULL"
+                    }
+                };
+                let row: Option<(i64, Option<String>)> = sqlx::query_as(sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(row.map(|(deleted_at_ms, reason)| $crate::store::Tombstone {
+                    deleted_at_ms,
+                    reason: $crate::store::DeletionReason::parse(reason.as_deref().unwrap_or("")),
+                }))
+            }
+
+            async fn mark_blobs_removed(
+                &self,
+                kind: $crate::store::UploadKind,
+                id: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                let sql = match kind {
+                    $crate::store::UploadKind::Series => {
+                        "UPDATE series SET blobs_removed_at_ms = $1 WHERE id = $2"
+                    }
+                    $crate::store::UploadKind::Segmentation => {
+                        "UPDATE segmentations SET blobs_removed_at_ms = $1 WHERE id = $2"
+                    }
+                };
+                sqlx::query(sql)
+                    .bind($crate::store::now_ms())
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn pending_blob_removals(
+                &self,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::BlobRemoval>, $crate::store::StoreError> {
+                use $crate::store::{BlobRemoval, UploadKind};
+                let series: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, blob_prefix FROM series WHERE deleted_at_ms IS NOT NULL \
+                     AND blobs_removed_at_ms IS NULL ORDER BY deleted_at_ms, id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let segmentations: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT id, blob_key FROM segmentations WHERE deleted_at_ms IS NOT NULL \
+                     AND blobs_removed_at_ms IS NULL ORDER BY deleted_at_ms, id LIMIT $1",
+                )
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let tag = |kind: UploadKind| {
+                    move |(id, blob_key): (String, String)| BlobRemoval { kind, id, blob_key }
+                };
+                Ok(series
+                    .into_iter()
+                    .map(tag(UploadKind::Series))
+                    .chain(segmentations.into_iter().map(tag(UploadKind::Segmentation)))
+                    .take(usize::try_from(limit).unwrap_or(0))
+                    .collect())
+            }
+
+            async fn expired_uploads(
+                &self,
+                created_before_ms: i64,
+                limit: i64,
+            ) -> Result<Vec<($crate::store::UploadKind, String)>, $crate::store::StoreError> {
+                use $crate::store::UploadKind;
+                let series: Vec<String> = sqlx::query_scalar(
+                    "SELECT s.id FROM series s WHERE s.deleted_at_ms IS NULL \
+                     AND s.created_at_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j \
+                       WHERE j.series_id = s.id AND j.status IN ('queued', 'running')) \
+                     ORDER BY s.created_at_ms, s.id LIMIT $2",
+                )
+                .bind(created_before_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                let segmentations: Vec<String> = sqlx::query_scalar(
+                    "SELECT g.id FROM segmentations g WHERE g.deleted_at_ms IS NULL \
+                     AND g.created_at_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j \
+                       WHERE j.segmentation_id = g.id AND j.status IN ('queued', 'running')) \
+                     ORDER BY g.created_at_ms, g.id LIMIT $2",
+                )
+                .bind(created_before_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                Ok(series
+                    .into_iter()
+                    .map(|id| (UploadKind::Series, id))
+                    .chain(segmentations.into_iter().map(|id| (UploadKind::Segmentation, id)))
+                    .take(usize::try_from(limit).unwrap_or(0))
+                    .collect())
             }
 
             async fn queued_jobs(&self) -> Result<i64, $crate::store::StoreError> {

@@ -73,8 +73,14 @@ pub async fn spawn_app_with(max_upload_mb: u64) -> TestApp {
 /// Start a server with `max_upload_mb` and `workers` in-process workers (0: jobs stay
 /// queued, for tests of the queue itself).
 pub async fn spawn_app_with_workers(max_upload_mb: u64, workers: usize) -> TestApp {
+    spawn_app_configured(workers, |c| c.max_upload_mb = max_upload_mb).await
+}
+
+/// Start a server with `workers` in-process workers and the test configuration as
+/// changed by `edit`.
+pub async fn spawn_app_configured(workers: usize, edit: impl FnOnce(&mut Config)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let config = Config {
+    let mut config = Config {
         database_url: format!("sqlite://{}", dir.path().join("radscore.db").display()),
         blob_dir: dir.path().join("blobs"),
         blob_url: None,
@@ -84,7 +90,7 @@ pub async fn spawn_app_with_workers(max_upload_mb: u64, workers: usize) -> TestA
         ort_dylib: None,
         settings: None,
         workers: Some(2),
-        max_upload_mb,
+        max_upload_mb: 1024,
         max_unzipped_mb: 1024,
         max_files: 5000,
         max_concurrent_uploads: 4,
@@ -93,7 +99,13 @@ pub async fn spawn_app_with_workers(max_upload_mb: u64, workers: usize) -> TestA
         job_max_attempts: 3,
         job_retry_base_ms: 5000,
         job_retry_max_s: 300,
+        retention_hours: 0.0,
+        retention_sweep_s: 300,
+        request_timeout_s: 600,
+        body_idle_timeout_s: 60,
+        cors_origins: None,
     };
+    edit(&mut config);
     let app = radscore::app::build(&config).await.expect("app builds");
     let shutdown = CancellationToken::new();
     if workers > 0 {
@@ -174,6 +186,36 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// The local blob directory of an in-process server.
+    pub fn blob_dir(&self) -> PathBuf {
+        self._dir.path().join("blobs")
+    }
+
+    /// GET `path`; returns (status, JSON body).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        status_json(resp).await
+    }
+
+    /// DELETE `path`; returns the status and the body (`Null` when empty, as for 204).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("request");
+        if resp.status() == reqwest::StatusCode::NO_CONTENT {
+            return (204, Value::Null);
+        }
+        status_json(resp).await
     }
 
     /// POST a zip series; returns (status, body).

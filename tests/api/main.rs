@@ -8,12 +8,15 @@ mod pg;
 mod bad_input;
 mod batches;
 mod crash;
+mod deletion;
 mod deployment_doc;
 mod helpers;
+mod limits;
 mod metrics;
 #[path = "../support/moto.rs"]
 mod moto;
 mod openapi;
+mod phi;
 mod process;
 mod queue;
 mod s3;

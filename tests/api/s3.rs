@@ -36,7 +36,8 @@ impl Drop for Worker {
 }
 
 /// Upload a DICOM series and its mask through an API process whose blobs are in S3, run the
-/// job on a worker process with another (absent) blob directory, and read the result.
+/// job on a worker process with another (absent) blob directory, read the result, then
+/// delete the series and its objects.
 #[tokio::test]
 async fn upload_job_and_result_with_s3_blobs_across_processes() {
     let moto = MotoServer::start();
@@ -97,6 +98,25 @@ async fn upload_job_and_result_with_s3_blobs_across_processes() {
         "{result}"
     );
     assert!(!worker_blob_dir.path().join("unused").exists());
+
+    // Deleting the series removes its objects and its segmentation's from the bucket and
+    // nothing else; the result stays.
+    let (status, _) = app.delete(&format!("/v1/series/{series_id}")).await;
+    assert_eq!(status, 204);
+    let keys = moto.keys(BUCKET).await;
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains(series_id) || k.contains(seg_id)),
+        "objects left after DELETE: {keys:?}"
+    );
+    let (status, kept) = app
+        .get_json(&format!(
+            "/v1/jobs/{}/result",
+            result["job_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!((status, &kept), (200, &result));
 
     drop(worker);
     sigterm(&api.child);

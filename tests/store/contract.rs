@@ -307,3 +307,141 @@ pub async fn a_batch_is_stored_whole_or_not_at_all(db: &Db) {
     assert_eq!(db.batch("x").await.unwrap().unwrap().job_count, 2);
     assert_eq!(db.queued_jobs().await.unwrap(), 2);
 }
+
+/// A series in use by a queued or running job cannot be deleted (the job ids are named);
+/// once its job finished, deleting it tombstones it and its segmentation, returns their
+/// blobs, keeps the job's result and clears the derived data.
+pub async fn deletion_waits_for_jobs_then_tombstones_series_and_segmentations(db: &Db) {
+    use radscore::store::{BlobRemoval, Deletion, DeletionReason, UploadKind};
+    db_with_jobs(db, 1).await;
+    let reason = DeletionReason::Deleted;
+    assert_eq!(
+        db.delete_series(Some("default"), "s1", reason)
+            .await
+            .unwrap(),
+        Deletion::InUse(vec!["j0".into()])
+    );
+    db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
+    assert_eq!(
+        db.delete_segmentation(Some("default"), "g1", reason)
+            .await
+            .unwrap(),
+        Deletion::InUse(vec!["j0".into()]),
+        "a running job blocks the deletion too"
+    );
+    assert!(
+        db.series("s1").await.unwrap().is_some(),
+        "refusal changed nothing"
+    );
+    assert!(
+        db.finish_job("j0", "w1", Ok("{\"kept\":true}"))
+            .await
+            .unwrap()
+    );
+
+    let before = now_ms();
+    let deleted = db
+        .delete_series(Some("default"), "s1", reason)
+        .await
+        .unwrap();
+    let expected = vec![
+        BlobRemoval {
+            kind: UploadKind::Series,
+            id: "s1".into(),
+            blob_key: "series/s1".into(),
+        },
+        BlobRemoval {
+            kind: UploadKind::Segmentation,
+            id: "g1".into(),
+            blob_key: "segmentations/g1".into(),
+        },
+    ];
+    assert_eq!(deleted, Deletion::Deleted(expected.clone()));
+    assert!(db.series("s1").await.unwrap().is_none());
+    assert!(db.series_by_uid("1.2.3").await.unwrap().is_none());
+    assert!(db.segmentation("g1").await.unwrap().is_none());
+    let job = db.job("j0").await.unwrap().expect("finished job kept");
+    assert_eq!(job.result.as_deref(), Some("{\"kept\":true}"));
+
+    for kind in [UploadKind::Series, UploadKind::Segmentation] {
+        let id = if kind == UploadKind::Series {
+            "s1"
+        } else {
+            "g1"
+        };
+        let t = db
+            .tombstone(kind, None, id)
+            .await
+            .unwrap()
+            .expect("tombstone");
+        assert_eq!(t.reason, DeletionReason::Deleted);
+        assert!(
+            t.deleted_at_ms >= before,
+            "{kind:?} deleted at {}",
+            t.deleted_at_ms
+        );
+    }
+    assert!(matches!(
+        db.delete_series(None, "s1", reason).await.unwrap(),
+        Deletion::Gone(_)
+    ));
+    assert!(matches!(
+        db.delete_segmentation(None, "g1", reason).await.unwrap(),
+        Deletion::Gone(_)
+    ));
+    assert_eq!(
+        db.delete_series(None, "nope", reason).await.unwrap(),
+        Deletion::NotFound
+    );
+    assert!(
+        db.tombstone(UploadKind::Series, None, "nope")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    assert_eq!(db.pending_blob_removals(10).await.unwrap(), expected);
+    db.mark_blobs_removed(UploadKind::Series, "s1")
+        .await
+        .unwrap();
+    db.mark_blobs_removed(UploadKind::Segmentation, "g1")
+        .await
+        .unwrap();
+    assert!(db.pending_blob_removals(10).await.unwrap().is_empty());
+}
+
+/// Retention lists uploads older than the cut-off that no queued or running job uses;
+/// a purged one reads as purged by retention.
+pub async fn expired_uploads_are_old_and_unused(db: &Db) {
+    use radscore::store::{Deletion, DeletionReason, UploadKind};
+    db_with_jobs(db, 1).await; // series created at 17 ms, segmentation at 18 ms
+    assert!(
+        db.expired_uploads(1_000, 10).await.unwrap().is_empty(),
+        "job j0 is queued"
+    );
+    assert!(db.cancel_job("j0").await.unwrap().unwrap().0);
+    assert!(
+        db.expired_uploads(17, 10).await.unwrap().is_empty(),
+        "not older than 17"
+    );
+    assert_eq!(
+        db.expired_uploads(18, 10).await.unwrap(),
+        vec![(UploadKind::Series, "s1".to_string())]
+    );
+    let both = db.expired_uploads(1_000, 10).await.unwrap();
+    assert_eq!(both.len(), 2, "{both:?}");
+    assert_eq!(db.expired_uploads(1_000, 1).await.unwrap().len(), 1);
+
+    let purged = db
+        .delete_series(None, "s1", DeletionReason::Retention)
+        .await
+        .unwrap();
+    assert!(matches!(purged, Deletion::Deleted(ref b) if b.len() == 2));
+    assert!(db.expired_uploads(1_000, 10).await.unwrap().is_empty());
+    let t = db
+        .tombstone(UploadKind::Segmentation, None, "g1")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.reason, DeletionReason::Retention);
+}

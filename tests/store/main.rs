@@ -69,4 +69,6 @@ on_both_backends!(
     cancel_takes_the_lease_and_counts_follow,
     release_puts_the_job_back_without_spending_an_attempt,
     a_batch_is_stored_whole_or_not_at_all,
+    deletion_waits_for_jobs_then_tombstones_series_and_segmentations,
+    expired_uploads_are_old_and_unused,
 );

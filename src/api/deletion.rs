@@ -1,0 +1,95 @@
+//! `DELETE /v1/series/{id}` and `DELETE /v1/segmentations/{id}`, and the 410 Gone answer
+//! for a series or segmentation that was deleted or purged by the retention policy.
+//!
+//! Deleting a series deletes its segmentations too. Both are refused with 409 while a
+//! queued or running job uses them (the problem names the jobs); results of finished jobs
+//! are kept, as they do not depend on the uploads. See [`crate::jobs::retention`].
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+use super::jobs::rfc3339;
+use super::series::clip;
+use super::{ApiResult, AppState, Problem};
+use crate::jobs::retention::delete_upload;
+use crate::store::{Deletion, DeletionReason, Tombstone, UploadKind};
+
+// LIMITATION: until tenancy lands every object belongs to the tenant 'default'.
+pub(super) const DEFAULT_TENANT: &str = "default";
+
+/// Delete `id` of `kind` for a `DELETE` request: 204, or 404 / 409 / 410.
+#[tracing::instrument(skip_all, fields(kind = kind.as_str(), id = %clip(id)))]
+pub async fn delete(state: &AppState, kind: UploadKind, id: &str) -> ApiResult<Response> {
+    let deletion = delete_upload(
+        &state.db,
+        &state.blobs,
+        kind,
+        Some(DEFAULT_TENANT),
+        id,
+        DeletionReason::Deleted,
+    )
+    .await?;
+    match deletion {
+        Deletion::Deleted(removed) => {
+            tracing::info!(uploads = removed.len(), "upload deleted");
+            Ok(StatusCode::NO_CONTENT.into_response())
+        }
+        Deletion::Gone(tombstone) => Err(gone(kind, id, &tombstone)),
+        Deletion::NotFound => Err(Problem::not_found(kind.as_str(), id)),
+        Deletion::InUse(jobs) => Err(in_use(kind, id, &jobs)),
+    }
+}
+
+/// 409: queued or running jobs still use the upload.
+fn in_use(kind: UploadKind, id: &str, jobs: &[String]) -> Problem {
+    let what = match kind {
+        UploadKind::Series => "its segmentations",
+        UploadKind::Segmentation => "it",
+    };
+    Problem::new(
+        StatusCode::CONFLICT,
+        "upload-in-use",
+        "Upload in use by unfinished jobs",
+        format!(
+            "{} '{}' cannot be deleted while queued or running jobs use {what}: {}; \
+             wait for them to finish or cancel them with DELETE /v1/jobs/{{id}}",
+            kind.as_str(),
+            clip(id),
+            jobs.join(", ")
+        ),
+    )
+    .with("job_ids", jobs.to_vec())
+}
+
+/// 410: the upload was deleted, saying when and why.
+pub fn gone(kind: UploadKind, id: &str, tombstone: &Tombstone) -> Problem {
+    let when = rfc3339(Some(tombstone.deleted_at_ms)).unwrap_or_else(|| "an unknown time".into());
+    let why = match tombstone.reason {
+        DeletionReason::Deleted => "deleted by a DELETE request",
+        DeletionReason::Retention => {
+            "purged by the retention policy (RADSCORE_RETENTION_HOURS) after its jobs had \
+             finished"
+        }
+    };
+    Problem::new(
+        StatusCode::GONE,
+        "gone",
+        "Resource deleted",
+        format!(
+            "{} '{}' was {why} at {when}; results of its finished jobs are kept",
+            kind.as_str(),
+            clip(id)
+        ),
+    )
+    .with("deleted_at", when)
+    .with("reason", tombstone.reason.as_str())
+}
+
+/// The problem for an id that names no live upload: 410 when it was deleted, else 404.
+pub async fn missing(state: &AppState, kind: UploadKind, id: &str) -> Problem {
+    match state.db.tombstone(kind, Some(DEFAULT_TENANT), id).await {
+        Ok(Some(t)) => gone(kind, id, &t),
+        Ok(None) => Problem::not_found(kind.as_str(), id),
+        Err(e) => e.into(),
+    }
+}

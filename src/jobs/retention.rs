@@ -1,0 +1,164 @@
+//! Deletion and retention of uploads: a `DELETE` request and the retention purge both
+//! turn a series or segmentation into a tombstone in the database (refused while a
+//! queued or running job uses it), then remove its blobs. Results of finished jobs live
+//! in the job rows and are kept.
+//!
+//! The periodic task ([`run_retention_task`]) runs in every process that runs workers
+//! (`radscore serve` without `--no-workers`, `radscore worker`); `radscore purge` runs one
+//! pass by hand. Each pass first retries blob removals that failed half-way (a tombstone
+//! whose `blobs_removed_at_ms` is still empty), then, when a retention period is set,
+//! deletes every upload older than the period that no queued or running job uses —
+//! including uploads no job ever used. Several processes may purge at once: each
+//! deletion is one transaction, and a second attempt finds a tombstone.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::store::{
+    BlobRemoval, BlobStore, Db, Deletion, DeletionReason, StoreError, UploadKind, now_ms,
+};
+
+/// Most uploads one purge step looks at; a pass repeats steps until fewer are found.
+const PURGE_BATCH: i64 = 500;
+
+/// Most purge steps in one pass, so a pass ends even if uploads keep expiring meanwhile.
+const MAX_PURGE_STEPS: usize = 100;
+
+/// Retention policy of a worker process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetentionPolicy {
+    /// Uploads older than this are purged; `None` keeps them forever.
+    pub period: Option<Duration>,
+    /// Time between purge passes.
+    pub sweep_interval: Duration,
+}
+
+/// What one purge pass did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgeReport {
+    /// Series deleted because the retention period ran out.
+    pub series: usize,
+    /// Segmentations deleted because the retention period ran out (not counting those
+    /// deleted with their series).
+    pub segmentations: usize,
+    /// Deleted uploads whose blob removal was retried (and succeeded).
+    pub blob_retries: usize,
+}
+
+/// Delete a series (with its segmentations) or a segmentation: tombstone in the database,
+/// then remove the blobs. `tenant` restricts the lookup (`None`: any tenant).
+///
+/// # Errors
+/// A database or blob store error. When the blob store fails after the tombstone was
+/// written, the upload stays deleted and the next purge pass removes the blobs.
+pub async fn delete_upload(
+    db: &Db,
+    blobs: &BlobStore,
+    kind: UploadKind,
+    tenant: Option<&str>,
+    id: &str,
+    reason: DeletionReason,
+) -> Result<Deletion, StoreError> {
+    let deletion = match kind {
+        UploadKind::Series => db.delete_series(tenant, id, reason).await?,
+        UploadKind::Segmentation => db.delete_segmentation(tenant, id, reason).await?,
+    };
+    if let Deletion::Deleted(removals) = &deletion {
+        for removal in removals {
+            metrics::counter!(
+                "radscore_uploads_deleted_total",
+                "kind" => removal.kind.as_str(),
+                "reason" => reason.as_str()
+            )
+            .increment(1);
+        }
+        remove_blobs(db, blobs, removals).await?;
+    }
+    Ok(deletion)
+}
+
+/// Remove each upload's blobs and record that they are gone.
+async fn remove_blobs(
+    db: &Db,
+    blobs: &BlobStore,
+    removals: &[BlobRemoval],
+) -> Result<(), StoreError> {
+    for removal in removals {
+        blobs.delete_prefix(&removal.blob_key).await?;
+        db.mark_blobs_removed(removal.kind, &removal.id).await?;
+    }
+    Ok(())
+}
+
+/// One purge pass at `now_ms`: retry pending blob removals, then delete the uploads older
+/// than `period` (none when `period` is `None`).
+///
+/// # Errors
+/// The first database or blob store error; what was done before it stays done.
+pub async fn purge(
+    db: &Db,
+    blobs: &BlobStore,
+    period: Option<Duration>,
+    now_ms: i64,
+) -> Result<PurgeReport, StoreError> {
+    let mut report = PurgeReport::default();
+    let pending = db.pending_blob_removals(PURGE_BATCH).await?;
+    remove_blobs(db, blobs, &pending).await?;
+    report.blob_retries = pending.len();
+
+    let Some(period) = period else {
+        return Ok(report);
+    };
+    let cutoff_ms = now_ms.saturating_sub(crate::store::db::duration_ms(period));
+    for _ in 0..MAX_PURGE_STEPS {
+        let expired = db.expired_uploads(cutoff_ms, PURGE_BATCH).await?;
+        for (kind, id) in &expired {
+            let deletion =
+                delete_upload(db, blobs, *kind, None, id, DeletionReason::Retention).await?;
+            // Gone: deleted with its series earlier in this pass. InUse: a job was created
+            // since the listing; the next pass looks again.
+            if matches!(deletion, Deletion::Deleted(_)) {
+                match kind {
+                    UploadKind::Series => report.series += 1,
+                    UploadKind::Segmentation => report.segmentations += 1,
+                }
+            }
+        }
+        if expired.len() < usize::try_from(PURGE_BATCH).unwrap_or(usize::MAX) {
+            break;
+        }
+    }
+    Ok(report)
+}
+
+/// Run a purge pass every `policy.sweep_interval` until `shutdown` is cancelled.
+pub async fn run_retention_task(
+    db: Db,
+    blobs: BlobStore,
+    policy: RetentionPolicy,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(policy.sweep_interval.max(Duration::from_millis(1)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => return,
+        }
+        match purge(&db, &blobs, policy.period, now_ms()).await {
+            Ok(r) if r == PurgeReport::default() => {
+                tracing::debug!("retention pass: nothing to do")
+            }
+            Ok(r) => tracing::info!(
+                series = r.series,
+                segmentations = r.segmentations,
+                blob_retries = r.blob_retries,
+                "retention pass purged uploads"
+            ),
+            Err(e) => {
+                tracing::warn!(error.message = %e, "retention pass failed; retried next pass")
+            }
+        }
+    }
+}

@@ -1,0 +1,176 @@
+//! Deletion and retention over HTTP: `DELETE /v1/series/{id}` and
+//! `DELETE /v1/segmentations/{id}`, 409 while jobs use an upload, 410 Gone afterwards,
+//! blobs removed, results of finished jobs kept; the retention purge of the worker pool.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+/// How long a test waits for the retention task to purge an expired upload.
+const PURGE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Whether any blob file lies under `dir` (a series prefix is a directory of instances).
+fn has_blobs(path: &Path) -> bool {
+    path.exists()
+        && (path.is_file()
+            || std::fs::read_dir(path)
+                .unwrap()
+                .any(|e| has_blobs(&e.unwrap().path())))
+}
+
+fn lesion_body(series_id: &str, seg_id: &str) -> Value {
+    json!({"series_id": series_id, "segmentation_id": seg_id,
+           "lesions": [{"label": 1, "location": "other"}]})
+}
+
+/// A queued job blocks deleting its series and segmentation (409 naming the job); once
+/// it is cancelled the segmentation, then the series are deleted (204), their blobs are
+/// gone, a GET answers 410 saying when and why, and new uploads or jobs that name them
+/// are refused.
+#[tokio::test]
+async fn deletion_waits_for_unfinished_jobs_and_removes_blobs() {
+    let app = spawn_app_with_workers(1024, 0).await;
+    let (series_id, seg_id, _, _) = app.upload_digital_phantom().await;
+    let series_blobs = app.blob_dir().join("series").join(&series_id);
+    let seg_blob = app.blob_dir().join("segmentations").join(&seg_id);
+    assert!(has_blobs(&series_blobs) && has_blobs(&seg_blob));
+    let (status, _, job) = app.post_job(&lesion_body(&series_id, &seg_id)).await;
+    assert_eq!(status, 202, "{job}");
+    let job_id = job["id"].as_str().unwrap();
+
+    for path in [
+        format!("/v1/series/{series_id}"),
+        format!("/v1/segmentations/{seg_id}"),
+    ] {
+        let (status, problem) = app.delete(&path).await;
+        assert_problem(
+            status,
+            &problem,
+            409,
+            "upload-in-use",
+            &[job_id, "queued or running"],
+        );
+        assert_eq!(problem["job_ids"], json!([job_id]), "{problem}");
+    }
+    let (status, _) = app.delete(&format!("/v1/jobs/{job_id}")).await;
+    assert_eq!(status, 200, "cancel");
+
+    let (status, body) = app.delete(&format!("/v1/segmentations/{seg_id}")).await;
+    assert_eq!((status, &body), (204, &Value::Null));
+    assert!(!has_blobs(&seg_blob), "segmentation blob removed");
+    assert!(has_blobs(&series_blobs), "the series stays");
+    let (status, problem) = app.get_json(&format!("/v1/segmentations/{seg_id}")).await;
+    assert_problem(status, &problem, 410, "gone", &[&seg_id, "DELETE request"]);
+    assert_eq!(problem["reason"], "deleted");
+    assert!(
+        problem["deleted_at"].as_str().unwrap().ends_with('Z'),
+        "{problem}"
+    );
+
+    let (status, _) = app.delete(&format!("/v1/series/{series_id}")).await;
+    assert_eq!(status, 204);
+    assert!(!has_blobs(&series_blobs), "series blobs removed");
+    let (status, problem) = app.get_json(&format!("/v1/series/{series_id}")).await;
+    assert_problem(status, &problem, 410, "gone", &[&series_id, "deleted"]);
+    let (status, problem) = app.delete(&format!("/v1/series/{series_id}")).await;
+    assert_problem(status, &problem, 410, "gone", &[&series_id]);
+
+    let (status, _, problem) = app.post_job(&lesion_body(&series_id, &seg_id)).await;
+    assert_problem(
+        status,
+        &problem,
+        422,
+        "series-deleted",
+        &[&series_id, "deleted"],
+    );
+    let mask =
+        std::fs::read(shared_data().join("ibsi1/digital_phantom/nifti/mask/mask.nii.gz")).unwrap();
+    let (status, problem) = app.post_segmentation(&series_id, mask, "mask.nii.gz").await;
+    assert_problem(status, &problem, 422, "series-deleted", &[&series_id]);
+}
+
+/// Unknown ids answer 404 on DELETE, for both kinds.
+#[tokio::test]
+async fn deleting_unknown_uploads_is_404() {
+    let app = spawn_app_with_workers(1024, 0).await;
+    for path in ["/v1/series/nope", "/v1/segmentations/nope"] {
+        let (status, problem) = app.delete(path).await;
+        assert_problem(status, &problem, 404, "not-found", &["nope"]);
+    }
+}
+
+/// Deleting a series deletes its segmentation too; the finished job's result document is
+/// kept unchanged and its status stays readable.
+#[tokio::test]
+async fn deleting_a_series_keeps_finished_results() {
+    let app = spawn_app().await;
+    let (series_id, seg_id, _, _) = app.upload_digital_phantom().await;
+    let result = app
+        .run_job(
+            &series_id,
+            &seg_id,
+            json!([{"label": 1, "location": "other"}]),
+        )
+        .await;
+    let job_id = result["job_id"].as_str().unwrap().to_string();
+
+    let (status, _) = app.delete(&format!("/v1/series/{series_id}")).await;
+    assert_eq!(status, 204);
+    let (status, problem) = app.get_json(&format!("/v1/segmentations/{seg_id}")).await;
+    assert_problem(status, &problem, 410, "gone", &[&seg_id]);
+    assert!(!has_blobs(
+        &app.blob_dir().join("segmentations").join(&seg_id)
+    ));
+
+    let (status, kept) = app.get_json(&format!("/v1/jobs/{job_id}/result")).await;
+    assert_eq!(status, 200, "{kept}");
+    assert_eq!(kept, result, "the result document is kept as it was");
+    let (status, job) = app.get_json(&format!("/v1/jobs/{job_id}")).await;
+    assert_eq!((status, job["status"].as_str()), (200, Some("succeeded")));
+}
+
+/// With a retention period of a few seconds, the worker pool's retention task purges an
+/// upload once its job has finished: GET answers 410 naming retention, the blobs are
+/// gone, the result is kept.
+#[tokio::test]
+async fn retention_purges_uploads_after_their_jobs_finished() {
+    let app = spawn_app_configured(2, |c| {
+        c.retention_hours = 4.0 / 3600.0;
+        c.retention_sweep_s = 1;
+    })
+    .await;
+    let (series_id, seg_id, _, _) = app.upload_digital_phantom().await;
+    let result = app
+        .run_job(
+            &series_id,
+            &seg_id,
+            json!([{"label": 1, "location": "other"}]),
+        )
+        .await;
+    let job_id = result["job_id"].as_str().unwrap().to_string();
+
+    let started = Instant::now();
+    let problem = loop {
+        let (status, body) = app.get_json(&format!("/v1/series/{series_id}")).await;
+        if status == 410 {
+            break body;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(started.elapsed() < PURGE_TIMEOUT, "series never purged");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    assert_problem(410, &problem, 410, "gone", &[&series_id, "retention"]);
+    assert_eq!(problem["reason"], "retention");
+    let (status, problem) = app.get_json(&format!("/v1/segmentations/{seg_id}")).await;
+    assert_problem(status, &problem, 410, "gone", &["retention"]);
+    assert!(!has_blobs(&app.blob_dir().join("series").join(&series_id)));
+    assert!(!has_blobs(
+        &app.blob_dir().join("segmentations").join(&seg_id)
+    ));
+
+    let (status, kept) = app.get_json(&format!("/v1/jobs/{job_id}/result")).await;
+    assert_eq!((status, &kept), (200, &result));
+}
