@@ -69,6 +69,8 @@ pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
     // Uploads are decoded in memory: bound how many run at once (others wait their turn).
     let uploads = GlobalConcurrencyLimitLayer::new(state.limits.max_concurrent_uploads.max(1));
+    // The route table, one route per line (tests/api/openapi.rs reads it).
+    #[rustfmt::skip]
     let routes = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -76,19 +78,10 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.yaml", get(health::openapi))
         .route("/v1/series", post(series::create).layer(uploads.clone()))
         .route("/v1/series/{id}", get(series::get).delete(series::delete))
-        .route(
-            "/v1/segmentations",
-            post(segmentations::create).layer(uploads.clone()),
-        )
+        .route("/v1/segmentations", post(segmentations::create).layer(uploads.clone()))
         .route("/studies", post(stow::store).layer(uploads.clone()))
-        .route(
-            "/studies/{study}",
-            post(stow::store_in_study).layer(uploads),
-        )
-        .route(
-            "/v1/segmentations/{id}",
-            get(segmentations::get).delete(segmentations::delete),
-        )
+        .route("/studies/{study}", post(stow::store_in_study).layer(uploads))
+        .route("/v1/segmentations/{id}", get(segmentations::get).delete(segmentations::delete))
         .route("/v1/batches", post(batches::create))
         .route("/v1/batches/{id}", get(batches::get))
         .route("/v1/jobs", post(jobs::create))
