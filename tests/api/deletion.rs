@@ -174,3 +174,83 @@ async fn retention_purges_uploads_after_their_jobs_finished() {
     let (status, kept) = app.get_json(&format!("/v1/jobs/{job_id}/result")).await;
     assert_eq!((status, &kept), (200, &result));
 }
+
+/// `radscore purge` (one pass by hand, here beside an API-only server) purges an upload
+/// older than RADSCORE_RETENTION_HOURS and reports it; with retention off it purges
+/// nothing.
+#[tokio::test]
+async fn the_purge_command_runs_one_retention_pass() {
+    use crate::process::{sigterm, sqlite_url, start_server_with};
+
+    let mut server = start_server_with(&["--no-workers"], &[]);
+    let app = TestApp::external(&server.base);
+    let (series_id, seg_id, _, _) = app.upload_digital_phantom().await;
+    let purge = |hours: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_radscore"))
+            .arg("purge")
+            .env("DATABASE_URL", sqlite_url(server.dir.path()))
+            .env("RADSCORE_BLOB_DIR", server.dir.path().join("blobs"))
+            .env("RADSCORE_RETENTION_HOURS", hours)
+            .output()
+            .expect("radscore purge runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).expect("a JSON report")
+    };
+
+    let report = purge("0");
+    assert_eq!(
+        (
+            report["series_purged"].as_u64(),
+            report["segmentations_purged"].as_u64()
+        ),
+        (Some(0), Some(0))
+    );
+    let (status, _) = app.get_json(&format!("/v1/series/{series_id}")).await;
+    assert_eq!(status, 200, "retention 0 keeps uploads");
+
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let report = purge(&(1.0 / 3600.0).to_string());
+    assert_eq!(report["series_purged"], 1, "{report}");
+    let (status, problem) = app.get_json(&format!("/v1/series/{series_id}")).await;
+    assert_problem(status, &problem, 410, "gone", &["retention"]);
+    let (status, _) = app.get_json(&format!("/v1/segmentations/{seg_id}")).await;
+    assert_eq!(status, 410);
+    assert!(!has_blobs(
+        &server.dir.path().join("blobs/series").join(&series_id)
+    ));
+
+    sigterm(&server.child);
+    let _ = server.child.wait();
+}
+
+/// `radscore healthcheck` exits 0 while a server answers on RADSCORE_BIND (0.0.0.0 is
+/// probed on loopback) and fails, saying why, when nothing listens there.
+#[tokio::test]
+async fn the_healthcheck_command_probes_healthz() {
+    use crate::process::{sigterm, start_server_with};
+
+    let mut server = start_server_with(&["--no-workers"], &[]);
+    let port = server.base.rsplit(':').next().unwrap().to_string();
+    let probe = |bind: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_radscore"))
+            .arg("healthcheck")
+            .env("RADSCORE_BIND", bind)
+            .output()
+            .expect("radscore healthcheck runs")
+    };
+    let ok = probe(format!("0.0.0.0:{port}"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    sigterm(&server.child);
+    let _ = server.child.wait();
+    let down = probe(format!("127.0.0.1:{port}"));
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("connecting to 127.0.0.1"));
+}
