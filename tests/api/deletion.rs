@@ -166,10 +166,15 @@ async fn retention_purges_uploads_after_their_jobs_finished() {
     assert_eq!(problem["reason"], "retention");
     let (status, problem) = app.get_json(&format!("/v1/segmentations/{seg_id}")).await;
     assert_problem(status, &problem, 410, "gone", &["retention"]);
-    assert!(!has_blobs(&app.blob_dir().join("series").join(&series_id)));
-    assert!(!has_blobs(
-        &app.blob_dir().join("segmentations").join(&seg_id)
-    ));
+    // The tombstones are written first, then the blobs go: wait for them.
+    let blobs = [
+        app.blob_dir().join("series").join(&series_id),
+        app.blob_dir().join("segmentations").join(&seg_id),
+    ];
+    while blobs.iter().any(|b| has_blobs(b)) {
+        assert!(started.elapsed() < PURGE_TIMEOUT, "blobs never removed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let (status, kept) = app.get_json(&format!("/v1/jobs/{job_id}/result")).await;
     assert_eq!((status, &kept), (200, &result));
