@@ -63,10 +63,7 @@ pub async fn delete_upload(
     id: &str,
     reason: DeletionReason,
 ) -> Result<Deletion, StoreError> {
-    let deletion = match kind {
-        UploadKind::Series => db.delete_series(tenant, id, reason).await?,
-        UploadKind::Segmentation => db.delete_segmentation(tenant, id, reason).await?,
-    };
+    let deletion = db.delete_upload(kind, tenant, id, reason).await?;
     if let Deletion::Deleted(removals) = &deletion {
         for removal in removals {
             metrics::counter!(

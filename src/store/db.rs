@@ -195,21 +195,14 @@ pub trait Database: Send + Sync {
     /// The jobs of a batch, in submission order.
     async fn batch_jobs(&self, batch_id: &str) -> Result<Vec<JobRow>, StoreError>;
 
-    /// Delete a series and its segmentations: in one transaction, refuse when a queued
-    /// or running job uses the series ([`Deletion::InUse`]), else turn the rows into
-    /// tombstones (derived data and UIDs cleared, `reason` recorded) and return the blobs
-    /// to remove. Finished jobs and their results are kept. `tenant` restricts the lookup
-    /// to one tenant's objects (`None`: any tenant, for retention).
-    async fn delete_series(
+    /// Delete a series (with its segmentations) or a segmentation: in one transaction,
+    /// refuse when a queued or running job uses it ([`Deletion::InUse`]), else turn the
+    /// rows into tombstones (derived data and UIDs cleared, `reason` recorded) and return
+    /// the blobs to remove. Finished jobs and their results are kept. `tenant` restricts
+    /// the lookup to one tenant's objects (`None`: any tenant, for retention).
+    async fn delete_upload(
         &self,
-        tenant: Option<&str>,
-        id: &str,
-        reason: DeletionReason,
-    ) -> Result<Deletion, StoreError>;
-
-    /// Delete a segmentation, as [`Database::delete_series`] does for a series.
-    async fn delete_segmentation(
-        &self,
+        kind: UploadKind,
         tenant: Option<&str>,
         id: &str,
         reason: DeletionReason,

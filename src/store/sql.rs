@@ -401,115 +401,81 @@ macro_rules! impl_database {
                     .await?)
             }
 
-            async fn delete_series(
+            async fn delete_upload(
                 &self,
+                kind: $crate::store::UploadKind,
                 tenant: Option<&str>,
                 id: &str,
                 reason: $crate::store::DeletionReason,
             ) -> Result<$crate::store::Deletion, $crate::store::StoreError> {
                 use $crate::store::{BlobRemoval, Deletion, UploadKind};
+                let (tombstone_sql, busy_sql) = match kind {
+                    UploadKind::Series => (
+                        "UPDATE series SET deleted_at_ms = $1, deletion_reason = $2, \
+                         series_uid = '', frame_of_reference_uid = NULL, geometry = '{}', \
+                         warnings = '[]' WHERE id = $3 AND deleted_at_ms IS NULL \
+                         RETURNING blob_prefix",
+                        "SELECT id FROM jobs WHERE series_id = $1 \
+                         AND status IN ('queued', 'running') ORDER BY created_at_ms, id",
+                    ),
+                    UploadKind::Segmentation => (
+                        "UPDATE segmentations SET deleted_at_ms = $1, deletion_reason = $2, \
+                         file_name = NULL, lesions = '[]' \
+                         WHERE id = $3 AND deleted_at_ms IS NULL RETURNING blob_key",
+                        "SELECT id FROM jobs WHERE segmentation_id = $1 \
+                         AND status IN ('queued', 'running') ORDER BY created_at_ms, id",
+                    ),
+                };
                 let now = $crate::store::now_ms();
                 // The first statement writes, so a SQLite transaction holds the write lock
                 // from the start (a read first could not be upgraded under contention).
                 let mut tx = self.pool.begin().await?;
-                let prefix: Option<String> = sqlx::query_scalar(
-                    "UPDATE series SET deleted_at_ms = $1, deletion_reason = $2, \
-                     series_uid = '', frame_of_reference_uid = NULL, geometry = '{}', \
-                     warnings = '[]' WHERE id = $3 AND deleted_at_ms IS NULL \
-                     RETURNING blob_prefix",
-                )
-                .bind(now)
-                .bind(reason.as_str())
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
-                let Some(prefix) = prefix else {
-                    tx.rollback().await?;
-                    let found = $crate::store::db::Database::tombstone(self, UploadKind::Series, tenant, id);
-                    return Ok(match found.await? {
-                        Some(t) => Deletion::Gone(t),
-                        None => Deletion::NotFound,
-                    });
-                };
-                let busy: Vec<String> = sqlx::query_scalar(
-                    "SELECT id FROM jobs WHERE series_id = $1 \
-                     AND status IN ('queued', 'running') ORDER BY created_at_ms, id",
-                )
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-                if !busy.is_empty() {
-                    tx.rollback().await?;
-                    return Ok(Deletion::InUse(busy));
-                }
-                let segmentations: Vec<(String, String)> = sqlx::query_as(
-                    "UPDATE segmentations SET deleted_at_ms = $1, deletion_reason = $2, \
-                     file_name = NULL, lesions = '[]' \
-                     WHERE series_id = $3 AND deleted_at_ms IS NULL RETURNING id, blob_key",
-                )
-                .bind(now)
-                .bind(reason.as_str())
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                let mut blobs = vec![BlobRemoval {
-                    kind: UploadKind::Series,
-                    id: id.to_string(),
-                    blob_key: prefix,
-                }];
-                blobs.extend(segmentations.into_iter().map(|(id, blob_key)| BlobRemoval {
-                    kind: UploadKind::Segmentation,
-                    id,
-                    blob_key,
-                }));
-                Ok(Deletion::Deleted(blobs))
-            }
-
-            async fn delete_segmentation(
-                &self,
-                tenant: Option<&str>,
-                id: &str,
-                reason: $crate::store::DeletionReason,
-            ) -> Result<$crate::store::Deletion, $crate::store::StoreError> {
-                use $crate::store::{BlobRemoval, Deletion, UploadKind};
-                let mut tx = self.pool.begin().await?;
-                let key: Option<String> = sqlx::query_scalar(
-                    "UPDATE segmentations SET deleted_at_ms = $1, deletion_reason = $2, \
-                     file_name = NULL, lesions = '[]' \
-                     WHERE id = $3 AND deleted_at_ms IS NULL RETURNING blob_key",
-                )
-                .bind($crate::store::now_ms())
-                .bind(reason.as_str())
-                .bind(id)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let key: Option<String> = sqlx::query_scalar(tombstone_sql)
+                    .bind(now)
+                    .bind(reason.as_str())
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
                 let Some(blob_key) = key else {
                     tx.rollback().await?;
-                    let kind = UploadKind::Segmentation;
                     let found = $crate::store::db::Database::tombstone(self, kind, tenant, id);
                     return Ok(match found.await? {
                         Some(t) => Deletion::Gone(t),
                         None => Deletion::NotFound,
                     });
                 };
-                let busy: Vec<String> = sqlx::query_scalar(
-                    "SELECT id FROM jobs WHERE segmentation_id = $1 \
-                     AND status IN ('queued', 'running') ORDER BY created_at_ms, id",
-                )
-                .bind(id)
-                .fetch_all(&mut *tx)
-                .await?;
+                let busy: Vec<String> = sqlx::query_scalar(busy_sql)
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 if !busy.is_empty() {
                     tx.rollback().await?;
                     return Ok(Deletion::InUse(busy));
                 }
-                tx.commit().await?;
-                Ok(Deletion::Deleted(vec![BlobRemoval {
-                    kind: UploadKind::Segmentation,
+                let mut blobs = vec![BlobRemoval {
+                    kind,
                     id: id.to_string(),
                     blob_key,
-                }]))
+                }];
+                if kind == UploadKind::Series {
+                    let segmentations: Vec<(String, String)> = sqlx::query_as(
+                        "UPDATE segmentations SET deleted_at_ms = $1, deletion_reason = $2, \
+                         file_name = NULL, lesions = '[]' \
+                         WHERE series_id = $3 AND deleted_at_ms IS NULL RETURNING id, blob_key",
+                    )
+                    .bind(now)
+                    .bind(reason.as_str())
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    blobs.extend(segmentations.into_iter().map(|(id, blob_key)| BlobRemoval {
+                        kind: UploadKind::Segmentation,
+                        id,
+                        blob_key,
+                    }));
+                }
+                tx.commit().await?;
+                Ok(Deletion::Deleted(blobs))
             }
 
             async fn tombstone(

@@ -316,14 +316,14 @@ pub async fn deletion_waits_for_jobs_then_tombstones_series_and_segmentations(db
     db_with_jobs(db, 1).await;
     let reason = DeletionReason::Deleted;
     assert_eq!(
-        db.delete_series(Some("default"), "s1", reason)
+        db.delete_upload(UploadKind::Series, Some("default"), "s1", reason)
             .await
             .unwrap(),
         Deletion::InUse(vec!["j0".into()])
     );
     db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
     assert_eq!(
-        db.delete_segmentation(Some("default"), "g1", reason)
+        db.delete_upload(UploadKind::Segmentation, Some("default"), "g1", reason)
             .await
             .unwrap(),
         Deletion::InUse(vec!["j0".into()]),
@@ -341,7 +341,7 @@ pub async fn deletion_waits_for_jobs_then_tombstones_series_and_segmentations(db
 
     let before = now_ms();
     let deleted = db
-        .delete_series(Some("default"), "s1", reason)
+        .delete_upload(UploadKind::Series, Some("default"), "s1", reason)
         .await
         .unwrap();
     let expected = vec![
@@ -382,15 +382,21 @@ pub async fn deletion_waits_for_jobs_then_tombstones_series_and_segmentations(db
         );
     }
     assert!(matches!(
-        db.delete_series(None, "s1", reason).await.unwrap(),
+        db.delete_upload(UploadKind::Series, None, "s1", reason)
+            .await
+            .unwrap(),
         Deletion::Gone(_)
     ));
     assert!(matches!(
-        db.delete_segmentation(None, "g1", reason).await.unwrap(),
+        db.delete_upload(UploadKind::Segmentation, None, "g1", reason)
+            .await
+            .unwrap(),
         Deletion::Gone(_)
     ));
     assert_eq!(
-        db.delete_series(None, "nope", reason).await.unwrap(),
+        db.delete_upload(UploadKind::Series, None, "nope", reason)
+            .await
+            .unwrap(),
         Deletion::NotFound
     );
     assert!(
@@ -433,7 +439,7 @@ pub async fn expired_uploads_are_old_and_unused(db: &Db) {
     assert_eq!(db.expired_uploads(1_000, 1).await.unwrap().len(), 1);
 
     let purged = db
-        .delete_series(None, "s1", DeletionReason::Retention)
+        .delete_upload(UploadKind::Series, None, "s1", DeletionReason::Retention)
         .await
         .unwrap();
     assert!(matches!(purged, Deletion::Deleted(ref b) if b.len() == 2));
