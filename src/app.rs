@@ -10,9 +10,9 @@ use tokio::sync::Notify;
 use crate::api::AppState;
 use crate::config::Config;
 use crate::features::ExtractionSettings;
-use crate::jobs::JobContext;
+use crate::jobs::{JobContext, ModelRegistry};
 use crate::model::Model;
-use crate::store::{BlobStore, Db};
+use crate::store::{BlobStore, DEFAULT_TENANT, Db};
 
 /// Everything a serving or working process holds.
 pub struct App {
@@ -52,7 +52,8 @@ pub fn load_model(
     Ok(model)
 }
 
-/// Build the application from configuration (migrates the database).
+/// Build the application from configuration (migrates the database and registers the
+/// bundled model, activating it when no model is active).
 pub async fn build(config: &Config) -> anyhow::Result<App> {
     let settings = Arc::new(load_settings(config)?);
     let model = Arc::new(load_model(
@@ -66,11 +67,21 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let location = config.blob_location()?;
     let blobs = BlobStore::open(&location, &config.s3_options())
         .with_context(|| format!("opening the blob store {location:?}"))?;
+    let registry = Arc::new(ModelRegistry::new(
+        db.clone(),
+        blobs.clone(),
+        settings.clone(),
+    ));
+    registry
+        .register_bundled(DEFAULT_TENANT, model.clone())
+        .await
+        .context("registering the bundled model")?;
     let job_enqueued = Arc::new(Notify::new());
     let state = AppState {
         db: db.clone(),
         blobs: blobs.clone(),
-        model: model.clone(),
+        model,
+        registry: registry.clone(),
         settings: settings.clone(),
         job_enqueued: job_enqueued.clone(),
         limits: config.upload_limits(),
@@ -80,7 +91,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
     let jobs = Arc::new(JobContext {
         db,
         blobs,
-        model,
+        registry,
         settings,
         job_enqueued,
         queue: config.queue()?,

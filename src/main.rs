@@ -494,7 +494,7 @@ fn extract(args: ExtractArgs) -> anyhow::Result<()> {
             let model = radscore::app::load_model(dir, args.ort_dylib.as_deref(), settings)?;
             let model = Arc::new(model);
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(radscore::jobs::worker::score(model, &lesions))?
+            rt.block_on(radscore::jobs::scoring::score(model, &lesions))?
         }
     };
     write_output(&args.out, &spec, &lesions, &probabilities)

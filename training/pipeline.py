@@ -29,7 +29,11 @@ Steps
   5. Export: the model refitted on all rows as ONNX (skl2onnx, input `input` float32
      [N, n_selected], output `probabilities`, column 1 = P(responder)), checked against
      scikit-learn; manifest.json with the feature list, settings hash, per-feature
-     training ranges, metrics and the training-data fingerprint (sha256 of the CSV).
+     training ranges, metrics and the training-data fingerprint (sha256 of the CSV), the
+     linear terms (intercept, and per feature the folded coefficient with the scaler's
+     mean and scale) and the ICC class of each selected feature per location — the
+     service reports out-of-distribution features, top contributions and robustness
+     classes per lesion from these.
 
 Outputs (in --out): model.onnx, manifest.json, report.md, roc.png, calibration.png,
 confusion.png, oof_predictions.csv (lesion_id, patient_id, fold, outcome, probability).
@@ -245,6 +249,31 @@ def folded_pipeline(model: CalibratedClassifierCV) -> Pipeline:
     return Pipeline([("scale", base.named_steps["scale"]), ("logreg", folded)])
 
 
+def linear_explanation(model: CalibratedClassifierCV, names: list[str]) -> dict:
+    """The exported model as logit = intercept + Σ coefficient · (x − mean) / scale, so the
+    service can list each lesion's top contributing features (coefficient × standardised
+    value, in logit units)."""
+    folded = folded_pipeline(model)
+    scale, logreg = folded.named_steps["scale"], folded.named_steps["logreg"]
+    return {
+        "intercept": float(logreg.intercept_[0]),
+        "terms": {
+            name: {"coefficient": float(c), "mean": float(m), "scale": float(s)}
+            for name, c, m, s in zip(names, logreg.coef_[0], scale.mean_, scale.scale_, strict=True)
+        },
+    }
+
+
+def robustness_classes(icc: pd.DataFrame, names: list[str]) -> dict:
+    """location → feature → ICC class for the selected features (rows with a class only),
+    so each lesion result can state how reproducible its features are where it sits."""
+    table: dict[str, dict[str, str]] = {}
+    rows = icc[icc["feature"].isin(names) & icc["class"].notna()]
+    for location, feature, klass in zip(rows["location"], rows["feature"], rows["class"], strict=True):
+        table.setdefault(str(location), {})[str(feature)] = str(klass)
+    return {loc: dict(sorted(classes.items())) for loc, classes in sorted(table.items())}
+
+
 def export_onnx(model, x: np.ndarray, name: str) -> tuple[bytes, float]:
     export = folded_pipeline(model)
     onx = convert_sklearn(
@@ -401,6 +430,8 @@ def run(features: Path, icc_path: Path, meta_path: Path, out: Path, options: Opt
             name: {"min": float(table[name].min()), "max": float(table[name].max())}
             for name in selected
         },
+        "explanation": linear_explanation(model, selected),
+        "robustness": robustness_classes(icc, selected),
         "feature_selection": selection,
         "metrics": metrics,
     }

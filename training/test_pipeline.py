@@ -6,7 +6,8 @@ the pooled and per-fold ROC AUC, the Brier score, the Youden threshold and the c
 matrix at it; the calibrated model refitted by scikit-learn equals the ONNX export; no
 patient is in two folds; every selected feature is robust at every assessed location and
 no two selected features have |Spearman ρ| at or above the cut; the manifest's training
-ranges are the data's. Exits non-zero with a message on the first failure.
+ranges are the data's; its linear terms reproduce the ONNX probabilities and its robustness
+classes are the ICC table's. Exits non-zero with a message on the first failure.
 
     .venv/bin/python training/test_pipeline.py
 """
@@ -103,6 +104,21 @@ def main() -> None:
     for name in names:
         r = manifest["training_ranges"][name]
         check(r == {"min": cohort[name].min(), "max": cohort[name].max()}, f"range of {name}")
+
+    # The exported linear terms reproduce the graph: sigmoid(intercept + Σ c·(x − m)/s).
+    terms = manifest["explanation"]["terms"]
+    check(list(terms) == names or sorted(terms) == sorted(names), "explanation covers the features")
+    logit = manifest["explanation"]["intercept"] + sum(
+        terms[n]["coefficient"] * (x[:, i] - terms[n]["mean"]) / terms[n]["scale"]
+        for i, n in enumerate(names))
+    check(np.max(np.abs(1.0 / (1.0 + np.exp(-logit)) - got)) < ONNX_TOLERANCE,
+          "explanation terms do not reproduce the ONNX probabilities")
+    # Robustness classes are the ICC table's.
+    for loc, classes in manifest["robustness"].items():
+        for name, klass in classes.items():
+            check(icc.loc[(loc, name), "class"] == klass, f"robustness class of {name} at {loc}")
+    check(set(manifest["robustness"]) >= set(manifest["feature_selection"]["assessed_locations"]),
+          "robustness classes for every assessed location")
 
     print(f"OK: {len(names)} features, AUC {metrics['cv_auc_pooled']:.3f}, "
           f"{len(set(fold))} grouped folds")

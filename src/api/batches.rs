@@ -31,7 +31,7 @@ pub async fn create(
     let mut checked = HashSet::new();
     for (i, request) in requests.iter().enumerate() {
         let pair = (request.series_id.clone(), request.segmentation_id.clone());
-        if checked.insert(pair) || request.model.is_some() {
+        if checked.insert(pair) || request.model.is_some() || request.model_id.is_some() {
             check_references(&state, request)
                 .await
                 .map_err(|p| in_job(i, p))?;

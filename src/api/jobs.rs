@@ -1,4 +1,5 @@
-//! `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/result` and `GET /v1/models`.
+//! `POST /v1/jobs`, `GET /v1/jobs/{id}`, `GET /v1/jobs/{id}/result` and
+//! `DELETE /v1/jobs/{id}`.
 
 use std::collections::HashSet;
 
@@ -12,9 +13,8 @@ use super::series::clip;
 use super::{ApiResult, AppState, Problem};
 use crate::features::Location;
 use crate::jobs::JobRequest;
-use crate::jobs::worker::model_summary;
 use crate::pipeline::LesionRequest;
-use crate::store::{JobRow, NewJob, UploadKind};
+use crate::store::{DEFAULT_TENANT, JobRow, NewJob, UploadKind};
 
 /// Label value of the background in label maps; never a lesion.
 pub const BACKGROUND_LABEL: u32 = 0;
@@ -220,26 +220,18 @@ pub async fn result(
     }
 }
 
-/// `GET /v1/models`: the loaded model.
-pub async fn models(State(state): State<AppState>) -> Json<Value> {
-    let m = model_summary(&state.model);
-    Json(json!({ "models": [{
-        "name": m.name,
-        "version": m.version,
-        "sha256": m.sha256,
-        "synthetic_demo": m.synthetic_demo,
-        "active": true,
-        "settings_hash": state.settings.hash(),
-        "feature_names": state.settings.feature_names(),
-    }] }))
-}
-
 /// Validate the job body with a precise message for every fault.
 pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
     let obj = doc
         .as_object()
         .ok_or_else(|| invalid("the body must be a JSON object"))?;
-    let known = ["series_id", "segmentation_id", "lesions", "model"];
+    let known = [
+        "series_id",
+        "segmentation_id",
+        "lesions",
+        "model",
+        "model_id",
+    ];
     if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(invalid(format!(
             "unknown field '{k}'; expected one of {known:?}"
@@ -257,6 +249,11 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(invalid("field 'model' must be a string")),
+    };
+    let model_id = match obj.get("model_id") {
+        None | Some(Value::Null) => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => return Err(invalid("field 'model_id' must be a string")),
     };
     let items = bounded_array(obj, "lesions", MAX_LESIONS_PER_JOB, invalid)?;
     let mut lesions = Vec::with_capacity(items.len());
@@ -298,6 +295,7 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         segmentation_id,
         lesions,
         model,
+        model_id,
     })
 }
 
@@ -319,16 +317,30 @@ pub(super) async fn check_references(state: &AppState, req: &JobRequest) -> ApiR
             ),
         ));
     }
-    let loaded = state.model.info().name;
-    if let Some(m) = &req.model
-        && *m != loaded
+    check_model(state, req).await
+}
+
+/// The job's model must be registered (`model_id`), or the tenant must have an active
+/// model; a `model` name must be that model's name. The model itself is chosen again when
+/// the job runs (so a job without `model_id` runs with the model active then).
+async fn check_model(state: &AppState, req: &JobRequest) -> ApiResult<()> {
+    let row = state
+        .registry
+        .resolve(DEFAULT_TENANT, req.model_id.as_deref())
+        .await
+        .map_err(|e| super::models::registry_problem(e).with("field", "model_id"))?;
+    if let Some(name) = &req.model
+        && *name != row.name
     {
         return Err(Problem::unprocessable(
             "unknown-model",
             "Unknown model",
             format!(
-                "model '{}' is not available; this server serves '{loaded}'",
-                clip(m)
+                "model '{}' is not the job's model: model '{}' is '{}' version '{}'",
+                clip(name),
+                row.id,
+                row.name,
+                row.version
             ),
         ));
     }
@@ -404,6 +416,7 @@ pub fn job_json(row: &JobRow) -> Value {
         "series_id": row.series_id,
         "segmentation_id": row.segmentation_id,
         "lesions": request.get("lesions").cloned().unwrap_or(Value::Null),
+        "model_id": request.get("model_id").cloned().unwrap_or(Value::Null),
         "error": row.error,
         "created_at": rfc3339(Some(row.created_at_ms)),
         "started_at": rfc3339(row.started_at_ms),

@@ -12,6 +12,7 @@ pub mod deletion;
 pub mod health;
 pub mod jobs;
 pub mod limits;
+pub mod models;
 pub mod problem;
 pub mod related;
 pub mod segmentations;
@@ -32,6 +33,7 @@ use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetReques
 use tower_http::trace::TraceLayer;
 
 use crate::features::ExtractionSettings;
+use crate::jobs::ModelRegistry;
 use crate::model::Model;
 use crate::store::{BlobStore, Db};
 pub use problem::{ApiResult, Problem};
@@ -42,7 +44,10 @@ pub use upload::UploadLimits;
 pub struct AppState {
     pub db: Db,
     pub blobs: BlobStore,
+    /// The bundled model (`RADSCORE_MODEL_DIR`), also registered in [`AppState::registry`].
     pub model: Arc<Model>,
+    /// Registered models (uploads and the bundled one).
+    pub registry: Arc<ModelRegistry>,
     pub settings: Arc<ExtractionSettings>,
     /// Wakes idle workers of this process when a job is enqueued.
     pub job_enqueued: Arc<Notify>,
@@ -87,7 +92,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs", post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/result", get(jobs::result))
-        .route("/v1/models", get(jobs::models))
+        .route("/v1/models", get(models::list).post(models::create))
+        .route("/v1/models/{id}", get(models::get))
+        .route("/v1/models/{id}/activate", post(models::activate))
+        .route("/v1/models/{id}/deactivate", post(models::deactivate))
         .route("/v1/compliance", get(health::compliance))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -17,6 +17,7 @@
 //! their `Display`, because some of them quote element values; each is replaced by the
 //! file name, the tag keyword and what was expected.
 
+pub mod acquisition;
 pub mod archive;
 mod frames;
 pub mod precheck;

@@ -4,11 +4,14 @@
 //!
 //! The job table in [`crate::store`] is the queue (see its docs for lease semantics).
 
+pub mod registry;
 pub mod result;
 pub mod retention;
 pub mod retry;
+pub mod scoring;
 pub mod worker;
 
+pub use registry::{ModelRegistry, RegistryError};
 pub use result::{JobResult, LesionResult, ModelSummary, SYNTHETIC_MODEL_DISCLAIMER};
 pub use retry::RetryPolicy;
 pub use worker::{JobContext, QueueConfig, run_worker_pool};
@@ -26,9 +29,14 @@ pub struct JobRequest {
     pub segmentation_id: String,
     /// Lesions to compute, in result order.
     pub lesions: Vec<LesionRequest>,
-    /// Model name requested by the client (must be the loaded model when given).
+    /// Model name requested by the client (must be the name of the model the job runs
+    /// with when given; kept for older clients).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model: Option<String>,
+    /// Registered model to score with; the tenant's active model when absent (chosen when
+    /// the job runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
 }
 
 /// Why a job failed as a whole (each lesion's own failures are in the result instead).

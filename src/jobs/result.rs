@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::dicom::acquisition::Acquisition;
 use crate::features::Location;
+use crate::model::LesionExplanation;
 use crate::pipeline::{LesionError, LesionFeatures};
 
 /// Stated on every result of a model whose manifest marks it as a synthetic demo.
@@ -13,12 +15,18 @@ pub const SYNTHETIC_MODEL_DISCLAIMER: &str = "The response probabilities come fr
 /// Which model produced the probabilities.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelSummary {
+    /// Registry id (`null` in results from before the registry, and offline extraction).
+    #[serde(default)]
+    pub id: Option<String>,
     pub name: String,
     pub version: String,
     /// `sha256:<hex>` of the ONNX file.
     pub sha256: String,
     /// Whether the model is the synthetic demo model.
     pub synthetic_demo: bool,
+    /// The settings hash the model was trained with (equal to the result's).
+    #[serde(default)]
+    pub settings_hash: Option<String>,
 }
 
 /// The result of one job.
@@ -35,6 +43,9 @@ pub struct JobResult {
     pub settings_hash: String,
     /// Present (non-null) when the model is not for clinical use.
     pub disclaimer: Option<String>,
+    /// The series' acquisition attributes checked against the model's training envelope.
+    #[serde(default)]
+    pub acquisition: Option<Acquisition>,
     pub lesions: Vec<LesionResult>,
 }
 
@@ -46,14 +57,19 @@ pub struct LesionResult {
     pub name: Option<String>,
     pub location: Location,
     pub voxel_count: usize,
-    /// `ok` or `error`.
+    /// `ok`, `error` (no features) or `unscored` (features, but the model refuses the
+    /// series: see `error`).
     pub status: String,
     /// P(responder) from the model, in [0, 1].
     pub response_probability: Option<f64>,
-    /// Feature values by IBSI tag, in model input order.
+    /// Every computed feature value by IBSI tag (the model may use a subset).
     pub features: serde_json::Map<String, serde_json::Value>,
     pub warnings: Vec<String>,
     pub error: Option<LesionError>,
+    /// Out-of-distribution check, top contributions and robustness classes of the used
+    /// features; `null` when the lesion was not scored.
+    #[serde(default)]
+    pub trust: Option<LesionExplanation>,
 }
 
 impl LesionResult {
@@ -82,6 +98,7 @@ impl LesionResult {
             features,
             warnings: Vec::new(),
             error,
+            trust: None,
         }
     }
 }

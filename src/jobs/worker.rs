@@ -8,11 +8,15 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 
+use super::registry::{ModelRegistry, RegistryError};
+use super::scoring::{annotate, model_summary, score};
 use super::{JobError, JobRequest, JobResult, LesionResult, ModelSummary};
+use crate::dicom::acquisition::{Acquisition, read_acquisition};
 use crate::features::ExtractionSettings;
 use crate::model::Model;
 use crate::pipeline::{self, LesionFeatures};
 use crate::store::{BlobStore, Db, JobRow};
+use crate::store::{DEFAULT_TENANT, ModelRow};
 
 /// Time between retention passes when not configured.
 const DEFAULT_RETENTION_SWEEP: Duration = Duration::from_secs(300);
@@ -55,7 +59,8 @@ impl Default for QueueConfig {
 pub struct JobContext {
     pub db: Db,
     pub blobs: BlobStore,
-    pub model: Arc<Model>,
+    /// Registered models; each job loads its own from here.
+    pub registry: Arc<ModelRegistry>,
     pub settings: Arc<ExtractionSettings>,
     /// Signalled when a job is enqueued, so idle workers wake at once.
     pub job_enqueued: Arc<Notify>,
@@ -215,6 +220,9 @@ async fn heartbeat(
     }
 }
 
+/// The lesions of a job with their features, and the series' acquisition attributes.
+type Extracted = (Vec<LesionFeatures>, Acquisition);
+
 /// Load inputs, extract every lesion, score, and build the result document.
 async fn run_job(
     ctx: &Arc<JobContext>,
@@ -239,14 +247,16 @@ async fn run_job(
             ))
         })?;
 
+    let (row, model) = job_model(ctx, &request).await?;
     let files = load_series_files(&ctx.blobs, &series_row.blob_prefix).await?;
     let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
 
     let settings = ctx.settings.clone();
     let extract_started = Instant::now();
-    let lesions = tokio::task::spawn_blocking(move || -> Result<Vec<LesionFeatures>, JobError> {
+    let extracted = tokio::task::spawn_blocking(move || -> Result<Extracted, JobError> {
         let series =
             crate::dicom::assemble_series(&files).map_err(|e| JobError::Series(e.to_string()))?;
+        let acquisition = read_acquisition(&files, series.volume.grid.spacing_mm);
         let (_, seg) = pipeline::read_segmentation(
             &seg_bytes,
             seg_row.file_name.as_deref(),
@@ -255,54 +265,54 @@ async fn run_job(
         )
         .map_err(|e| JobError::Segmentation(e.to_string()))?;
         let mut report = |p: f64| progress.store((0.9 * p).to_bits(), Ordering::Relaxed);
-        Ok(pipeline::extract_lesions(
+        let lesions = pipeline::extract_lesions(
             &series.volume,
             &seg,
             &request.lesions,
             &settings,
             &mut report,
-        ))
+        );
+        Ok((lesions, acquisition))
     })
     .await
     .map_err(|e| JobError::Aborted(e.to_string()))??;
     metrics::histogram!("radscore_feature_extraction_seconds")
         .record(extract_started.elapsed().as_secs_f64());
 
-    let probabilities = score(ctx.model.clone(), &lesions).await?;
-    Ok(build_result(
+    let (lesions, acquisition) = extracted;
+
+    let probabilities = score(model.clone(), &lesions).await?;
+    let mut summary = model_summary(&model);
+    summary.id = Some(row.id.clone());
+    let mut result = build_result(
         ctx,
         job,
         &series_row.series_uid,
         &lesions,
         probabilities,
-    ))
+        summary,
+    );
+    annotate(&mut result, &model, &lesions, acquisition);
+    Ok(result)
 }
 
-/// Score the lesions that have features; `None` for the others.
-pub async fn score(
-    model: Arc<Model>,
-    lesions: &[LesionFeatures],
-) -> Result<Vec<Option<f64>>, JobError> {
-    let rows: Vec<Vec<f64>> = lesions
-        .iter()
-        .filter_map(|l| l.features.as_ref().ok())
-        .map(|f| f.iter().map(|x| x.value).collect())
-        .collect();
-    let started = Instant::now();
-    let scores = if rows.is_empty() {
-        Vec::new()
-    } else {
-        tokio::task::spawn_blocking(move || model.predict(&rows))
-            .await
-            .map_err(|e| JobError::Aborted(e.to_string()))?
-            .map_err(|e| JobError::Model(e.to_string()))?
+/// The registry row and loaded model a job runs with (its `model_id`, else the active one).
+async fn job_model(
+    ctx: &JobContext,
+    request: &JobRequest,
+) -> Result<(ModelRow, Arc<Model>), JobError> {
+    // LIMITATION: jobs run in the default tenant until tenancy lands (issue #8).
+    let registry_error = |e: RegistryError| match e {
+        RegistryError::Store(s) => JobError::Store(s),
+        other => JobError::Model(other.to_string()),
     };
-    metrics::histogram!("radscore_model_inference_seconds").record(started.elapsed().as_secs_f64());
-    let mut it = scores.into_iter();
-    Ok(lesions
-        .iter()
-        .map(|l| if l.features.is_ok() { it.next() } else { None })
-        .collect())
+    let row = ctx
+        .registry
+        .resolve(DEFAULT_TENANT, request.model_id.as_deref())
+        .await
+        .map_err(registry_error)?;
+    let model = ctx.registry.load(&row).await.map_err(registry_error)?;
+    Ok((row, model))
 }
 
 fn build_result(
@@ -311,8 +321,8 @@ fn build_result(
     series_uid: &str,
     lesions: &[LesionFeatures],
     probabilities: Vec<Option<f64>>,
+    model: ModelSummary,
 ) -> JobResult {
-    let model = model_summary(&ctx.model);
     JobResult {
         job_id: job.id.clone(),
         series_id: job.series_id.clone(),
@@ -321,6 +331,7 @@ fn build_result(
         disclaimer: model
             .synthetic_demo
             .then(|| super::SYNTHETIC_MODEL_DISCLAIMER.to_string()),
+        acquisition: None,
         model,
         settings_name: ctx.settings.name.clone(),
         settings_hash: ctx.settings.hash(),
@@ -329,17 +340,6 @@ fn build_result(
             .zip(probabilities)
             .map(|(l, p)| LesionResult::new(l, p))
             .collect(),
-    }
-}
-
-/// The summary of a loaded model that results record.
-pub fn model_summary(model: &Model) -> ModelSummary {
-    let info = model.info();
-    ModelSummary {
-        name: info.name,
-        version: info.version,
-        sha256: info.sha256,
-        synthetic_demo: info.synthetic_demo,
     }
 }
 

@@ -11,6 +11,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::ModelError;
+use super::acquisition::AcquisitionEnvelope;
 use crate::features::ExtractionSettings;
 use crate::features::settings::SettingsError;
 
@@ -47,6 +48,48 @@ pub struct Manifest {
     pub training_data: TrainingData,
     /// How well it did, and how that was measured.
     pub metrics: Metrics,
+    /// Per-feature `[min, max]` seen in training (written by `training/pipeline.py`); a
+    /// lesion outside it is flagged out of distribution. Empty: no check.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub training_ranges: BTreeMap<String, FeatureRange>,
+    /// Linear-model terms for per-lesion contributions, when the model is linear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub explanation: Option<LinearExplanation>,
+    /// Robustness class of each feature per lesion location (`radscore robustness`):
+    /// location → feature → `excellent` | `good` | `poor`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub robustness: BTreeMap<String, BTreeMap<String, String>>,
+    /// The acquisition envelope of the training series, when recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acquisition: Option<AcquisitionEnvelope>,
+}
+
+/// The range of one feature over the training lesions.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FeatureRange {
+    pub min: f64,
+    pub max: f64,
+}
+
+/// A logistic model written as `logit = intercept + Σ coefficient · (x − mean) / scale`
+/// (the scaler and calibrated logistic layer of `training/pipeline.py`, folded).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearExplanation {
+    /// Logit at the training mean.
+    pub intercept: f64,
+    /// One term per model feature, by name.
+    pub terms: BTreeMap<String, LinearTerm>,
+}
+
+/// One standardised linear term.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LinearTerm {
+    /// Coefficient of the standardised value, in logit units per standard deviation.
+    pub coefficient: f64,
+    /// Training mean of the feature.
+    pub mean: f64,
+    /// Training standard deviation of the feature (> 0).
+    pub scale: f64,
 }
 
 /// The graph's single input.
@@ -152,7 +195,67 @@ impl Manifest {
                 self.input.dtype
             ));
         }
+        self.check_annotations()?;
         self.check_settings_hash()
+    }
+
+    /// Training ranges, linear terms and robustness classes may only name model features
+    /// and must hold usable numbers.
+    fn check_annotations(&self) -> Result<(), ModelError> {
+        let invalid = |msg: String| Err(ModelError::ManifestInvalid(msg));
+        let is_model_feature = |n: &String| self.feature_names.contains(n);
+        for (name, range) in &self.training_ranges {
+            if !is_model_feature(name) {
+                return invalid(format!(
+                    "training_ranges names '{name}', not a model feature"
+                ));
+            }
+            if !(range.min.is_finite() && range.max.is_finite() && range.min <= range.max) {
+                return invalid(format!(
+                    "training_ranges['{name}'] is [{}, {}]; expected finite min <= max",
+                    range.min, range.max
+                ));
+            }
+        }
+        if let Some(explanation) = &self.explanation {
+            for (name, term) in &explanation.terms {
+                if !is_model_feature(name) {
+                    return invalid(format!("explanation names '{name}', not a model feature"));
+                }
+                let finite = term.coefficient.is_finite() && term.mean.is_finite();
+                if !(finite && term.scale.is_finite() && term.scale > 0.0) {
+                    return invalid(format!(
+                        "explanation term '{name}' needs finite coefficient and mean and a \
+                         positive scale"
+                    ));
+                }
+            }
+        }
+        if let Some(envelope) = &self.acquisition {
+            let ranges = [
+                ("slice_thickness_mm", envelope.slice_thickness_mm),
+                ("pixel_spacing_mm", envelope.pixel_spacing_mm),
+                ("kvp", envelope.kvp),
+            ];
+            for (name, range) in ranges {
+                if let Some(r) = range
+                    && !(r.min.is_finite() && r.max.is_finite() && r.min <= r.max)
+                {
+                    return invalid(format!(
+                        "acquisition.{name} is [{}, {}]; expected finite min <= max",
+                        r.min, r.max
+                    ));
+                }
+            }
+        }
+        for (location, classes) in &self.robustness {
+            if let Some(name) = classes.keys().find(|n| !is_model_feature(n)) {
+                return invalid(format!(
+                    "robustness['{location}'] names '{name}', not a model feature"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// The embedded settings object must hash to `settings_hash`, so that neither can be
@@ -176,20 +279,25 @@ impl Manifest {
         ExtractionSettings::from_json(&self.extraction_settings.to_string())
     }
 
-    /// Refuse an extractor whose feature names or settings differ from the model's.
+    /// Refuse an extractor that does not compute every feature the model uses, or uses
+    /// other settings. A model may use any subset of the extractor's features, in any
+    /// order: its input row is selected by name ([`Manifest::select_row`]).
     ///
     /// # Errors
-    /// [`ModelError::IncompatibleFeatures`] with the first differing position and both
-    /// names; [`ModelError::IncompatibleSettings`] with both hashes.
+    /// [`ModelError::UnknownFeatures`] naming every feature the extractor lacks;
+    /// [`ModelError::IncompatibleSettings`] with both hashes.
     pub fn check_compatible(&self, settings: &ExtractionSettings) -> Result<(), ModelError> {
-        let extractor = settings.feature_names();
-        if extractor != self.feature_names {
-            let position = first_difference(&self.feature_names, &extractor);
-            return Err(ModelError::IncompatibleFeatures {
-                position,
-                model_name: self.feature_names.get(position).cloned(),
-                extractor_name: extractor.get(position).cloned(),
-                model_count: self.feature_names.len(),
+        let extractor: std::collections::HashSet<String> =
+            settings.feature_names().into_iter().collect();
+        let unknown: Vec<String> = self
+            .feature_names
+            .iter()
+            .filter(|n| !extractor.contains(*n))
+            .cloned()
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ModelError::UnknownFeatures {
+                unknown,
                 extractor_count: extractor.len(),
             });
         }
@@ -208,13 +316,16 @@ impl Manifest {
             ))
         })
     }
-}
 
-/// Index of the first position where `a` and `b` differ (the shorter length if one is a
-/// prefix of the other). Only called when they differ.
-fn first_difference(a: &[String], b: &[String]) -> usize {
-    a.iter()
-        .zip(b)
-        .position(|(x, y)| x != y)
-        .unwrap_or(a.len().min(b.len()))
+    /// The model's input row from a lesion's features, picked by name in
+    /// [`Manifest::feature_names`] order; `None` names the first feature `value_of` lacks.
+    pub fn select_row<'a>(
+        &'a self,
+        value_of: impl Fn(&str) -> Option<f64>,
+    ) -> Result<Vec<f64>, &'a str> {
+        self.feature_names
+            .iter()
+            .map(|n| value_of(n).ok_or(n.as_str()))
+            .collect()
+    }
 }

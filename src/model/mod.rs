@@ -16,18 +16,27 @@
 //! The ONNX Runtime shared library is loaded at run time ([`init_runtime`]), once per
 //! process; `scripts/setup.sh ort` fetches it into `.ort/lib/`.
 
+mod acquisition;
+mod explain;
 mod manifest;
+mod probe;
 mod runtime;
 mod scoring;
 
 #[cfg(test)]
 mod tests;
 
-pub use manifest::{
-    InputSpec, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION, Manifest, Metrics, OutputSpec, TrainingData,
+pub use acquisition::{AcquisitionEnvelope, OnViolation};
+pub use explain::{
+    Contribution, LesionExplanation, OutOfRange, TOP_CONTRIBUTIONS, UNASSESSED_ROBUSTNESS, explain,
 };
+pub use manifest::{
+    FeatureRange, InputSpec, LinearExplanation, LinearTerm, MANIFEST_FILE, MANIFEST_SCHEMA_VERSION,
+    Manifest, Metrics, OutputSpec, TrainingData,
+};
+pub use probe::{PROBE_MAGNITUDE, ROW_SUM_TOLERANCE};
 pub use runtime::{DEFAULT_LIBRARY_RELATIVE, ORT_DYLIB_PATH_ENV, init_runtime, loaded_library};
-pub use scoring::{MODEL_FILE, Model, ModelInfo};
+pub use scoring::{MODEL_FILE, Model, ModelInfo, onnx_sha256};
 
 use std::path::PathBuf;
 
@@ -74,19 +83,16 @@ pub enum ModelError {
     /// The graph's inputs or outputs do not match the manifest.
     #[error("model signature does not match its manifest: {0}")]
     Signature(String),
-    /// The model was trained on other features than this extractor produces.
+    /// The model uses features this extractor does not compute.
     #[error(
-        "model expects {model_count} features, the extractor produces {extractor_count}; \
-         first difference at position {position}: model has {}, extractor has {}",
-        quote_or_none(model_name),
-        quote_or_none(extractor_name)
+        "the model uses {} feature(s) this extractor does not compute ({} computed): {}",
+        unknown.len(),
+        extractor_count,
+        unknown.join(", ")
     )]
-    IncompatibleFeatures {
-        /// Zero-based index of the first differing name.
-        position: usize,
-        model_name: Option<String>,
-        extractor_name: Option<String>,
-        model_count: usize,
+    UnknownFeatures {
+        /// Every model feature the extractor lacks, in model order.
+        unknown: Vec<String>,
         extractor_count: usize,
     },
     /// The model was trained with other extraction settings than those in use.
@@ -101,6 +107,9 @@ pub enum ModelError {
     /// A feature row cannot be scored (wrong length or a non-finite value).
     #[error("row {row}: {reason}")]
     InvalidInput { row: usize, reason: String },
+    /// The graph's output is not a probability (found by scoring probe rows).
+    #[error("the model output is not a probability: {0}")]
+    NotProbability(String),
     /// ONNX Runtime failed while scoring, or returned something unusable.
     #[error("inference failed: {0}")]
     Inference(String),
@@ -112,11 +121,4 @@ fn display_paths(paths: &[PathBuf]) -> String {
     }
     let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
     shown.join(", ")
-}
-
-fn quote_or_none(name: &Option<String>) -> String {
-    match name {
-        Some(n) => format!("'{n}'"),
-        None => "no feature".to_owned(),
-    }
 }

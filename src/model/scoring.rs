@@ -28,7 +28,8 @@ const INTRA_OP_THREADS: usize = 1;
 pub struct Model {
     manifest: Manifest,
     sha256: String,
-    dir: PathBuf,
+    /// Where the model came from (a directory, or a registry blob), for messages.
+    origin: PathBuf,
     session: Mutex<Session>,
 }
 
@@ -65,9 +66,23 @@ impl Model {
             path: onnx_path.clone(),
             source,
         })?;
-        let sha256 = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        Model::from_bytes(manifest, &bytes, &onnx_path)
+    }
 
-        let session = build_session(&onnx_path, &bytes)?;
+    /// Build a model from a parsed manifest and the ONNX bytes (a registry upload or a
+    /// blob), checking that they agree; `origin` names the graph in messages.
+    ///
+    /// # Errors
+    /// [`ModelError::ManifestInvalid`] from [`Manifest::validate`]; [`ModelError::Session`]
+    /// and [`ModelError::Signature`] as for [`Model::load`].
+    pub fn from_bytes(
+        manifest: Manifest,
+        bytes: &[u8],
+        origin: &Path,
+    ) -> Result<Model, ModelError> {
+        manifest.validate()?;
+        let sha256 = onnx_sha256(bytes);
+        let session = build_session(origin, bytes)?;
         check_signature(&session, &manifest)?;
 
         tracing::info!(
@@ -80,7 +95,7 @@ impl Model {
         Ok(Model {
             manifest,
             sha256,
-            dir: dir.to_path_buf(),
+            origin: origin.to_path_buf(),
             session: Mutex::new(session),
         })
     }
@@ -90,9 +105,9 @@ impl Model {
         &self.manifest
     }
 
-    /// The directory the model was loaded from.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where the graph was loaded from (a file path, or the registry blob key).
+    pub fn origin(&self) -> &Path {
+        &self.origin
     }
 
     /// Name, version, digest and demo flag.
@@ -128,6 +143,16 @@ impl Model {
         if rows.is_empty() {
             return Ok(Vec::new());
         }
+        let output = self.run(rows)?;
+        read_column(
+            &output.view(),
+            rows.len(),
+            self.manifest.output.probability_column,
+        )
+    }
+
+    /// The manifest's output for `rows`, as an owned `[n_rows, classes]` array.
+    pub(super) fn run(&self, rows: &[Vec<f64>]) -> Result<Array2<f32>, ModelError> {
         let input = to_input_array(rows, self.manifest.feature_names.len())?;
 
         let mut session = self
@@ -141,14 +166,20 @@ impl Model {
         let output = outputs.get(&self.manifest.output.name).ok_or_else(|| {
             ModelError::Inference(format!("output '{}' missing", self.manifest.output.name))
         })?;
-        let probabilities = output.try_extract_array::<f32>().map_err(inference)?;
-
-        read_column(
-            &probabilities.view(),
-            rows.len(),
-            self.manifest.output.probability_column,
-        )
+        let values = output.try_extract_array::<f32>().map_err(inference)?;
+        let shape = values.shape().to_vec();
+        values
+            .to_owned()
+            .into_dimensionality::<ndarray::Ix2>()
+            .map_err(|_| {
+                ModelError::Inference(format!("output shape {shape:?}; expected [rows, classes]"))
+            })
     }
+}
+
+/// `sha256:` + hex digest of an ONNX graph, as results and the registry record it.
+pub fn onnx_sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 fn inference(e: ort::Error) -> ModelError {
@@ -267,7 +298,7 @@ fn to_input_array(rows: &[Vec<f64>], width: usize) -> Result<Array2<f32>, ModelE
 
 /// Column `column` of a `[n_rows, classes]` output, checked to be probabilities.
 fn read_column(
-    output: &ndarray::ArrayViewD<'_, f32>,
+    output: &ndarray::ArrayView2<'_, f32>,
     n_rows: usize,
     column: usize,
 ) -> Result<Vec<f64>, ModelError> {

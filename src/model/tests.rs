@@ -75,6 +75,10 @@ fn manifest_for(names: Vec<String>, settings: &ExtractionSettings) -> Manifest {
             cv_auc_folds: vec![],
             extra: Default::default(),
         },
+        training_ranges: Default::default(),
+        explanation: None,
+        robustness: Default::default(),
+        acquisition: None,
     }
 }
 
@@ -287,47 +291,71 @@ fn compatible_with_the_extractor_it_was_trained_for() {
 }
 
 #[test]
-fn incompatible_feature_names_report_the_first_difference() {
+fn a_subset_of_the_extracted_features_in_any_order_is_compatible() {
     let settings = ExtractionSettings::bundled();
     let names = settings.feature_names();
     assert!(
-        names.len() >= 2,
-        "the bundled settings produce at least two features"
+        names.len() >= 3,
+        "the bundled settings produce several features"
     );
+    let subset = vec![names[2].clone(), names[0].clone()];
+    let manifest = manifest_for(subset, &settings);
+    manifest.check_compatible(&settings).unwrap();
 
-    let mut swapped = names.clone();
-    swapped.swap(0, 1);
-    let err = manifest_for(swapped, &settings)
+    let values: std::collections::HashMap<&str, f64> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as f64))
+        .collect();
+    let row = manifest.select_row(|n| values.get(n).copied()).unwrap();
+    assert_eq!(
+        row,
+        vec![2.0, 0.0],
+        "columns picked by name, in model order"
+    );
+    assert_eq!(
+        manifest.select_row(|n| (n != names[0]).then_some(1.0)),
+        Err(names[0].as_str())
+    );
+}
+
+#[test]
+fn features_the_extractor_lacks_are_named() {
+    let settings = ExtractionSettings::bundled();
+    let mut names = settings.feature_names();
+    names.push("extra_feature".into());
+    names.push("other_feature".into());
+    let err = manifest_for(names, &settings)
         .check_compatible(&settings)
         .unwrap_err();
-    match &err {
-        ModelError::IncompatibleFeatures {
-            position,
-            model_name,
-            extractor_name,
-            ..
-        } => {
-            assert_eq!(*position, 0);
-            assert_eq!(model_name.as_deref(), Some(names[1].as_str()));
-            assert_eq!(extractor_name.as_deref(), Some(names[0].as_str()));
-        }
-        other => panic!("unexpected {other}"),
-    }
-
-    let mut longer = names.clone();
-    longer.push("extra_feature".into());
-    let err = manifest_for(longer, &settings)
-        .check_compatible(&settings)
-        .unwrap_err();
+    assert!(matches!(err, ModelError::UnknownFeatures { .. }), "{err}");
     let text = err.to_string();
     assert!(
-        text.contains(&format!("position {}", names.len())),
+        text.contains("2 feature(s)") && text.contains("extra_feature, other_feature"),
         "{text}"
     );
+}
+
+#[test]
+fn annotations_must_name_model_features() {
+    let settings = ExtractionSettings::bundled();
+    let names = settings.feature_names();
+    let mut manifest = manifest_for(vec![names[0].clone()], &settings);
+    manifest
+        .training_ranges
+        .insert(names[1].clone(), FeatureRange { min: 0.0, max: 1.0 });
+    let text = manifest.validate().unwrap_err().to_string();
     assert!(
-        text.contains("'extra_feature'") && text.contains("no feature"),
+        text.contains(&format!("training_ranges names '{}'", names[1])),
         "{text}"
     );
+
+    manifest.training_ranges.clear();
+    manifest
+        .training_ranges
+        .insert(names[0].clone(), FeatureRange { min: 2.0, max: 1.0 });
+    let text = manifest.validate().unwrap_err().to_string();
+    assert!(text.contains("expected finite min <= max"), "{text}");
 }
 
 #[test]

@@ -27,7 +27,7 @@ use std::time::Duration;
 use serde::Serialize;
 use sqlx::FromRow;
 
-use super::StoreError;
+use super::{ModelRow, StoreError};
 
 /// Which database engine a [`Db`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,6 +237,31 @@ pub trait Database: Send + Sync {
 
     /// Number of jobs per status, for metrics.
     async fn job_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
+
+    /// Register a model (inactive unless `row.active`). When the tenant already has a
+    /// model with this name and version, nothing is inserted and that one is returned.
+    async fn insert_model(&self, row: &ModelRow) -> Result<Option<ModelRow>, StoreError>;
+
+    /// The tenant's models, oldest first.
+    async fn models(&self, tenant: &str) -> Result<Vec<ModelRow>, StoreError>;
+
+    /// One of the tenant's models by id.
+    async fn model(&self, tenant: &str, id: &str) -> Result<Option<ModelRow>, StoreError>;
+
+    /// The tenant's active model, if one is.
+    async fn active_model(&self, tenant: &str) -> Result<Option<ModelRow>, StoreError>;
+
+    /// Make `id` the tenant's active model (the previous one is deactivated in the same
+    /// transaction); `None` if the tenant has no such model.
+    async fn activate_model(&self, tenant: &str, id: &str) -> Result<Option<ModelRow>, StoreError>;
+
+    /// Clear the active flag of `id` (the tenant then has no active model); `None` if the
+    /// tenant has no such model.
+    async fn deactivate_model(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<ModelRow>, StoreError>;
 }
 
 /// A stored series.

@@ -1,4 +1,5 @@
-//! Persistence: the sqlx database (jobs, series, segmentations) and the blob store.
+//! Persistence: the sqlx database (jobs, series, segmentations, the model registry) and the
+//! blob store.
 //!
 //! All SQL of radscore lives in this module, behind the [`Database`] trait: the embedded
 //! default is SQLite ([`sqlite`], a file under the data directory); PostgreSQL
@@ -10,6 +11,7 @@
 
 pub mod blobs;
 pub mod db;
+pub mod models;
 pub mod postgres;
 mod sql;
 pub mod sqlite;
@@ -19,6 +21,7 @@ pub use db::{
     Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason, JobRow, NewJob,
     SegmentationRow, SeriesRow, Tombstone, UploadKind,
 };
+pub use models::{DEFAULT_TENANT, ModelRow};
 
 /// Errors of the persistence layer. They are never shown to clients in detail (500s).
 #[derive(Debug, thiserror::Error)]

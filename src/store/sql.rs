@@ -606,6 +606,144 @@ macro_rules! impl_database {
                 .fetch_all(&self.pool)
                 .await?)
             }
+
+            async fn insert_model(
+                &self,
+                row: &$crate::store::ModelRow,
+            ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
+                let inserted = sqlx::query(concat!(
+                    "INSERT INTO models (",
+                    $crate::store::models::model_columns!(),
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT DO NOTHING"
+                ))
+                .bind(&row.id)
+                .bind(&row.tenant_id)
+                .bind(&row.name)
+                .bind(&row.version)
+                .bind(&row.sha256)
+                .bind(&row.settings_hash)
+                .bind(&row.manifest)
+                .bind(&row.blob_key)
+                .bind(row.synthetic_demo)
+                .bind(row.bundled)
+                .bind(row.active)
+                .bind(row.created_at_ms)
+                .bind(row.activated_at_ms)
+                .execute(&self.pool)
+                .await?;
+                if inserted.rows_affected() == 1 {
+                    return Ok(None);
+                }
+                Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
+                    "SELECT ",
+                    $crate::store::models::model_columns!(),
+                    " FROM models WHERE (tenant_id = $1 AND name = $2 AND version = $3) \
+                     OR id = $4"
+                ))
+                .bind(&row.tenant_id)
+                .bind(&row.name)
+                .bind(&row.version)
+                .bind(&row.id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn models(
+                &self,
+                tenant: &str,
+            ) -> Result<Vec<$crate::store::ModelRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
+                    "SELECT ",
+                    $crate::store::models::model_columns!(),
+                    " FROM models WHERE tenant_id = $1 ORDER BY created_at_ms, id"
+                ))
+                .bind(tenant)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn model(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
+                    "SELECT ",
+                    $crate::store::models::model_columns!(),
+                    " FROM models WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn active_model(
+                &self,
+                tenant: &str,
+            ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
+                    "SELECT ",
+                    $crate::store::models::model_columns!(),
+                    " FROM models WHERE tenant_id = $1 AND active"
+                ))
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn activate_model(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
+                // Deactivate first: the partial unique index allows one active row.
+                // LIMITATION: two concurrent activations for one tenant on PostgreSQL can
+                // make one fail on that index (a 500 the client may retry).
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "UPDATE models SET active = FALSE \
+                     WHERE tenant_id = $1 AND active AND id <> $2",
+                )
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                let row = sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
+                    "UPDATE models SET active = TRUE, \
+                     activated_at_ms = CASE WHEN active THEN activated_at_ms ELSE $3 END \
+                     WHERE tenant_id = $1 AND id = $2 RETURNING ",
+                    $crate::store::models::model_columns!()
+                ))
+                .bind(tenant)
+                .bind(id)
+                .bind($crate::store::now_ms())
+                .fetch_optional(&mut *tx)
+                .await?;
+                if row.is_some() {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(row)
+            }
+
+            async fn deactivate_model(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
+                    "UPDATE models SET active = FALSE WHERE tenant_id = $1 AND id = $2 \
+                     RETURNING ",
+                    $crate::store::models::model_columns!()
+                ))
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
         }
     };
 }

@@ -334,6 +334,63 @@ impl TestApp {
         }
     }
 
+    /// GET `path`; returns (status, body).
+    pub async fn get_json(&self, path: &str) -> (u16, Value) {
+        status_json(
+            self.client
+                .get(self.url(path))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// POST an empty body to `path` (an action such as `/activate`); returns (status, body).
+    pub async fn post_action(&self, path: &str) -> (u16, Value) {
+        status_json(
+            self.client
+                .post(self.url(path))
+                .send()
+                .await
+                .expect("request"),
+        )
+        .await
+    }
+
+    /// POST a model to the registry as multipart (`model` = ONNX, `manifest` = JSON).
+    pub async fn post_model(&self, onnx: Vec<u8>, manifest: Vec<u8>) -> (u16, Value) {
+        let form = reqwest::multipart::Form::new()
+            .part(
+                "model",
+                reqwest::multipart::Part::bytes(onnx).file_name("model.onnx"),
+            )
+            .part(
+                "manifest",
+                reqwest::multipart::Part::bytes(manifest).file_name("manifest.json"),
+            );
+        let resp = self
+            .client
+            .post(self.url("/v1/models"))
+            .multipart(form)
+            .send()
+            .await
+            .expect("request");
+        status_json(resp).await
+    }
+
+    /// Run a job `body` to success and return its result document.
+    pub async fn run_job_body(&self, body: &Value) -> Value {
+        let (status, location, job) = self.post_job(body).await;
+        assert_eq!(status, 202, "{job}");
+        let location = location.expect("Location header");
+        let done = self.wait_for_job(&location).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        let (status, result) = self.get_json(&format!("{location}/result")).await;
+        assert_eq!(status, 200, "{result}");
+        result
+    }
+
     /// Upload, segment, run a job for `lesions` and return the result document.
     pub async fn run_job(&self, series_id: &str, segmentation_id: &str, lesions: Value) -> Value {
         let body = serde_json::json!({

@@ -13,6 +13,7 @@ mod deployment_doc;
 mod helpers;
 mod limits;
 mod metrics;
+mod models;
 #[path = "../support/moto.rs"]
 mod moto;
 mod openapi;

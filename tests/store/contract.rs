@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use radscore::jobs::RetryPolicy;
 use radscore::jobs::retry::recover_expired_leases;
-use radscore::store::{BatchRow, Db, NewJob, SegmentationRow, SeriesRow, now_ms};
+use radscore::store::{
+    BatchRow, DEFAULT_TENANT, Db, ModelRow, NewJob, SegmentationRow, SeriesRow, now_ms,
+};
 
 /// A lease long enough never to expire during a test.
 const LONG_LEASE: Duration = Duration::from_secs(600);
@@ -450,4 +452,98 @@ pub async fn expired_uploads_are_old_and_unused(db: &Db) {
         .unwrap()
         .unwrap();
     assert_eq!(t.reason, DeletionReason::Retention);
+}
+
+fn model_row(id: &str, tenant: &str, version: &str) -> ModelRow {
+    ModelRow {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        name: "m".into(),
+        version: version.into(),
+        sha256: format!("sha256:{id}"),
+        settings_hash: "sha256:settings".into(),
+        manifest: "{\"name\":\"m\"}".into(),
+        blob_key: format!("models/{id}/model.onnx"),
+        synthetic_demo: true,
+        bundled: false,
+        active: false,
+        created_at_ms: 100,
+        activated_at_ms: None,
+    }
+}
+
+/// Models round-trip per tenant; name and version are unique per tenant; activating one
+/// deactivates the other; deactivation leaves none active.
+pub async fn the_model_registry_keeps_one_active_model_per_tenant(db: &Db) {
+    let t = DEFAULT_TENANT;
+    assert!(
+        db.insert_model(&model_row("a", t, "1"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        db.insert_model(&model_row("b", t, "2"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let dup = db.insert_model(&model_row("c", t, "1")).await.unwrap();
+    assert_eq!(
+        dup.map(|r| r.id).as_deref(),
+        Some("a"),
+        "same name and version"
+    );
+    assert!(
+        db.insert_model(&model_row("d", "other", "1"))
+            .await
+            .unwrap()
+            .is_none(),
+        "another tenant may reuse name and version"
+    );
+
+    let ids: Vec<String> = db
+        .models(t)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(
+        db.model(t, "a").await.unwrap(),
+        Some(model_row("a", t, "1"))
+    );
+    assert!(
+        db.model(t, "d").await.unwrap().is_none(),
+        "tenants are separate"
+    );
+    assert!(db.active_model(t).await.unwrap().is_none());
+
+    let a = db.activate_model(t, "a").await.unwrap().expect("a exists");
+    assert!(a.active && a.activated_at_ms.is_some());
+    let b = db.activate_model(t, "b").await.unwrap().expect("b exists");
+    assert!(b.active);
+    assert!(
+        !db.model(t, "a").await.unwrap().unwrap().active,
+        "a was deactivated"
+    );
+    assert_eq!(
+        db.active_model(t).await.unwrap().map(|r| r.id).as_deref(),
+        Some("b")
+    );
+    assert!(db.active_model("other").await.unwrap().is_none());
+    assert!(
+        db.activate_model(t, "d").await.unwrap().is_none(),
+        "other tenant's model"
+    );
+
+    let off = db
+        .deactivate_model(t, "b")
+        .await
+        .unwrap()
+        .expect("b exists");
+    assert!(!off.active);
+    assert!(db.active_model(t).await.unwrap().is_none());
+    assert!(db.deactivate_model(t, "zz").await.unwrap().is_none());
 }

@@ -71,4 +71,5 @@ on_both_backends!(
     a_batch_is_stored_whole_or_not_at_all,
     deletion_waits_for_jobs_then_tombstones_series_and_segmentations,
     expired_uploads_are_old_and_unused,
+    the_model_registry_keeps_one_active_model_per_tenant,
 );

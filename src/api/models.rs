@@ -1,0 +1,193 @@
+//! The model registry over HTTP: `POST /v1/models` (multipart: `model` = ONNX graph,
+//! `manifest` = manifest JSON), `GET /v1/models`, `GET /v1/models/{id}`,
+//! `POST /v1/models/{id}/activate` and `/deactivate`.
+//!
+//! An upload is validated before anything is stored (see [`crate::jobs::registry`]); each
+//! refusal is a 422 problem whose type names the check that failed. Uploads are inactive;
+//! activating one makes it the default for jobs without `model_id` and deactivates the
+//! previous one. Results keep the model that made them.
+
+use axum::Json;
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use serde_json::{Value, json};
+
+use super::series::clip;
+use super::upload::read_multipart;
+use super::{ApiResult, AppState, Problem};
+use crate::jobs::RegistryError;
+use crate::model::ModelError;
+use crate::store::{DEFAULT_TENANT, ModelRow};
+
+/// Multipart field holding the ONNX graph.
+pub const MODEL_FIELD: &str = "model";
+
+/// Multipart field holding the manifest JSON.
+pub const MANIFEST_FIELD: &str = "manifest";
+
+/// `POST /v1/models`: validate and register a model (inactive).
+#[tracing::instrument(skip_all, fields(model_id = tracing::field::Empty))]
+pub async fn create(
+    State(state): State<AppState>,
+    req: Request,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    let media = super::upload::media_type(&req);
+    if media != "multipart/form-data" {
+        return Err(super::series::unsupported_media(
+            &media,
+            "multipart/form-data",
+        ));
+    }
+    state.limits.check_declared_length(&req)?;
+    let parts = read_multipart(req, &state, &state.limits).await?;
+    let mut model = None;
+    let mut manifest = None;
+    for part in parts {
+        let slot = match part.field.as_str() {
+            MODEL_FIELD => &mut model,
+            MANIFEST_FIELD => &mut manifest,
+            other => {
+                return Err(invalid_upload(format!(
+                    "unexpected part '{}'; send '{MODEL_FIELD}' (ONNX) and '{MANIFEST_FIELD}' (JSON)",
+                    clip(other)
+                )));
+            }
+        };
+        if slot.replace(part.bytes).is_some() {
+            return Err(invalid_upload(format!(
+                "part '{}' appears twice",
+                part.field
+            )));
+        }
+    }
+    let (Some(model), Some(manifest)) = (model, manifest) else {
+        return Err(invalid_upload(format!(
+            "both parts are required: '{MODEL_FIELD}' (ONNX graph) and '{MANIFEST_FIELD}' \
+             (manifest JSON)"
+        )));
+    };
+
+    let row = state
+        .registry
+        .register(DEFAULT_TENANT, manifest, model)
+        .await
+        .map_err(registry_problem)?;
+    tracing::Span::current().record("model_id", row.id.as_str());
+    let mut headers = HeaderMap::new();
+    if let Ok(v) = format!("/v1/models/{}", row.id).parse() {
+        headers.insert(header::LOCATION, v);
+    }
+    Ok((StatusCode::CREATED, headers, Json(model_json(&row))))
+}
+
+/// `GET /v1/models`: every registered model, oldest first.
+pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
+    let rows = state.db.models(DEFAULT_TENANT).await?;
+    let models: Vec<Value> = rows.iter().map(model_json).collect();
+    Ok(Json(json!({ "models": models })))
+}
+
+/// `GET /v1/models/{id}`: one model with its manifest.
+pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+    let row = state
+        .db
+        .model(DEFAULT_TENANT, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("model", &id))?;
+    let mut doc = model_json(&row);
+    doc["manifest"] = serde_json::from_str(&row.manifest).unwrap_or(Value::Null);
+    Ok(Json(doc))
+}
+
+/// `POST /v1/models/{id}/activate`: make it the default model (the previous one is
+/// deactivated).
+pub async fn activate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row = state
+        .db
+        .activate_model(DEFAULT_TENANT, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("model", &id))?;
+    tracing::info!(model_id = %row.id, "model activated");
+    Ok(Json(model_json(&row)))
+}
+
+/// `POST /v1/models/{id}/deactivate`: no longer the default (jobs must then name a model).
+pub async fn deactivate(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let row = state
+        .db
+        .deactivate_model(DEFAULT_TENANT, &id)
+        .await?
+        .ok_or_else(|| Problem::not_found("model", &id))?;
+    tracing::info!(model_id = %row.id, "model deactivated");
+    Ok(Json(model_json(&row)))
+}
+
+/// The registry document of a model (without the manifest).
+pub fn model_json(row: &ModelRow) -> Value {
+    let manifest: Value = serde_json::from_str(&row.manifest).unwrap_or(Value::Null);
+    json!({
+        "id": row.id,
+        "name": row.name,
+        "version": row.version,
+        "sha256": row.sha256,
+        "settings_hash": row.settings_hash,
+        "synthetic_demo": row.synthetic_demo,
+        "bundled": row.bundled,
+        "active": row.active,
+        "feature_names": manifest.get("feature_names").cloned().unwrap_or(Value::Null),
+        "created_at": super::jobs::rfc3339(Some(row.created_at_ms)),
+        "activated_at": super::jobs::rfc3339(row.activated_at_ms),
+    })
+}
+
+fn invalid_upload(detail: String) -> Problem {
+    Problem::unprocessable("invalid-model-upload", "Invalid model upload", detail)
+}
+
+/// Map a registry failure to its problem: 422 for an unusable model (the type names the
+/// check), 409 for a duplicate, 500 otherwise.
+pub fn registry_problem(e: RegistryError) -> Problem {
+    let detail = e.to_string();
+    let model_problem = |kind, title| Problem::unprocessable(kind, title, detail.clone());
+    match e {
+        RegistryError::Invalid(m) => match m {
+            ModelError::ManifestParse { .. } | ModelError::ManifestInvalid(_) => {
+                model_problem("invalid-manifest", "Invalid model manifest")
+            }
+            ModelError::UnknownFeatures { unknown, .. } => {
+                model_problem("unknown-features", "Features not computed").with("features", unknown)
+            }
+            ModelError::IncompatibleSettings {
+                model_hash,
+                extractor_hash,
+            } => model_problem("unknown-settings-profile", "Unknown extraction settings")
+                .with("settings_hash", model_hash)
+                .with("service_settings_hash", extractor_hash),
+            ModelError::Session { .. } => model_problem("invalid-onnx", "Invalid ONNX graph"),
+            ModelError::Signature(_) => {
+                model_problem("model-signature-mismatch", "Graph does not match manifest")
+            }
+            ModelError::NotProbability(_) => {
+                model_problem("not-a-probability", "Output is not a probability")
+            }
+            other => Problem::internal(&other),
+        },
+        RegistryError::Duplicate { existing_id, .. } => Problem::new(
+            StatusCode::CONFLICT,
+            "model-exists",
+            "Model already registered",
+            detail,
+        )
+        .with("existing_id", existing_id),
+        RegistryError::UnknownModel(_) => model_problem("unknown-model", "Unknown model"),
+        RegistryError::NoActiveModel => model_problem("no-active-model", "No active model"),
+        RegistryError::Store(s) => Problem::from(s),
+        RegistryError::Aborted(_) => Problem::internal(&detail),
+    }
+}
