@@ -319,10 +319,7 @@ impl Manifest {
 
     /// The model's input row from a lesion's features, picked by name in
     /// [`Manifest::feature_names`] order; `None` names the first feature `value_of` lacks.
-    pub fn select_row<'a>(
-        &'a self,
-        value_of: impl Fn(&str) -> Option<f64>,
-    ) -> Result<Vec<f64>, &'a str> {
+    pub fn select_row(&self, value_of: impl Fn(&str) -> Option<f64>) -> Result<Vec<f64>, &str> {
         self.feature_names
             .iter()
             .map(|n| value_of(n).ok_or(n.as_str()))
