@@ -334,18 +334,6 @@ impl TestApp {
         }
     }
 
-    /// GET `path`; returns (status, body).
-    pub async fn get_json(&self, path: &str) -> (u16, Value) {
-        status_json(
-            self.client
-                .get(self.url(path))
-                .send()
-                .await
-                .expect("request"),
-        )
-        .await
-    }
-
     /// POST an empty body to `path` (an action such as `/activate`); returns (status, body).
     pub async fn post_action(&self, path: &str) -> (u16, Value) {
         status_json(
