@@ -373,7 +373,8 @@ def write_report(path: Path, manifest: dict, selection: dict) -> None:
     path.write_text("\n".join(lines))
 
 
-def run(features: Path, icc_path: Path, meta_path: Path, out: Path, options: Options) -> dict:
+def run(features: Path, icc_path: Path, meta_path: Path, out: Path, options: Options,
+        acquisition: dict | None = None) -> dict:
     table, candidates = load_features(features)
     meta = json.loads(meta_path.read_text())
     icc = pd.read_csv(icc_path)
@@ -435,6 +436,8 @@ def run(features: Path, icc_path: Path, meta_path: Path, out: Path, options: Opt
         "feature_selection": selection,
         "metrics": metrics,
     }
+    if acquisition is not None:
+        manifest["acquisition"] = acquisition
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "model.onnx").write_bytes(onnx_bytes)
@@ -466,6 +469,10 @@ def main() -> None:
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--synthetic-demo", action="store_true")
     ap.add_argument("--intended-use", default=Options.intended_use)
+    ap.add_argument("--acquisition", type=Path,
+                    help="JSON file with the training series' acquisition envelope "
+                         "(slice_thickness_mm / pixel_spacing_mm / kvp as {min, max}, "
+                         "convolution_kernels, on_violation: warn|refuse), copied into the manifest")
     a = ap.parse_args()
     options = Options(
         accept=tuple(s.strip() for s in a.accept.split(",") if s.strip()),
@@ -473,7 +480,8 @@ def main() -> None:
         name=a.name, version=a.version, synthetic_demo=a.synthetic_demo,
         intended_use=a.intended_use,
     )
-    manifest = run(a.features, a.icc, a.meta, a.out, options)
+    acquisition = json.loads(a.acquisition.read_text()) if a.acquisition else None
+    manifest = run(a.features, a.icc, a.meta, a.out, options, acquisition)
     m = manifest["metrics"]
     print(f"{len(manifest['feature_names'])} features; CV AUC {m['cv_auc_pooled']:.3f} "
           f"(95 % CI {m['cv_auc_pooled_ci95'][0]:.3f}–{m['cv_auc_pooled_ci95'][1]:.3f}) -> {a.out}")

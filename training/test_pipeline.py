@@ -38,6 +38,8 @@ EXACT = 1e-12
 ONNX_TOLERANCE = 1e-4
 # The synthetic outcome is learnable: the noiseless rule reaches about 0.9 (cohort_meta).
 MIN_EXPECTED_AUC = 0.7
+# Copied into the manifest unchanged (the demo generator's series: 1 mm spacing, no kVp).
+ACQUISITION = {"pixel_spacing_mm": {"min": 0.5, "max": 1.5}, "on_violation": "warn"}
 
 
 def check(condition: bool, message: str) -> None:
@@ -50,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="radscore-pipeline-") as tmp:
         out = Path(tmp)
         manifest = pipeline.run(DATA / "cohort.csv", DATA / "robustness.csv",
-                                DATA / "cohort_meta.json", out, options)
+                                DATA / "cohort_meta.json", out, options, ACQUISITION)
         oof = pd.read_csv(out / "oof_predictions.csv")
         onnx = ort.InferenceSession(str(out / "model.onnx"))
         for name in ["report.md", "roc.png", "calibration.png", "confusion.png"]:
@@ -119,6 +121,8 @@ def main() -> None:
             check(icc.loc[(loc, name), "class"] == klass, f"robustness class of {name} at {loc}")
     check(set(manifest["robustness"]) >= set(manifest["feature_selection"]["assessed_locations"]),
           "robustness classes for every assessed location")
+
+    check(manifest["acquisition"] == ACQUISITION, "acquisition envelope copied")
 
     print(f"OK: {len(names)} features, AUC {metrics['cv_auc_pooled']:.3f}, "
           f"{len(set(fold))} grouped folds")
