@@ -31,3 +31,9 @@ cargo fmt --check
 "$ROOT/.tools/cargo-deny/bin/cargo-deny" check licenses bans sources
 cargo test --all-targets
 cargo clippy --all-targets -- -D warnings
+# A short coverage-guided run of every cargo-fuzz target (issue #4) on the machine's stable
+# toolchain (`-s none`, see docs/fuzzing.md): RADSCORE_CI_FUZZ_SECONDS per target (10 by
+# default; 0 skips it). The longer campaign is documented there.
+if [[ "${RADSCORE_CI_FUZZ_SECONDS:-10}" != 0 ]]; then
+  scripts/fuzz.sh "${RADSCORE_CI_FUZZ_SECONDS:-10}"
+fi

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::api::UploadLimits;
+use crate::dicom::GeometryPolicy;
 use crate::store::{BlobLocation, StoreError};
 
 /// Bytes in a mebibyte, for `*_mb` settings.
@@ -80,6 +81,10 @@ pub struct Config {
     /// Most files in one series upload.
     #[arg(long, env = "RADSCORE_MAX_FILES", default_value_t = 5000)]
     pub max_files: usize,
+    /// Series with non-uniform slice spacing or gantry tilt / shear: `refuse` (422 naming
+    /// the fault) or `resample` (onto a regular orthogonal grid, reported with the series).
+    #[arg(long, env = "RADSCORE_GEOMETRY", value_enum, default_value_t = GeometryPolicy::Refuse)]
+    pub geometry: GeometryPolicy,
     /// Most uploads decoded at once (bounds memory under concurrent uploads).
     #[arg(long, env = "RADSCORE_MAX_CONCURRENT_UPLOADS", default_value_t = 4)]
     pub max_concurrent_uploads: usize,
@@ -157,6 +162,7 @@ impl Config {
             max_uncompressed_bytes: self.max_unzipped_mb.saturating_mul(MIB),
             max_concurrent_uploads: self.max_concurrent_uploads,
             max_queued_jobs: self.max_queued_jobs,
+            geometry: self.geometry,
         }
     }
 

@@ -552,3 +552,134 @@ fn seg_off_the_series_grid_names_the_frame() {
 fn utf8(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
 }
+
+/// Sorted-slice index of a phantom file: its position along the phantom's normal.
+fn slice_index(file: &InputFile, grid: &radscore::image::Grid) -> usize {
+    let obj = dicom_object::OpenFileOptions::new()
+        .from_reader(std::io::Cursor::new(&file.bytes[..]))
+        .unwrap();
+    let ipp = obj
+        .element(tags::IMAGE_POSITION_PATIENT)
+        .unwrap()
+        .to_multi_float64()
+        .unwrap();
+    let along: f64 = (0..3)
+        .map(|c| (ipp[c] - grid.origin_mm[c]) * grid.direction[0][c])
+        .sum();
+    (along / grid.spacing_mm[0]).round() as usize
+}
+
+/// The phantom as a gantry-tilted acquisition: slice k's origin moved k columns along the
+/// row direction, so the stack axis leans atan(column spacing / slice spacing) ≈ 18°.
+fn tilted_phantom() -> Vec<InputFile> {
+    let grid = &phantom().volume.grid;
+    ct_files()
+        .iter()
+        .map(|f| {
+            let k = slice_index(f, grid) as f64;
+            moved(
+                f,
+                [0, 1, 2].map(|c| grid.direction[2][c] * grid.spacing_mm[2] * k),
+            )
+        })
+        .collect()
+}
+
+/// A tilted stack is refused by default with its tilt angle; resampled, every acquired
+/// pixel lands exactly on the regular grid (slice k shifted k columns), the field the
+/// tilt uncovers is air, and the series says why it was resampled.
+#[test]
+fn tilted_stack_is_refused_with_its_angle_or_resampled_exactly() {
+    use radscore::dicom::geometry::RESAMPLE_FILL_HU;
+    use radscore::dicom::{GeometryPolicy, GeometryStatus, assemble_series_with};
+    let base = phantom();
+    let grid = &base.volume.grid;
+    let files = tilted_phantom();
+    let expected_deg = (grid.spacing_mm[2] / grid.spacing_mm[0])
+        .atan()
+        .to_degrees();
+
+    let err = assemble_series(&files).unwrap_err();
+    let DicomError::ShearedStack { angle_deg, .. } = &err else {
+        panic!("{err}")
+    };
+    assert!((angle_deg - expected_deg).abs() < 0.01, "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains(&format!("{expected_deg:.2}°")) && msg.contains("RADSCORE_GEOMETRY=resample"),
+        "{msg}"
+    );
+
+    let r = assemble_series_with(&files, GeometryPolicy::Resample).unwrap();
+    let GeometryStatus::Resampled { reason } = &r.geometry else {
+        panic!("not resampled: {:?}", r.geometry)
+    };
+    assert!(
+        reason.contains("gantry tilt") && reason.contains(&format!("{expected_deg:.2}°")),
+        "{reason}"
+    );
+    let [nz, ny, nx] = grid.shape_vox;
+    assert_eq!(r.volume.grid.shape_vox, [nz, ny, nx + nz - 1]);
+    for a in 0..3 {
+        assert!((r.volume.grid.spacing_mm[a] - grid.spacing_mm[a]).abs() < POSITION_TOLERANCE_MM);
+    }
+    for k in 0..nz {
+        for i in 0..ny {
+            for j in 0..nx + nz - 1 {
+                let got = r.volume.hu[[k, i, j]];
+                let want = if j >= k && j - k < nx {
+                    base.volume.hu[[k, i, j - k]]
+                } else {
+                    RESAMPLE_FILL_HU
+                };
+                assert_eq!(got, want, "voxel [{k}, {i}, {j}]");
+            }
+        }
+    }
+}
+
+/// One slice 1 mm off its place: refused naming the gap, or resampled onto the median
+/// spacing, where the plane the slice left is interpolated linearly from its neighbours
+/// by distance (1/4 and 3/4 for a 3 mm gap grown to 4 mm).
+#[test]
+fn non_uniform_spacing_is_refused_or_interpolated_along_the_normal() {
+    use radscore::dicom::{GeometryPolicy, GeometryStatus, assemble_series_with};
+    let base = phantom();
+    let grid = &base.volume.grid;
+    let m = 20;
+    let files: Vec<InputFile> = ct_files()
+        .iter()
+        .map(|f| {
+            if slice_index(f, grid) == m {
+                moved(f, grid.direction[0].map(|c| c * 1.0))
+            } else {
+                f.clone()
+            }
+        })
+        .collect();
+    let msg = assemble_series(&files).unwrap_err().to_string();
+    assert!(
+        msg.contains("non-uniform slice spacing: gap of 4.000 mm")
+            && msg.contains("RADSCORE_GEOMETRY=resample"),
+        "{msg}"
+    );
+
+    let r = assemble_series_with(&files, GeometryPolicy::Resample).unwrap();
+    assert!(matches!(r.geometry, GeometryStatus::Resampled { .. }));
+    assert_eq!(r.volume.grid.shape_vox, grid.shape_vox);
+    assert!((r.volume.grid.spacing_mm[0] - 3.0).abs() < POSITION_TOLERANCE_MM);
+    let [_, ny, nx] = grid.shape_vox;
+    for i in 0..ny {
+        for j in 0..nx {
+            let want = 0.25 * base.volume.hu[[m - 1, i, j]] + 0.75 * base.volume.hu[[m, i, j]];
+            let got = r.volume.hu[[m, i, j]];
+            assert!(
+                (got - want).abs() < 1e-3,
+                "[{m}, {i}, {j}]: {got} vs {want}"
+            );
+            for k in [m - 1, m + 1] {
+                assert_eq!(r.volume.hu[[k, i, j]], base.volume.hu[[k, i, j]]);
+            }
+        }
+    }
+}

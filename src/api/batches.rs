@@ -1,14 +1,16 @@
 //! `POST /v1/batches` (many jobs in one request, validated up front, enqueued together)
 //! and `GET /v1/batches/{id}` (one status for all of them).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
-use super::jobs::{bounded_array, check_references, parse_job_request, read_json_request};
+use super::jobs::{
+    bounded_array, check_labels, check_references, parse_job_request, read_json_request,
+};
 use super::{ApiResult, AppState, Problem};
 use crate::store::{BatchRow, JobRow, NewJob, now_ms};
 
@@ -28,13 +30,20 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
     let (idempotency_key, doc) = read_json_request(&state, req).await?;
     let requests = parse_batch(&doc)?;
-    let mut checked = HashSet::new();
+    // Series and segmentation are looked up once per pair; the labels of every job.
+    let mut checked = HashMap::new();
     for (i, request) in requests.iter().enumerate() {
         let pair = (request.series_id.clone(), request.segmentation_id.clone());
-        if checked.insert(pair) || request.model.is_some() || request.model_id.is_some() {
-            check_references(&state, request)
-                .await
-                .map_err(|p| in_job(i, p))?;
+        match checked.get(&pair) {
+            Some(seg) if request.model.is_none() && request.model_id.is_none() => {
+                check_labels(seg, request).map_err(|p| in_job(i, p))?;
+            }
+            _ => {
+                let seg = check_references(&state, request)
+                    .await
+                    .map_err(|p| in_job(i, p))?;
+                checked.insert(pair, seg);
+            }
         }
     }
     let request_json = serde_json::to_string(&requests).map_err(|e| Problem::internal(&e))?;

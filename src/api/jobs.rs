@@ -299,7 +299,12 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
     })
 }
 
-pub(super) async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
+/// Check that the series, the segmentation (of that series), the model and every requested
+/// lesion label exist; the segmentation row is returned for [`check_labels`] reuse.
+pub(super) async fn check_references(
+    state: &AppState,
+    req: &JobRequest,
+) -> ApiResult<crate::store::SegmentationRow> {
     if state.db.series(&req.series_id).await?.is_none() {
         return Err(unknown_reference(state, UploadKind::Series, &req.series_id).await);
     }
@@ -317,7 +322,9 @@ pub(super) async fn check_references(state: &AppState, req: &JobRequest) -> ApiR
             ),
         ));
     }
-    check_model(state, req).await
+    check_model(state, req).await?;
+    check_labels(&seg, req)?;
+    Ok(seg)
 }
 
 /// The job's model must be registered (`model_id`), or the tenant must have an active
@@ -345,6 +352,45 @@ async fn check_model(state: &AppState, req: &JobRequest) -> ApiResult<()> {
         ));
     }
     Ok(())
+}
+
+/// Every requested label must be a lesion of the segmentation (its stored lesion list).
+pub(super) fn check_labels(seg: &crate::store::SegmentationRow, req: &JobRequest) -> ApiResult<()> {
+    let lesions: Value = serde_json::from_str(&seg.lesions).map_err(|e| Problem::internal(&e))?;
+    let available: Vec<u64> = lesions
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l["label"].as_u64())
+        .collect();
+    let absent: Vec<u32> = req
+        .lesions
+        .iter()
+        .map(|l| l.label)
+        .filter(|label| !available.contains(&u64::from(*label)))
+        .collect();
+    if absent.is_empty() {
+        return Ok(());
+    }
+    let list = |v: &[String]| v.join(", ");
+    let absent_text: Vec<String> = absent.iter().map(u32::to_string).collect();
+    let available_text: Vec<String> = available.iter().map(u64::to_string).collect();
+    Err(Problem::unprocessable(
+        "unknown-lesion-label",
+        "Label not in the segmentation",
+        format!(
+            "label(s) {} are not lesions of segmentation '{}'; its labels are {}",
+            list(&absent_text),
+            seg.id,
+            if available_text.is_empty() {
+                "(none)".to_string()
+            } else {
+                list(&available_text)
+            }
+        ),
+    )
+    .with("absent_labels", absent)
+    .with("available_labels", available))
 }
 
 /// 422 for a request that names a series or segmentation that does not exist, or that

@@ -17,6 +17,7 @@ pub mod problem;
 pub mod related;
 pub mod segmentations;
 pub mod series;
+pub mod spool;
 pub mod stow;
 pub mod upload;
 
@@ -72,7 +73,7 @@ pub struct HttpPolicy {
 /// request timeouts and CORS ([`limits::apply`]), request ids and tracing.
 pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
-    // Uploads are decoded in memory: bound how many run at once (others wait their turn).
+    // Uploads are checked in blocking tasks: bound how many run at once (others wait).
     let uploads = GlobalConcurrencyLimitLayer::new(state.limits.max_concurrent_uploads.max(1));
     // The route table, one route per line (tests/api/openapi.rs reads it).
     #[rustfmt::skip]

@@ -3,7 +3,9 @@
 //!
 //! The body is split by multer (the parser axum's form-data extractor uses), with the
 //! boundary and root type taken from the Content-Type header here, because multer's own
-//! header parser accepts only `multipart/form-data`.
+//! header parser accepts only `multipart/form-data`. The server spools STOW-RS parts to
+//! disk ([`spool`](super::spool)); [`read_parts`] holds them in memory (fuzzing, tests).
+//! Both pass the body through [`BoundaryGuard`](super::spool::BoundaryGuard).
 
 use bytes::Bytes;
 use futures::Stream;
@@ -91,6 +93,7 @@ where
         .size_limit(multer::SizeLimit::new().whole_stream(limits.max_body_bytes));
     // LIMITATION: multer expects at least one header line per part; a part with none (legal
     // in RFC 2046, never sent by STOW-RS clients, which send Content-Type) is misread.
+    let body = super::spool::BoundaryGuard::new(Box::pin(body), &boundary);
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut parts = Vec::new();
     loop {
@@ -121,6 +124,9 @@ fn classify(e: multer::Error, limits: RelatedLimits) -> RelatedError {
     match e {
         multer::Error::StreamSizeExceeded { .. } => RelatedError::TooLarge {
             limit: limits.max_body_bytes,
+        },
+        multer::Error::StreamReadFailed(inner) => RelatedError::Malformed {
+            reason: inner.to_string(),
         },
         // multer's messages name only structure (boundaries, headers), never content.
         other => RelatedError::Malformed {

@@ -36,9 +36,7 @@ pub async fn create(
     let limits = state.limits;
     limits.check_declared_length(&req)?;
     let (series_id, file_name, bytes) = match media_type(&req).as_str() {
-        "multipart/form-data" => {
-            from_multipart(read_multipart(req, &state, &limits).await?, query)?
-        }
+        "multipart/form-data" => from_multipart(read_multipart(req, &limits).await?, query)?,
         "application/octet-stream"
         | "application/dicom"
         | "application/gzip"
@@ -82,10 +80,14 @@ pub(super) async fn create_from_bytes(
     bytes: Bytes,
 ) -> ApiResult<SegmentationRow> {
     let grid = super::series::grid_from_row(series)?;
+    refuse_dicom_on_resampled(&bytes, series)?;
     let frame_of_reference = series.frame_of_reference_uid.clone();
     let seg_bytes = bytes.clone();
     let name = file_name.clone();
+    let series_uid = series.series_uid.clone();
+    let series_id = series.id.clone();
     let (format, seg) = tokio::task::spawn_blocking(move || {
+        check_referenced_series(&seg_bytes, name.as_deref(), &series_uid, &series_id)?;
         pipeline::read_segmentation(
             &seg_bytes,
             name.as_deref(),
@@ -106,6 +108,62 @@ pub(super) async fn create_from_bytes(
         "segmentation stored"
     );
     Ok(row)
+}
+
+/// A DICOM SEG or RTSTRUCT places its masks on the acquired slices; on a series that was
+/// resampled (`RADSCORE_GEOMETRY=resample`) those are not the series grid.
+// LIMITATION: DICOM SEG / RTSTRUCT are not mapped onto a resampled series (they would need
+// the acquired stack); label maps on the resampled grid are accepted.
+fn refuse_dicom_on_resampled(bytes: &[u8], series: &crate::store::SeriesRow) -> ApiResult<()> {
+    let resampled = super::series::policy_of_row(series) == crate::dicom::GeometryPolicy::Resample;
+    if resampled && SegmentationFormat::sniff(bytes) == Some(SegmentationFormat::DicomSeg) {
+        return Err(Problem::unprocessable(
+            "segmentation-on-resampled-series",
+            "DICOM segmentation on a resampled series",
+            format!(
+                "series '{}' was resampled onto a regular grid (see its 'geometry'); a DICOM \
+                 SEG or RTSTRUCT refers to the acquired slices and is not mapped onto the \
+                 resampled grid; upload the mask as a NIfTI or NRRD label map on the series \
+                 grid instead",
+                series.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A DICOM SEG names the series it segments (ReferencedSeriesSequence, PS3.3 C.8.20.2);
+/// it must be the series it is uploaded for, as STOW-RS routes it. Files that are not a
+/// readable SEG are left to [`pipeline::read_segmentation`] to report.
+fn check_referenced_series(
+    bytes: &[u8],
+    file_name: Option<&str>,
+    series_uid: &str,
+    series_id: &str,
+) -> ApiResult<()> {
+    if pipeline::SegmentationFormat::sniff(bytes) != Some(SegmentationFormat::DicomSeg) {
+        return Ok(());
+    }
+    let Ok(identity) = crate::dicom::identify(file_name.unwrap_or("segmentation"), bytes) else {
+        return Ok(());
+    };
+    let is_seg = identity.sop_class_uid.as_deref() == Some(crate::dicom::seg::SEGMENTATION_STORAGE);
+    match identity.referenced_series_uid {
+        Some(referenced) if is_seg && !referenced.is_empty() && referenced != series_uid => {
+            Err(Problem::unprocessable(
+                "segmentation-series-mismatch",
+                "Segmentation references another series",
+                format!(
+                    "the DICOM SEG references series {referenced} (ReferencedSeriesSequence), \
+                     but it was uploaded for series '{series_id}' whose SeriesInstanceUID is \
+                     {series_uid}"
+                ),
+            )
+            .with("referenced_series_uid", referenced)
+            .with("series_instance_uid", series_uid))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// `GET /v1/segmentations/{id}`; 410 Gone for a deleted or purged segmentation.
@@ -175,11 +233,18 @@ async fn store_segmentation(
         .iter()
         .map(|l| {
             let [min, max] = l.bbox_zyx();
+            let warnings: Vec<&str> = seg
+                .warnings
+                .iter()
+                .filter(|(label, _)| *label == l.label)
+                .map(|(_, message)| message.as_str())
+                .collect();
             json!({
                 "label": l.label,
                 "name": l.name,
                 "voxel_count": l.voxel_count(),
                 "bbox": { "min_zyx": min, "max_zyx": max },
+                "warnings": warnings,
             })
         })
         .collect();

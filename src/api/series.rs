@@ -1,39 +1,66 @@
 //! `POST /v1/series` and `GET /v1/series/{id}`: upload and assemble a CT series.
 
 use axum::Json;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::upload::{media_type, parts_to_files, read_multipart};
+use super::spool::{Spool, SpooledPart};
+use super::upload::{form_boundary, media_type};
 use super::{ApiResult, AppState, Problem};
-use crate::dicom::{self, AssembledSeries, InputFile};
+use crate::dicom::{self, FileRef, GeometryStatus, SeriesSummary};
 use crate::image::Grid;
 use crate::store::{SeriesRow, UploadKind, now_ms};
 
-/// `POST /v1/series`: a series as `application/zip` or `multipart/form-data`.
+/// Query parameters of a series upload.
+#[derive(Debug, Default, Deserialize)]
+pub struct CreateQuery {
+    /// Remove patient-identifying attributes from the stored instances (DICOM PS3.15
+    /// Basic Application Level Confidentiality Profile); pixel data and geometry are kept.
+    #[serde(default)]
+    pub deidentify: bool,
+}
+
+/// `POST /v1/series`: a series as `application/zip` or `multipart/form-data`, spooled to
+/// a temporary directory and checked one instance at a time (bounded memory).
 #[tracing::instrument(skip_all, fields(series_id = tracing::field::Empty, series_uid = tracing::field::Empty))]
-pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(state): State<AppState>,
+    Query(query): Query<CreateQuery>,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
     let limits = state.limits;
     limits.check_declared_length(&req)?;
+    let mut spool = Spool::new()?;
     let files = match media_type(&req).as_str() {
         "application/zip" | "application/x-zip-compressed" => {
-            let body = limits.read_body(req.into_body()).await?;
-            metrics::counter!("radscore_upload_bytes_total", "kind" => "series")
-                .increment(body.len() as u64);
+            let (zip, len) = spool.body_to_file(req.into_body(), &limits).await?;
+            metrics::counter!("radscore_upload_bytes_total", "kind" => "series").increment(len);
             let archive_limits = dicom::archive::ArchiveLimits {
                 max_entries: limits.max_files,
                 max_total_bytes: limits.max_uncompressed_bytes,
             };
-            dicom::archive::files_from_zip(body, &archive_limits).map_err(dicom_problem)?
+            let dir = spool.dir().to_owned();
+            tokio::task::spawn_blocking(move || {
+                let files = dicom::unzip_to_dir(&zip, &dir, &archive_limits);
+                // The archive is not needed once unpacked: free its disk space early.
+                let _ = std::fs::remove_file(&zip);
+                files
+            })
+            .await
+            .map_err(|e| Problem::internal(&e))?
+            .map_err(dicom_problem)?
         }
         "multipart/form-data" => {
-            let parts = read_multipart(req, &state, &limits).await?;
-            let total: usize = parts.iter().map(|p| p.bytes.len()).sum();
-            metrics::counter!("radscore_upload_bytes_total", "kind" => "series")
-                .increment(total as u64);
-            parts_to_files(parts)
+            let boundary = form_boundary(&req)?;
+            let parts = spool
+                .multipart(req.into_body().into_data_stream(), boundary, &limits)
+                .await?;
+            let total: u64 = parts.iter().map(|p| p.len).sum();
+            metrics::counter!("radscore_upload_bytes_total", "kind" => "series").increment(total);
+            parts.iter().map(SpooledPart::file_ref).collect()
         }
         other => {
             return Err(unsupported_media(
@@ -49,26 +76,44 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
         ));
     }
 
-    let (files, assembled) = tokio::task::spawn_blocking(move || {
-        let result = dicom::assemble_series(&files);
-        (files, result)
-    })
-    .await
-    .map_err(|e| Problem::internal(&e))?;
-    let assembled = assembled.map_err(dicom_problem)?;
+    let (files, summary) = check_series(files, limits.geometry, query.deidentify).await?;
+    let summary = summary.map_err(dicom_problem)?;
 
     let id = uuid::Uuid::now_v7().to_string();
     let span = tracing::Span::current();
     span.record("series_id", id.as_str());
-    span.record("series_uid", assembled.series_uid.as_str());
-    let row = store_series(&state, &id, &files, &assembled).await?;
-    tracing::info!(instances = assembled.instance_count, "series stored");
+    span.record("series_uid", summary.series_uid.as_str());
+    let row = store_series(&state, &id, &files, &summary).await?;
+    drop(spool);
+    tracing::info!(instances = summary.instance_count, "series stored");
 
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/series/{id}").parse() {
         headers.insert(header::LOCATION, v);
     }
     Ok((StatusCode::CREATED, headers, Json(series_json(&row)?)))
+}
+
+/// Check spooled instance files as a series (one file in memory at a time), after
+/// de-identifying them in place when asked.
+pub(super) async fn check_series(
+    files: Vec<FileRef>,
+    policy: dicom::GeometryPolicy,
+    deidentify: bool,
+) -> ApiResult<(Vec<FileRef>, Result<SeriesSummary, dicom::DicomError>)> {
+    tokio::task::spawn_blocking(move || {
+        if deidentify {
+            for f in &files {
+                if let Err(e) = dicom::deidentify::deidentify_file(&f.name, &f.path) {
+                    return (files, Err(e));
+                }
+            }
+        }
+        let result = dicom::scan_series(&files, policy);
+        (files, result)
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))
 }
 
 /// `GET /v1/series/{id}`; 410 Gone for a deleted or purged series.
@@ -88,32 +133,41 @@ pub async fn delete(
     super::deletion::delete(&state, UploadKind::Series, &id).await
 }
 
-/// Store the instance files, then the row; roll the blobs back if the row fails.
+/// Store the instance files (streamed from the spool), then the row; roll the blobs back
+/// if anything fails.
 pub(super) async fn store_series(
     state: &AppState,
     id: &str,
-    files: &[InputFile],
-    assembled: &AssembledSeries,
+    files: &[FileRef],
+    summary: &SeriesSummary,
 ) -> ApiResult<SeriesRow> {
     let prefix = format!("series/{id}");
-    for (n, f) in files.iter().enumerate() {
-        state
-            .blobs
-            .put(&format!("{prefix}/{n:06}.dcm"), f.bytes.clone())
-            .await?;
-    }
     let row = SeriesRow {
         id: id.to_string(),
-        series_uid: assembled.series_uid.clone(),
-        frame_of_reference_uid: assembled.frame_of_reference_uid.clone(),
-        instance_count: i64::try_from(assembled.instance_count).unwrap_or(i64::MAX),
-        geometry: geometry_json(&assembled.volume.grid, assembled.measured_slice_spacing_mm)
-            .to_string(),
-        warnings: serde_json::to_string(&assembled.warnings).unwrap_or_else(|_| "[]".into()),
+        series_uid: summary.series_uid.clone(),
+        frame_of_reference_uid: summary.frame_of_reference_uid.clone(),
+        instance_count: i64::try_from(summary.instance_count).unwrap_or(i64::MAX),
+        geometry: geometry_json(
+            &summary.grid,
+            summary.measured_slice_spacing_mm,
+            &summary.geometry,
+        )
+        .to_string(),
+        warnings: serde_json::to_string(&summary.warnings).unwrap_or_else(|_| "[]".into()),
         blob_prefix: prefix.clone(),
         created_at_ms: now_ms(),
     };
-    if let Err(e) = state.db.insert_series(&row).await {
+    let stored = async {
+        for (n, f) in files.iter().enumerate() {
+            state
+                .blobs
+                .put_file(&format!("{prefix}/{n:06}.dcm"), &f.path)
+                .await?;
+        }
+        state.db.insert_series(&row).await
+    }
+    .await;
+    if let Err(e) = stored {
         if let Err(cleanup) = state.blobs.delete_prefix(&prefix).await {
             tracing::warn!(error.message = %cleanup, "could not remove blobs of a failed upload");
         }
@@ -123,8 +177,12 @@ pub(super) async fn store_series(
 }
 
 /// The geometry document of a series (x/y/z keys are world axes of the array: x = column,
-/// y = row, z = slice).
-pub fn geometry_json(grid: &Grid, measured_slice_spacing_mm: f64) -> Value {
+/// y = row, z = slice), with whether the grid is the acquired stack or a resampling of it.
+pub fn geometry_json(
+    grid: &Grid,
+    measured_slice_spacing_mm: f64,
+    status: &GeometryStatus,
+) -> Value {
     let [nz, ny, nx] = grid.shape_vox;
     let [sz, sy, sx] = grid.spacing_mm;
     json!({
@@ -133,7 +191,22 @@ pub fn geometry_json(grid: &Grid, measured_slice_spacing_mm: f64) -> Value {
         "measured_slice_spacing_mm": measured_slice_spacing_mm,
         "origin_mm": grid.origin_mm,
         "direction": { "x": grid.direction[2], "y": grid.direction[1], "z": grid.direction[0] },
+        "geometry": status.to_json(),
     })
+}
+
+/// The geometry policy that rebuilds a stored series' grid from its instances: resampled
+/// series are resampled again (deterministically), others must be regular.
+pub fn policy_of_row(row: &SeriesRow) -> dicom::GeometryPolicy {
+    let resampled = serde_json::from_str::<Value>(&row.geometry)
+        .ok()
+        .and_then(|g| g["geometry"]["status"].as_str().map(|s| s == "resampled"))
+        .unwrap_or(false);
+    if resampled {
+        dicom::GeometryPolicy::Resample
+    } else {
+        dicom::GeometryPolicy::Refuse
+    }
 }
 
 /// Rebuild a series' voxel grid from its stored geometry document.
@@ -220,7 +293,7 @@ pub fn dicom_problem(e: dicom::DicomError) -> Problem {
         E::NotDicom { .. } => (unprocessable, "not-dicom"),
         E::Malformed { .. } => (unprocessable, "malformed-dicom"),
         E::MissingTag { .. } => (unprocessable, "missing-attribute"),
-        E::BadValue { .. } => (unprocessable, "invalid-attribute"),
+        E::BadValue { .. } | E::UnknownVr { .. } => (unprocessable, "invalid-attribute"),
         E::Inconsistent { .. } => (unprocessable, "inconsistent-series"),
         E::MixedSeries { .. } => (unprocessable, "mixed-series"),
         E::DuplicatePosition { .. } => (unprocessable, "duplicate-slice-position"),
@@ -231,6 +304,7 @@ pub fn dicom_problem(e: dicom::DicomError) -> Problem {
         E::UnsupportedTransferSyntax { .. } => (unprocessable, "unsupported-transfer-syntax"),
         E::PixelDecode { .. } => (unprocessable, "pixel-data-undecodable"),
         E::PixelDataTooShort { .. } => (unprocessable, "pixel-data-too-short"),
+        E::PixelDataTooLong { .. } => (unprocessable, "pixel-data-too-long"),
         E::NotSegmentation { .. } => (unprocessable, "not-segmentation"),
         E::SegFrame { .. } => (unprocessable, "invalid-segmentation-frame"),
         E::SegFrameGrid { .. } => (unprocessable, "segmentation-grid-mismatch"),
@@ -239,6 +313,7 @@ pub fn dicom_problem(e: dicom::DicomError) -> Problem {
         E::FrameOfReferenceMismatch { .. } => (unprocessable, "frame-of-reference-mismatch"),
         E::RtContour { .. } => (unprocessable, "invalid-rtstruct-contour"),
         E::RtRoi { .. } => (unprocessable, "invalid-rtstruct-roi"),
+        E::RtNoClosedContours { .. } => (unprocessable, "no-closed-contours"),
         E::Archive { .. } => (StatusCode::BAD_REQUEST, "invalid-archive"),
         E::ArchiveLimit { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "archive-too-large"),
         E::Io { .. } => return Problem::internal(&e),

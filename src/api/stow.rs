@@ -18,9 +18,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::related::{self, APPLICATION_DICOM, RelatedError, RelatedLimits, RelatedPart};
+use super::related::{self, APPLICATION_DICOM, RelatedError};
+use super::spool::{Spool, SpooledPart};
 use super::{ApiResult, AppState, Problem};
-use crate::dicom::{self, InputFile, InstanceIdentity};
+use crate::dicom::{self, FileRef, InstanceIdentity};
 
 /// PS3.18 F.2: the media type of the response.
 const DICOM_JSON: &str = "application/dicom+json";
@@ -65,9 +66,9 @@ pub async fn store_in_study(
     store_instances(state, Some(dicom::sanitize_uid(&study)), req).await
 }
 
-/// One pushed instance on its way through.
+/// One pushed instance on its way through (its bytes spooled to disk).
 struct Pushed {
-    file: InputFile,
+    file: FileRef,
     identity: InstanceIdentity,
 }
 
@@ -83,7 +84,8 @@ async fn store_instances(
     study: Option<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    let parts = read_body(&state, req).await?;
+    let mut spool = Spool::new()?;
+    let parts = read_body(&state, req, &mut spool).await?;
     if parts.is_empty() {
         return Err(Problem::bad_request(
             "empty-upload",
@@ -98,6 +100,7 @@ async fn store_instances(
     for seg in segs {
         store_segmentation(&state, seg, &mut outcomes).await?;
     }
+    drop(spool);
     tracing::info!(
         stored = outcomes.stored.len(),
         failed = outcomes.failed.len(),
@@ -106,7 +109,11 @@ async fn store_instances(
     Ok(response(&outcomes, study.as_deref()))
 }
 
-async fn read_body(state: &AppState, req: Request) -> ApiResult<Vec<RelatedPart>> {
+async fn read_body(
+    state: &AppState,
+    req: Request,
+    spool: &mut Spool,
+) -> ApiResult<Vec<SpooledPart>> {
     state.limits.check_declared_length(&req)?;
     let content_type = req
         .headers()
@@ -114,18 +121,13 @@ async fn read_body(state: &AppState, req: Request) -> ApiResult<Vec<RelatedPart>
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let limits = RelatedLimits {
-        max_body_bytes: state.limits.max_body_bytes,
-        max_parts: state.limits.max_files,
-    };
     let boundary = related::boundary(&content_type).map_err(related_problem)?;
-    // LIMITATION: parts are buffered in memory (bounded by RADSCORE_MAX_UPLOAD_MB), like the
-    // other uploads; streaming them to the blob store is future work.
-    let parts = related::read_parts(req.into_body().into_data_stream(), boundary, limits)
-        .await
-        .map_err(related_problem)?;
-    let total: usize = parts.iter().map(|p| p.bytes.len()).sum();
-    metrics::counter!("radscore_upload_bytes_total", "kind" => "stow").increment(total as u64);
+    // Parts are spooled to disk one chunk at a time: memory stays bounded.
+    let parts = spool
+        .multipart(req.into_body().into_data_stream(), boundary, &state.limits)
+        .await?;
+    let total: u64 = parts.iter().map(|p| p.len).sum();
+    metrics::counter!("radscore_upload_bytes_total", "kind" => "stow").increment(total);
     Ok(parts)
 }
 
@@ -153,7 +155,7 @@ type SortedParts = (BTreeMap<String, Vec<Pushed>>, Vec<Pushed>);
 
 /// Identify every part: CT instances by series, segmentations, and failures.
 async fn sort_parts(
-    parts: Vec<RelatedPart>,
+    parts: Vec<SpooledPart>,
     study: Option<&str>,
     outcomes: &mut Outcomes,
 ) -> ApiResult<SortedParts> {
@@ -161,9 +163,8 @@ async fn sort_parts(
         parts
             .into_iter()
             .map(|part| {
-                let name = format!("part {}", part.number);
-                let identity = identify_part(&name, &part);
-                (name, part.bytes, identity)
+                let identity = identify_part(&part);
+                (part, identity)
             })
             .collect::<Vec<_>>()
     })
@@ -171,7 +172,8 @@ async fn sort_parts(
     .map_err(|e| Problem::internal(&e))?;
 
     let (mut ct, mut segs) = (BTreeMap::<String, Vec<Pushed>>::new(), Vec::new());
-    for (name, bytes, identity) in identified {
+    for (part, identity) in identified {
+        let name = format!("part {}", part.number);
         let identity = match identity {
             Ok(identity) => identity,
             Err((identity, reason, comment)) => {
@@ -189,7 +191,10 @@ async fn sort_parts(
             continue;
         }
         let pushed = Pushed {
-            file: InputFile { name, bytes },
+            file: FileRef {
+                name,
+                path: part.path.clone(),
+            },
             identity: identity.clone(),
         };
         if CT_IMAGE_STORAGE.contains(&class) {
@@ -211,14 +216,19 @@ async fn sort_parts(
 type PartFailure = (InstanceIdentity, u16, String);
 
 /// Parse one part's header; a part that is not a DICOM instance fails alone.
-fn identify_part(name: &str, part: &RelatedPart) -> Result<InstanceIdentity, PartFailure> {
+fn identify_part(part: &SpooledPart) -> Result<InstanceIdentity, PartFailure> {
+    let name = format!("part {}", part.number);
     if let Some(media) = part.media_type.as_deref()
         && media != APPLICATION_DICOM
     {
         let comment = format!("{name}: Content-Type '{media}' is not application/dicom");
         return Err((InstanceIdentity::default(), CANNOT_UNDERSTAND, comment));
     }
-    dicom::identify(name, &part.bytes).map_err(|e| {
+    let bytes = std::fs::read(&part.path).map_err(|e| {
+        let comment = format!("{name}: the spooled part cannot be read back: {e}");
+        (InstanceIdentity::default(), PROCESSING_FAILURE, comment)
+    })?;
+    dicom::identify(&name, &bytes).map_err(|e| {
         let reason = match e {
             dicom::DicomError::UnsupportedTransferSyntax { .. } => TRANSFER_SYNTAX_NOT_SUPPORTED,
             _ => CANNOT_UNDERSTAND,
@@ -236,16 +246,11 @@ async fn store_ct_series(
 ) -> ApiResult<()> {
     let (identities, files): (Vec<_>, Vec<_>) =
         instances.into_iter().map(|p| (p.identity, p.file)).unzip();
-    let (files, assembled) = tokio::task::spawn_blocking(move || {
-        let result = dicom::assemble_series(&files);
-        (files, result)
-    })
-    .await
-    .map_err(|e| Problem::internal(&e))?;
-    match assembled {
-        Ok(assembled) => {
+    let (files, summary) = super::series::check_series(files, state.limits.geometry, false).await?;
+    match summary {
+        Ok(summary) => {
             let id = uuid::Uuid::now_v7().to_string();
-            super::series::store_series(state, &id, &files, &assembled).await?;
+            super::series::store_series(state, &id, &files, &summary).await?;
             tracing::info!(series_id = %id, series_uid, "STOW-RS series stored");
             let url = format!("/v1/series/{id}");
             outcomes
@@ -281,8 +286,13 @@ async fn store_segmentation(
         outcomes.failed.push((identity, DOES_NOT_MATCH, comment));
         return Ok(());
     };
-    match super::segmentations::create_from_bytes(state, &series, Some(file.name), file.bytes).await
-    {
+    // LIMITATION: a segmentation part is read into memory to be mapped (as a `POST
+    // /v1/segmentations` upload is); series instances stay on disk.
+    let bytes = match tokio::fs::read(&file.path).await {
+        Ok(bytes) => bytes::Bytes::from(bytes),
+        Err(e) => return Err(Problem::internal(&e)),
+    };
+    match super::segmentations::create_from_bytes(state, &series, Some(file.name), bytes).await {
         Ok(row) => {
             let url = format!("/v1/segmentations/{}", row.id);
             outcomes.stored.push((identity, url));

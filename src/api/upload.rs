@@ -1,12 +1,14 @@
-//! Reading uploads: size limits enforced before buffering, zip and multipart bodies.
+//! Reading uploads: size limits enforced before buffering, multipart bodies held in memory
+//! (segmentation uploads; series uploads are spooled to disk, see [`spool`](super::spool)).
 
 use axum::body::Body;
-use axum::extract::{FromRequest, Multipart, Request};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
 use bytes::Bytes;
 
 use super::Problem;
-use crate::dicom::InputFile;
+use super::spool::{BoundaryGuard, multipart_problem};
+use crate::dicom::GeometryPolicy;
 
 /// Upload limits, from configuration.
 #[derive(Debug, Clone, Copy)]
@@ -21,10 +23,12 @@ pub struct UploadLimits {
     pub max_concurrent_uploads: usize,
     /// Most queued jobs before job creation answers 429 (backpressure).
     pub max_queued_jobs: u64,
+    /// What series uploads do with irregular stacks (`RADSCORE_GEOMETRY`).
+    pub geometry: GeometryPolicy,
 }
 
 impl UploadLimits {
-    fn too_large(&self, what: &str) -> Problem {
+    pub(super) fn too_large(&self, what: &str) -> Problem {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "upload-too-large",
@@ -100,30 +104,34 @@ pub struct Part {
     pub bytes: Bytes,
 }
 
-/// Read every part of a multipart body, with the body limit applied.
-pub async fn read_multipart<S: Send + Sync>(
-    req: Request,
-    state: &S,
-    limits: &UploadLimits,
-) -> Result<Vec<Part>, Problem> {
-    let mut multipart = Multipart::from_request(req, state).await.map_err(|e| {
+/// The boundary of a `multipart/form-data` request, or a 400 naming its absence.
+pub fn form_boundary(req: &Request) -> Result<String, Problem> {
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    multer::parse_boundary(content_type).map_err(|_| {
         Problem::bad_request(
             "malformed-multipart",
-            format!("the multipart body is malformed: {e}"),
+            "the multipart/form-data Content-Type has no boundary parameter",
         )
-    })?;
+    })
+}
+
+/// Read every part of a multipart body into memory, with the body limit applied.
+pub async fn read_multipart(req: Request, limits: &UploadLimits) -> Result<Vec<Part>, Problem> {
+    let boundary = form_boundary(&req)?;
+    let constraints = multer::Constraints::new()
+        .size_limit(multer::SizeLimit::new().whole_stream(limits.max_body_bytes));
+    let body = BoundaryGuard::new(req.into_body().into_data_stream(), &boundary);
+    let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut parts = Vec::new();
     loop {
         let field = match multipart.next_field().await {
             Ok(Some(f)) => f,
             Ok(None) => break,
-            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                return Err(limits.too_large("the multipart body"));
-            }
-            Err(e) if super::limits::is_body_timeout(&e) => {
-                return Err(super::limits::body_timeout_problem());
-            }
-            Err(e) => return Err(Problem::bad_request("malformed-multipart", e.body_text())),
+            Err(e) => return Err(multipart_problem(e, limits)),
         };
         if parts.len() >= limits.max_files {
             return Err(Problem::new(
@@ -135,15 +143,10 @@ pub async fn read_multipart<S: Send + Sync>(
         }
         let name = field.name().unwrap_or_default().to_string();
         let file_name = field.file_name().map(str::to_string);
-        let bytes = field.bytes().await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                limits.too_large("the multipart body")
-            } else if super::limits::is_body_timeout(&e) {
-                super::limits::body_timeout_problem()
-            } else {
-                Problem::bad_request("malformed-multipart", e.body_text())
-            }
-        })?;
+        let bytes = field
+            .bytes()
+            .await
+            .map_err(|e| multipart_problem(e, limits))?;
         parts.push(Part {
             field: name,
             file_name,
@@ -151,18 +154,4 @@ pub async fn read_multipart<S: Send + Sync>(
         });
     }
     Ok(parts)
-}
-
-/// Turn multipart parts into instance files named for messages (`part <n>` when unnamed).
-pub fn parts_to_files(parts: Vec<Part>) -> Vec<InputFile> {
-    parts
-        .into_iter()
-        .enumerate()
-        .map(|(n, p)| InputFile {
-            name: p
-                .file_name
-                .unwrap_or_else(|| format!("part {} ('{}')", n + 1, p.field)),
-            bytes: p.bytes,
-        })
-        .collect()
 }

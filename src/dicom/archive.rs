@@ -1,11 +1,12 @@
-//! Turning an upload into [`InputFile`]s: a zip archive unpacked in memory, or a directory
-//! (CLI only).
+//! Turning an upload into instance files: a zip archive unpacked in memory
+//! ([`files_from_zip`]) or, for uploads, from a spooled file into numbered files of a
+//! temporary directory ([`unzip_to_dir`]); or a directory (CLI only).
 //!
-//! Nothing is ever written to disk, so entry names (including `../` traversal names) are
-//! only labels for messages. Limits are enforced on the bytes actually inflated, not on
-//! the sizes the archive declares, so a zip bomb stops at the limit.
+//! Entry names (including `../` traversal names) are only labels for messages: nothing is
+//! ever written under an entry's name. Limits are enforced on the bytes actually
+//! inflated, not on the sizes the archive declares, so a zip bomb stops at the limit.
 
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 
 use bytes::Bytes;
@@ -66,11 +67,70 @@ fn declared_entry_count(bytes: &[u8]) -> Option<usize> {
 /// [`DicomError::Archive`] for a damaged or encrypted archive,
 /// [`DicomError::ArchiveLimit`] when a limit is exceeded.
 pub fn files_from_zip(bytes: Bytes, limits: &ArchiveLimits) -> Result<Vec<InputFile>, DicomError> {
-    let declared_entries = declared_entry_count(&bytes);
-    let mut zip =
-        zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(|_| DicomError::Archive {
-            reason: "not a readable zip archive",
+    let mut files = Vec::new();
+    unpack_zip(std::io::Cursor::new(bytes), limits, |name, entry| {
+        let mut content = Vec::new();
+        entry
+            .read_to_end(&mut content)
+            .map_err(|_| DicomError::Archive {
+                reason: "an entry cannot be inflated",
+            })?;
+        let n = content.len() as u64;
+        files.push(InputFile {
+            name: name.to_owned(),
+            bytes: Bytes::from(content),
+        });
+        Ok(n)
+    })?;
+    Ok(files)
+}
+
+/// Unpack the zip archive in file `zip` into numbered files (`entry-000000.dcm`, …) of
+/// `dir`, one entry at a time, so memory stays bounded whatever the archive's size. Skips
+/// and limits as [`files_from_zip`].
+///
+/// # Errors
+/// As [`files_from_zip`]; [`DicomError::Io`] when `dir` cannot be written.
+pub fn unzip_to_dir(
+    zip: &Path,
+    dir: &Path,
+    limits: &ArchiveLimits,
+) -> Result<Vec<super::series::FileRef>, DicomError> {
+    let file = std::fs::File::open(zip).map_err(|source| io_error(zip, source))?;
+    let mut files = Vec::new();
+    unpack_zip(std::io::BufReader::new(file), limits, |name, entry| {
+        let path = dir.join(format!("entry-{:06}.dcm", files.len()));
+        let mut out = std::fs::File::create(&path).map_err(|source| io_error(&path, source))?;
+        let n = std::io::copy(entry, &mut out).map_err(|e| {
+            // An inflate failure surfaces as InvalidData; a disk failure as anything else.
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                DicomError::Archive {
+                    reason: "an entry cannot be inflated",
+                }
+            } else {
+                io_error(&path, e)
+            }
         })?;
+        files.push(super::series::FileRef {
+            name: name.to_owned(),
+            path,
+        });
+        Ok(n)
+    })?;
+    Ok(files)
+}
+
+/// Walk the entries of a zip archive, handing each kept entry's inflated content (at most
+/// one byte past the remaining budget) to `sink`, which returns the bytes it took.
+fn unpack_zip<R: Read + Seek>(
+    mut reader: R,
+    limits: &ArchiveLimits,
+    mut sink: impl FnMut(&str, &mut dyn Read) -> Result<u64, DicomError>,
+) -> Result<(), DicomError> {
+    let declared_entries = declared_entry_count_in(&mut reader);
+    let mut zip = zip::ZipArchive::new(reader).map_err(|_| DicomError::Archive {
+        reason: "not a readable zip archive",
+    })?;
     // The zip crate indexes entries by name and keeps one per name: refuse repeated names
     // rather than silently losing the files behind them.
     if declared_entries.is_some_and(|n| n > zip.len()) {
@@ -85,7 +145,6 @@ pub fn files_from_zip(bytes: Bytes, limits: &ArchiveLimits) -> Result<Vec<InputF
         });
     }
 
-    let mut files = Vec::new();
     let mut total: u64 = 0;
     for index in 0..zip.len() {
         let mut entry = zip.by_index(index).map_err(|_| DicomError::Archive {
@@ -95,29 +154,30 @@ pub fn files_from_zip(bytes: Bytes, limits: &ArchiveLimits) -> Result<Vec<InputF
         if entry.is_dir() || skipped_name(&name) {
             continue;
         }
-
         // Read at most one byte past the remaining budget, whatever the entry declares.
         let remaining = limits.max_total_bytes.saturating_sub(total);
-        let mut content = Vec::new();
-        (&mut entry)
-            .take(remaining.saturating_add(1))
-            .read_to_end(&mut content)
-            .map_err(|_| DicomError::Archive {
-                reason: "an entry cannot be inflated",
-            })?;
-        total = total.saturating_add(content.len() as u64);
+        let taken = sink(&name, &mut (&mut entry).take(remaining.saturating_add(1)))?;
+        total = total.saturating_add(taken);
         if total > limits.max_total_bytes {
             return Err(DicomError::ArchiveLimit {
                 what: "inflated bytes",
                 limit: limits.max_total_bytes,
             });
         }
-        files.push(InputFile {
-            name,
-            bytes: Bytes::from(content),
-        });
     }
-    Ok(files)
+    Ok(())
+}
+
+/// [`declared_entry_count`] of the archive's tail; the reader is rewound.
+fn declared_entry_count_in<R: Read + Seek>(reader: &mut R) -> Option<usize> {
+    let len = reader.seek(SeekFrom::End(0)).ok()?;
+    let tail = (EOCD_MIN_BYTES + EOCD_MAX_COMMENT_BYTES) as u64;
+    let start = len.saturating_sub(tail);
+    reader.seek(SeekFrom::Start(start)).ok()?;
+    let mut bytes = Vec::new();
+    reader.by_ref().take(tail).read_to_end(&mut bytes).ok()?;
+    reader.seek(SeekFrom::Start(0)).ok()?;
+    declared_entry_count(&bytes)
 }
 
 /// Read every regular file below `dir` (recursively, sorted by path), skipping the same

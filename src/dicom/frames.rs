@@ -99,8 +99,9 @@ pub(super) struct Slice {
     /// Modality LUT of this plane (PS3.3 C.11.1.1.2): HU = stored × slope + intercept.
     pub rescale_slope: f64,
     pub rescale_intercept: f64,
-    /// The parsed instance, shared by its planes, for the pixel decode.
-    pub obj: Arc<DefaultDicomObject>,
+    /// The parsed instance, shared by its planes, for the pixel decode; `None` once an
+    /// upload check has decoded the plane and released it (see `series::scan_series`).
+    pub obj: Option<Arc<DefaultDicomObject>>,
 }
 
 /// Parse one file and read the planes it contributes.
@@ -157,7 +158,7 @@ pub(super) fn read_instance(file: &InputFile) -> Result<Instance, DicomError> {
             thickness_mm: geometry.thickness_mm,
             rescale_slope,
             rescale_intercept,
-            obj: Arc::clone(&obj),
+            obj: Some(Arc::clone(&obj)),
         });
     }
     Ok(Instance {

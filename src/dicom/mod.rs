@@ -4,8 +4,10 @@
 //! * [`archive`] unpacks a zip upload (in memory) or lists a directory into [`InputFile`]s.
 //! * `frames` reads one instance's image planes: a classic CT slice, or every frame of an
 //!   enhanced (multi-frame) CT with its functional groups.
-//! * [`series`] assembles one CT series: slice order by ImagePositionPatient projected on
-//!   the slice normal (PS3.3 C.7.6.2.1.1), uniform spacing, Modality LUT (PS3.3 C.11.1).
+//! * [`series`] assembles one CT series (Modality LUT, PS3.3 C.11.1) or, for an upload,
+//!   checks it one file at a time without building the volume.
+//! * [`geometry`] orders the slices along the normal (PS3.3 C.7.6.2.1.1), checks uniform
+//!   spacing and shear (gantry tilt), and resamples irregular stacks when configured.
 //! * [`seg`] decodes a DICOM SEG (PS3.3 C.8.20) and places its frames on the series grid
 //!   through world coordinates.
 //! * [`rtstruct`] rasterises the planar contours of an RT Structure Set (PS3.3 C.8.8.6)
@@ -19,16 +21,21 @@
 
 pub mod acquisition;
 pub mod archive;
+pub mod deidentify;
 mod frames;
+pub mod geometry;
 pub mod precheck;
 pub mod rtstruct;
 pub mod seg;
 pub mod series;
 
-pub use archive::{ArchiveLimits, files_from_dir, files_from_zip};
+pub use archive::{ArchiveLimits, files_from_dir, files_from_zip, unzip_to_dir};
+pub use geometry::{GeometryPolicy, GeometryStatus};
 pub use rtstruct::read_rtstruct;
 pub use seg::read_seg;
-pub use series::{AssembledSeries, assemble_series};
+pub use series::{
+    AssembledSeries, FileRef, SeriesSummary, assemble_series, assemble_series_with, scan_series,
+};
 
 use bytes::Bytes;
 use dicom_core::Tag;
@@ -96,7 +103,8 @@ pub enum DicomError {
     #[error(
         "non-uniform slice spacing: gap of {gap_mm:.3} mm between {from_mm:.3} mm and \
          {to_mm:.3} mm along the slice normal, expected {expected_mm:.3} mm (tolerance \
-         {tolerance_mm:.3} mm)"
+         {tolerance_mm:.3} mm); set RADSCORE_GEOMETRY=resample to resample such series onto \
+         a regular grid"
     )]
     NonUniformSpacing {
         from_mm: f64,
@@ -106,13 +114,27 @@ pub enum DicomError {
         tolerance_mm: f64,
     },
     #[error(
-        "file '{file}': slice is shifted {offset_mm:.3} mm in-plane from the stack axis \
-         (sheared or tilted stacks are not supported; tolerance {tolerance_mm:.3} mm)"
+        "file '{file}': gantry tilt or sheared stack: the slice origin lies {offset_mm:.3} mm \
+         in-plane off the first slice's normal, {along_mm:.3} mm along it, a tilt of \
+         {angle_deg:.2}° between the stack axis and the slice normal (tolerance \
+         {tolerance_mm:.3} mm); set RADSCORE_GEOMETRY=resample to resample such series onto \
+         a regular grid"
     )]
     ShearedStack {
         file: String,
         offset_mm: f64,
+        along_mm: f64,
+        angle_deg: f64,
         tolerance_mm: f64,
+    },
+    #[error(
+        "file '{file}': attribute {tag} is stored with VR UN (unknown) and cannot be read: \
+         {reason}"
+    )]
+    UnknownVr {
+        file: String,
+        tag: &'static str,
+        reason: String,
     },
     #[error("file '{file}': {what}")]
     Unsupported { file: String, what: &'static str },
@@ -143,6 +165,20 @@ pub enum DicomError {
         found_bytes: usize,
     },
     #[error(
+        "file '{file}': pixel data holds {found_bytes} bytes, but {frames} frame(s) of {rows} × \
+         {columns} pixels at {bits} bit(s) need {expected_bytes} (one more byte of padding to \
+         an even length is allowed); the frames would be misread"
+    )]
+    PixelDataTooLong {
+        file: String,
+        expected_bytes: usize,
+        found_bytes: usize,
+        frames: usize,
+        rows: usize,
+        columns: usize,
+        bits: u32,
+    },
+    #[error(
         "file '{file}' is neither a DICOM Segmentation nor an RT Structure Set (SOP Class \
          {sop_class})"
     )]
@@ -170,8 +206,13 @@ pub enum DicomError {
     RtRoi {
         file: String,
         roi: u32,
-        reason: &'static str,
+        reason: String,
     },
+    #[error(
+        "file '{file}': the structure set has no ROI with closed planar contours, so it \
+         outlines no lesion volume (ROI(s) {rois} hold only POINT or OPEN contours)"
+    )]
+    RtNoClosedContours { file: String, rois: String },
     #[error("file '{file}': segmentation frame {frame}: {reason}")]
     SegFrame {
         file: String,
@@ -356,9 +397,7 @@ pub(crate) fn req_f64s(
     n: usize,
     expected: &'static str,
 ) -> Result<Vec<f64>, DicomError> {
-    let v = element(obj, file, attr)?
-        .to_multi_float64()
-        .map_err(|_| bad(file, attr, expected))?;
+    let v = element_f64s(element(obj, file, attr)?, file, attr, expected)?;
     if v.len() != n || v.iter().any(|x| !x.is_finite()) {
         return Err(bad(file, attr, expected));
     }
@@ -372,13 +411,60 @@ pub(crate) fn req_f64s_any(
     attr: Attr,
     expected: &'static str,
 ) -> Result<Vec<f64>, DicomError> {
-    let v = element(obj, file, attr)?
-        .to_multi_float64()
-        .map_err(|_| bad(file, attr, expected))?;
+    let v = element_f64s(element(obj, file, attr)?, file, attr, expected)?;
     if v.iter().any(|x| !x.is_finite()) {
         return Err(bad(file, attr, expected));
     }
     Ok(v)
+}
+
+/// The numbers of an element. An element written with VR UN (PS3.5 6.2.2: an explicit-VR
+/// writer that did not know the attribute) holds its bytes as the dictionary VR encodes
+/// them: for the text VRs DS and IS, backslash-separated decimal strings, which are parsed
+/// as such rather than read as one number per byte. Binary numbers under UN are refused by
+/// name.
+fn element_f64s(
+    e: &dicom_object::mem::InMemElement,
+    file: &str,
+    attr: Attr,
+    expected: &'static str,
+) -> Result<Vec<f64>, DicomError> {
+    use dicom_core::VR;
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    if e.vr() != VR::UN {
+        return e.to_multi_float64().map_err(|_| bad(file, attr, expected));
+    }
+    let dictionary_vr = dicom_dictionary_std::StandardDataDictionary
+        .by_tag(attr.0)
+        .and_then(|entry| entry.vr().exact());
+    let un = |reason: String| DicomError::UnknownVr {
+        file: file.to_owned(),
+        tag: attr.1,
+        reason,
+    };
+    if !matches!(dictionary_vr, Some(VR::DS | VR::IS)) {
+        return Err(un(format!(
+            "its dictionary VR is {}, whose binary value radscore does not read from UN",
+            dictionary_vr.map_or("unknown".into(), |vr| vr.to_string())
+        )));
+    }
+    let bytes = e
+        .to_bytes()
+        .map_err(|_| un("its value is not a byte string".into()))?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| un("its bytes are not the decimal text of a DS/IS value".into()))?;
+    text.trim_end_matches(['\0', ' '])
+        .split('\\')
+        .enumerate()
+        .map(|(i, t)| {
+            t.trim().parse::<f64>().map_err(|_| {
+                un(format!(
+                    "value {} of its bytes is not a decimal number (DS text)",
+                    i + 1
+                ))
+            })
+        })
+        .collect()
 }
 
 /// A required non-negative integer attribute (US, UL, IS).

@@ -13,13 +13,18 @@
 //!   when a ray from its centre crosses the contours of that ROI on that slice an odd number
 //!   of times. Holes (a contour inside another) and several islands per slice therefore
 //!   need no orientation or nesting information (CLOSEDPLANAR_XOR means the same).
-//!   Contour parts beyond the in-plane image extent are clipped.
+//! * **Contours beyond the image**: an ROI whose contours reach past the in-plane image
+//!   extent (by more than half a voxel beyond the outermost voxel centres) is cut at the
+//!   edge and keeps a warning naming the contour and how far it reaches, because its
+//!   shape and intensity features then describe only the part inside the field of view.
+//!   An ROI with no voxel centre inside is refused, saying how far outside it lies.
 //!
 //! Refused with a [`DicomError`] naming the ROI (and contour): an ROI in another frame of
 //! reference than the series, a contour that is not planar, not parallel to the slices,
 //! between slices or beyond the first/last slice, and an ROI without contours or whose
 //! contours enclose no voxel centre. ROIs made only of POINT / OPEN contours (markers,
-//! reference lines) have no volume and are not lesions: they are left out.
+//! reference lines) have no volume and are not lesions: they are left out, and a structure
+//! set with nothing else is refused ([`DicomError::RtNoClosedContours`]).
 
 use std::collections::BTreeMap;
 
@@ -65,6 +70,10 @@ struct RoiDeclaration {
 struct SliceContour {
     slice: usize,
     vertices: Vec<[f64; 2]>,
+    /// 1-based position in the ROI's ContourSequence, for messages.
+    number: usize,
+    /// How far the contour reaches beyond the image's in-plane extent, mm (0 inside).
+    beyond_mm: f64,
 }
 
 /// Decode an RT Structure Set and rasterise its ROIs onto `series`.
@@ -109,29 +118,58 @@ pub fn read_rtstruct(
 
     let contours = roi_contours(&obj, file, series, &declared)?;
     let mut lesions = Vec::new();
+    let mut warnings = Vec::new();
+    let mut markers = Vec::new();
     for (number, roi) in declared {
         match contours.get(&number) {
             // Only POINT / OPEN contours: a marker, not a lesion.
-            // LIMITATION: skipped without a warning; the upload has no warnings channel yet.
-            Some(None) => continue,
+            // LIMITATION: skipped without a warning when other ROIs are lesions; warnings are per lesion.
+            Some(None) => markers.push(number.to_string()),
             None => return Err(roi_error(file, number, "it has no contours")),
             Some(Some(closed)) => {
-                let mut lesion = rasterise(closed, series).ok_or_else(|| {
-                    roi_error(
-                        file,
+                let farthest = closed
+                    .iter()
+                    .max_by(|a, b| a.beyond_mm.total_cmp(&b.beyond_mm))
+                    .filter(|c| c.beyond_mm > 0.0);
+                let Some(mut lesion) = rasterise(closed, series) else {
+                    let reason = match farthest {
+                        Some(c) => format!(
+                            "its contours enclose no voxel centre of the series: they lie \
+                             outside the image (contour {} reaches {:.1} mm beyond its edge)",
+                            c.number, c.beyond_mm
+                        ),
+                        None => "its contours enclose no voxel centre of the series".into(),
+                    };
+                    return Err(roi_error(file, number, reason));
+                };
+                if let Some(c) = farthest {
+                    let outside = closed.iter().filter(|c| c.beyond_mm > 0.0).count();
+                    warnings.push((
                         number,
-                        "its contours enclose no voxel centre of the series",
-                    )
-                })?;
+                        format!(
+                            "ROI {number}: {outside} contour(s) reach beyond the image (contour \
+                             {} by {:.1} mm); the lesion is cut at the edge of the field of \
+                             view, so its features describe only the part inside",
+                            c.number, c.beyond_mm
+                        ),
+                    ));
+                }
                 lesion.label = number;
                 lesion.name = roi.name;
                 lesions.push(lesion);
             }
         }
     }
+    if lesions.is_empty() {
+        return Err(DicomError::RtNoClosedContours {
+            file: file.to_owned(),
+            rois: markers.join(", "),
+        });
+    }
     Ok(Segmentation {
         grid: series.clone(),
         lesions,
+        warnings,
     })
 }
 
@@ -217,11 +255,11 @@ fn roi_contours(
     Ok(out)
 }
 
-fn roi_error(file: &str, roi: u32, reason: &'static str) -> DicomError {
+fn roi_error(file: &str, roi: u32, reason: impl Into<String>) -> DicomError {
     DicomError::RtRoi {
         file: file.to_owned(),
         roi,
-        reason,
+        reason: reason.into(),
     }
 }
 
@@ -292,7 +330,28 @@ fn place_contour(
     Ok(SliceContour {
         slice: slice as usize,
         vertices: points.iter().map(|p| [p[1], p[2]]).collect(),
+        number: contour,
+        beyond_mm: beyond_image_mm(&points, series),
     })
+}
+
+/// How far the farthest vertex lies beyond the image's in-plane extent (the outermost
+/// voxel centres plus half a voxel, and the tolerance), mm; 0 when all are inside.
+fn beyond_image_mm(points: &[[f64; 3]], series: &Grid) -> f64 {
+    let [_, rows, columns] = series.shape_vox;
+    let beyond = |index: f64, n: usize| {
+        let lo = -0.5 - TOL;
+        let hi = n as f64 - 0.5 + TOL;
+        (lo - index).max(index - hi).max(0.0)
+    };
+    points
+        .iter()
+        .map(|p| {
+            let dy = beyond(p[1], rows) * series.spacing_mm[1];
+            let dx = beyond(p[2], columns) * series.spacing_mm[2];
+            dy.max(dx)
+        })
+        .fold(0.0, f64::max)
 }
 
 /// A slice position along the normal, in mm, for messages.
@@ -451,6 +510,8 @@ mod tests {
         SliceContour {
             slice,
             vertices: vec![[lo, lo], [lo, hi], [hi, hi], [hi, lo]],
+            number: 1,
+            beyond_mm: 0.0,
         }
     }
 

@@ -148,6 +148,7 @@ pub fn read_seg(
     Ok(Segmentation {
         grid: series.clone(),
         lesions,
+        warnings: Vec::new(),
     })
 }
 
@@ -320,6 +321,22 @@ fn pixel_bytes<'o>(
             file: file.to_owned(),
             expected_bytes,
             found_bytes: data.len(),
+        });
+    }
+    // PS3.5 8.1.1: the value is padded to an even length, nothing more. Longer data means
+    // the declared Rows, Columns, NumberOfFrames or BitsAllocated do not describe it.
+    if data.len() > expected_bytes.next_multiple_of(2) {
+        return Err(DicomError::PixelDataTooLong {
+            file: file.to_owned(),
+            expected_bytes,
+            found_bytes: data.len(),
+            frames: layout.frames,
+            rows: layout.rows,
+            columns: layout.columns,
+            bits: match layout.encoding {
+                Encoding::Binary => 1,
+                Encoding::Fractional { .. } => 8,
+            },
         });
     }
     Ok(data)

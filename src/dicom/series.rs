@@ -1,13 +1,14 @@
-//! Assemble one CT series from classic single-frame or enhanced multi-frame DICOM instances
-//! into a [`Volume`] in HU.
+//! One CT series: DICOM files → a [`Volume`] in HU.
 //!
-//! Steps: parse each file into its image planes ([`frames`](super::frames)) → one
-//! SeriesInstanceUID → drop duplicate SOPInstanceUIDs →
-//! same Rows/Columns/PixelSpacing/ImageOrientationPatient everywhere → order by
-//! ImagePositionPatient projected on the slice normal (PS3.3 C.7.6.2.1.1; InstanceNumber
-//! and file names are not slice order) → uniform spacing and an unsheared stack within
-//! [`GEOMETRY_TOLERANCE_FRACTION`] → decode pixel data with the Modality LUT
+//! Parse every file (classic or enhanced CT, see `frames`) → one SeriesInstanceUID →
+//! duplicates dropped by SOPInstanceUID → consistent Rows / Columns / PixelSpacing /
+//! orientation → stack geometry (order, spacing, shear; resampled when configured, see
+//! [`geometry`](super::geometry)) → decode pixel data with the Modality LUT
 //! (RescaleSlope/RescaleIntercept, PS3.3 C.11.1.1.2) into `f32` HU.
+//!
+//! [`scan_series`] runs the same checks for an upload with bounded memory: it reads one
+//! file at a time from disk, decodes its pixel data to prove it decodable and releases it,
+//! so a 1 GiB series needs about one instance in memory, not the volume.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -15,11 +16,11 @@ use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder, Rescale};
 use ndarray::{Array3, s};
 
 use super::frames::{
-    BITS_ALLOCATED, COLUMNS, IMAGE_ORIENTATION, Instance, PIXEL_DATA, PIXEL_SPACING, ROWS,
-    SLICE_THICKNESS, Slice, read_instance,
+    BITS_ALLOCATED, COLUMNS, IMAGE_ORIENTATION, Instance, PIXEL_DATA, PIXEL_SPACING, ROWS, Slice,
+    read_instance,
 };
-use super::{Attr, DicomError, InputFile, bad, orientation, req_u32, sanitize_uid};
-use crate::image::grid::{cross, dot};
+use super::geometry::{GeometryPolicy, GeometryStatus, StackGeometry, stack_geometry};
+use super::{Attr, DicomError, InputFile, bad, req_u32, sanitize_uid};
 use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid, Volume};
 
 const SAMPLES_PER_PIXEL: Attr = (
@@ -42,15 +43,51 @@ pub struct AssembledSeries {
     pub instance_count: usize,
     /// Lenient recoveries (duplicates dropped, …), for quality flags. Never PHI.
     pub warnings: Vec<String>,
+    /// Whether the grid is the acquired stack or a resampling of it.
+    pub geometry: GeometryStatus,
 }
 
-/// Assemble the CT series contained in `files` (any order).
+/// What an upload check learns about a series: everything but the voxels.
+#[derive(Debug, Clone)]
+pub struct SeriesSummary {
+    /// The series grid (after resampling, when the policy resampled).
+    pub grid: Grid,
+    pub series_uid: String,
+    pub frame_of_reference_uid: Option<String>,
+    pub measured_slice_spacing_mm: f64,
+    pub instance_count: usize,
+    pub warnings: Vec<String>,
+    pub geometry: GeometryStatus,
+}
+
+/// One instance file on disk (an upload spooled to a temporary directory).
+#[derive(Debug, Clone)]
+pub struct FileRef {
+    /// Name for messages (client file name, archive entry or `part N`).
+    pub name: String,
+    pub path: std::path::PathBuf,
+}
+
+/// Assemble the CT series contained in `files` (any order), refusing irregular stacks.
+///
+/// # Errors
+/// As [`assemble_series_with`].
+pub fn assemble_series(files: &[InputFile]) -> Result<AssembledSeries, DicomError> {
+    assemble_series_with(files, GeometryPolicy::Refuse)
+}
+
+/// Assemble the CT series contained in `files` (any order); irregular stacks are refused
+/// or resampled by `policy`.
 ///
 /// # Errors
 /// A [`DicomError`] naming the file and tag at fault: non-DICOM input, missing or
 /// malformed attributes, several series, inconsistent geometry, a missing slice,
-/// non-uniform spacing, a sheared stack, undecodable or short pixel data.
-pub fn assemble_series(files: &[InputFile]) -> Result<AssembledSeries, DicomError> {
+/// non-uniform spacing or a sheared stack (with [`GeometryPolicy::Refuse`]), undecodable
+/// or short pixel data.
+pub fn assemble_series_with(
+    files: &[InputFile],
+    policy: GeometryPolicy,
+) -> Result<AssembledSeries, DicomError> {
     if files.is_empty() {
         return Err(DicomError::NoFiles);
     }
@@ -58,8 +95,71 @@ pub fn assemble_series(files: &[InputFile]) -> Result<AssembledSeries, DicomErro
         .iter()
         .map(read_instance)
         .collect::<Result<Vec<_>, _>>()?;
-    let series_uid = single_series(&parsed)?;
+    let (summary, geometry) = summarise(parsed, policy)?;
+    let hu = match &geometry.resample {
+        None => decode_volume(&geometry.slices)?,
+        Some(plan) => {
+            for slice in &geometry.slices {
+                check_native_pixel_length(slice)?;
+            }
+            let planes = geometry
+                .slices
+                .iter()
+                .map(decode_slice)
+                .collect::<Result<Vec<_>, _>>()?;
+            super::geometry::resample_stack(plan, &planes, &geometry.grid)
+        }
+    };
+    Ok(AssembledSeries {
+        volume: Volume {
+            grid: summary.grid,
+            hu,
+        },
+        series_uid: summary.series_uid,
+        frame_of_reference_uid: summary.frame_of_reference_uid,
+        measured_slice_spacing_mm: summary.measured_slice_spacing_mm,
+        instance_count: summary.instance_count,
+        warnings: summary.warnings,
+        geometry: summary.geometry,
+    })
+}
 
+/// Check the series in `files` as [`assemble_series_with`] does, reading one file at a
+/// time and releasing its pixel data once decoded, without building the volume.
+///
+/// # Errors
+/// As [`assemble_series_with`]; [`DicomError::Io`] when a file cannot be read.
+pub fn scan_series(files: &[FileRef], policy: GeometryPolicy) -> Result<SeriesSummary, DicomError> {
+    if files.is_empty() {
+        return Err(DicomError::NoFiles);
+    }
+    let mut parsed = Vec::with_capacity(files.len());
+    for f in files {
+        let bytes = std::fs::read(&f.path).map_err(|source| DicomError::Io {
+            path: f.name.clone(),
+            source,
+        })?;
+        let mut instance = read_instance(&InputFile {
+            name: f.name.clone(),
+            bytes: bytes.into(),
+        })?;
+        for plane in &mut instance.planes {
+            check_native_pixel_length(plane)?;
+            let values = decode_slice(plane)?;
+            drop(values);
+            plane.obj = None;
+        }
+        parsed.push(instance);
+    }
+    Ok(summarise(parsed, policy)?.0)
+}
+
+/// The series-level checks and the stack geometry of parsed instances.
+fn summarise(
+    parsed: Vec<Instance>,
+    policy: GeometryPolicy,
+) -> Result<(SeriesSummary, StackGeometry), DicomError> {
+    let series_uid = single_series(&parsed)?;
     let mut warnings = Vec::new();
     let instances = drop_duplicates(parsed, &mut warnings);
     let frame_of_reference_uid = instances[0].frame_of_reference_uid.clone();
@@ -72,23 +172,23 @@ pub fn assemble_series(files: &[InputFile]) -> Result<AssembledSeries, DicomErro
     let instance_count = instances.len();
     let slices: Vec<Slice> = instances.into_iter().flat_map(|i| i.planes).collect();
     check_consistent(&slices)?;
-    let geometry = stack_geometry(slices)?;
-    let hu = decode_volume(&geometry.slices)?;
-
+    let geometry = stack_geometry(slices, policy)?;
+    if let GeometryStatus::Resampled { reason } = &geometry.status {
+        warnings.push(reason.clone());
+    }
     for w in &warnings {
         tracing::warn!(series_uid = %series_uid, warning = %w, "lenient DICOM recovery");
     }
-    Ok(AssembledSeries {
-        volume: Volume {
-            grid: geometry.grid,
-            hu,
-        },
+    let summary = SeriesSummary {
+        grid: geometry.grid.clone(),
         series_uid,
         frame_of_reference_uid,
         measured_slice_spacing_mm: geometry.spacing_mm,
         instance_count,
         warnings,
-    })
+        geometry: geometry.status.clone(),
+    };
+    Ok((summary, geometry))
 }
 
 /// The one SeriesInstanceUID, or `MixedSeries` with instance counts (most first).
@@ -159,137 +259,6 @@ fn check_consistent(slices: &[Slice]) -> Result<(), DicomError> {
     Ok(())
 }
 
-/// Slices in order along the normal, with the grid they span.
-struct StackGeometry {
-    slices: Vec<Slice>,
-    grid: Grid,
-    spacing_mm: f64,
-}
-
-/// Order the slices along the normal and check the stack is a regular lattice.
-fn stack_geometry(mut slices: Vec<Slice>) -> Result<StackGeometry, DicomError> {
-    let first = &slices[0];
-    let (row, col) = orientation(&first.iop, &first.file, IMAGE_ORIENTATION)?;
-    let normal = super::normalize(cross(row, col));
-    slices.sort_by(|a, b| dot(a.ipp, normal).total_cmp(&dot(b.ipp, normal)));
-    let positions: Vec<f64> = slices.iter().map(|s| dot(s.ipp, normal)).collect();
-
-    let spacing_mm = slice_spacing(&slices, &positions)?;
-    check_unsheared(&slices, &positions, normal, row, col)?;
-
-    let first = &slices[0];
-    let grid = Grid {
-        shape_vox: [slices.len(), first.rows as usize, first.columns as usize],
-        spacing_mm: [spacing_mm, first.pixel_spacing[0], first.pixel_spacing[1]],
-        origin_mm: first.ipp,
-        direction: [normal, col, row],
-    };
-    Ok(StackGeometry {
-        slices,
-        grid,
-        spacing_mm,
-    })
-}
-
-/// The mean slice spacing, after checking every gap against the median gap.
-fn slice_spacing(slices: &[Slice], positions: &[f64]) -> Result<f64, DicomError> {
-    if positions.len() == 1 {
-        return single_slice_spacing(&slices[0]);
-    }
-    let mut gaps: Vec<f64> = positions.windows(2).map(|w| w[1] - w[0]).collect();
-    for (i, &gap) in gaps.iter().enumerate() {
-        if gap <= f64::EPSILON.max(1e-6) {
-            return Err(DicomError::DuplicatePosition {
-                file: slices[i + 1].file.clone(),
-                other_file: slices[i].file.clone(),
-                position_mm: positions[i],
-            });
-        }
-    }
-    let mut sorted = gaps.clone();
-    sorted.sort_by(f64::total_cmp);
-    let expected = sorted[sorted.len() / 2];
-    let tolerance = TOL * expected;
-
-    for (i, gap) in gaps.drain(..).enumerate() {
-        if (gap - expected).abs() <= tolerance {
-            continue;
-        }
-        let (from_mm, to_mm) = (positions[i], positions[i + 1]);
-        let multiple = (gap / expected).round();
-        if multiple >= 2.0 && (gap - multiple * expected).abs() <= tolerance {
-            let missing = multiple as usize - 1;
-            return Err(DicomError::MissingSlice {
-                from_mm,
-                to_mm,
-                gap_mm: gap,
-                expected_mm: expected,
-                missing,
-            });
-        }
-        return Err(DicomError::NonUniformSpacing {
-            from_mm,
-            to_mm,
-            gap_mm: gap,
-            expected_mm: expected,
-            tolerance_mm: tolerance,
-        });
-    }
-
-    // Small per-gap deviations must not add up to a drift of more than the tolerance.
-    let n = positions.len();
-    let mean = (positions[n - 1] - positions[0]) / (n - 1) as f64;
-    for (k, &p) in positions.iter().enumerate() {
-        if (p - (positions[0] + k as f64 * mean)).abs() > TOL * mean {
-            let (from_mm, to_mm) = (positions[k.saturating_sub(1)], p);
-            return Err(DicomError::NonUniformSpacing {
-                from_mm,
-                to_mm,
-                gap_mm: to_mm - from_mm,
-                expected_mm: mean,
-                tolerance_mm: TOL * mean,
-            });
-        }
-    }
-    Ok(mean)
-}
-
-/// Spacing of a one-slice "stack": SpacingBetweenSlices, else SliceThickness.
-fn single_slice_spacing(slice: &Slice) -> Result<f64, DicomError> {
-    slice.thickness_mm.ok_or_else(|| DicomError::MissingTag {
-        file: slice.file.clone(),
-        tag: SLICE_THICKNESS.1,
-    })
-}
-
-/// Every slice origin lies on the line through the first origin along the normal.
-fn check_unsheared(
-    slices: &[Slice],
-    positions: &[f64],
-    normal: [f64; 3],
-    row: [f64; 3],
-    col: [f64; 3],
-) -> Result<(), DicomError> {
-    let origin = slices[0].ipp;
-    let [row_spacing, col_spacing] = slices[0].pixel_spacing;
-    for (s, &p) in slices.iter().zip(positions) {
-        let along = p - positions[0];
-        let d = [0, 1, 2].map(|c| s.ipp[c] - origin[c] - along * normal[c]);
-        // Offset along the row direction is measured in columns, and vice versa.
-        let (dx, dy) = (dot(d, row), dot(d, col));
-        let tolerance = TOL * col_spacing.min(row_spacing);
-        if dx.abs() > TOL * col_spacing || dy.abs() > TOL * row_spacing {
-            let offset_mm = (dx * dx + dy * dy).sqrt();
-            return Err(DicomError::ShearedStack {
-                file: s.file.clone(),
-                offset_mm,
-                tolerance_mm: tolerance,
-            });
-        }
-    }
-    Ok(())
-}
-
 /// Decode every slice through the Modality LUT into one `[z, y, x]` HU array.
 ///
 /// The first slice is decoded before the volume is allocated, so a header that declares
@@ -326,7 +295,7 @@ fn decode_volume(slices: &[Slice]) -> Result<Array3<f32>, DicomError> {
 // LIMITATION: encapsulated (compressed) pixel data is only checked when decoded.
 fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
     let file = slice.file.as_str();
-    let Ok(element) = slice.obj.element(PIXEL_DATA.0) else {
+    let Ok(element) = object(slice)?.element(PIXEL_DATA.0) else {
         return Err(DicomError::MissingTag {
             file: file.to_owned(),
             tag: PIXEL_DATA.1,
@@ -335,7 +304,7 @@ fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
     let Some(found_bytes) = element.header().len.get().map(|l| l as usize) else {
         return Ok(()); // undefined length: encapsulated fragments
     };
-    let bits = req_u32(&slice.obj, file, BITS_ALLOCATED, "8, 16 or 32")? as usize;
+    let bits = req_u32(object(slice)?, file, BITS_ALLOCATED, "8, 16 or 32")? as usize;
     let expected_bytes = (slice.rows as usize)
         .saturating_mul(slice.columns as usize)
         .saturating_mul(bits.div_ceil(8))
@@ -350,15 +319,23 @@ fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
     Ok(())
 }
 
+/// The parsed instance of a plane; a released one (after an upload check) has none.
+fn object(slice: &Slice) -> Result<&dicom_object::DefaultDicomObject, DicomError> {
+    slice.obj.as_deref().ok_or_else(|| DicomError::MissingTag {
+        file: slice.file.clone(),
+        tag: PIXEL_DATA.1,
+    })
+}
+
 /// One slice's HU values, row-major, exactly Rows × Columns of them.
 fn decode_slice(slice: &Slice) -> Result<Vec<f32>, DicomError> {
     let file = slice.file.as_str();
+    let obj = object(slice)?;
     let decode_error = || DicomError::PixelDecode {
         file: file.to_owned(),
-        transfer_syntax: sanitize_uid(slice.obj.meta().transfer_syntax()),
+        transfer_syntax: sanitize_uid(obj.meta().transfer_syntax()),
     };
-    let decoded = slice
-        .obj
+    let decoded = obj
         .decode_pixel_data_frame(slice.frame)
         .map_err(|_| decode_error())?;
     if decoded.samples_per_pixel() != 1 {

@@ -44,6 +44,16 @@ pub enum LabelMapError {
     Unsupported { file: String, what: String },
     #[error("'{file}' is larger than {limit} bytes once decompressed")]
     TooLarge { file: String, limit: u64 },
+    #[error(
+        "'{file}': voxel data holds {found_bytes} bytes after the header, but 'sizes' and \
+         'type' describe {expected_bytes}; {} bytes trail the voxels (wrong sizes, type or \
+         encoding?)", .found_bytes - .expected_bytes
+    )]
+    TrailingData {
+        file: String,
+        expected_bytes: usize,
+        found_bytes: usize,
+    },
     #[error("'{file}': voxel data holds {found_bytes} bytes, {expected_bytes} needed")]
     Truncated {
         file: String,
@@ -165,6 +175,7 @@ pub(crate) fn map_labels(
     Ok(Segmentation {
         grid: series.clone(),
         lesions: lesions.flatten().collect(),
+        warnings: Vec::new(),
     })
 }
 

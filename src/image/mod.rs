@@ -75,4 +75,7 @@ pub struct Segmentation {
     pub grid: Grid,
     /// Lesions in ascending label order.
     pub lesions: Vec<LesionMask>,
+    /// Quality warnings about single lesions, `(label, message)` (e.g. an RTSTRUCT ROI
+    /// cut at the edge of the image). Never PHI.
+    pub warnings: Vec<(u32, String)>,
 }

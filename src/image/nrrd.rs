@@ -206,6 +206,15 @@ impl Header {
                 found_bytes: data.len(),
             });
         }
+        // Data past the voxels means the header does not describe the payload; reading the
+        // first `count` values of it would give a silently wrong label map.
+        if data.len() > end {
+            return Err(LabelMapError::TrailingData {
+                file: file.into(),
+                expected_bytes: end,
+                found_bytes: data.len(),
+            });
+        }
         Ok(Payload::Binary(match data {
             std::borrow::Cow::Borrowed(b) => std::borrow::Cow::Borrowed(&b[start..end]),
             std::borrow::Cow::Owned(mut v) => {
@@ -258,6 +267,12 @@ fn check_ascii<'a>(body: &'a [u8], count: usize, file: &str) -> Result<&'a str, 
         return Err(not_nrrd(
             file,
             format!("ascii data holds {found} values, {count} needed"),
+        ));
+    }
+    if text.split_ascii_whitespace().nth(count).is_some() {
+        return Err(not_nrrd(
+            file,
+            format!("ascii data holds more than the {count} values 'sizes' declares"),
         ));
     }
     Ok(text)

@@ -252,10 +252,11 @@ async fn run_job(
     let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
 
     let settings = ctx.settings.clone();
+    let policy = crate::api::series::policy_of_row(&series_row);
     let extract_started = Instant::now();
     let extracted = tokio::task::spawn_blocking(move || -> Result<Extracted, JobError> {
-        let series =
-            crate::dicom::assemble_series(&files).map_err(|e| JobError::Series(e.to_string()))?;
+        let series = crate::dicom::assemble_series_with(&files, policy)
+            .map_err(|e| JobError::Series(e.to_string()))?;
         let acquisition = read_acquisition(&files, series.volume.grid.spacing_mm);
         let (_, seg) = pipeline::read_segmentation(
             &seg_bytes,

@@ -23,6 +23,16 @@ use super::StoreError;
 /// connections stay well within what S3-compatible servers accept from one client.
 const MAX_CONCURRENT_READS: usize = 16;
 
+/// Files up to this size are stored with one put; larger ones stream as a multipart upload
+/// in parts of this size (S3 needs at least 5 MiB per part but the last).
+const MULTIPART_PART_BYTES: usize = 8 << 20;
+
+/// Parts of one multipart upload in flight at once: memory is at most this many parts.
+const MULTIPART_CONCURRENCY: usize = 2;
+
+/// Bytes read from the file per step of a streamed upload.
+const FILE_READ_BYTES: usize = 1 << 20;
+
 /// Where blobs live, parsed from `RADSCORE_BLOB_URL`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BlobLocation {
@@ -123,6 +133,39 @@ impl BlobStore {
     pub async fn put(&self, key: &str, bytes: Bytes) -> Result<(), StoreError> {
         let path = ObjectPath::parse(key)?;
         self.inner.put(&path, PutPayload::from_bytes(bytes)).await?;
+        Ok(())
+    }
+
+    /// Store the content of `file` under `key`, streaming it: memory stays within a few
+    /// parts whatever the file size (uploads spooled to disk, see `api::spool`).
+    pub async fn put_file(&self, key: &str, file: &Path) -> Result<(), StoreError> {
+        use tokio::io::AsyncReadExt;
+        let len = tokio::fs::metadata(file).await?.len();
+        if len <= MULTIPART_PART_BYTES as u64 {
+            let bytes = tokio::fs::read(file).await?;
+            return self.put(key, Bytes::from(bytes)).await;
+        }
+        let path = ObjectPath::parse(key)?;
+        let upload = self.inner.put_multipart(&path).await?;
+        let mut writer =
+            object_store::WriteMultipart::new_with_chunk_size(upload, MULTIPART_PART_BYTES);
+        let mut reader = tokio::fs::File::open(file).await?;
+        let mut buf = vec![0u8; FILE_READ_BYTES];
+        loop {
+            let n = match reader.read(&mut buf).await {
+                Ok(n) => n,
+                Err(e) => {
+                    let _ = writer.abort().await;
+                    return Err(e.into());
+                }
+            };
+            if n == 0 {
+                break;
+            }
+            writer.wait_for_capacity(MULTIPART_CONCURRENCY).await?;
+            writer.write(&buf[..n]);
+        }
+        writer.finish().await?;
         Ok(())
     }
 

@@ -93,6 +93,7 @@ pub async fn spawn_app_configured(workers: usize, edit: impl FnOnce(&mut Config)
         max_upload_mb: 1024,
         max_unzipped_mb: 1024,
         max_files: 5000,
+        geometry: radscore::dicom::GeometryPolicy::Refuse,
         max_concurrent_uploads: 4,
         max_queued_jobs: MAX_QUEUED_JOBS_IN_TESTS,
         job_lease_s: 60,

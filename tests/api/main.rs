@@ -11,6 +11,7 @@ mod crash;
 mod deletion;
 mod deployment_doc;
 mod helpers;
+mod ingestion;
 mod limits;
 mod metrics;
 mod models;

@@ -297,8 +297,10 @@ fn unreferenced_tags(data_set: &str) -> std::collections::BTreeSet<String> {
         .collect()
 }
 
-/// A lesion that cannot be computed (single voxel, single slice, absent label) fails alone:
-/// it carries an error code, the others have results, and the schema is the same.
+/// A lesion that cannot be computed (single voxel, single slice) fails alone: it carries an
+/// error code, the others have results, and the schema is the same. A label the
+/// segmentation does not have is refused when the job is created, naming it and the
+/// labels there are.
 #[tokio::test]
 async fn uncomputable_lesions_fail_alone() {
     let app = spawn_app().await;
@@ -325,15 +327,36 @@ async fn uncomputable_lesions_fail_alone() {
         )
         .await;
     assert_eq!(status, 201, "{seg}");
+    let seg_id = seg["id"].as_str().unwrap();
+    let (status, _, problem) = app
+        .post_job(
+            &json!({"series_id": series_id, "segmentation_id": seg_id, "lesions": [
+                {"label": 1, "location": "pleura"},
+                {"label": 9, "location": "soft_tissue"},
+                {"label": 12, "location": "other"},
+            ]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{problem}");
+    assert!(
+        problem["type"]
+            .as_str()
+            .unwrap()
+            .ends_with("/unknown-lesion-label")
+    );
+    let detail = problem["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("label(s) 9, 12 are not lesions")
+            && detail.contains("its labels are 1, 2, 3"),
+        "{detail}"
+    );
+    assert_eq!(problem["available_labels"], json!([1, 2, 3]));
     let lesions = json!([
         {"label": 1, "location": "pleura"},
         {"label": 2, "location": "other"},
         {"label": 3, "location": "other"},
-        {"label": 9, "location": "soft_tissue"},
     ]);
-    let result = app
-        .run_job(&series_id, seg["id"].as_str().unwrap(), lesions)
-        .await;
+    let result = app.run_job(&series_id, seg_id, lesions).await;
     let l = result["lesions"].as_array().unwrap();
     assert_eq!(l[0]["status"], "ok");
     assert!(l[0]["response_probability"].is_number());
@@ -341,7 +364,7 @@ async fn uncomputable_lesions_fail_alone() {
         .iter()
         .map(|x| x["error"]["code"].as_str().unwrap())
         .collect();
-    assert_eq!(codes, ["too_few_voxels", "single_slice", "label_absent"]);
+    assert_eq!(codes, ["too_few_voxels", "single_slice"]);
     let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     for lesion in &l[1..] {
         assert_eq!(keys(lesion), keys(&l[0]), "stable schema");

@@ -10,7 +10,7 @@ Each case's file is written to DIR/<name>. A case is made by one of:
                              with "pick", the script writes several files into {dir} and
                              the one named is taken (each distinct command runs once)
 then optionally "gunzip": true (inflate the file) and "edit": a list of
-{"truncate": N} / {"replace": [old, new]} applied to its bytes in order.
+{"truncate": N} / {"replace": [old, new]} / {"append": text} applied to its bytes in order.
 """
 import argparse
 import gzip
@@ -70,6 +70,8 @@ def main():
         for edit in case.get("edit", []):
             if "truncate" in edit:
                 data = data[: edit["truncate"]]
+            elif "append" in edit:
+                data = data + edit["append"].encode()
             else:
                 old, new = (s.encode() for s in edit["replace"])
                 if old not in data:

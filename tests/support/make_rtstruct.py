@@ -28,6 +28,13 @@ Cases (default "shapes"): every case but "shapes" and "stale-references" is a fa
   tilted            one RING contour planar but tilted across slices
   empty-roi         ROI 4 "EMPTY" declared without any contour
   outside-image     ROI 2 moved entirely outside the image in-plane (encloses nothing)
+  points-only       only ROI 3 "MARKER" (a POINT contour): no lesion volume at all
+  partly-outside    (accepted with a warning) ROI 2's second island reaches 200 voxels
+                    past the last row and column: it is cut at the image edge
+  contour-data-un   (accepted) the shapes, with every ContourData written with VR UN
+                    (explicit VR): its bytes are the DS text
+  contour-data-un-garbage  ROI 1's first ContourData as UN whose first value is not a
+                    number
 """
 import argparse
 import pathlib
@@ -111,13 +118,39 @@ def rois(geo, datasets, case):
     islands = []
     shift = 1000.0 if case == "outside-image" else 0.0
     for k in ISLAND_SLICES:
-        for lo, hi in ISLANDS:
+        for n, (lo, hi) in enumerate(ISLANDS):
+            if case == "partly-outside" and n == 1:
+                hi += 300.0
             islands.append(contour(square(geo, k, lo + shift, hi + shift), image=image(k)))
     out = {1: ("RING", ring), 2: ("ISLANDS", islands),
            3: ("MARKER", [contour([geo.world(22, 55, 55)], kind="POINT")])}
     if case == "empty-roi":
         out[4] = ("EMPTY", [])
+    if case == "points-only":
+        out = {3: out[3]}
     return out
+
+
+def contour_data_as_un(rs, garbage=False):
+    """Rewrite ContourData with VR UN holding the bytes of its DS text, as an explicit-VR
+    writer that did not know the attribute stores it; with garbage, only ROI 1's first
+    contour, and its first value is made not a number."""
+    from pydicom import config
+    from pydicom.dataelem import DataElement
+    # Keep UN as written (pydicom would otherwise turn it back into the dictionary's DS).
+    config.replace_un_with_known_vr = False
+    for rc in rs.ROIContourSequence:
+        for n, c in enumerate(rc.ContourSequence):
+            if garbage and (rc.ReferencedROINumber != 1 or n != 0):
+                continue
+            values = [str(v) for v in c.ContourData]
+            if garbage:
+                values[0] = "12.5mm"
+            raw = "\\".join(values).encode()
+            if len(raw) % 2:
+                raw += b" "
+            del c.ContourData
+            c.add(DataElement(0x30060050, "UN", raw))
 
 
 def expected_labels(shape_zyx):
@@ -203,6 +236,8 @@ def main():
     args = ap.parse_args()
     datasets = load_series(args.series)
     rs, geo = build(datasets, args.case)
+    if args.case.startswith("contour-data-un"):
+        contour_data_as_un(rs, garbage=args.case.endswith("garbage"))
     rs.save_as(args.out, enforce_file_format=True)
     if args.labels_out:
         write_labels(geo, datasets, args.labels_out)

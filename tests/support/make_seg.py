@@ -6,6 +6,7 @@ Test helper for radscore (dicom_ingest and the API integration tests).
     make_seg.py --series DIR --mask MASK.nii.gz --out SEG.dcm
         [--fractional] [--box Z0,Z1,Y0,Y1,X0,X1] [--shuffle-frames SEED]
         [--label N] [--extra-boxes N] [--frame-of-reference UID]
+        [--referenced-series UID] [--extra-pixel-bytes N]
 
 * Segment 1 ("GTV-1") is every non-zero voxel of the mask (with --label N: every voxel of
   value N), mapped onto the series through world coordinates (NIfTI RAS -> DICOM LPS), not
@@ -17,6 +18,10 @@ Test helper for radscore (dicom_ingest and the API integration tests).
 * --extra-boxes N adds N more segments ("BOX-1"...), 4 x 8 x 8 voxel boxes spread along
   the series (frames for only some slices; the first ones overlap segment 1).
 * --frame-of-reference overrides the SEG's FrameOfReferenceUID (a fault case).
+* --referenced-series overrides the SeriesInstanceUID in ReferencedSeriesSequence (a SEG
+  that names another series than the one it is uploaded for: a fault case).
+* --extra-pixel-bytes appends N zero bytes to Pixel Data, more than the frames need (a
+  fault case; N even keeps the value length even).
 * --shuffle-frames permutes the frames (pixel data and per-frame functional groups
   together) with the given random seed, so readers cannot rely on frame order.
 
@@ -116,6 +121,8 @@ def main():
     ap.add_argument("--label", type=int)
     ap.add_argument("--extra-boxes", type=int, default=0)
     ap.add_argument("--frame-of-reference")
+    ap.add_argument("--referenced-series")
+    ap.add_argument("--extra-pixel-bytes", type=int, default=0)
     args = ap.parse_args()
 
     datasets = load_series(args.series)
@@ -160,6 +167,10 @@ def main():
         seg = shuffle_frames(seg, args.shuffle_frames)
     if args.frame_of_reference:
         seg.FrameOfReferenceUID = args.frame_of_reference
+    if args.referenced_series:
+        seg.ReferencedSeriesSequence[0].SeriesInstanceUID = args.referenced_series
+    if args.extra_pixel_bytes:
+        seg.PixelData = bytes(seg.PixelData) + b"\0" * args.extra_pixel_bytes
     seg.save_as(args.out)
     counts = ", ".join(f"segment {i + 1}: {int(p.sum())}" for i, p in enumerate(planes))
     print(f"frames: {int(seg.NumberOfFrames)}; {counts}")
