@@ -445,7 +445,7 @@ fn element_f64s(
     if !matches!(dictionary_vr, Some(VR::DS | VR::IS)) {
         return Err(un(format!(
             "its dictionary VR is {}, whose binary value radscore does not read from UN",
-            dictionary_vr.map_or("unknown".into(), |vr| vr.to_string())
+            dictionary_vr.map_or("unknown", |vr| vr.to_string())
         )));
     }
     let bytes = e
