@@ -84,6 +84,23 @@ async fn check_contract(store: &BlobStore) {
         .delete_prefix("segmentations/never-stored")
         .await
         .unwrap();
+
+    // put_file streams a file from disk: one put when small, a multipart upload in 8 MiB
+    // parts when large (20 MiB: three parts, the last short); both read back whole.
+    let dir = tempfile::tempdir().unwrap();
+    let big: Vec<u8> = (0..20u32 << 20).map(|i| (i % 251) as u8).collect();
+    for (key, content) in [
+        ("series/3/small.dcm", &big[..70_000]),
+        ("series/3/big.dcm", &big[..]),
+    ] {
+        let path = dir.path().join("upload");
+        std::fs::write(&path, content).unwrap();
+        store.put_file(key, &path).await.unwrap();
+        let back = store.get(key).await.unwrap();
+        assert!(back.len() == content.len() && back == content, "{key}");
+    }
+    store.delete_prefix("series/3").await.unwrap();
+    assert!(store.list("series/3").await.unwrap().is_empty());
 }
 
 /// The local directory store keeps the contract.
