@@ -9,6 +9,7 @@
 #   UPLOAD_SLICES=256 scripts/upload_memory.sh    # smaller smoke run (128 MiB)
 #   UPLOAD_PROFILE=release scripts/upload_memory.sh
 #   UPLOAD_WRITE_DOCS=0 scripts/upload_memory.sh  # print the table only
+#   UPLOAD_DATA_DIR=/tmp/big scripts/upload_memory.sh  # reuse (or keep) the generated series
 #
 # Needs about 4 × the series size of free disk under TMPDIR (files, zip, STOW body, spool
 # and blobs), curl, and the project venv (pydicom) from scripts/setup.sh.
@@ -44,10 +45,16 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$WORK"' EXIT
 
-echo "upload-memory: writing $SLICES slices"
-"$PY" bench/make_big_series.py --out-dir "$WORK/series" --slices "$SLICES" \
-  --zip "$WORK/series.zip" --stow "$WORK/series.multipart"
-series_bytes=$(du -cb "$WORK"/series/*.dcm | tail -n 1 | cut -f1)
+# UPLOAD_DATA_DIR: reuse a series written earlier by bench/make_big_series.py into that
+# directory (series/, series.zip, series.multipart) instead of writing one here.
+DATA="${UPLOAD_DATA_DIR:-$WORK}"
+if [[ ! -f "$DATA/series.multipart" ]]; then
+  echo "upload-memory: writing $SLICES slices"
+  "$PY" bench/make_big_series.py --out-dir "$DATA/series" --slices "$SLICES" \
+    --zip "$DATA/series.zip" --stow "$DATA/series.multipart"
+fi
+SLICES=$(find "$DATA/series" -name '*.dcm' | wc -l)
+series_bytes=$(du -cb "$DATA"/series/*.dcm | tail -n 1 | cut -f1)
 
 start_server() {
   rm -rf "$WORK/data"
@@ -88,13 +95,13 @@ measure() {  # name, curl arguments...
 }
 
 URL_PATH=v1/series measure "zip (\`application/zip\`)" -X POST \
-  -H 'Content-Type: application/zip' -H 'Transfer-Encoding: chunked' -T "$WORK/series.zip"
+  -H 'Content-Type: application/zip' -H 'Transfer-Encoding: chunked' -T "$DATA/series.zip"
 form_args=()
-for f in "$WORK"/series/*.dcm; do form_args+=(-F "file=@$f;type=application/dicom"); done
+for f in "$DATA"/series/*.dcm; do form_args+=(-F "file=@$f;type=application/dicom"); done
 URL_PATH=v1/series measure "multipart/form-data" -H 'Transfer-Encoding: chunked' "${form_args[@]}"
 URL_PATH=studies measure "STOW-RS (\`multipart/related\`)" -X POST \
   -H 'Content-Type: multipart/related; type="application/dicom"; boundary=BENCH' \
-  -H 'Transfer-Encoding: chunked' -T "$WORK/series.multipart"
+  -H 'Transfer-Encoding: chunked' -T "$DATA/series.multipart"
 
 {
   echo "$BEGIN_MARK"
