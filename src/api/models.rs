@@ -39,7 +39,7 @@ pub async fn create(
         ));
     }
     state.limits.check_declared_length(&req)?;
-    let parts = read_multipart(req, &state, &state.limits).await?;
+    let parts = read_multipart(req, &state.limits).await?;
     let mut model = None;
     let mut manifest = None;
     for part in parts {
