@@ -88,6 +88,12 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         metrics: crate::telemetry::metrics_handle(),
         http: config.http_policy()?,
     };
+    let push = match config.push() {
+        Some(push) => Some(Arc::new(
+            crate::jobs::delivery::Pusher::new(push).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
+    };
     let jobs = Arc::new(JobContext {
         db,
         blobs,
@@ -95,6 +101,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         settings,
         job_enqueued,
         queue: config.queue()?,
+        push,
     });
     Ok(App { state, jobs })
 }

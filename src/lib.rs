@@ -19,6 +19,7 @@
 //! | [`demo`] | deterministic synthetic CT cases (DICOM series, NIfTI labels) for demos and training |
 //! | [`store`] | sqlx database (SQLite by default, or PostgreSQL) and the blob store (object_store) |
 //! | [`compliance`] | IBSI 1 self-check on the bundled digital phantom |
+//! | [`sr`] | job results as DICOM SR measurement reports (TID 1500) |
 //! | [`pyradiomics`] | PyRadiomics parameter files → settings, PyRadiomics feature names |
 //! | [`batch`] | offline output layouts (IBSI / PyRadiomics columns) and resumable manifest runs |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
@@ -41,5 +42,6 @@ pub mod model;
 pub mod pipeline;
 pub mod pyradiomics;
 pub mod robustness;
+pub mod sr;
 pub mod store;
 pub mod telemetry;

@@ -171,14 +171,33 @@ pub async fn cancel(
     Ok(Json(job_json(&row)))
 }
 
-/// `GET /v1/jobs/{id}`: status and progress.
+/// `GET /v1/jobs/{id}`: status, progress and the delivery of its report.
 pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let row = state
         .db
         .job(&id)
         .await?
         .ok_or_else(|| Problem::not_found("job", &id))?;
-    Ok(Json(job_json(&row)))
+    Ok(Json(job_document(&state, &row).await?))
+}
+
+/// The status document of a job with its `delivery` (DICOMweb push of the report: `null`
+/// when none was made).
+pub async fn job_document(state: &AppState, row: &JobRow) -> ApiResult<Value> {
+    let mut doc = job_json(row);
+    let delivery = state.db.delivery(&row.id).await?.map(|d| {
+        json!({
+            "status": d.status,
+            "destination": d.destination,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "updated_at": rfc3339(Some(d.updated_at_ms)),
+        })
+    });
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("delivery".into(), delivery.unwrap_or(Value::Null));
+    }
+    Ok(doc)
 }
 
 /// `GET /v1/jobs/{id}/result`: the per-lesion result once the job succeeded.
@@ -422,6 +441,8 @@ pub fn job_json(row: &JobRow) -> Value {
         "started_at": rfc3339(row.started_at_ms),
         "finished_at": rfc3339(row.finished_at_ms),
         "result_url": (row.status == "succeeded").then(|| format!("/v1/jobs/{}/result", row.id)),
+        "report_url": (row.status == "succeeded")
+            .then(|| format!("/v1/jobs/{}/result.dcm", row.id)),
     })
 }
 

@@ -9,12 +9,14 @@
 
 pub mod batches;
 pub mod deletion;
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod models;
 pub mod problem;
 pub mod related;
+pub mod report;
 pub mod segmentations;
 pub mod series;
 pub mod stow;
@@ -92,6 +94,8 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs", post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/result", get(jobs::result))
+        .route("/v1/jobs/{id}/result.dcm", get(report::result_dcm))
+        .route("/v1/jobs/{id}/events", get(events::job_events))
         .route("/v1/models", get(models::list).post(models::create))
         .route("/v1/models/{id}", get(models::get))
         .route("/v1/models/{id}/activate", post(models::activate))

@@ -262,6 +262,23 @@ pub trait Database: Send + Sync {
         tenant: &str,
         id: &str,
     ) -> Result<Option<ModelRow>, StoreError>;
+
+    /// Record that a job's report is to be pushed to `destination`: status `pending`, no
+    /// attempt yet. A second call for the same job changes nothing.
+    async fn insert_delivery(&self, job_id: &str, destination: &str) -> Result<(), StoreError>;
+
+    /// Count one delivery attempt of a job's report and set its outcome: `status`
+    /// (`pending` while retries remain, `delivered` or `failed`) and the attempt's error
+    /// (`None` clears it). Returns the delivery as it is afterwards.
+    async fn record_delivery_attempt(
+        &self,
+        job_id: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<Option<DeliveryRow>, StoreError>;
+
+    /// The delivery of a job's report, if one was recorded.
+    async fn delivery(&self, job_id: &str) -> Result<Option<DeliveryRow>, StoreError>;
 }
 
 /// A stored series.
@@ -327,6 +344,21 @@ pub struct BatchRow {
     pub request: String,
     pub job_count: i64,
     pub created_at_ms: i64,
+}
+
+/// The DICOMweb push of one job's report.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct DeliveryRow {
+    pub job_id: String,
+    /// STOW-RS base URL the report goes to (never holds credentials).
+    pub destination: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// Why the last attempt failed, when it did.
+    pub last_error: Option<String>,
+    pub updated_at_ms: i64,
 }
 
 /// What is needed to enqueue a job.

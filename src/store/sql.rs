@@ -744,6 +744,55 @@ macro_rules! impl_database {
                 .fetch_optional(&self.pool)
                 .await?)
             }
+
+            async fn insert_delivery(
+                &self,
+                job_id: &str,
+                destination: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO deliveries (job_id, destination, status, attempts, \
+                     updated_at_ms) VALUES ($1, $2, 'pending', 0, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(job_id)
+                .bind(destination)
+                .bind($crate::store::now_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn record_delivery_attempt(
+                &self,
+                job_id: &str,
+                status: &str,
+                error: Option<&str>,
+            ) -> Result<Option<$crate::store::DeliveryRow>, $crate::store::StoreError> {
+                sqlx::query(
+                    "UPDATE deliveries SET status = $1, last_error = $2, \
+                     attempts = attempts + 1, updated_at_ms = $3 WHERE job_id = $4",
+                )
+                .bind(status)
+                .bind(error)
+                .bind($crate::store::now_ms())
+                .bind(job_id)
+                .execute(&self.pool)
+                .await?;
+                self.delivery(job_id).await
+            }
+
+            async fn delivery(
+                &self,
+                job_id: &str,
+            ) -> Result<Option<$crate::store::DeliveryRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::DeliveryRow>(
+                    "SELECT job_id, destination, status, attempts, last_error, updated_at_ms \
+                     FROM deliveries WHERE job_id = $1",
+                )
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
         }
     };
 }

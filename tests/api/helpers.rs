@@ -104,6 +104,11 @@ pub async fn spawn_app_configured(workers: usize, edit: impl FnOnce(&mut Config)
         request_timeout_s: 600,
         body_idle_timeout_s: 60,
         cors_origins: None,
+        dicomweb_push_url: None,
+        dicomweb_push_authorization: None,
+        dicomweb_push_max_attempts: 5,
+        dicomweb_push_retry_base_ms: 2000,
+        dicomweb_push_timeout_s: 60,
     };
     edit(&mut config);
     let app = radscore::app::build(&config).await.expect("app builds");

@@ -72,4 +72,5 @@ on_both_backends!(
     deletion_waits_for_jobs_then_tombstones_series_and_segmentations,
     expired_uploads_are_old_and_unused,
     the_model_registry_keeps_one_active_model_per_tenant,
+    a_delivery_counts_attempts_until_its_outcome,
 );

@@ -1,0 +1,38 @@
+//! `GET /v1/jobs/{id}/result.dcm`: the job result as a DICOM SR measurement report
+//! (TID 1500, see [`crate::sr`]).
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+
+use super::series::clip;
+use super::{ApiResult, AppState, Problem};
+use crate::jobs::report::{ReportError, report_for_job};
+use crate::sr::DICOM_MEDIA_TYPE;
+
+/// The report as `application/dicom`; 409 while the job has not succeeded.
+#[tracing::instrument(skip_all, fields(job_id = %id))]
+pub async fn result_dcm(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> ApiResult<impl IntoResponse> {
+    let row = state
+        .db
+        .job(&id)
+        .await?
+        .ok_or_else(|| Problem::not_found("job", &id))?;
+    match report_for_job(&state.db, &state.blobs, &row).await {
+        Ok(bytes) => Ok(([(header::CONTENT_TYPE, DICOM_MEDIA_TYPE)], bytes)),
+        Err(ReportError::NotSucceeded(status)) => Err(Problem::new(
+            StatusCode::CONFLICT,
+            "job-not-succeeded",
+            "Job has no result",
+            format!(
+                "job '{}' is {status}; a DICOM report exists only for a succeeded job",
+                clip(&id)
+            ),
+        )
+        .with("status", status)),
+        Err(e) => Err(Problem::internal(&e)),
+    }
+}
