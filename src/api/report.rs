@@ -33,6 +33,18 @@ pub async fn result_dcm(
             ),
         )
         .with("status", status)),
+        // LIMITATION: the report is built from the source series' headers, so it cannot be
+        // rebuilt once the series was deleted or purged by retention (the JSON result stays).
+        Err(ReportError::Missing(what)) => Err(Problem::new(
+            StatusCode::GONE,
+            "report-source-gone",
+            "Report source deleted",
+            format!(
+                "the {what} of job '{}' was deleted; its DICOM report can no longer be built \
+                 (the JSON result is still at /v1/jobs/{{id}}/result)",
+                clip(&id)
+            ),
+        )),
         Err(e) => Err(Problem::internal(&e)),
     }
 }
