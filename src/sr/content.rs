@@ -205,7 +205,7 @@ mod tests {
     #[test]
     fn decimal_strings_fit_sixteen_characters() {
         for v in [
-            0.1234567890123456789,
+            0.123_456_789_012_345_68,
             -123456.789012345,
             1e-300,
             -2.5e307,
