@@ -454,45 +454,6 @@ pub async fn expired_uploads_are_old_and_unused(db: &Db) {
     assert_eq!(t.reason, DeletionReason::Retention);
 }
 
-/// A delivery starts pending with no attempt, counts every attempt with its outcome and
-/// error, and a second insert for the same job changes nothing.
-pub async fn a_delivery_counts_attempts_until_its_outcome(db: &Db) {
-    db_with_jobs(db, 1).await;
-    assert!(db.delivery("j0").await.unwrap().is_none());
-    db.insert_delivery("j0", "http://127.0.0.1:1/dicom-web")
-        .await
-        .unwrap();
-    let d = db.delivery("j0").await.unwrap().expect("delivery stored");
-    assert_eq!((d.status.as_str(), d.attempts), ("pending", 0));
-    assert_eq!(d.destination, "http://127.0.0.1:1/dicom-web");
-    assert!(d.last_error.is_none());
-
-    let d = db
-        .record_delivery_attempt("j0", "pending", Some("connection refused"))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((d.status.as_str(), d.attempts), ("pending", 1));
-    assert_eq!(d.last_error.as_deref(), Some("connection refused"));
-    db.insert_delivery("j0", "http://elsewhere.invalid/")
-        .await
-        .unwrap();
-    let d = db
-        .record_delivery_attempt("j0", "delivered", None)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!((d.status.as_str(), d.attempts), ("delivered", 2));
-    assert!(d.last_error.is_none());
-    assert_eq!(d.destination, "http://127.0.0.1:1/dicom-web");
-    assert!(
-        db.record_delivery_attempt("nope", "failed", Some("x"))
-            .await
-            .unwrap()
-            .is_none()
-    );
-}
-
 fn model_row(id: &str, tenant: &str, version: &str) -> ModelRow {
     ModelRow {
         id: id.into(),
@@ -585,4 +546,43 @@ pub async fn the_model_registry_keeps_one_active_model_per_tenant(db: &Db) {
     assert!(!off.active);
     assert!(db.active_model(t).await.unwrap().is_none());
     assert!(db.deactivate_model(t, "zz").await.unwrap().is_none());
+}
+
+/// A delivery starts pending with no attempt, counts every attempt with its outcome and
+/// error, and a second insert for the same job changes nothing.
+pub async fn a_delivery_counts_attempts_until_its_outcome(db: &Db) {
+    db_with_jobs(db, 1).await;
+    assert!(db.delivery("j0").await.unwrap().is_none());
+    db.insert_delivery("j0", "http://127.0.0.1:1/dicom-web")
+        .await
+        .unwrap();
+    let d = db.delivery("j0").await.unwrap().expect("delivery stored");
+    assert_eq!((d.status.as_str(), d.attempts), ("pending", 0));
+    assert_eq!(d.destination, "http://127.0.0.1:1/dicom-web");
+    assert!(d.last_error.is_none());
+
+    let d = db
+        .record_delivery_attempt("j0", "pending", Some("connection refused"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.status.as_str(), d.attempts), ("pending", 1));
+    assert_eq!(d.last_error.as_deref(), Some("connection refused"));
+    db.insert_delivery("j0", "http://elsewhere.invalid/")
+        .await
+        .unwrap();
+    let d = db
+        .record_delivery_attempt("j0", "delivered", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.status.as_str(), d.attempts), ("delivered", 2));
+    assert!(d.last_error.is_none());
+    assert_eq!(d.destination, "http://127.0.0.1:1/dicom-web");
+    assert!(
+        db.record_delivery_attempt("nope", "failed", Some("x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }
