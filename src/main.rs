@@ -94,6 +94,11 @@ enum Command {
     /// Perturb lesions like a test-retest study, re-extract, and report per location and
     /// feature the ICC(3,1) with its 95 % CI (CSV, JSON and a PNG heat map).
     Robustness(RobustnessArgs),
+    /// The extraction benchmark (`scripts/bench.sh extraction` runs it): write the
+    /// synthetic CT, or time one case's path from DICOM files to features with its peak
+    /// memory.
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Print the extraction settings, their hash or the feature names.
     Settings {
         /// Settings file (default: bundled).
@@ -102,6 +107,36 @@ enum Command {
         /// What to print.
         #[arg(long, value_enum, default_value = "json")]
         print: SettingsOutput,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Write the synthetic 512 × 512 × 300 CT with lesions of 10, 25, 50, 100 and 200 cm³
+    /// (DICOM series, NIfTI label map, lesions.json; about 160 MB).
+    Generate {
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Random seed (the same seed writes the same case).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Time one case from its DICOM files to features, stage by stage, with the peak
+    /// resident memory after each stage; prints a JSON report. Run it in its own process.
+    Run {
+        /// DICOM series directory.
+        #[arg(long)]
+        series: PathBuf,
+        /// Segmentation (label map, DICOM SEG or RTSTRUCT).
+        #[arg(long)]
+        mask: PathBuf,
+        /// Lesion as LABEL:LOCATION (repeatable); default: every label, location `other`.
+        #[arg(long = "lesion")]
+        lesions: Vec<String>,
+        /// Feature set: `job` (the bundled location profiles) or `ibsi` (every IBSI family).
+        #[arg(long, value_enum, default_value = "job")]
+        features: radscore::benchmark::FeatureSet,
     },
 }
 
@@ -279,6 +314,24 @@ fn main() -> anyhow::Result<()> {
                 std::fs::write(&path, doc).with_context(|| format!("writing {}", path.display()))
             }
         },
+        Command::Bench(BenchCommand::Generate { out, seed }) => {
+            let case = radscore::demo::generate_bench_ct(&out, seed)?;
+            print_stdout(&serde_json::to_string_pretty(&case)?)
+        }
+        Command::Bench(BenchCommand::Run {
+            series,
+            mask,
+            lesions,
+            features,
+        }) => {
+            let requests = lesions
+                .iter()
+                .map(|s| parse_lesion(s))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let settings = features.settings(&ExtractionSettings::bundled());
+            let report = radscore::benchmark::run(&series, &mask, &requests, &settings, features)?;
+            print_stdout(&serde_json::to_string_pretty(&report)?)
+        }
         Command::Settings { settings, print } => {
             let s = read_settings(settings.as_deref())?;
             match print {
@@ -484,8 +537,8 @@ fn extract(args: ExtractArgs) -> anyhow::Result<()> {
 
     let bar = progress_bar(args.quiet, requests.len(), "lesions");
     let total = requests.len() as f64;
-    let mut report = |p: f64| bar.set_position((p * total).round() as u64);
-    let lesions = pipeline::extract_lesions(&volume, &seg, &requests, settings, &mut report);
+    let report = |p: f64| bar.set_position((p * total).round() as u64);
+    let lesions = pipeline::extract_lesions(&volume, &seg, &requests, settings, &report);
     bar.finish_and_clear();
 
     let probabilities = match &args.model {
@@ -648,21 +701,21 @@ fn parse_lesions(
             })
             .collect());
     }
-    specs
-        .iter()
-        .map(|s| {
-            let (label, loc) = s
-                .split_once(':')
-                .with_context(|| format!("--lesion '{s}' is not LABEL:LOCATION"))?;
-            let label: u32 = label
-                .parse()
-                .with_context(|| format!("--lesion '{s}': label is not an integer"))?;
-            let Some(location) = Location::parse(loc) else {
-                bail!("--lesion '{s}': unknown location '{loc}'");
-            };
-            Ok(LesionRequest { label, location })
-        })
-        .collect()
+    specs.iter().map(|s| parse_lesion(s)).collect()
+}
+
+/// One `--lesion LABEL:LOCATION`.
+fn parse_lesion(s: &str) -> anyhow::Result<LesionRequest> {
+    let (label, loc) = s
+        .split_once(':')
+        .with_context(|| format!("--lesion '{s}' is not LABEL:LOCATION"))?;
+    let label: u32 = label
+        .parse()
+        .with_context(|| format!("--lesion '{s}': label is not an integer"))?;
+    let Some(location) = Location::parse(loc) else {
+        bail!("--lesion '{s}': unknown location '{loc}'");
+    };
+    Ok(LesionRequest { label, location })
 }
 
 fn write_output(

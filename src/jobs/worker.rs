@@ -264,13 +264,17 @@ async fn run_job(
             series.frame_of_reference_uid.as_deref(),
         )
         .map_err(|e| JobError::Segmentation(e.to_string()))?;
-        let mut report = |p: f64| progress.store((0.9 * p).to_bits(), Ordering::Relaxed);
+        // Lesions finish concurrently: keep the largest fraction reported (for
+        // non-negative floats the bit patterns order like the values).
+        let report = |p: f64| {
+            progress.fetch_max((0.9 * p).to_bits(), Ordering::Relaxed);
+        };
         let lesions = pipeline::extract_lesions(
             &series.volume,
             &seg,
             &request.lesions,
             &settings,
-            &mut report,
+            &report,
         );
         Ok((lesions, acquisition))
     })
