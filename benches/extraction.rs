@@ -84,7 +84,10 @@ fn ct_phantom() -> Option<Case> {
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"));
     let dicom = shared.join("ibsi1/ct_phantom/dicom");
     if !dicom.is_dir() {
-        eprintln!("extraction bench: no IBSI CT phantom at {}; skipped", dicom.display());
+        eprintln!(
+            "extraction bench: no IBSI CT phantom at {}; skipped",
+            dicom.display()
+        );
         return None;
     }
     let mask = std::fs::read_dir(dicom.join("mask"))
@@ -97,7 +100,12 @@ fn ct_phantom() -> Option<Case> {
         label: 1,
         location: Location::Other,
     }];
-    Some(load("ibsi_ct_phantom", &dicom.join("image"), &mask, requests))
+    Some(load(
+        "ibsi_ct_phantom",
+        &dicom.join("image"),
+        &mask,
+        requests,
+    ))
 }
 
 fn extraction(c: &mut Criterion) {
