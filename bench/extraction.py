@@ -87,7 +87,7 @@ def report(args):
     w("")
     w(f"- CPU: {machine['cpu']}, {machine['nproc']} logical cores "
       f"(rayon threads: {machine['threads']}); memory {machine['mem']}; {machine['kernel']}")
-    w(f"- radscore: {machine['version']}, `cargo build --release`, {machine['rustc']}")
+    w(f"- radscore: {machine['version']}, {machine['rustc']}")
     w(f"- Runs: {machine['runs']} per case and feature set, one after the other; the "
       "tables give the median and the min–max spread.")
     w(f"- Load: 1-min load average over the measured runs {machine['load_min']}–"

@@ -9,6 +9,8 @@
 #   scripts/bench.sh               # both
 #
 #   BENCH_RUNS=9 scripts/bench.sh  # measured runs per variant (default 5)
+#   BENCH_PROFILE=dev scripts/bench.sh extraction   # measure the dev profile (default release)
+#   BENCH_WARMUP=0 scripts/bench.sh extraction      # no unrecorded warm-up run (default 1)
 #   BENCH_IDLE_WAIT=600 scripts/bench.sh pyradiomics   # wait longer for a quiet machine (default 180 s)
 #
 # radscore vs PyRadiomics: feature-extraction wall time, CPU time and peak RSS on the IBSI
@@ -61,7 +63,7 @@ extraction_bench() {
   : >"$work/runs.tsv"
   local loads=()
   echo "bench: measuring the extraction path ($RUNS runs per variant; load now: $(load1))"
-  for run in $(seq 0 "$RUNS"); do
+  for run in $(seq "$((1 - ${BENCH_WARMUP:-1}))" "$RUNS"); do
     for case in synthetic_ct ibsi_ct_phantom; do
       for set in job ibsi; do
         local args=("${synth_args[@]}")
@@ -71,7 +73,7 @@ extraction_bench() {
         /usr/bin/time -v -o "$work/$tag.time" \
           "$radscore" bench run "${args[@]}" --features "$set" >"$work/$tag.json"
         after="$(load1)"
-        # Run 0 is an unrecorded warm-up (page cache, CPU frequency).
+        # Run 0 is an unrecorded warm-up (page cache, CPU frequency), unless BENCH_WARMUP=0.
         if [[ "$run" -gt 0 ]]; then
           printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$case" "$set" "$run" "$tag.json" \
             "$tag.time" "$before" "$after" >>"$work/runs.tsv"
@@ -83,7 +85,7 @@ extraction_bench() {
   done
   local sorted
   sorted="$(printf '%s\n' "${loads[@]}" | sort -g)"
-  python3 - "$work/machine.json" "$radscore_version" "$(rustc --version)" \
+  python3 - "$work/machine.json" "$radscore_version, $PROFILE profile" "$(rustc --version)" \
     "$(head -n1 <<<"$sorted")" "$(tail -n1 <<<"$sorted")" "$RUNS" <<'EOF_PY'
 import json, os, platform, subprocess, sys, time
 out, version, rustc, lo, hi, runs = sys.argv[1:7]
@@ -102,11 +104,19 @@ EOF_PY
     --notes bench/extraction-notes.md
 }
 
-echo "bench: building radscore (release)"
-cargo build --release --bin radscore
+# BENCH_PROFILE=dev measures the (test/CI) dev profile instead, e.g. when a release build
+# is too slow on a loaded machine; the report says which profile was measured.
+PROFILE="${BENCH_PROFILE:-release}"
+case "$PROFILE" in
+  release) profile_flag=(--release); profile_dir=release ;;
+  dev) profile_flag=(); profile_dir=debug ;;
+  *) echo "bench: BENCH_PROFILE must be release or dev" >&2; exit 2 ;;
+esac
+echo "bench: building radscore ($PROFILE)"
+cargo build "${profile_flag[@]}" --bin radscore
 target_dir="$(cargo metadata --format-version 1 --no-deps \
   | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
-RADSCORE="$target_dir/release/radscore"
+RADSCORE="$target_dir/$profile_dir/radscore"
 
 WORK="$(mktemp -d -t radscore-bench.XXXXXX)"
 # BENCH_KEEP=1 keeps the raw runs (runs.tsv) and both tools' outputs for inspection.
