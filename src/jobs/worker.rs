@@ -269,13 +269,8 @@ async fn run_job(
         let report = |p: f64| {
             progress.fetch_max((0.9 * p).to_bits(), Ordering::Relaxed);
         };
-        let lesions = pipeline::extract_lesions(
-            &series.volume,
-            &seg,
-            &request.lesions,
-            &settings,
-            &report,
-        );
+        let lesions =
+            pipeline::extract_lesions(&series.volume, &seg, &request.lesions, &settings, &report);
         Ok((lesions, acquisition))
     })
     .await
