@@ -231,14 +231,15 @@ async fn run_job(
 ) -> Result<JobResult, JobError> {
     let request: JobRequest =
         serde_json::from_str(&job.request).map_err(|e| JobError::Request(e.to_string()))?;
-    let series_row =
-        ctx.db.series(&job.series_id).await?.ok_or_else(|| {
-            JobError::Series(format!("series {} no longer exists", job.series_id))
-        })?;
+    let series_row = ctx
+        .db
+        .series(&job.tenant_id, &job.series_id)
+        .await?
+        .ok_or_else(|| JobError::Series(format!("series {} no longer exists", job.series_id)))?;
     tracing::Span::current().record("series_uid", series_row.series_uid.as_str());
     let seg_row = ctx
         .db
-        .segmentation(&job.segmentation_id)
+        .segmentation(&job.tenant_id, &job.segmentation_id)
         .await?
         .ok_or_else(|| {
             JobError::Segmentation(format!(

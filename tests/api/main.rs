@@ -5,6 +5,8 @@
 #[path = "../common/pg.rs"]
 mod pg;
 
+mod audit;
+mod auth;
 mod bad_input;
 mod batches;
 mod crash;
@@ -23,4 +25,5 @@ mod queue;
 mod s3;
 mod segmentation_formats;
 mod stow;
+mod tenancy;
 mod walkthrough;
