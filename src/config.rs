@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::api::UploadLimits;
+use crate::api::auth::AuthMode;
 use crate::store::{BlobLocation, StoreError};
 
 /// Bytes in a mebibyte, for `*_mb` settings.
@@ -149,6 +150,14 @@ pub struct Config {
     /// Time limit of one push request, seconds.
     #[arg(long, env = "RADSCORE_DICOMWEB_PUSH_TIMEOUT_S", default_value_t = 60)]
     pub dicomweb_push_timeout_s: u64,
+    /// `required`: every route but /healthz, /readyz and /metrics needs an API key
+    /// (`radscore keys create`); `disabled`: no keys, one tenant `default` (local demos
+    /// only).
+    #[arg(long, env = "RADSCORE_AUTH", value_enum, default_value = "required")]
+    pub auth: AuthMode,
+    /// Requests per minute per API key; beyond it 429 with Retry-After (0: no limit).
+    #[arg(long, env = "RADSCORE_RATE_LIMIT_PER_MIN", default_value_t = 0)]
+    pub rate_limit_per_min: u32,
 }
 
 impl Config {

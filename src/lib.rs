@@ -22,6 +22,7 @@
 //! | [`sr`] | job results as DICOM SR measurement reports (TID 1500) |
 //! | [`pyradiomics`] | PyRadiomics parameter files → settings, PyRadiomics feature names |
 //! | [`batch`] | offline output layouts (IBSI / PyRadiomics columns) and resumable manifest runs |
+//! | [`benchmark`] | the extraction benchmark: a job's path from stored series to features, timed, with peak memory |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!
 //! `api → jobs → pipeline → features/model → image → dicom`; `pyradiomics → features`;
@@ -31,6 +32,7 @@
 pub mod api;
 pub mod app;
 pub mod batch;
+pub mod benchmark;
 pub mod compliance;
 pub mod config;
 pub mod demo;

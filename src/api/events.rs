@@ -13,6 +13,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use futures::Stream;
 use serde_json::Value;
 
+use super::auth::Tenant;
 use super::jobs::job_document;
 use super::{ApiResult, AppState, Problem};
 
@@ -34,17 +35,18 @@ pub const FINAL_STATUSES: [&str; 3] = ["succeeded", "failed", "cancelled"];
 /// `GET /v1/jobs/{id}/events`: 404 for an unknown job, else the event stream.
 pub async fn job_events(
     State(state): State<AppState>,
+    Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
     let first = state
         .db
-        .job(&id)
+        .job(&tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("job", &id))?;
     let first = job_document(&state, &first).await?;
     let stream = futures::stream::unfold(
-        (state, id, Some(first), None::<Value>),
-        |(state, id, mut fresh, mut last)| async move {
+        (state, (tenant, id), Some(first), None::<Value>),
+        |(state, (tenant, id), mut fresh, mut last)| async move {
             loop {
                 // The stream ends after the event that showed a final status.
                 if last.as_ref().is_some_and(is_final) {
@@ -56,7 +58,7 @@ pub async fn job_events(
                         tokio::time::sleep(EVENTS_POLL_INTERVAL).await;
                         // The job gone or the database unreachable ends the stream; the
                         // client can still poll `GET /v1/jobs/{id}`.
-                        let row = state.db.job(&id).await.ok().flatten()?;
+                        let row = state.db.job(&tenant, &id).await.ok().flatten()?;
                         job_document(&state, &row).await.ok()?
                     }
                 };
@@ -68,7 +70,7 @@ pub async fn job_events(
                     .json_data(&doc)
                     .unwrap_or_else(|_| Event::default().event(JOB_EVENT));
                 last = Some(doc);
-                return Some((Ok(event), (state, id, None, last)));
+                return Some((Ok(event), (state, (tenant, id), None, last)));
             }
         },
     );

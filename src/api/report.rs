@@ -5,6 +5,10 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 
+use serde_json::json;
+
+use super::audit::audit_caller;
+use super::auth::Caller;
 use super::series::clip;
 use super::{ApiResult, AppState, Problem};
 use crate::jobs::report::{ReportError, report_for_job};
@@ -14,15 +18,20 @@ use crate::sr::DICOM_MEDIA_TYPE;
 #[tracing::instrument(skip_all, fields(job_id = %id))]
 pub async fn result_dcm(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let row = state
         .db
-        .job(&id)
+        .job(&caller.tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("job", &id))?;
     match report_for_job(&state.db, &state.blobs, &row).await {
-        Ok(bytes) => Ok(([(header::CONTENT_TYPE, DICOM_MEDIA_TYPE)], bytes)),
+        Ok(bytes) => {
+            audit_caller(&state, &caller, "result.read", "job", &row.id, json!({"format": "dicom-sr"}))
+                .await?;
+            Ok(([(header::CONTENT_TYPE, DICOM_MEDIA_TYPE)], bytes))
+        }
         Err(ReportError::NotSucceeded(status)) => Err(Problem::new(
             StatusCode::CONFLICT,
             "job-not-succeeded",

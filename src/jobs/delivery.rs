@@ -113,12 +113,18 @@ impl Pusher {
     /// Push the report of succeeded job `job_id`, retrying with backoff; the outcome of
     /// every attempt is stored. Never fails: problems end in a `failed` delivery.
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]
-    pub async fn deliver(self: Arc<Self>, db: Db, blobs: BlobStore, job_id: String) {
+    pub async fn deliver(
+        self: Arc<Self>,
+        db: Db,
+        blobs: BlobStore,
+        tenant: String,
+        job_id: String,
+    ) {
         if let Err(e) = db.insert_delivery(&job_id, &self.destination).await {
             tracing::error!(error.message = %e, "cannot record the delivery");
             return;
         }
-        let report = match db.job(&job_id).await {
+        let report = match db.job(&tenant, &job_id).await {
             Ok(Some(job)) => report_for_job(&db, &blobs, &job)
                 .await
                 .map_err(|e| e.to_string()),

@@ -38,11 +38,11 @@ pub async fn report_for_job(
     }
     let result: JobResult = serde_json::from_str(result_json).map_err(StoreError::Json)?;
     let series = db
-        .series(&job.series_id)
+        .series(&job.tenant_id, &job.series_id)
         .await?
         .ok_or_else(|| ReportError::Missing(format!("series {}", job.series_id)))?;
     let seg = db
-        .segmentation(&job.segmentation_id)
+        .segmentation(&job.tenant_id, &job.segmentation_id)
         .await?
         .ok_or_else(|| ReportError::Missing(format!("segmentation {}", job.segmentation_id)))?;
     let files = super::worker::load_series_files(blobs, &series.blob_prefix).await?;

@@ -199,6 +199,7 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
                     tokio::spawn(push.clone().deliver(
                         ctx.db.clone(),
                         ctx.blobs.clone(),
+                        job.tenant_id.clone(),
                         job.id.clone(),
                     ));
                 }
@@ -258,14 +259,15 @@ async fn run_job(
 ) -> Result<JobResult, JobError> {
     let request: JobRequest =
         serde_json::from_str(&job.request).map_err(|e| JobError::Request(e.to_string()))?;
-    let series_row =
-        ctx.db.series(&job.series_id).await?.ok_or_else(|| {
-            JobError::Series(format!("series {} no longer exists", job.series_id))
-        })?;
+    let series_row = ctx
+        .db
+        .series(&job.tenant_id, &job.series_id)
+        .await?
+        .ok_or_else(|| JobError::Series(format!("series {} no longer exists", job.series_id)))?;
     tracing::Span::current().record("series_uid", series_row.series_uid.as_str());
     let seg_row = ctx
         .db
-        .segmentation(&job.segmentation_id)
+        .segmentation(&job.tenant_id, &job.segmentation_id)
         .await?
         .ok_or_else(|| {
             JobError::Segmentation(format!(
@@ -291,14 +293,13 @@ async fn run_job(
             series.frame_of_reference_uid.as_deref(),
         )
         .map_err(|e| JobError::Segmentation(e.to_string()))?;
-        let mut report = |p: f64| progress.store((0.9 * p).to_bits(), Ordering::Relaxed);
-        let lesions = pipeline::extract_lesions(
-            &series.volume,
-            &seg,
-            &request.lesions,
-            &settings,
-            &mut report,
-        );
+        // Lesions finish concurrently: keep the largest fraction reported (for
+        // non-negative floats the bit patterns order like the values).
+        let report = |p: f64| {
+            progress.fetch_max((0.9 * p).to_bits(), Ordering::Relaxed);
+        };
+        let lesions =
+            pipeline::extract_lesions(&series.volume, &seg, &request.lesions, &settings, &report);
         Ok((lesions, acquisition))
     })
     .await

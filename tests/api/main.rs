@@ -5,6 +5,8 @@
 #[path = "../common/pg.rs"]
 mod pg;
 
+mod audit;
+mod auth;
 mod bad_input;
 mod batches;
 mod crash;
@@ -26,4 +28,5 @@ mod report;
 mod s3;
 mod segmentation_formats;
 mod stow;
+mod tenancy;
 mod walkthrough;

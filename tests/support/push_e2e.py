@@ -53,8 +53,16 @@ def free_port():
         return s.getsockname()[1]
 
 
+# `Authorization` for radscore (an API key made with `radscore keys create`); set once
+# radscore's database exists. Orthanc gets no credentials.
+RADSCORE_AUTH = {}
+
+
 def http(method, url, body=None, headers=None):
-    req = urllib.request.Request(url, data=body, method=method, headers=headers or {})
+    headers = dict(headers or {})
+    if RADSCORE_AUTH.get("base") and url.startswith(RADSCORE_AUTH["base"]):
+        headers.update(RADSCORE_AUTH["header"])
+    req = urllib.request.Request(url, data=body, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:
             return resp.status, resp.read()
@@ -122,6 +130,10 @@ def start_radscore(args, work, push_url):
         "RADSCORE_DICOMWEB_PUSH_MAX_ATTEMPTS": str(PUSH_MAX_ATTEMPTS),
         "RADSCORE_DICOMWEB_PUSH_RETRY_BASE_MS": str(PUSH_RETRY_BASE_MS),
     })
+    key = subprocess.run([args.radscore, "keys", "create", "--tenant", "push-test", "--name",
+                          "push_e2e"], env=env, check=True, capture_output=True,
+                         text=True).stdout.strip()
+    RADSCORE_AUTH["header"] = {"Authorization": f"Bearer {key}"}
     log_path = work / "radscore.log"
     proc = subprocess.Popen([args.radscore, "serve", "--bind", "127.0.0.1:0"], env=env,
                             stdout=subprocess.DEVNULL, stderr=open(log_path, "w"))
@@ -133,7 +145,9 @@ def start_radscore(args, work, push_url):
             if "radscore listening" in line:
                 return json.loads(line)["address"]
         return None
-    return proc, "http://" + wait_for("radscore to start", address, START_TIMEOUT_S), log_path
+    base = "http://" + wait_for("radscore to start", address, START_TIMEOUT_S)
+    RADSCORE_AUTH["base"] = base
+    return proc, base, log_path
 
 
 def push_inputs(args, work, base):
@@ -144,7 +158,7 @@ def push_inputs(args, work, base):
         ds.PatientName = FAKE_PATIENT_NAME
         ds.PatientID = FAKE_PATIENT_ID
         series.append(ds)
-    client = DICOMwebClient(url=base, timeout=600)
+    client = DICOMwebClient(url=base, timeout=600, headers=RADSCORE_AUTH["header"])
     urls = []
     for datasets in (series, [pydicom.dcmread(args.seg)]):
         response = client.store_instances(datasets)
