@@ -28,8 +28,15 @@ pub async fn result_dcm(
         .ok_or_else(|| Problem::not_found("job", &id))?;
     match report_for_job(&state.db, &state.blobs, &row).await {
         Ok(bytes) => {
-            audit_caller(&state, &caller, "result.read", "job", &row.id, json!({"format": "dicom-sr"}))
-                .await?;
+            audit_caller(
+                &state,
+                &caller,
+                "result.read",
+                "job",
+                &row.id,
+                json!({"format": "dicom-sr"}),
+            )
+            .await?;
             Ok(([(header::CONTENT_TYPE, DICOM_MEDIA_TYPE)], bytes))
         }
         Err(ReportError::NotSucceeded(status)) => Err(Problem::new(

@@ -126,6 +126,8 @@ async fn another_tenants_ids_answer_like_missing_ones_on_every_route() {
         ("GET", "/v1/segmentations/{id}", &o.seg_id, None),
         ("GET", "/v1/jobs/{id}", &o.job_id, None),
         ("GET", "/v1/jobs/{id}/result", &o.job_id, None),
+        ("GET", "/v1/jobs/{id}/result.dcm", &o.job_id, None),
+        ("GET", "/v1/jobs/{id}/events", &o.job_id, None),
         ("DELETE", "/v1/jobs/{id}", &o.job_id, None),
         ("GET", "/v1/batches/{id}", &o.batch_id, None),
         ("DELETE", "/v1/series/{id}", &o.series_id, None),
