@@ -671,11 +671,12 @@ CAVEATS = [
     "`pyradiomics` 3.1.0, which does not install here (bench/requirements.txt says why). "
     "The fork's feature code is PyRadiomics 3.1 with packaging fixes and C extensions "
     "built locally from its sdist.",
-    "radscore computes a lesion on one thread (no parallelism in the feature code); "
-    "PyRadiomics' feature code is single-threaded too, though SimpleITK may use threads "
-    "while reading and cropping (the CPU column counts all threads). Neither was pinned "
-    "to a core. Runs are sequential; the machine is shared, so the spread matters: a "
-    "wide spread means outside load during that variant.",
+    "radscore computes a lesion's feature families in parallel on rayon's pool (one "
+    "thread per core; lesions of a job are parallel too, but these cases have one "
+    "lesion); PyRadiomics' feature code is single-threaded, though SimpleITK may use "
+    "threads while reading and cropping (the CPU column counts all threads). Neither was "
+    "pinned to a core. Runs are sequential; the machine is shared, so the spread matters: "
+    "a wide spread means outside load during that variant.",
     "The MR cases (brain1, brain2, breast1) are not CT: radscore treats their intensities "
     "as HU without complaint, which is what a speed benchmark needs, but its CT-oriented "
     "defaults (re-segmentation ranges) are switched off here.",

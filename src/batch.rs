@@ -275,8 +275,7 @@ pub fn extract_case(case: &Case, base: &Path, settings: &ExtractionSettings) -> 
             &volume.grid,
             frame_of_reference.as_deref(),
         )?;
-        let mut lesions =
-            pipeline::extract_lesions(&volume, &seg, &[request], settings, &mut |_| {});
+        let mut lesions = pipeline::extract_lesions(&volume, &seg, &[request], settings, &|_| {});
         lesions.pop().context("one lesion requested")
     };
     run().unwrap_or_else(|e| LesionFeatures {

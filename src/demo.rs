@@ -101,7 +101,7 @@ pub struct DemoCase {
     pub series_dir: PathBuf,
     /// The slice files, in slice order (inferior to superior).
     pub dicom_files: Vec<PathBuf>,
-    /// Zip of the slice files.
+    /// Zip of the slice files ([`generate_bench_ct`] names it but does not write it).
     pub series_zip: PathBuf,
     /// NIfTI label map.
     pub labelmap: PathBuf,
@@ -196,15 +196,91 @@ pub fn generate(out_dir: &Path, seed: u64, opts: &DemoOptions) -> Result<DemoCas
         )?);
     }
 
+    write_case(out_dir, seed, grid, &hu, &labels, lesions, true)
+}
+
+/// Series shape `[z, y, x]` of the extraction benchmark's synthetic CT (issue #3): 300
+/// slices of 512 × 512.
+pub const BENCH_CT_SHAPE_VOX: [usize; 3] = [300, 512, 512];
+
+/// Voxel spacing `[z, y, x]` of the benchmark CT, mm: a typical thorax/abdomen CT.
+pub const BENCH_CT_SPACING_MM: [f64; 3] = [1.25, 0.8, 0.8];
+
+/// The benchmark CT's lesions: location and volume in cm³ (10 to 200 cm³).
+pub const BENCH_CT_LESIONS: [(Location, f64); 5] = [
+    (Location::LymphNode, 10.0),
+    (Location::Peritoneum, 25.0),
+    (Location::SoftTissue, 50.0),
+    (Location::Other, 100.0),
+    (Location::Pleura, 200.0),
+];
+
+/// mm³ per cm³.
+const MM3_PER_CM3: f64 = 1000.0;
+
+/// Write the extraction benchmark's synthetic CT into `out_dir`: a
+/// [`BENCH_CT_SHAPE_VOX`] series at [`BENCH_CT_SPACING_MM`] (the demo anatomy, `int16`
+/// stored values) with the five lesions of [`BENCH_CT_LESIONS`], each with drawn shape
+/// irregularity and texture and a voxel volume within 2 % of its target. Same layout as
+/// [`generate`] but without `series.zip` (the benchmark reads the slice files, as a worker
+/// reads them from the blob store). Deterministic for a seed. Generated at benchmark time,
+/// never stored in the repository (≈ 160 MB of DICOM).
+///
+/// # Errors
+/// As [`generate`].
+pub fn generate_bench_ct(out_dir: &Path, seed: u64) -> Result<DemoCase, DemoError> {
+    let opts = DemoOptions {
+        shape_vox: BENCH_CT_SHAPE_VOX,
+        spacing_mm: BENCH_CT_SPACING_MM,
+        min_lesions: BENCH_CT_LESIONS.len(),
+        max_lesions: BENCH_CT_LESIONS.len(),
+    };
+    opts.validate()?;
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let grid = demo_grid(&opts);
+    let anatomy = Anatomy::new(&grid);
+    let mut hu = anatomy.render(&grid, &mut rng);
+    let mut labels = Array3::<u8>::zeros(grid.shape_vox);
+    let mut lesions = Vec::with_capacity(BENCH_CT_LESIONS.len());
+    // Largest first: it is the hardest to place without overlap.
+    for (index, &(location, volume_cm3)) in BENCH_CT_LESIONS.iter().enumerate().rev() {
+        let label = u8::try_from(index + 1).unwrap_or(u8::MAX);
+        lesions.push(phantom::add_lesion_of_volume(
+            label,
+            location,
+            volume_cm3 * MM3_PER_CM3,
+            (&grid, &anatomy),
+            &mut hu,
+            &mut labels,
+            &mut rng,
+        )?);
+    }
+    lesions.sort_by_key(|l| l.label);
+    write_case(out_dir, seed, grid, &hu, &labels, lesions, false)
+}
+
+/// Write a drawn case: the DICOM series (and its zip when `zip`), the label map and
+/// `lesions.json`.
+fn write_case(
+    out_dir: &Path,
+    seed: u64,
+    grid: Grid,
+    hu: &Array3<f32>,
+    labels: &Array3<u8>,
+    lesions: Vec<DemoLesion>,
+    zip: bool,
+) -> Result<DemoCase, DemoError> {
     let series_dir = out_dir.join("series");
     std::fs::create_dir_all(&series_dir).map_err(io_error(&series_dir))?;
     let uids = dicom_out::CaseUids::new(seed);
     let patient_id = format!("DEMO-{seed}");
-    let dicom_files = dicom_out::write_series(&series_dir, &grid, &hu, &uids, &patient_id)?;
+    let dicom_files = dicom_out::write_series(&series_dir, &grid, hu, &uids, &patient_id)?;
     let series_zip = out_dir.join("series.zip");
-    dicom_out::write_zip(&series_zip, &dicom_files)?;
+    if zip {
+        dicom_out::write_zip(&series_zip, &dicom_files)?;
+    }
     let labelmap = out_dir.join("lesions.nii.gz");
-    nifti_out::write_labelmap(&labelmap, &grid, &labels)?;
+    nifti_out::write_labelmap(&labelmap, &grid, labels)?;
 
     let case = DemoCase {
         seed,

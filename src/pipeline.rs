@@ -6,8 +6,10 @@
 //! an error code and message and the other lesions keep their results.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::Array3;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::features::settings::Interpolation;
@@ -72,42 +74,63 @@ fn check_model_range(
     }
 }
 
-/// Compute every requested lesion. `progress` receives the fraction done after each lesion.
+/// Compute every requested lesion, in parallel on rayon's pool (the largest lesion is
+/// scheduled first so it does not start last). The result is in request order.
+/// `progress` receives the fraction done after each lesion, from any thread; with lesions
+/// finishing concurrently two reports may arrive out of order.
 pub fn extract_lesions(
     volume: &Volume,
     segmentation: &Segmentation,
     requests: &[LesionRequest],
     settings: &ExtractionSettings,
-    progress: &mut dyn FnMut(f64),
+    progress: &(dyn Fn(f64) + Sync),
 ) -> Vec<LesionFeatures> {
-    let mut out = Vec::with_capacity(requests.len());
-    for (done, request) in requests.iter().enumerate() {
-        let lesion = segmentation
-            .lesions
-            .iter()
-            .find(|l| l.label == request.label);
-        let profile = settings.for_location(request.location);
-        let features = match lesion {
-            None => Err(LesionError {
-                code: "label_absent".into(),
-                message: format!("label {} is not present in the segmentation", request.label),
-            }),
-            Some(mask) => compute_lesion(volume, mask, profile)
-                .map_err(|e| LesionError {
-                    code: e.code().into(),
-                    message: e.to_string(),
-                })
-                .and_then(check_model_range),
-        };
-        out.push(LesionFeatures {
-            request: *request,
-            name: lesion.and_then(|l| l.name.clone()),
-            voxel_count: lesion.map_or(0, LesionMask::voxel_count),
-            features,
-        });
-        progress((done + 1) as f64 / requests.len().max(1) as f64);
+    let masks: Vec<Option<&LesionMask>> = requests
+        .iter()
+        .map(|r| segmentation.lesions.iter().find(|l| l.label == r.label))
+        .collect();
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(masks[i].map_or(0, |m| m.mask.len())));
+    let done = AtomicUsize::new(0);
+    let mut computed: Vec<(usize, LesionFeatures)> = order
+        .into_par_iter()
+        .map(|i| {
+            let out = extract_one(volume, requests[i], masks[i], settings);
+            let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
+            progress(finished as f64 / requests.len().max(1) as f64);
+            (i, out)
+        })
+        .collect();
+    computed.sort_by_key(|(i, _)| *i);
+    computed.into_iter().map(|(_, l)| l).collect()
+}
+
+/// One lesion of [`extract_lesions`]; `lesion` is `None` when the label is absent.
+fn extract_one(
+    volume: &Volume,
+    request: LesionRequest,
+    lesion: Option<&LesionMask>,
+    settings: &ExtractionSettings,
+) -> LesionFeatures {
+    let profile = settings.for_location(request.location);
+    let features = match lesion {
+        None => Err(LesionError {
+            code: "label_absent".into(),
+            message: format!("label {} is not present in the segmentation", request.label),
+        }),
+        Some(mask) => compute_lesion(volume, mask, profile)
+            .map_err(|e| LesionError {
+                code: e.code().into(),
+                message: e.to_string(),
+            })
+            .and_then(check_model_range),
+    };
+    LesionFeatures {
+        request,
+        name: lesion.and_then(|l| l.name.clone()),
+        voxel_count: lesion.map_or(0, LesionMask::voxel_count),
+        features,
     }
-    out
 }
 
 /// Build the lesion's ROI and compute every feature family on it.

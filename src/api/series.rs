@@ -7,6 +7,8 @@ use axum::response::IntoResponse;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::audit::audit_caller;
+use super::auth::{Caller, Tenant};
 use super::spool::{Spool, SpooledPart};
 use super::upload::{form_boundary, media_type};
 use super::{ApiResult, AppState, Problem};
@@ -28,6 +30,7 @@ pub struct CreateQuery {
 #[tracing::instrument(skip_all, fields(series_id = tracing::field::Empty, series_uid = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<CreateQuery>,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
@@ -83,9 +86,11 @@ pub async fn create(
     let span = tracing::Span::current();
     span.record("series_id", id.as_str());
     span.record("series_uid", summary.series_uid.as_str());
-    let row = store_series(&state, &id, &files, &summary).await?;
+    let row = store_series(&state, &caller.tenant, &id, &files, &summary).await?;
     drop(spool);
     tracing::info!(instances = summary.instance_count, "series stored");
+    let detail = json!({ "instances": summary.instance_count, "via": "api" });
+    audit_caller(&state, &caller, "series.upload", "series", &id, detail).await?;
 
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/series/{id}").parse() {
@@ -116,10 +121,14 @@ pub(super) async fn check_series(
     .map_err(|e| Problem::internal(&e))
 }
 
-/// `GET /v1/series/{id}`; 410 Gone for a deleted or purged series.
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let Some(row) = state.db.series(&id).await? else {
-        return Err(super::deletion::missing(&state, UploadKind::Series, &id).await);
+/// `GET /v1/series/{id}`; 410 Gone for a deleted or purged series of the tenant.
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let Some(row) = state.db.series(&tenant, &id).await? else {
+        return Err(super::deletion::missing(&state, &tenant, UploadKind::Series, &id).await);
     };
     Ok(Json(series_json(&row)?))
 }
@@ -128,15 +137,17 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 /// them (see [`super::deletion`]).
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::response::Response> {
-    super::deletion::delete(&state, UploadKind::Series, &id).await
+    super::deletion::delete(&state, &caller, UploadKind::Series, &id).await
 }
 
-/// Store the instance files (streamed from the spool), then the row; roll the blobs back
-/// if anything fails.
+/// Store the instance files of `tenant` (streamed from the spool), then the row; roll the
+/// blobs back if anything fails.
 pub(super) async fn store_series(
     state: &AppState,
+    tenant: &str,
     id: &str,
     files: &[FileRef],
     summary: &SeriesSummary,
@@ -144,6 +155,7 @@ pub(super) async fn store_series(
     let prefix = format!("series/{id}");
     let row = SeriesRow {
         id: id.to_string(),
+        tenant_id: tenant.to_string(),
         series_uid: summary.series_uid.clone(),
         frame_of_reference_uid: summary.frame_of_reference_uid.clone(),
         instance_count: i64::try_from(summary.instance_count).unwrap_or(i64::MAX),

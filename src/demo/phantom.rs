@@ -297,6 +297,62 @@ pub(super) fn add_lesion(
     Err(DemoError::Placement { label, location })
 }
 
+/// Like [`add_lesion`], but at a given `location` and with the radius scaled so that the
+/// painted lesion's voxel volume is within [`VOLUME_TOLERANCE`] of `volume_mm3` (shape,
+/// texture and irregularity are still drawn from `rng`). For the extraction benchmark's
+/// fixed lesion sizes.
+pub(super) fn add_lesion_of_volume(
+    label: u8,
+    location: Location,
+    volume_mm3: f64,
+    (grid, anatomy): (&Grid, &Anatomy),
+    hu: &mut Array3<f32>,
+    labels: &mut Array3<u8>,
+    rng: &mut ChaCha8Rng,
+) -> Result<DemoLesion, DemoError> {
+    let voxel_mm3: f64 = grid.spacing_mm.iter().product();
+    let mut model = LesionModel::draw(rng);
+    let axes: f64 = model.semi_axis_scale.iter().product();
+    model.radius_mm = (3.0 * volume_mm3 / (4.0 * PI * axes)).cbrt();
+    for _ in 0..PLACEMENT_ATTEMPTS {
+        let centre_mm = anatomy.sample_centre(location, model.extent_mm(), rng);
+        let mut voxels = rasterise(&model, centre_mm, grid);
+        // The surface wobble and the voxel grid change the volume: rescale the radius by
+        // the volume ratio until it is close enough (converges in 2–3 steps).
+        for _ in 0..VOLUME_FIT_STEPS {
+            let found = voxels.len() as f64 * voxel_mm3;
+            if found > 0.0 && (found / volume_mm3 - 1.0).abs() <= VOLUME_TOLERANCE {
+                break;
+            }
+            model.radius_mm *= (volume_mm3 / found.max(voxel_mm3)).cbrt();
+            voxels = rasterise(&model, centre_mm, grid);
+        }
+        if voxels.is_empty() || voxels.iter().any(|&(idx, _)| labels[idx] != 0) {
+            continue;
+        }
+        for &(idx, d) in &voxels {
+            labels[idx] = label;
+            hu[idx] = (model.intensity(d) + NOISE_SD_HU * gaussian(rng)) as f32;
+        }
+        return Ok(DemoLesion {
+            label,
+            location,
+            centre_mm,
+            radius_mm: model.radius_mm,
+            shape_irregularity: model.irregularity,
+            mean_hu: model.mean_hu,
+            heterogeneity_hu: model.heterogeneity_hu,
+            voxel_count: voxels.len(),
+        });
+    }
+    Err(DemoError::Placement { label, location })
+}
+
+/// Relative tolerance of [`add_lesion_of_volume`] on the lesion volume.
+const VOLUME_TOLERANCE: f64 = 0.02;
+/// Radius corrections [`add_lesion_of_volume`] tries.
+const VOLUME_FIT_STEPS: usize = 6;
+
 /// Voxels (index `[z, y, x]`, offset from the centre in mm) inside the lesion, clipped to
 /// the grid, in index order.
 fn rasterise(model: &LesionModel, centre_mm: [f64; 3], grid: &Grid) -> Vec<([usize; 3], [f64; 3])> {

@@ -7,7 +7,7 @@ use dicom_dictionary_std::tags;
 use ndarray::Array3;
 use nifti::{IntoNdArray, NiftiObject, ReaderOptions};
 
-use super::phantom::draw_location;
+use super::phantom::{Anatomy, draw_location};
 use super::*;
 
 /// Tolerance for coordinates written as DS / f32 text and read back, mm.
@@ -267,4 +267,52 @@ fn radscore_assembles_the_zipped_series_on_the_case_grid() {
         max_diff, 0.0,
         "HU differ between radscore's reader and the raw decode"
     );
+}
+
+#[test]
+fn lesions_of_a_given_volume_are_painted_within_two_per_cent() {
+    let opts = DemoOptions {
+        shape_vox: [48, 96, 96],
+        spacing_mm: [1.25, 0.8, 0.8],
+        min_lesions: 1,
+        max_lesions: 1,
+    };
+    let grid = demo_grid(&opts);
+    let anatomy = Anatomy::new(&grid);
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut hu = Array3::<f32>::zeros(grid.shape_vox);
+    let mut labels = Array3::<u8>::zeros(grid.shape_vox);
+    let voxel_mm3: f64 = grid.spacing_mm.iter().product();
+    for (label, (location, volume_mm3)) in
+        [(Location::SoftTissue, 2_000.0), (Location::Other, 5_000.0)]
+            .into_iter()
+            .enumerate()
+    {
+        let label = u8::try_from(label + 1).unwrap();
+        let lesion = super::phantom::add_lesion_of_volume(
+            label,
+            location,
+            volume_mm3,
+            (&grid, &anatomy),
+            &mut hu,
+            &mut labels,
+            &mut rng,
+        )
+        .unwrap();
+        let painted = labels.iter().filter(|&&l| l == label).count();
+        assert_eq!(painted, lesion.voxel_count);
+        assert_eq!(lesion.location, location);
+        let found_mm3 = painted as f64 * voxel_mm3;
+        assert!(
+            (found_mm3 / volume_mm3 - 1.0).abs() <= 0.02,
+            "label {label}: {found_mm3} mm³ for {volume_mm3}"
+        );
+    }
+}
+
+#[test]
+fn the_bench_ct_lesions_span_10_to_200_cm3() {
+    let volumes: Vec<f64> = BENCH_CT_LESIONS.iter().map(|(_, v)| *v).collect();
+    assert_eq!(volumes, [10.0, 25.0, 50.0, 100.0, 200.0]);
+    assert_eq!(BENCH_CT_SHAPE_VOX, [300, 512, 512]);
 }

@@ -201,15 +201,22 @@ pub fn enabled(settings: &FamilySettings) -> impl Iterator<Item = &'static Famil
     FAMILIES.iter().filter(|f| settings.enables(f.name))
 }
 
-/// Compute every family of [`FAMILIES`] on one lesion, in order.
+/// Compute every enabled family of [`FAMILIES`] on one lesion; the families run in
+/// parallel on rayon's pool (they only read the ROI), the output is in family order.
 ///
 /// # Errors
-/// The first family error; a lesion either has its full feature vector or an error, so
-/// the result schema stays stable.
+/// The first family error in family order; a lesion either has its full feature vector or
+/// an error, so the result schema stays stable.
 pub fn compute_all(roi: &Roi, settings: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
+    use rayon::prelude::*;
+    let families: Vec<&Family> = enabled(settings).collect();
+    let per_family: Vec<Result<Vec<Feature>, FeatureError>> = families
+        .par_iter()
+        .map(|family| (family.compute)(roi, settings))
+        .collect();
     let mut out = Vec::new();
-    for family in enabled(settings) {
-        out.extend((family.compute)(roi, settings)?);
+    for features in per_family {
+        out.extend(features?);
     }
     if let Some(bad) = out.iter().find(|f| !f.value.is_finite()) {
         return Err(FeatureError::Undefined {

@@ -149,8 +149,21 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
         (a.powi(3) / sphere).cbrt() - 1.0,
     ];
     values.push(centre_of_mass_shift(roi)?);
-    let vertices = mesh::surface_vertices(&roi.morph_mask);
-    let hull = HullMeasures::of(&vertices, roi.spacing_mm)?;
+    // Moran's I and Geary's C (an FFT convolution over the bounding box) need nothing of
+    // the mesh: compute them beside the hull, OMBB and MVEE chain (errors are still
+    // reported in tag order).
+    let (ac, hull) = rayon::join(
+        || autocorrelation::autocorrelation(&roi.intensity_mask, &roi.hu, roi.spacing_mm),
+        || {
+            let vertices = mesh::surface_vertices(&roi.morph_mask);
+            HullMeasures::of(&vertices, roi.spacing_mm).map(|h| {
+                let ombb = ombb::oriented_minimum_box(&h.vertices_mm, &h.faces);
+                let mvee = mvee::mvee_semi_axes_mm(&h.vertices_mm);
+                (vertices, h, ombb, mvee)
+            })
+        },
+    );
+    let (vertices, hull, ombb, mvee) = hull?;
     values.push(hull.diameter_mm);
     let (axes, aee_densities) = principal_axes(roi, v, a)?;
     values.extend(axes);
@@ -159,19 +172,18 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
     values.extend(aee_densities);
     values.extend([v / hull.volume_mm3, a / hull.area_mm2]);
     values.push(v * mean_intensity(roi));
-    let ac = autocorrelation::autocorrelation(&roi.intensity_mask, &roi.hu, roi.spacing_mm)
-        .ok_or_else(|| {
-            undefined(
-                "morph_moran_i",
-                "fewer than two voxels or constant intensity",
-            )
-        })?;
+    let ac = ac.ok_or_else(|| {
+        undefined(
+            "morph_moran_i",
+            "fewer than two voxels or constant intensity",
+        )
+    })?;
     values.extend([ac.moran_i, ac.geary_c]);
-    let ombb = ombb::oriented_minimum_box(&hull.vertices_mm, &hull.faces)
-        .ok_or_else(|| undefined("morph_vol_dens_ombb", "mesh vertices are coplanar"))?;
+    let ombb =
+        ombb.ok_or_else(|| undefined("morph_vol_dens_ombb", "mesh vertices are coplanar"))?;
     values.extend([v / ombb.volume_mm3, a / ombb.area_mm2]);
-    let [ma, mb, mc] = mvee::mvee_semi_axes_mm(&hull.vertices_mm)
-        .ok_or_else(|| undefined("morph_vol_dens_mvee", "mesh vertices are coplanar"))?;
+    let [ma, mb, mc] =
+        mvee.ok_or_else(|| undefined("morph_vol_dens_mvee", "mesh vertices are coplanar"))?;
     let mvee_volume_mm3 = 4.0 / 3.0 * std::f64::consts::PI * ma * mb * mc;
     values.extend([v / mvee_volume_mm3, a / moments::ellipsoid_area(ma, mb, mc)]);
     if let Some(i) = values.iter().position(|x| !x.is_finite()) {

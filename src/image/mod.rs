@@ -28,6 +28,7 @@ pub struct Volume {
     /// Geometry of the voxel grid.
     pub grid: Grid,
     /// Intensities in HU, indexed `[z, y, x]`; shape equals `grid.shape_vox`.
+    // LIMITATION: f32 is 2× a CT's stored 16-bit samples, so a job peaks at ≈ 4× the series' pixel bytes (docs/benchmarks.md, extraction section).
     pub hu: Array3<f32>,
 }
 
