@@ -46,7 +46,8 @@ ENV ORT_DYLIB_PATH=/usr/local/lib/radscore/libonnxruntime.so \
 USER 10001:10001
 VOLUME /var/lib/radscore
 EXPOSE 8080
-# `radscore healthcheck` GETs /healthz on RADSCORE_BIND over loopback (no curl in the image).
+# `radscore healthcheck` GETs /healthz on RADSCORE_BIND (or RADSCORE_ADMIN_ADDR) over loopback
+# (no curl in the image).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["/usr/local/bin/radscore", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/radscore"]

@@ -38,6 +38,9 @@ struct Args {
     /// Server base URL; must be on the loopback interface.
     #[arg(long)]
     base: String,
+    /// API key sent as `Authorization: Bearer` (`radscore keys create`).
+    #[arg(long, env = "RADSCORE_API_KEY")]
+    api_key: String,
     /// Directory written by `radscore demo-data` (series.zip, lesions.nii.gz, lesions.json).
     #[arg(long)]
     sample: PathBuf,
@@ -234,6 +237,18 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// A client that sends `key` as `Authorization: Bearer` on every request.
+fn authed_client(key: &str) -> anyhow::Result<reqwest::Client> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {key}")
+        .parse()
+        .context("the API key is not a valid header value")?;
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Ok(reqwest::Client::builder()
+        .default_headers(headers)
+        .build()?)
+}
+
 fn require_loopback(base: &str) -> anyhow::Result<()> {
     let host = base
         .strip_prefix("http://")
@@ -281,7 +296,7 @@ async fn main() -> anyhow::Result<()> {
     let duration = Duration::from_secs(args.duration_s);
     let started = Instant::now();
     let workload = Arc::new(Workload {
-        client: reqwest::Client::new(),
+        client: authed_client(&args.api_key)?,
         base: args.base.trim_end_matches('/').to_string(),
         series_zip: read("series.zip")?.into(),
         mask: read("lesions.nii.gz")?.into(),

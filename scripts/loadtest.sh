@@ -54,6 +54,8 @@ trap cleanup EXIT
 
 "$RADSCORE" demo-data --out "$WORK/sample" --seed 1 >/dev/null
 
+API_KEY="$(DATABASE_URL="sqlite://$WORK/radscore.db" "$RADSCORE" keys create --tenant loadtest)"
+
 echo "loadtest: starting radscore serve on 127.0.0.1 ($WORKERS workers)"
 DATABASE_URL="sqlite://$WORK/radscore.db" \
   RADSCORE_BLOB_DIR="$WORK/blobs" \
@@ -75,7 +77,7 @@ done
 
 echo "loadtest: $DURATION s against http://$address"
 status=0
-"$CLIENT" --base "http://$address" --sample "$WORK/sample" --duration-s "$DURATION" \
+RADSCORE_API_KEY="$API_KEY" "$CLIENT" --base "http://$address" --sample "$WORK/sample" --duration-s "$DURATION" \
   --uploaders "$UPLOADERS" --submitters "$SUBMITTERS" --server-pid "$server_pid" \
   --max-rss-mb "$MAX_RSS_MB" --out "$WORK/report.md" || status=$?
 cat "$WORK/report.md"

@@ -5,6 +5,8 @@
 #   scripts/setup.sh ort      libonnxruntime.so → .ort/lib/ (from the PyPI onnxruntime wheel)
 #   scripts/setup.sh python   .venv/ with training/requirements.txt installed
 #   scripts/setup.sh deny     cargo-deny (pinned, from crates.io) → .tools/cargo-deny/
+#   scripts/setup.sh system   Debian packages the tests use: dcmtk (dsrdump), orthanc and
+#                             orthanc-dicomweb (the DICOMweb server of the push tests)
 #   scripts/setup.sh all      all three
 #
 # Needs python3 (with venv and pip) and access to the Python package index. Safe to run
@@ -37,7 +39,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -133,13 +135,45 @@ setup_deny() {
     log "installed $bin"
 }
 
+# Debian packages the tests need, and a command that shows each is installed.
+SYSTEM_PACKAGES=(dcmtk orthanc orthanc-dicomweb)
+SYSTEM_COMMANDS=(dsrdump Orthanc)
+
+setup_system() {
+    local missing=0 c
+    for c in "${SYSTEM_COMMANDS[@]}"; do command -v "$c" >/dev/null || missing=1; done
+    if [[ $missing -eq 0 && -e /usr/share/orthanc/plugins/libOrthancDicomWeb.so ]]; then
+        log "Debian packages ${SYSTEM_PACKAGES[*]} already installed"
+        return 0
+    fi
+    if [[ "$(id -u)" -ne 0 ]] || ! command -v apt-get >/dev/null; then
+        log "warning: not root or no apt-get; install ${SYSTEM_PACKAGES[*]} yourself" \
+            "(the SR and DICOMweb push tests need them)"
+        return 0
+    fi
+    # The orthanc package would start a system service listening on every interface: keep
+    # services from starting during the install (the tests start their own Orthanc).
+    local policy=/usr/sbin/policy-rc.d added=0
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod +x "$policy" && added=1
+    fi
+    log "installing ${SYSTEM_PACKAGES[*]} (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${SYSTEM_PACKAGES[@]}" >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -q --no-install-recommends "${SYSTEM_PACKAGES[@]}" >/dev/null; }
+    [[ $added -eq 1 ]] && rm -f "$policy"
+    log "installed ${SYSTEM_PACKAGES[*]}"
+}
+
 main() {
     [[ $# -eq 1 ]] || usage
     case "$1" in
         ort) setup_ort ;;
         python) setup_python ;;
         deny) setup_deny ;;
-        all) setup_ort; setup_python; setup_deny ;;
+        system) setup_system ;;
+        all) setup_ort; setup_python; setup_deny; setup_system ;;
         -h | --help) usage ;;
         *) usage ;;
     esac

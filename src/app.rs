@@ -8,6 +8,7 @@ use anyhow::{Context, bail};
 use tokio::sync::Notify;
 
 use crate::api::AppState;
+use crate::api::auth::{Auth, AuthMode};
 use crate::config::Config;
 use crate::features::ExtractionSettings;
 use crate::jobs::{JobContext, ModelRegistry};
@@ -77,6 +78,12 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         .await
         .context("registering the bundled model")?;
     let job_enqueued = Arc::new(Notify::new());
+    if config.auth == AuthMode::Disabled {
+        tracing::warn!(
+            "AUTHENTICATION IS DISABLED (RADSCORE_AUTH=disabled): anyone who can reach this \
+             port reads and writes everything, as tenant 'default'. Local demos only."
+        );
+    }
     let state = AppState {
         db: db.clone(),
         blobs: blobs.clone(),
@@ -87,6 +94,13 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         limits: config.upload_limits(),
         metrics: crate::telemetry::metrics_handle(),
         http: config.http_policy()?,
+        auth: Arc::new(Auth::new(config.auth, config.rate_limit_per_min)),
+    };
+    let push = match config.push() {
+        Some(push) => Some(Arc::new(
+            crate::jobs::delivery::Pusher::new(push).map_err(anyhow::Error::msg)?,
+        )),
+        None => None,
     };
     let jobs = Arc::new(JobContext {
         db,
@@ -95,6 +109,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         settings,
         job_enqueued,
         queue: config.queue()?,
+        push,
     });
     Ok(App { state, jobs })
 }

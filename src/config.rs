@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::api::UploadLimits;
+use crate::api::auth::AuthMode;
 use crate::store::{BlobLocation, StoreError};
 
 /// Bytes in a mebibyte, for `*_mb` settings.
@@ -34,6 +35,9 @@ pub enum ConfigError {
     )]
     CorsOrigin(String),
 }
+
+/// Longest wait between pushes, as a multiple of the first wait.
+const PUSH_MAX_BACKOFF_FACTOR: u32 = 64;
 
 /// Settings shared by `serve`, `worker` and `migrate`.
 #[derive(Debug, Clone, Args)]
@@ -122,6 +126,38 @@ pub struct Config {
     /// cross-origin calls.
     #[arg(long, env = "RADSCORE_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
+    /// DICOMweb base URL that each succeeded job's SR report is pushed to with STOW-RS
+    /// (`POST {url}/studies`); unset means no push.
+    #[arg(long, env = "RADSCORE_DICOMWEB_PUSH_URL")]
+    pub dicomweb_push_url: Option<String>,
+    /// `Authorization` header value sent with each push (e.g. `Bearer …`, `Basic …`).
+    #[arg(
+        long,
+        env = "RADSCORE_DICOMWEB_PUSH_AUTHORIZATION",
+        hide_env_values = true
+    )]
+    pub dicomweb_push_authorization: Option<String>,
+    /// Attempts to push one report before its delivery is `failed`.
+    #[arg(long, env = "RADSCORE_DICOMWEB_PUSH_MAX_ATTEMPTS", default_value_t = 5)]
+    pub dicomweb_push_max_attempts: u32,
+    /// Wait after the first failed push, milliseconds; doubles per retry, with jitter.
+    #[arg(
+        long,
+        env = "RADSCORE_DICOMWEB_PUSH_RETRY_BASE_MS",
+        default_value_t = 2000
+    )]
+    pub dicomweb_push_retry_base_ms: u64,
+    /// Time limit of one push request, seconds.
+    #[arg(long, env = "RADSCORE_DICOMWEB_PUSH_TIMEOUT_S", default_value_t = 60)]
+    pub dicomweb_push_timeout_s: u64,
+    /// `required`: every route but /healthz, /readyz and /metrics needs an API key
+    /// (`radscore keys create`); `disabled`: no keys, one tenant `default` (local demos
+    /// only).
+    #[arg(long, env = "RADSCORE_AUTH", value_enum, default_value = "required")]
+    pub auth: AuthMode,
+    /// Requests per minute per API key; beyond it 429 with Retry-After (0: no limit).
+    #[arg(long, env = "RADSCORE_RATE_LIMIT_PER_MIN", default_value_t = 0)]
+    pub rate_limit_per_min: u32,
 }
 
 impl Config {
@@ -229,6 +265,21 @@ impl Config {
             request_timeout,
             body_idle_timeout,
             cors_origins,
+        })
+    }
+
+    /// The DICOMweb push settings, when a destination is configured.
+    pub fn push(&self) -> Option<crate::jobs::delivery::PushConfig> {
+        let base = std::time::Duration::from_millis(self.dicomweb_push_retry_base_ms);
+        Some(crate::jobs::delivery::PushConfig {
+            url: self.dicomweb_push_url.clone()?,
+            authorization: self.dicomweb_push_authorization.clone(),
+            max_attempts: self.dicomweb_push_max_attempts.max(1),
+            retry: crate::jobs::RetryPolicy {
+                base,
+                max: base.saturating_mul(PUSH_MAX_BACKOFF_FACTOR),
+            },
+            timeout: std::time::Duration::from_secs(self.dicomweb_push_timeout_s.max(1)),
         })
     }
 

@@ -20,6 +20,7 @@
 //! | [`demo`] | deterministic synthetic CT cases (DICOM series, NIfTI labels) for demos and training |
 //! | [`store`] | sqlx database (SQLite by default, or PostgreSQL) and the blob store (object_store) |
 //! | [`compliance`] | IBSI 1 self-check on the bundled digital phantom |
+//! | [`sr`] | job results as DICOM SR measurement reports (TID 1500) |
 //! | [`pyradiomics`] | PyRadiomics parameter files → settings, PyRadiomics feature names |
 //! | [`batch`] | offline output layouts (IBSI / PyRadiomics columns) and resumable manifest runs |
 //! | [`benchmark`] | the extraction benchmark: a job's path from stored series to features, timed, with peak memory |
@@ -45,5 +46,6 @@ pub mod model;
 pub mod pipeline;
 pub mod pyradiomics;
 pub mod robustness;
+pub mod sr;
 pub mod store;
 pub mod telemetry;

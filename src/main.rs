@@ -36,6 +36,10 @@ enum Command {
         /// Serve the API only; jobs are left to `radscore worker` processes.
         #[arg(long)]
         no_workers: bool,
+        /// Serve /healthz, /readyz and /metrics on this address instead of `--bind` (a
+        /// private port for probes and Prometheus).
+        #[arg(long, env = "RADSCORE_ADMIN_ADDR")]
+        admin_addr: Option<String>,
     },
     /// Run a worker pool only (no HTTP).
     Worker {
@@ -53,12 +57,15 @@ enum Command {
         #[command(flatten)]
         config: Config,
     },
-    /// Exit 0 when the server at RADSCORE_BIND answers GET /healthz with 200 (the
-    /// container HEALTHCHECK; no curl needed).
+    /// Exit 0 when the server at RADSCORE_BIND (or RADSCORE_ADMIN_ADDR, when set) answers
+    /// GET /healthz with 200 (the container HEALTHCHECK; no curl needed).
     Healthcheck {
         /// Address the server listens on (0.0.0.0 or [::] is probed on loopback).
         #[arg(long, env = "RADSCORE_BIND", default_value = "127.0.0.1:8080")]
         bind: String,
+        /// The admin address serving /healthz instead of `--bind`, when one is configured.
+        #[arg(long, env = "RADSCORE_ADMIN_ADDR")]
+        admin_addr: Option<String>,
     },
     /// Extract features offline (the same pipeline as the service).
     Extract(ExtractArgs),
@@ -99,6 +106,22 @@ enum Command {
     /// memory.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Create, list and revoke API keys (admin; talks to the database directly).
+    Keys {
+        /// Database URL, as for `serve`.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://var/radscore.db")]
+        database_url: String,
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
+    /// Read the audit log.
+    Audit {
+        /// Database URL, as for `serve`.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://var/radscore.db")]
+        database_url: String,
+        #[command(subcommand)]
+        action: AuditCommand,
+    },
     /// Print the extraction settings, their hash or the feature names.
     Settings {
         /// Settings file (default: bundled).
@@ -137,6 +160,45 @@ enum BenchCommand {
         /// Feature set: `job` (the bundled location profiles) or `ibsi` (every IBSI family).
         #[arg(long, value_enum, default_value = "job")]
         features: radscore::benchmark::FeatureSet,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a key for a tenant and print it once on stdout (only its hash is stored).
+    Create {
+        /// Tenant (trial or site) the key belongs to: letters, digits, '.', '_', '-'.
+        #[arg(long)]
+        tenant: String,
+        /// A label for the key (who or what uses it).
+        #[arg(long)]
+        name: Option<String>,
+        /// The key may also read its tenant's audit log (GET /v1/audit).
+        #[arg(long)]
+        admin: bool,
+    },
+    /// Revoke a key by its id (the part after `rsk_`, as `keys list` shows it).
+    Revoke {
+        /// Key id.
+        id: String,
+    },
+    /// List keys (never the keys themselves): id, tenant, status, admin, name, created.
+    List,
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Write audit events as JSON lines, oldest first.
+    Export {
+        /// Only this tenant's events.
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Only events at or after this RFC 3339 time (e.g. 2026-01-31T00:00:00Z).
+        #[arg(long)]
+        since: Option<String>,
+        /// Output file; stdout when absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -262,7 +324,8 @@ fn main() -> anyhow::Result<()> {
             config,
             bind,
             no_workers,
-        } => runtime.block_on(serve(config, bind, no_workers)),
+            admin_addr,
+        } => runtime.block_on(serve(config, bind, no_workers, admin_addr)),
         Command::Worker { config } => runtime.block_on(work(config)),
         Command::Migrate { config } => runtime.block_on(async {
             radscore::store::Db::connect(&config.database_url).await?;
@@ -270,7 +333,17 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }),
         Command::Purge { config } => runtime.block_on(purge(config)),
-        Command::Healthcheck { bind } => healthcheck(&bind),
+        Command::Healthcheck { bind, admin_addr } => {
+            healthcheck(admin_addr.as_ref().unwrap_or(&bind))
+        }
+        Command::Keys {
+            database_url,
+            action,
+        } => runtime.block_on(keys(&database_url, action)),
+        Command::Audit {
+            database_url,
+            action: AuditCommand::Export { tenant, since, out },
+        } => runtime.block_on(audit_export(&database_url, tenant, since, out)),
         Command::Extract(args) => extract(args),
         Command::Robustness(args) => robustness(args),
         Command::Compliance {
@@ -344,7 +417,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-async fn serve(config: Config, bind: String, no_workers: bool) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    bind: String,
+    no_workers: bool,
+    admin_addr: Option<String>,
+) -> anyhow::Result<()> {
     let app = radscore::app::build(&config).await?;
     let shutdown = CancellationToken::new();
     let workers = (!no_workers).then(|| {
@@ -359,9 +437,14 @@ async fn serve(config: Config, bind: String, no_workers: bool) -> anyhow::Result
     let listener = tokio::net::TcpListener::bind(&bind)
         .await
         .with_context(|| format!("binding {bind}"))?;
+    let admin = match &admin_addr {
+        Some(addr) => Some(serve_admin(addr, app.state.clone(), shutdown.clone()).await?),
+        None => None,
+    };
     tracing::info!(address = %listener.local_addr()?, "radscore listening");
     let token = shutdown.clone();
-    axum::serve(listener, radscore::api::router(app.state))
+    let router = radscore::api::router_with(app.state, admin.is_none());
+    axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             wait_for_signal().await;
             token.cancel();
@@ -370,7 +453,28 @@ async fn serve(config: Config, bind: String, no_workers: bool) -> anyhow::Result
     if let Some(w) = workers {
         w.await.context("worker pool")?;
     }
+    if let Some(a) = admin {
+        a.await.context("admin server")??;
+    }
     Ok(())
+}
+
+/// Serve the probes and metrics on `addr` until `shutdown`.
+async fn serve_admin(
+    addr: &str,
+    state: radscore::api::AppState,
+    shutdown: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<std::io::Result<()>>> {
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding the admin address {addr}"))?;
+    tracing::info!(address = %listener.local_addr()?, "admin endpoints listening");
+    let router = radscore::api::admin_router(state);
+    Ok(tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(async move { shutdown.cancelled().await })
+            .await
+    }))
 }
 
 async fn work(config: Config) -> anyhow::Result<()> {
@@ -438,6 +542,100 @@ fn healthcheck(bind: &str) -> anyhow::Result<()> {
         bail!("GET http://{addr}/healthz answered status {status}");
     }
     print_stdout("ok")
+}
+
+/// `radscore keys create|revoke|list`.
+async fn keys(database_url: &str, action: KeysCommand) -> anyhow::Result<()> {
+    let db = radscore::store::Db::connect(database_url).await?;
+    match action {
+        KeysCommand::Create {
+            tenant,
+            name,
+            admin,
+        } => {
+            let (row, key) =
+                radscore::api::auth::create_key(&db, &tenant, name.as_deref(), admin).await?;
+            eprintln!(
+                "created key {} for tenant '{}'{}; it is shown once, store it now",
+                row.id,
+                row.tenant_id,
+                if admin { " (admin)" } else { "" }
+            );
+            print_stdout(&key)
+        }
+        KeysCommand::Revoke { id } => {
+            if !db.revoke_api_key(&id, radscore::store::now_ms()).await? {
+                bail!("no active key with id '{id}'");
+            }
+            eprintln!("revoked key {id}");
+            Ok(())
+        }
+        KeysCommand::List => {
+            let mut lines = vec!["id\ttenant\tstatus\tadmin\tname\tcreated_at".to_string()];
+            for k in db.api_keys().await? {
+                let status = if k.revoked_at_ms.is_some() {
+                    "revoked"
+                } else {
+                    "active"
+                };
+                lines.push(format!(
+                    "{}\t{}\t{status}\t{}\t{}\t{}",
+                    k.id,
+                    k.tenant_id,
+                    if k.admin { "admin" } else { "-" },
+                    k.name.as_deref().unwrap_or("-"),
+                    rfc3339(k.created_at_ms),
+                ));
+            }
+            print_stdout(&lines.join("\n"))
+        }
+    }
+}
+
+/// `radscore audit export`: JSON lines, oldest first.
+async fn audit_export(
+    database_url: &str,
+    tenant: Option<String>,
+    since: Option<String>,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let since_ms = match since.as_deref() {
+        None => None,
+        Some(text) => Some(
+            radscore::api::audit::parse_rfc3339_ms(text)
+                .with_context(|| format!("--since '{text}' is not an RFC 3339 time"))?,
+        ),
+    };
+    let db = radscore::store::Db::connect(database_url).await?;
+    let events = db.audit_events(tenant.as_deref(), since_ms).await?;
+    let mut text = String::new();
+    for event in &events {
+        text.push_str(&radscore::api::audit::event_json(event).to_string());
+        text.push('\n');
+    }
+    match out {
+        Some(path) => {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+        }
+        None => {
+            use std::io::Write;
+            match std::io::stdout().lock().write_all(text.as_bytes()) {
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+                other => Ok(other?),
+            }
+        }
+    }
+}
+
+/// Epoch milliseconds as RFC 3339 (UTC).
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }
 
 /// SIGINT or SIGTERM.

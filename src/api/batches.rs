@@ -8,6 +8,8 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
+use super::audit::audit_caller;
+use super::auth::{Caller, Tenant};
 use super::jobs::{bounded_array, check_references, parse_job_request, read_json_request};
 use super::{ApiResult, AppState, Problem};
 use crate::store::{BatchRow, JobRow, NewJob, now_ms};
@@ -24,15 +26,17 @@ const JOB_STATES: [&str; 5] = ["queued", "running", "succeeded", "failed", "canc
 #[tracing::instrument(skip_all, fields(batch_id = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     req: Request,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    let tenant = caller.tenant.as_str();
     let (idempotency_key, doc) = read_json_request(&state, req).await?;
     let requests = parse_batch(&doc)?;
     let mut checked = HashSet::new();
     for (i, request) in requests.iter().enumerate() {
         let pair = (request.series_id.clone(), request.segmentation_id.clone());
         if checked.insert(pair) || request.model.is_some() || request.model_id.is_some() {
-            check_references(&state, request)
+            check_references(&state, tenant, request)
                 .await
                 .map_err(|p| in_job(i, p))?;
         }
@@ -40,7 +44,7 @@ pub async fn create(
     let request_json = serde_json::to_string(&requests).map_err(|e| Problem::internal(&e))?;
     // A client retry is answered from the stored batch, even when the queue is full now.
     if let Some(key) = &idempotency_key
-        && let Some(previous) = state.db.batch_by_key(key).await?
+        && let Some(previous) = state.db.batch_by_key(tenant, key).await?
     {
         return replay(&state, previous, &request_json).await;
     }
@@ -52,6 +56,7 @@ pub async fn create(
     for request in &requests {
         jobs.push(NewJob {
             id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant.to_string(),
             series_id: request.series_id.clone(),
             segmentation_id: request.segmentation_id.clone(),
             request: serde_json::to_string(request).map_err(|e| Problem::internal(&e))?,
@@ -60,6 +65,7 @@ pub async fn create(
     }
     let batch = BatchRow {
         id: batch_id,
+        tenant_id: tenant.to_string(),
         idempotency_key,
         request: request_json,
         job_count: i64::try_from(jobs.len()).unwrap_or(i64::MAX),
@@ -71,6 +77,8 @@ pub async fn create(
     }
     state.job_enqueued.notify_waiters();
     tracing::info!(jobs = jobs.len(), "batch queued");
+    let detail = json!({ "jobs": jobs.len() });
+    audit_caller(&state, &caller, "batch.create", "batch", &batch.id, detail).await?;
     accepted(&state, &batch).await
 }
 
@@ -99,7 +107,7 @@ async fn accepted(
     state: &AppState,
     stored: &BatchRow,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
-    let rows = state.db.batch_jobs(&stored.id).await?;
+    let rows = state.db.batch_jobs(&stored.tenant_id, &stored.id).await?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/batches/{}", stored.id).parse() {
         headers.insert(header::LOCATION, v);
@@ -112,13 +120,17 @@ async fn accepted(
 }
 
 /// `GET /v1/batches/{id}`: counts by state, overall progress and a link per job.
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let batch = state
         .db
-        .batch(&id)
+        .batch(&tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("batch", &id))?;
-    let rows = state.db.batch_jobs(&id).await?;
+    let rows = state.db.batch_jobs(&tenant, &id).await?;
     Ok(Json(batch_json(&batch, &rows)))
 }
 

@@ -8,23 +8,28 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
+use super::audit::audit_caller;
+use super::auth::Caller;
 use super::jobs::rfc3339;
 use super::series::clip;
 use super::{ApiResult, AppState, Problem};
 use crate::jobs::retention::delete_upload;
 use crate::store::{Deletion, DeletionReason, Tombstone, UploadKind};
 
-// LIMITATION: until tenancy lands every object belongs to the tenant 'default'.
-pub(super) const DEFAULT_TENANT: &str = "default";
-
-/// Delete `id` of `kind` for a `DELETE` request: 204, or 404 / 409 / 410.
+/// Delete the caller's `id` of `kind` for a `DELETE` request: 204, or 404 (also for
+/// another tenant's id) / 409 / 410. Audited as `delete.series` / `delete.segmentation`.
 #[tracing::instrument(skip_all, fields(kind = kind.as_str(), id = %clip(id)))]
-pub async fn delete(state: &AppState, kind: UploadKind, id: &str) -> ApiResult<Response> {
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    kind: UploadKind,
+    id: &str,
+) -> ApiResult<Response> {
     let deletion = delete_upload(
         &state.db,
         &state.blobs,
         kind,
-        Some(DEFAULT_TENANT),
+        Some(&caller.tenant),
         id,
         DeletionReason::Deleted,
     )
@@ -32,6 +37,12 @@ pub async fn delete(state: &AppState, kind: UploadKind, id: &str) -> ApiResult<R
     match deletion {
         Deletion::Deleted(removed) => {
             tracing::info!(uploads = removed.len(), "upload deleted");
+            let action = match kind {
+                UploadKind::Series => "delete.series",
+                UploadKind::Segmentation => "delete.segmentation",
+            };
+            let detail = serde_json::json!({ "uploads_removed": removed.len() });
+            audit_caller(state, caller, action, kind.as_str(), id, detail).await?;
             Ok(StatusCode::NO_CONTENT.into_response())
         }
         Deletion::Gone(tombstone) => Err(gone(kind, id, &tombstone)),
@@ -85,9 +96,10 @@ pub fn gone(kind: UploadKind, id: &str, tombstone: &Tombstone) -> Problem {
     .with("reason", tombstone.reason.as_str())
 }
 
-/// The problem for an id that names no live upload: 410 when it was deleted, else 404.
-pub async fn missing(state: &AppState, kind: UploadKind, id: &str) -> Problem {
-    match state.db.tombstone(kind, Some(DEFAULT_TENANT), id).await {
+/// The problem for an id that names no live upload of `tenant`: 410 when the tenant
+/// deleted it, else 404.
+pub async fn missing(state: &AppState, tenant: &str, kind: UploadKind, id: &str) -> Problem {
+    match state.db.tombstone(kind, Some(tenant), id).await {
         Ok(Some(t)) => gone(kind, id, &t),
         Ok(None) => Problem::not_found(kind.as_str(), id),
         Err(e) => e.into(),

@@ -9,6 +9,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use super::audit::audit_caller;
+use super::auth::{Caller, Tenant};
 use super::series::clip;
 use super::{ApiResult, AppState, Problem};
 use crate::features::Location;
@@ -24,14 +26,19 @@ pub const MAX_LESIONS_PER_JOB: usize = 1000;
 
 /// `POST /v1/jobs` with `{series_id, segmentation_id, lesions: [{label, location}], model?}`.
 #[tracing::instrument(skip_all, fields(job_id = tracing::field::Empty))]
-pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
+    let tenant = caller.tenant.as_str();
     let (idempotency_key, doc) = read_json_request(&state, req).await?;
     let request = parse_job_request(&doc)?;
-    check_references(&state, &request).await?;
+    check_references(&state, tenant, &request).await?;
     let request_json = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
     // A client retry is answered from the stored job, even when the queue is full now.
     if let Some(key) = &idempotency_key
-        && let Some(previous) = state.db.job_by_key(key).await?
+        && let Some(previous) = state.db.job_by_key(tenant, key).await?
     {
         return replay(previous, &request_json);
     }
@@ -43,6 +50,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
         .db
         .insert_job(&NewJob {
             id: id.clone(),
+            tenant_id: tenant.to_string(),
             series_id: request.series_id.clone(),
             segmentation_id: request.segmentation_id.clone(),
             request: request_json.clone(),
@@ -54,10 +62,16 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
     }
     state.job_enqueued.notify_waiters();
     tracing::info!(lesions = request.lesions.len(), "job queued");
+    let detail = json!({
+        "series_id": request.series_id,
+        "segmentation_id": request.segmentation_id,
+        "lesions": request.lesions.len(),
+    });
+    audit_caller(&state, &caller, "job.create", "job", &id, detail).await?;
 
     let row = state
         .db
-        .job(&id)
+        .job(tenant, &id)
         .await?
         .ok_or_else(|| Problem::internal(&"job vanished after insert"))?;
     let mut headers = HeaderMap::new();
@@ -71,7 +85,7 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
 pub const QUEUE_FULL_RETRY_AFTER_S: u64 = 30;
 
 /// 429 with `Retry-After` when the queue already holds the configured maximum.
-// LIMITATION: one global queue bound; per-tenant bounds come with tenants (issue #8).
+// LIMITATION: one queue bound shared by every tenant; a busy tenant can fill it for all.
 async fn check_backpressure(state: &AppState) -> ApiResult<()> {
     let queued = state.db.queued_jobs().await?;
     if u64::try_from(queued).unwrap_or(0) >= state.limits.max_queued_jobs {
@@ -152,11 +166,12 @@ fn replay(previous: JobRow, request_json: &str) -> ApiResult<(StatusCode, Header
 // gone and drops the result.
 pub async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let (cancelled, row) = state
         .db
-        .cancel_job(&id)
+        .cancel_job(&caller.tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("job", &id))?;
     if !cancelled {
@@ -168,31 +183,57 @@ pub async fn cancel(
         ));
     }
     tracing::info!(job_id = %id, "job cancelled");
+    audit_caller(&state, &caller, "job.cancel", "job", &row.id, json!({})).await?;
     Ok(Json(job_json(&row)))
 }
 
-/// `GET /v1/jobs/{id}`: status and progress.
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+/// `GET /v1/jobs/{id}`: status, progress and the delivery of its report.
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let row = state
         .db
-        .job(&id)
+        .job(&tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("job", &id))?;
-    Ok(Json(job_json(&row)))
+    Ok(Json(job_document(&state, &row).await?))
+}
+
+/// The status document of a job with its `delivery` (DICOMweb push of the report: `null`
+/// when none was made).
+pub async fn job_document(state: &AppState, row: &JobRow) -> ApiResult<Value> {
+    let mut doc = job_json(row);
+    let delivery = state.db.delivery(&row.id).await?.map(|d| {
+        json!({
+            "status": d.status,
+            "destination": d.destination,
+            "attempts": d.attempts,
+            "last_error": d.last_error,
+            "updated_at": rfc3339(Some(d.updated_at_ms)),
+        })
+    });
+    if let Some(obj) = doc.as_object_mut() {
+        obj.insert("delivery".into(), delivery.unwrap_or(Value::Null));
+    }
+    Ok(doc)
 }
 
 /// `GET /v1/jobs/{id}/result`: the per-lesion result once the job succeeded.
 pub async fn result(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let row = state
         .db
-        .job(&id)
+        .job(&caller.tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("job", &id))?;
     match (row.status.as_str(), &row.result) {
         ("succeeded", Some(result)) => {
+            audit_caller(&state, &caller, "result.read", "job", &row.id, json!({})).await?;
             Ok(([(header::CONTENT_TYPE, "application/json")], result.clone()))
         }
         ("cancelled", _) => Err(Problem::new(
@@ -299,13 +340,20 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
     })
 }
 
-pub(super) async fn check_references(state: &AppState, req: &JobRequest) -> ApiResult<()> {
-    if state.db.series(&req.series_id).await?.is_none() {
-        return Err(unknown_reference(state, UploadKind::Series, &req.series_id).await);
+/// The series and segmentation of a job request exist in `tenant` and belong together,
+/// and the model is served here (422 otherwise).
+pub(super) async fn check_references(
+    state: &AppState,
+    tenant: &str,
+    req: &JobRequest,
+) -> ApiResult<()> {
+    if state.db.series(tenant, &req.series_id).await?.is_none() {
+        let kind = UploadKind::Series;
+        return Err(unknown_reference(state, tenant, kind, &req.series_id).await);
     }
-    let Some(seg) = state.db.segmentation(&req.segmentation_id).await? else {
+    let Some(seg) = state.db.segmentation(tenant, &req.segmentation_id).await? else {
         let kind = UploadKind::Segmentation;
-        return Err(unknown_reference(state, kind, &req.segmentation_id).await);
+        return Err(unknown_reference(state, tenant, kind, &req.segmentation_id).await);
     };
     if seg.series_id != req.series_id {
         return Err(Problem::unprocessable(
@@ -349,13 +397,14 @@ async fn check_model(state: &AppState, req: &JobRequest) -> ApiResult<()> {
 
 /// 422 for a request that names a series or segmentation that does not exist, or that
 /// was deleted (the detail then says when and why).
-pub(super) async fn unknown_reference(state: &AppState, kind: UploadKind, id: &str) -> Problem {
+pub(super) async fn unknown_reference(
+    state: &AppState,
+    tenant: &str,
+    kind: UploadKind,
+    id: &str,
+) -> Problem {
     let field = format!("{}_id", kind.as_str());
-    let (slug, title, detail) = match state
-        .db
-        .tombstone(kind, Some(super::deletion::DEFAULT_TENANT), id)
-        .await
-    {
+    let (slug, title, detail) = match state.db.tombstone(kind, Some(tenant), id).await {
         Ok(Some(t)) => {
             let gone = super::deletion::gone(kind, id, &t);
             let slug = match kind {
@@ -422,6 +471,8 @@ pub fn job_json(row: &JobRow) -> Value {
         "started_at": rfc3339(row.started_at_ms),
         "finished_at": rfc3339(row.finished_at_ms),
         "result_url": (row.status == "succeeded").then(|| format!("/v1/jobs/{}/result", row.id)),
+        "report_url": (row.status == "succeeded")
+            .then(|| format!("/v1/jobs/{}/result.dcm", row.id)),
     })
 }
 

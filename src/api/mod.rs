@@ -1,20 +1,25 @@
 //! The HTTP API (axum): routes, upload extraction and problem+json errors.
 //!
 //! The router below is the table of every route; `openapi.yaml` documents the same set and
-//! a test checks that the two agree.
+//! a test checks that the two agree. Every route but `/healthz`, `/readyz` and `/metrics`
+//! sits behind [`auth::authenticate`] (API key → tenant).
 
 // `Problem` carries its extra members inline; an error is built once per failed request,
 // so its size does not matter.
 #![allow(clippy::result_large_err)]
 
+pub mod audit;
+pub mod auth;
 pub mod batches;
 pub mod deletion;
+pub mod events;
 pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod models;
 pub mod problem;
 pub mod related;
+pub mod report;
 pub mod segmentations;
 pub mod series;
 pub mod stow;
@@ -25,6 +30,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
+use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
@@ -55,6 +61,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// Request timeout and CORS allow-list.
     pub http: HttpPolicy,
+    /// Authentication mode and per-key rate limits.
+    pub auth: Arc<auth::Auth>,
 }
 
 /// Cross-cutting HTTP limits of the router.
@@ -71,15 +79,19 @@ pub struct HttpPolicy {
 /// Every route of the service, one per line, then the cross-cutting layers: body limit,
 /// request timeouts and CORS ([`limits::apply`]), request ids and tracing.
 pub fn router(state: AppState) -> Router {
+    router_with(state, true)
+}
+
+/// The service's routes; without `probes`, `/healthz`, `/readyz` and `/metrics` are left
+/// out (they are served on the admin address instead, see [`admin_router`]).
+pub fn router_with(state: AppState, probes: bool) -> Router {
     let body_limit = usize::try_from(state.limits.max_body_bytes).unwrap_or(usize::MAX);
     // Uploads are decoded in memory: bound how many run at once (others wait their turn).
     let uploads = GlobalConcurrencyLimitLayer::new(state.limits.max_concurrent_uploads.max(1));
-    // The route table, one route per line (tests/api/openapi.rs reads it).
+    // The route table, one route per line (tests/api/openapi.rs reads it); every route
+    // here needs an API key (the probes and metrics are in `public_routes`).
     #[rustfmt::skip]
-    let routes = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(health::metrics))
+    let protected = Router::new()
         .route("/openapi.yaml", get(health::openapi))
         .route("/v1/series", post(series::create).layer(uploads.clone()))
         .route("/v1/series/{id}", get(series::get).delete(series::delete))
@@ -92,25 +104,62 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/jobs", post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/result", get(jobs::result))
+        .route("/v1/jobs/{id}/result.dcm", get(report::result_dcm))
+        .route("/v1/jobs/{id}/events", get(events::job_events))
         .route("/v1/models", get(models::list).post(models::create))
         .route("/v1/models/{id}", get(models::get))
         .route("/v1/models/{id}/activate", post(models::activate))
         .route("/v1/models/{id}/deactivate", post(models::deactivate))
         .route("/v1/compliance", get(health::compliance))
+        .route("/v1/audit", get(audit::list))
+        .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
+    let public = if probes {
+        public_routes()
+    } else {
+        Router::new()
+    };
+    let routes = Router::new()
+        .merge(public)
+        .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit));
     limits::apply(routes, &state.http)
         .layer(PropagateRequestIdLayer::x_request_id())
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            let request_id = req
-                .headers()
-                .get("x-request-id")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("-");
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path(), request_id)
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                let request_id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!(
+                    "http",
+                    method = %req.method(),
+                    path = %req.uri().path(),
+                    request_id,
+                    tenant = tracing::field::Empty
+                )
+            }),
+        )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The routes that need no credential: probes and metrics, for load balancers and
+/// Prometheus (bind them to a private network).
+pub fn public_routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+}
+
+/// The probes and metrics alone, for a separate admin address (`RADSCORE_ADMIN_ADDR`).
+pub fn admin_router(state: AppState) -> Router {
+    public_routes()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
 }
 

@@ -17,6 +17,8 @@ use super::upload::read_multipart;
 use super::{ApiResult, AppState, Problem};
 use crate::jobs::RegistryError;
 use crate::model::ModelError;
+// LIMITATION: the registry is not yet per tenant: every tenant's key reads and changes the
+// registry of tenant 'default' (where the bundled model is registered and jobs resolve).
 use crate::store::{DEFAULT_TENANT, ModelRow};
 
 /// Multipart field holding the ONNX graph.

@@ -28,6 +28,8 @@ pub struct Problem {
     pub extra: serde_json::Map<String, serde_json::Value>,
     /// Seconds for a `Retry-After` header (429, 503).
     pub retry_after_s: Option<u64>,
+    /// The `WWW-Authenticate` challenge of a 401.
+    pub www_authenticate: Option<HeaderValue>,
 }
 
 #[derive(Serialize)]
@@ -56,6 +58,7 @@ impl Problem {
             detail: detail.into(),
             extra: serde_json::Map::new(),
             retry_after_s: None,
+            www_authenticate: None,
         }
     }
 
@@ -117,6 +120,10 @@ impl IntoResponse for Problem {
         if let Some(seconds) = self.retry_after_s {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if let Some(challenge) = self.www_authenticate {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         resp
     }

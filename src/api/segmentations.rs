@@ -8,6 +8,8 @@ use bytes::Bytes;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::audit::audit_caller;
+use super::auth::{Caller, Tenant};
 use super::series::{dicom_problem, unsupported_media};
 use super::upload::{media_type, read_multipart};
 use super::{ApiResult, AppState, Problem};
@@ -30,6 +32,7 @@ pub struct CreateQuery {
 #[tracing::instrument(skip_all, fields(series_id = tracing::field::Empty, segmentation_id = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<CreateQuery>,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
@@ -63,10 +66,12 @@ pub async fn create(
         .increment(bytes.len() as u64);
     tracing::Span::current().record("series_id", series_id.as_str());
 
-    let Some(series) = state.db.series(&series_id).await? else {
-        return Err(super::jobs::unknown_reference(&state, UploadKind::Series, &series_id).await);
+    let Some(series) = state.db.series(&caller.tenant, &series_id).await? else {
+        let kind = UploadKind::Series;
+        let problem = super::jobs::unknown_reference(&state, &caller.tenant, kind, &series_id);
+        return Err(problem.await);
     };
-    let row = create_from_bytes(&state, &series, file_name, bytes).await?;
+    let row = create_from_bytes(&state, &caller, &series, file_name, bytes).await?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/segmentations/{}", row.id).parse() {
         headers.insert(header::LOCATION, v);
@@ -74,9 +79,11 @@ pub async fn create(
     Ok((StatusCode::CREATED, headers, Json(segmentation_json(&row)?)))
 }
 
-/// Read a segmentation onto `series`' grid and store it (also used by STOW-RS).
+/// Read a segmentation onto `series`' grid and store it under the series' tenant, audited
+/// as the caller's upload (also used by STOW-RS).
 pub(super) async fn create_from_bytes(
     state: &AppState,
+    caller: &Caller,
     series: &crate::store::SeriesRow,
     file_name: Option<String>,
     bytes: Bytes,
@@ -99,19 +106,37 @@ pub(super) async fn create_from_bytes(
 
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("segmentation_id", id.as_str());
-    let row = store_segmentation(state, &id, &series.id, format, file_name, bytes, &seg).await?;
+    let row = store_segmentation(state, &id, series, format, file_name, bytes, &seg).await?;
     tracing::info!(
         lesions = seg.lesions.len(),
         format = format.as_str(),
         "segmentation stored"
     );
+    let detail = json!({
+        "series_id": series.id, "format": format.as_str(), "lesions": seg.lesions.len()
+    });
+    audit_caller(
+        state,
+        caller,
+        "segmentation.upload",
+        "segmentation",
+        &id,
+        detail,
+    )
+    .await?;
     Ok(row)
 }
 
-/// `GET /v1/segmentations/{id}`; 410 Gone for a deleted or purged segmentation.
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let Some(row) = state.db.segmentation(&id).await? else {
-        return Err(super::deletion::missing(&state, UploadKind::Segmentation, &id).await);
+/// `GET /v1/segmentations/{id}`; 410 Gone for a deleted or purged segmentation of the
+/// tenant.
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let Some(row) = state.db.segmentation(&tenant, &id).await? else {
+        let kind = UploadKind::Segmentation;
+        return Err(super::deletion::missing(&state, &tenant, kind, &id).await);
     };
     Ok(Json(segmentation_json(&row)?))
 }
@@ -120,9 +145,10 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 /// [`super::deletion`]).
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::response::Response> {
-    super::deletion::delete(&state, UploadKind::Segmentation, &id).await
+    super::deletion::delete(&state, &caller, UploadKind::Segmentation, &id).await
 }
 
 fn from_multipart(
@@ -162,7 +188,7 @@ fn from_multipart(
 async fn store_segmentation(
     state: &AppState,
     id: &str,
-    series_id: &str,
+    series: &crate::store::SeriesRow,
     format: SegmentationFormat,
     file_name: Option<String>,
     bytes: Bytes,
@@ -185,7 +211,8 @@ async fn store_segmentation(
         .collect();
     let row = SegmentationRow {
         id: id.into(),
-        series_id: series_id.into(),
+        tenant_id: series.tenant_id.clone(),
+        series_id: series.id.clone(),
         format: format.as_str().into(),
         file_name,
         blob_key: blob_key.clone(),

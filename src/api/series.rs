@@ -6,6 +6,8 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
+use super::audit::audit_caller;
+use super::auth::{Caller, Tenant};
 use super::upload::{media_type, parts_to_files, read_multipart};
 use super::{ApiResult, AppState, Problem};
 use crate::dicom::{self, AssembledSeries, InputFile};
@@ -14,7 +16,11 @@ use crate::store::{SeriesRow, UploadKind, now_ms};
 
 /// `POST /v1/series`: a series as `application/zip` or `multipart/form-data`.
 #[tracing::instrument(skip_all, fields(series_id = tracing::field::Empty, series_uid = tracing::field::Empty))]
-pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<impl IntoResponse> {
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<impl IntoResponse> {
     let limits = state.limits;
     limits.check_declared_length(&req)?;
     let files = match media_type(&req).as_str() {
@@ -61,8 +67,10 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
     let span = tracing::Span::current();
     span.record("series_id", id.as_str());
     span.record("series_uid", assembled.series_uid.as_str());
-    let row = store_series(&state, &id, &files, &assembled).await?;
+    let row = store_series(&state, &caller.tenant, &id, &files, &assembled).await?;
     tracing::info!(instances = assembled.instance_count, "series stored");
+    let detail = json!({ "instances": assembled.instance_count, "via": "api" });
+    audit_caller(&state, &caller, "series.upload", "series", &id, detail).await?;
 
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/series/{id}").parse() {
@@ -71,10 +79,14 @@ pub async fn create(State(state): State<AppState>, req: Request) -> ApiResult<im
     Ok((StatusCode::CREATED, headers, Json(series_json(&row)?)))
 }
 
-/// `GET /v1/series/{id}`; 410 Gone for a deleted or purged series.
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
-    let Some(row) = state.db.series(&id).await? else {
-        return Err(super::deletion::missing(&state, UploadKind::Series, &id).await);
+/// `GET /v1/series/{id}`; 410 Gone for a deleted or purged series of the tenant.
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let Some(row) = state.db.series(&tenant, &id).await? else {
+        return Err(super::deletion::missing(&state, &tenant, UploadKind::Series, &id).await);
     };
     Ok(Json(series_json(&row)?))
 }
@@ -83,14 +95,17 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
 /// them (see [`super::deletion`]).
 pub async fn delete(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<axum::response::Response> {
-    super::deletion::delete(&state, UploadKind::Series, &id).await
+    super::deletion::delete(&state, &caller, UploadKind::Series, &id).await
 }
 
-/// Store the instance files, then the row; roll the blobs back if the row fails.
+/// Store the instance files, then the row of `tenant`; roll the blobs back if the row
+/// fails.
 pub(super) async fn store_series(
     state: &AppState,
+    tenant: &str,
     id: &str,
     files: &[InputFile],
     assembled: &AssembledSeries,
@@ -104,6 +119,7 @@ pub(super) async fn store_series(
     }
     let row = SeriesRow {
         id: id.to_string(),
+        tenant_id: tenant.to_string(),
         series_uid: assembled.series_uid.clone(),
         frame_of_reference_uid: assembled.frame_of_reference_uid.clone(),
         instance_count: i64::try_from(assembled.instance_count).unwrap_or(i64::MAX),

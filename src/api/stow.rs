@@ -18,6 +18,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
+use super::audit::audit_caller;
+use super::auth::Caller;
 use super::related::{self, APPLICATION_DICOM, RelatedError, RelatedLimits, RelatedPart};
 use super::{ApiResult, AppState, Problem};
 use crate::dicom::{self, InputFile, InstanceIdentity};
@@ -51,18 +53,23 @@ const ERROR_COMMENT: &str = "00000902";
 
 /// `POST /studies`.
 #[tracing::instrument(skip_all)]
-pub async fn store(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
-    store_instances(state, None, req).await
+pub async fn store(
+    State(state): State<AppState>,
+    caller: Caller,
+    req: Request,
+) -> ApiResult<Response> {
+    store_instances(state, caller, None, req).await
 }
 
 /// `POST /studies/{study}`: instances of another study fail with 0xA900.
 #[tracing::instrument(skip_all)]
 pub async fn store_in_study(
     State(state): State<AppState>,
+    caller: Caller,
     Path(study): Path<String>,
     req: Request,
 ) -> ApiResult<Response> {
-    store_instances(state, Some(dicom::sanitize_uid(&study)), req).await
+    store_instances(state, caller, Some(dicom::sanitize_uid(&study)), req).await
 }
 
 /// One pushed instance on its way through.
@@ -80,6 +87,7 @@ struct Outcomes {
 
 async fn store_instances(
     state: AppState,
+    caller: Caller,
     study: Option<String>,
     req: Request,
 ) -> ApiResult<Response> {
@@ -93,10 +101,10 @@ async fn store_instances(
     let mut outcomes = Outcomes::default();
     let (ct, segs) = sort_parts(parts, study.as_deref(), &mut outcomes).await?;
     for (series_uid, instances) in ct {
-        store_ct_series(&state, &series_uid, instances, &mut outcomes).await?;
+        store_ct_series(&state, &caller, &series_uid, instances, &mut outcomes).await?;
     }
     for seg in segs {
-        store_segmentation(&state, seg, &mut outcomes).await?;
+        store_segmentation(&state, &caller, seg, &mut outcomes).await?;
     }
     tracing::info!(
         stored = outcomes.stored.len(),
@@ -230,6 +238,7 @@ fn identify_part(name: &str, part: &RelatedPart) -> Result<InstanceIdentity, Par
 /// Assemble and store one pushed CT series; its instances are stored or fail together.
 async fn store_ct_series(
     state: &AppState,
+    caller: &Caller,
     series_uid: &str,
     instances: Vec<Pushed>,
     outcomes: &mut Outcomes,
@@ -245,8 +254,10 @@ async fn store_ct_series(
     match assembled {
         Ok(assembled) => {
             let id = uuid::Uuid::now_v7().to_string();
-            super::series::store_series(state, &id, &files, &assembled).await?;
+            super::series::store_series(state, &caller.tenant, &id, &files, &assembled).await?;
             tracing::info!(series_id = %id, series_uid, "STOW-RS series stored");
+            let detail = json!({ "instances": assembled.instance_count, "via": "stow-rs" });
+            audit_caller(state, caller, "series.upload", "series", &id, detail).await?;
             let url = format!("/v1/series/{id}");
             outcomes
                 .stored
@@ -267,12 +278,13 @@ async fn store_ct_series(
 /// Store one pushed segmentation on the series it references.
 async fn store_segmentation(
     state: &AppState,
+    caller: &Caller,
     seg: Pushed,
     outcomes: &mut Outcomes,
 ) -> ApiResult<()> {
     let Pushed { file, identity } = seg;
     let referenced = identity.referenced_series_uid.clone().unwrap_or_default();
-    let Some(series) = state.db.series_by_uid(&referenced).await? else {
+    let Some(series) = state.db.series_by_uid(&caller.tenant, &referenced).await? else {
         let comment = format!(
             "{}: the referenced series '{referenced}' has not been stored; push the CT first \
              or in the same request",
@@ -281,8 +293,15 @@ async fn store_segmentation(
         outcomes.failed.push((identity, DOES_NOT_MATCH, comment));
         return Ok(());
     };
-    match super::segmentations::create_from_bytes(state, &series, Some(file.name), file.bytes).await
-    {
+    let stored = super::segmentations::create_from_bytes(
+        state,
+        caller,
+        &series,
+        Some(file.name),
+        file.bytes,
+    )
+    .await;
+    match stored {
         Ok(row) => {
             let url = format!("/v1/segmentations/{}", row.id);
             outcomes.stored.push((identity, url));

@@ -4,7 +4,9 @@
 //!
 //! The job table in [`crate::store`] is the queue (see its docs for lease semantics).
 
+pub mod delivery;
 pub mod registry;
+pub mod report;
 pub mod result;
 pub mod retention;
 pub mod retry;

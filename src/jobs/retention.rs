@@ -91,6 +91,8 @@ async fn remove_blobs(
     Ok(())
 }
 
+// LIMITATION: retention purges are logged and counted but not written to the audit log
+// (DELETE requests are); auditing them needs the purged object's tenant from the store.
 /// One purge pass at `now_ms`: retry pending blob removals, then delete the uploads older
 /// than `period` (none when `period` is `None`).
 ///

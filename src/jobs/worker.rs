@@ -65,6 +65,8 @@ pub struct JobContext {
     /// Signalled when a job is enqueued, so idle workers wake at once.
     pub job_enqueued: Arc<Notify>,
     pub queue: QueueConfig,
+    /// Where succeeded jobs' reports are pushed (DICOMweb STOW-RS), when configured.
+    pub push: Option<Arc<super::delivery::Pusher>>,
 }
 
 /// Run `size` workers, and the retention task, until `shutdown` is cancelled; in-flight
@@ -145,7 +147,7 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
             Ok(result) => match serde_json::to_string(result) {
                 Ok(json) => (
                     "succeeded",
-                    ctx.db.finish_job(&job.id, worker_id, Ok(&json)).await,
+                    finish_with_delivery(ctx, &job.id, worker_id, &json).await,
                 ),
                 Err(e) => {
                     let reason = format!("the result could not be serialised: {e}");
@@ -189,13 +191,39 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
         metrics::histogram!("radscore_job_duration_seconds", "status" => status).record(seconds);
         metrics::counter!("radscore_jobs_finished_total", "status" => status).increment(1);
         match stored {
-            Ok(true) => tracing::info!(status, duration_s = seconds, "job finished"),
+            Ok(true) => {
+                tracing::info!(status, duration_s = seconds, "job finished");
+                if let (Some(push), "succeeded") = (&ctx.push, status) {
+                    // LIMITATION: a delivery cut off by a process exit stays `pending`; it
+                    // is not resumed (the result itself is stored and can be fetched).
+                    tokio::spawn(push.clone().deliver(
+                        ctx.db.clone(),
+                        ctx.blobs.clone(),
+                        job.tenant_id.clone(),
+                        job.id.clone(),
+                    ));
+                }
+            }
             Ok(false) => tracing::warn!("lease lost before completion; result discarded"),
             Err(e) => tracing::error!(error.message = %e, "storing the job outcome failed"),
         }
     }
     .instrument(span)
     .await;
+}
+
+/// Store a succeeded job's result; with a push destination, its delivery is recorded as
+/// pending first, so whoever sees the job succeeded also sees the delivery to come.
+async fn finish_with_delivery(
+    ctx: &JobContext,
+    job_id: &str,
+    worker_id: &str,
+    result_json: &str,
+) -> Result<bool, crate::store::StoreError> {
+    if let Some(push) = &ctx.push {
+        ctx.db.insert_delivery(job_id, push.destination()).await?;
+    }
+    ctx.db.finish_job(job_id, worker_id, Ok(result_json)).await
 }
 
 async fn heartbeat(
@@ -231,14 +259,15 @@ async fn run_job(
 ) -> Result<JobResult, JobError> {
     let request: JobRequest =
         serde_json::from_str(&job.request).map_err(|e| JobError::Request(e.to_string()))?;
-    let series_row =
-        ctx.db.series(&job.series_id).await?.ok_or_else(|| {
-            JobError::Series(format!("series {} no longer exists", job.series_id))
-        })?;
+    let series_row = ctx
+        .db
+        .series(&job.tenant_id, &job.series_id)
+        .await?
+        .ok_or_else(|| JobError::Series(format!("series {} no longer exists", job.series_id)))?;
     tracing::Span::current().record("series_uid", series_row.series_uid.as_str());
     let seg_row = ctx
         .db
-        .segmentation(&job.segmentation_id)
+        .segmentation(&job.tenant_id, &job.segmentation_id)
         .await?
         .ok_or_else(|| {
             JobError::Segmentation(format!(

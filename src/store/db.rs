@@ -102,33 +102,45 @@ pub trait Database: Send + Sync {
     /// Insert a series row.
     async fn insert_series(&self, row: &SeriesRow) -> Result<(), StoreError>;
 
-    /// A series by id.
-    async fn series(&self, id: &str) -> Result<Option<SeriesRow>, StoreError>;
+    /// A series of `tenant` by id (`None` for another tenant's series, as for a missing one).
+    async fn series(&self, tenant: &str, id: &str) -> Result<Option<SeriesRow>, StoreError>;
 
-    /// The most recently stored series with this SeriesInstanceUID (STOW-RS binds a pushed
-    /// segmentation to the series it references by UID).
-    async fn series_by_uid(&self, series_uid: &str) -> Result<Option<SeriesRow>, StoreError>;
+    /// The most recently stored series of `tenant` with this SeriesInstanceUID (STOW-RS
+    /// binds a pushed segmentation to the series it references by UID).
+    async fn series_by_uid(
+        &self,
+        tenant: &str,
+        series_uid: &str,
+    ) -> Result<Option<SeriesRow>, StoreError>;
 
     /// Insert a segmentation row.
     async fn insert_segmentation(&self, row: &SegmentationRow) -> Result<(), StoreError>;
 
-    /// A segmentation by id.
-    async fn segmentation(&self, id: &str) -> Result<Option<SegmentationRow>, StoreError>;
+    /// A segmentation of `tenant` by id.
+    async fn segmentation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<SegmentationRow>, StoreError>;
 
-    /// Enqueue a job. With an idempotency key that is already taken, nothing is inserted
-    /// and the existing job is returned instead (`Ok(Some(existing))`).
+    /// Enqueue a job. With an idempotency key that the job's tenant already used, nothing
+    /// is inserted and the existing job is returned instead (`Ok(Some(existing))`).
     async fn insert_job(&self, job: &NewJob) -> Result<Option<JobRow>, StoreError>;
 
     /// Cancel a queued or running job; returns whether this call cancelled it and the job
     /// as it is afterwards (`None` if it does not exist). A running job's worker loses its
     /// lease and its result is dropped.
-    async fn cancel_job(&self, id: &str) -> Result<Option<(bool, JobRow)>, StoreError>;
+    async fn cancel_job(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<(bool, JobRow)>, StoreError>;
 
-    /// A job by id.
-    async fn job(&self, id: &str) -> Result<Option<JobRow>, StoreError>;
+    /// A job of `tenant` by id.
+    async fn job(&self, tenant: &str, id: &str) -> Result<Option<JobRow>, StoreError>;
 
-    /// The job created with an idempotency key.
-    async fn job_by_key(&self, key: &str) -> Result<Option<JobRow>, StoreError>;
+    /// The job `tenant` created with an idempotency key.
+    async fn job_by_key(&self, tenant: &str, key: &str) -> Result<Option<JobRow>, StoreError>;
 
     /// Claim the oldest claimable job for `worker`: queued, due (`run_after_ms` passed)
     /// and with fewer than `max_attempts` attempts. Atomic, also across processes; `None`
@@ -178,22 +190,23 @@ pub trait Database: Send + Sync {
     /// Put a job this worker holds back in the queue (graceful shutdown).
     async fn release_job(&self, job_id: &str, worker: &str) -> Result<(), StoreError>;
 
-    /// Store a batch and its jobs in one transaction (all or none). With an idempotency
-    /// key that is already taken, nothing is inserted and the existing batch is returned.
+    /// Store a batch and its jobs in one transaction (all or none), under the batch's
+    /// tenant. With an idempotency key the tenant already used, nothing is inserted and the
+    /// existing batch is returned.
     async fn insert_batch(
         &self,
         batch: &BatchRow,
         jobs: &[NewJob],
     ) -> Result<Option<BatchRow>, StoreError>;
 
-    /// A batch by id.
-    async fn batch(&self, id: &str) -> Result<Option<BatchRow>, StoreError>;
+    /// A batch of `tenant` by id.
+    async fn batch(&self, tenant: &str, id: &str) -> Result<Option<BatchRow>, StoreError>;
 
-    /// The batch created with an idempotency key.
-    async fn batch_by_key(&self, key: &str) -> Result<Option<BatchRow>, StoreError>;
+    /// The batch `tenant` created with an idempotency key.
+    async fn batch_by_key(&self, tenant: &str, key: &str) -> Result<Option<BatchRow>, StoreError>;
 
-    /// The jobs of a batch, in submission order.
-    async fn batch_jobs(&self, batch_id: &str) -> Result<Vec<JobRow>, StoreError>;
+    /// The jobs of a batch of `tenant`, in submission order.
+    async fn batch_jobs(&self, tenant: &str, batch_id: &str) -> Result<Vec<JobRow>, StoreError>;
 
     /// Delete a series (with its segmentations) or a segmentation: in one transaction,
     /// refuse when a queued or running job uses it ([`Deletion::InUse`]), else turn the
@@ -262,12 +275,52 @@ pub trait Database: Send + Sync {
         tenant: &str,
         id: &str,
     ) -> Result<Option<ModelRow>, StoreError>;
+
+    /// Record that a job's report is to be pushed to `destination`: status `pending`, no
+    /// attempt yet. A second call for the same job changes nothing.
+    async fn insert_delivery(&self, job_id: &str, destination: &str) -> Result<(), StoreError>;
+
+    /// Count one delivery attempt of a job's report and set its outcome: `status`
+    /// (`pending` while retries remain, `delivered` or `failed`) and the attempt's error
+    /// (`None` clears it). Returns the delivery as it is afterwards.
+    async fn record_delivery_attempt(
+        &self,
+        job_id: &str,
+        status: &str,
+        error: Option<&str>,
+    ) -> Result<Option<DeliveryRow>, StoreError>;
+
+    /// The delivery of a job's report, if one was recorded.
+    async fn delivery(&self, job_id: &str) -> Result<Option<DeliveryRow>, StoreError>;
+    /// Store a new API key (its hash, never the key).
+    async fn insert_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError>;
+
+    /// An API key by its public id, revoked or not.
+    async fn api_key(&self, id: &str) -> Result<Option<ApiKeyRow>, StoreError>;
+
+    /// Every API key, oldest first.
+    async fn api_keys(&self) -> Result<Vec<ApiKeyRow>, StoreError>;
+
+    /// Revoke a key at `at_ms`; `false` when no unrevoked key has this id.
+    async fn revoke_api_key(&self, id: &str, at_ms: i64) -> Result<bool, StoreError>;
+
+    /// Append an event to the audit log (the only write the audit log accepts).
+    async fn append_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// Audit events in order of writing, of one tenant or all, from `since_ms` on.
+    async fn audit_events(
+        &self,
+        tenant: Option<&str>,
+        since_ms: Option<i64>,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
 }
 
 /// A stored series.
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct SeriesRow {
     pub id: String,
+    /// The tenant (trial or site) the series belongs to.
+    pub tenant_id: String,
     pub series_uid: String,
     pub frame_of_reference_uid: Option<String>,
     pub instance_count: i64,
@@ -283,6 +336,7 @@ pub struct SeriesRow {
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct SegmentationRow {
     pub id: String,
+    pub tenant_id: String,
     pub series_id: String,
     pub format: String,
     pub file_name: Option<String>,
@@ -296,6 +350,7 @@ pub struct SegmentationRow {
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct JobRow {
     pub id: String,
+    pub tenant_id: String,
     pub series_id: String,
     pub segmentation_id: String,
     /// JSON: the validated job request.
@@ -321,7 +376,8 @@ pub struct JobRow {
 #[derive(Debug, Clone, FromRow, Serialize)]
 pub struct BatchRow {
     pub id: String,
-    /// Client-supplied `Idempotency-Key`, unique across batches.
+    pub tenant_id: String,
+    /// Client-supplied `Idempotency-Key`, unique across the tenant's batches.
     pub idempotency_key: Option<String>,
     /// JSON: the validated job requests, for replay checks.
     pub request: String,
@@ -329,14 +385,30 @@ pub struct BatchRow {
     pub created_at_ms: i64,
 }
 
+/// The DICOMweb push of one job's report.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct DeliveryRow {
+    pub job_id: String,
+    /// STOW-RS base URL the report goes to (never holds credentials).
+    pub destination: String,
+    /// `pending`, `delivered` or `failed`.
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// Why the last attempt failed, when it did.
+    pub last_error: Option<String>,
+    pub updated_at_ms: i64,
+}
+
 /// What is needed to enqueue a job.
 #[derive(Debug, Clone)]
 pub struct NewJob {
     pub id: String,
+    pub tenant_id: String,
     pub series_id: String,
     pub segmentation_id: String,
     pub request: String,
-    /// Client-supplied `Idempotency-Key`, unique across jobs.
+    /// Client-supplied `Idempotency-Key`, unique across the tenant's jobs.
     pub idempotency_key: Option<String>,
 }
 
@@ -411,6 +483,44 @@ pub enum Deletion {
     InUse(Vec<String>),
     /// No such id.
     NotFound,
+}
+
+/// A stored API key: its public id and the SHA-256 of the whole key, never the key.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct ApiKeyRow {
+    /// Public id, also the key's prefix (lookup without scanning hashes).
+    pub id: String,
+    pub tenant_id: String,
+    /// Operator's label for the key.
+    pub name: Option<String>,
+    /// Admin keys may also read the tenant's audit log.
+    pub admin: bool,
+    /// Hex SHA-256 of the whole key.
+    #[serde(skip)]
+    pub key_hash: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
+/// One audit log entry: who (tenant, key id) did what to which object, when. Never key
+/// material, pixel data or patient identifiers.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct AuditEvent {
+    /// Position in the log (assigned by the database; 0 before insertion).
+    pub seq: i64,
+    pub at_ms: i64,
+    pub tenant_id: String,
+    /// The API key's public id; `None` when authentication is disabled.
+    pub key_id: Option<String>,
+    /// e.g. `series.upload`, `job.create`, `result.read`.
+    pub action: String,
+    /// e.g. `series`, `job`.
+    pub object_type: String,
+    pub object_id: Option<String>,
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
+    /// JSON object with non-identifying facts (counts, formats, statuses).
+    pub detail: String,
 }
 
 /// Milliseconds of a duration, saturating, in the database's time unit.

@@ -18,8 +18,8 @@ pub mod sqlite;
 
 pub use blobs::{BlobLocation, BlobStore};
 pub use db::{
-    Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason, JobRow, NewJob,
-    SegmentationRow, SeriesRow, Tombstone, UploadKind,
+    ApiKeyRow, AuditEvent, Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason,
+    DeliveryRow, JobRow, NewJob, SegmentationRow, SeriesRow, Tombstone, UploadKind,
 };
 pub use models::{DEFAULT_TENANT, ModelRow};
 

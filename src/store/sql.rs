@@ -9,12 +9,37 @@
 /// The column list of [`super::JobRow`], as a literal so statements stay static strings.
 macro_rules! job_columns {
     () => {
-        "id, series_id, segmentation_id, request, status, progress, attempts, lease_owner, \
-         lease_expires_at_ms, error, result, created_at_ms, started_at_ms, finished_at_ms, \
-         idempotency_key, run_after_ms"
+        "id, tenant_id, series_id, segmentation_id, request, status, progress, attempts, \
+         lease_owner, lease_expires_at_ms, error, result, created_at_ms, started_at_ms, \
+         finished_at_ms, idempotency_key, run_after_ms"
     };
 }
 pub(crate) use job_columns;
+
+/// The column list of [`super::SeriesRow`].
+macro_rules! series_columns {
+    () => {
+        "id, tenant_id, series_uid, frame_of_reference_uid, instance_count, geometry, \
+         warnings, blob_prefix, created_at_ms"
+    };
+}
+pub(crate) use series_columns;
+
+/// The column list of [`super::BatchRow`].
+macro_rules! batch_columns {
+    () => {
+        "id, tenant_id, idempotency_key, request, job_count, created_at_ms"
+    };
+}
+pub(crate) use batch_columns;
+
+/// The column list of [`super::ApiKeyRow`].
+macro_rules! api_key_columns {
+    () => {
+        "id, tenant_id, name, admin, key_hash, created_at_ms, revoked_at_ms"
+    };
+}
+pub(crate) use api_key_columns;
 
 /// `impl Database for $store` from the shared statements plus `$specific` methods
 /// (`migrate` and `claim_job`, which differ between backends).
@@ -41,8 +66,8 @@ macro_rules! impl_database {
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
                     "INSERT INTO series (id, series_uid, frame_of_reference_uid, \
-                     instance_count, geometry, warnings, blob_prefix, created_at_ms) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                     instance_count, geometry, warnings, blob_prefix, created_at_ms, tenant_id) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
                 .bind(&row.id)
                 .bind(&row.series_uid)
@@ -52,6 +77,7 @@ macro_rules! impl_database {
                 .bind(&row.warnings)
                 .bind(&row.blob_prefix)
                 .bind(row.created_at_ms)
+                .bind(&row.tenant_id)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -59,13 +85,16 @@ macro_rules! impl_database {
 
             async fn series(
                 &self,
+                tenant: &str,
                 id: &str,
             ) -> Result<Option<$crate::store::SeriesRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as::<_, $crate::store::SeriesRow>(
-                    "SELECT id, series_uid, frame_of_reference_uid, instance_count, geometry, \
-                     warnings, blob_prefix, created_at_ms FROM series \
-                     WHERE id = $1 AND deleted_at_ms IS NULL",
-                )
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::series_columns!(),
+                    " FROM series WHERE tenant_id = $1 AND id = $2 AND deleted_at_ms IS NULL"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::SeriesRow>(sql)
+                .bind(tenant)
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?)
@@ -73,13 +102,17 @@ macro_rules! impl_database {
 
             async fn series_by_uid(
                 &self,
+                tenant: &str,
                 series_uid: &str,
             ) -> Result<Option<$crate::store::SeriesRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as::<_, $crate::store::SeriesRow>(
-                    "SELECT id, series_uid, frame_of_reference_uid, instance_count, geometry, \
-                     warnings, blob_prefix, created_at_ms FROM series WHERE series_uid = $1 \
-                     AND deleted_at_ms IS NULL ORDER BY created_at_ms DESC, id DESC LIMIT 1",
-                )
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::series_columns!(),
+                    " FROM series WHERE tenant_id = $1 AND series_uid = $2 \
+                     AND deleted_at_ms IS NULL ORDER BY created_at_ms DESC, id DESC LIMIT 1"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::SeriesRow>(sql)
+                .bind(tenant)
                 .bind(series_uid)
                 .fetch_optional(&self.pool)
                 .await?)
@@ -91,7 +124,7 @@ macro_rules! impl_database {
             ) -> Result<(), $crate::store::StoreError> {
                 sqlx::query(
                     "INSERT INTO segmentations (id, series_id, format, file_name, blob_key, \
-                     lesions, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                     lesions, created_at_ms, tenant_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&row.id)
                 .bind(&row.series_id)
@@ -100,6 +133,7 @@ macro_rules! impl_database {
                 .bind(&row.blob_key)
                 .bind(&row.lesions)
                 .bind(row.created_at_ms)
+                .bind(&row.tenant_id)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
@@ -107,12 +141,15 @@ macro_rules! impl_database {
 
             async fn segmentation(
                 &self,
+                tenant: &str,
                 id: &str,
             ) -> Result<Option<$crate::store::SegmentationRow>, $crate::store::StoreError> {
                 Ok(sqlx::query_as::<_, $crate::store::SegmentationRow>(
-                    "SELECT id, series_id, format, file_name, blob_key, lesions, created_at_ms \
-                     FROM segmentations WHERE id = $1 AND deleted_at_ms IS NULL",
+                    "SELECT id, tenant_id, series_id, format, file_name, blob_key, lesions, \
+                     created_at_ms FROM segmentations WHERE tenant_id = $1 AND id = $2 \
+                     AND deleted_at_ms IS NULL",
                 )
+                .bind(tenant)
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?)
@@ -124,8 +161,8 @@ macro_rules! impl_database {
             ) -> Result<Option<$crate::store::JobRow>, $crate::store::StoreError> {
                 let inserted = sqlx::query(
                     "INSERT INTO jobs (id, series_id, segmentation_id, request, status, \
-                     created_at_ms, idempotency_key) \
-                     VALUES ($1, $2, $3, $4, 'queued', $5, $6) ON CONFLICT DO NOTHING",
+                     created_at_ms, idempotency_key, tenant_id) \
+                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7) ON CONFLICT DO NOTHING",
                 )
                 .bind(&job.id)
                 .bind(&job.series_id)
@@ -133,6 +170,7 @@ macro_rules! impl_database {
                 .bind(&job.request)
                 .bind($crate::store::now_ms())
                 .bind(&job.idempotency_key)
+                .bind(&job.tenant_id)
                 .execute(&self.pool)
                 .await?;
                 if inserted.rows_affected() == 1 {
@@ -141,9 +179,10 @@ macro_rules! impl_database {
                 let sql = concat!(
                     "SELECT ",
                     $crate::store::sql::job_columns!(),
-                    " FROM jobs WHERE idempotency_key = $1"
+                    " FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2"
                 );
                 Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(&job.tenant_id)
                     .bind(&job.idempotency_key)
                     .fetch_optional(&self.pool)
                     .await?)
@@ -151,33 +190,37 @@ macro_rules! impl_database {
 
             async fn cancel_job(
                 &self,
+                tenant: &str,
                 id: &str,
             ) -> Result<Option<(bool, $crate::store::JobRow)>, $crate::store::StoreError> {
                 let done = sqlx::query(
                     "UPDATE jobs SET status = 'cancelled', finished_at_ms = $1, \
                      lease_owner = NULL, lease_expires_at_ms = NULL \
-                     WHERE id = $2 AND status IN ('queued', 'running')",
+                     WHERE tenant_id = $2 AND id = $3 AND status IN ('queued', 'running')",
                 )
                 .bind($crate::store::now_ms())
+                .bind(tenant)
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
                 Ok(self
-                    .job(id)
+                    .job(tenant, id)
                     .await?
                     .map(|row| (done.rows_affected() == 1, row)))
             }
 
             async fn job(
                 &self,
+                tenant: &str,
                 id: &str,
             ) -> Result<Option<$crate::store::JobRow>, $crate::store::StoreError> {
                 let sql = concat!(
                     "SELECT ",
                     $crate::store::sql::job_columns!(),
-                    " FROM jobs WHERE id = $1"
+                    " FROM jobs WHERE tenant_id = $1 AND id = $2"
                 );
                 Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(tenant)
                     .bind(id)
                     .fetch_optional(&self.pool)
                     .await?)
@@ -185,14 +228,16 @@ macro_rules! impl_database {
 
             async fn job_by_key(
                 &self,
+                tenant: &str,
                 key: &str,
             ) -> Result<Option<$crate::store::JobRow>, $crate::store::StoreError> {
                 let sql = concat!(
                     "SELECT ",
                     $crate::store::sql::job_columns!(),
-                    " FROM jobs WHERE idempotency_key = $1"
+                    " FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2"
                 );
                 Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(tenant)
                     .bind(key)
                     .fetch_optional(&self.pool)
                     .await?)
@@ -321,30 +366,31 @@ macro_rules! impl_database {
                 let mut tx = self.pool.begin().await?;
                 let inserted = sqlx::query(
                     "INSERT INTO batches (id, idempotency_key, request, job_count, \
-                     created_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                     created_at_ms, tenant_id) VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT DO NOTHING",
                 )
                 .bind(&batch.id)
                 .bind(&batch.idempotency_key)
                 .bind(&batch.request)
                 .bind(batch.job_count)
                 .bind(batch.created_at_ms)
+                .bind(&batch.tenant_id)
                 .execute(&mut *tx)
                 .await?;
                 if inserted.rows_affected() == 0 {
                     tx.rollback().await?;
-                    return Ok(sqlx::query_as::<_, $crate::store::BatchRow>(
-                        "SELECT id, idempotency_key, request, job_count, created_at_ms \
-                         FROM batches WHERE idempotency_key = $1",
-                    )
-                    .bind(&batch.idempotency_key)
-                    .fetch_optional(&self.pool)
-                    .await?);
+                    return self
+                        .batch_by_key(
+                            &batch.tenant_id,
+                            batch.idempotency_key.as_deref().unwrap_or_default(),
+                        )
+                        .await;
                 }
                 for job in jobs {
                     sqlx::query(
                         "INSERT INTO jobs (id, series_id, segmentation_id, request, status, \
-                         created_at_ms, idempotency_key, batch_id) \
-                         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7)",
+                         created_at_ms, idempotency_key, batch_id, tenant_id) \
+                         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)",
                     )
                     .bind(&job.id)
                     .bind(&job.series_id)
@@ -353,6 +399,7 @@ macro_rules! impl_database {
                     .bind(batch.created_at_ms)
                     .bind(&job.idempotency_key)
                     .bind(&batch.id)
+                    .bind(&batch.tenant_id)
                     .execute(&mut *tx)
                     .await?;
                 }
@@ -362,12 +409,16 @@ macro_rules! impl_database {
 
             async fn batch(
                 &self,
+                tenant: &str,
                 id: &str,
             ) -> Result<Option<$crate::store::BatchRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as::<_, $crate::store::BatchRow>(
-                    "SELECT id, idempotency_key, request, job_count, created_at_ms \
-                     FROM batches WHERE id = $1",
-                )
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::batch_columns!(),
+                    " FROM batches WHERE tenant_id = $1 AND id = $2"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::BatchRow>(sql)
+                .bind(tenant)
                 .bind(id)
                 .fetch_optional(&self.pool)
                 .await?)
@@ -375,12 +426,16 @@ macro_rules! impl_database {
 
             async fn batch_by_key(
                 &self,
+                tenant: &str,
                 key: &str,
             ) -> Result<Option<$crate::store::BatchRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as::<_, $crate::store::BatchRow>(
-                    "SELECT id, idempotency_key, request, job_count, created_at_ms \
-                     FROM batches WHERE idempotency_key = $1",
-                )
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::batch_columns!(),
+                    " FROM batches WHERE tenant_id = $1 AND idempotency_key = $2"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::BatchRow>(sql)
+                .bind(tenant)
                 .bind(key)
                 .fetch_optional(&self.pool)
                 .await?)
@@ -388,14 +443,17 @@ macro_rules! impl_database {
 
             async fn batch_jobs(
                 &self,
+                tenant: &str,
                 batch_id: &str,
             ) -> Result<Vec<$crate::store::JobRow>, $crate::store::StoreError> {
                 let sql = concat!(
                     "SELECT ",
                     $crate::store::sql::job_columns!(),
-                    " FROM jobs WHERE batch_id = $1 ORDER BY created_at_ms, id"
+                    " FROM jobs WHERE tenant_id = $1 AND batch_id = $2 \
+                     ORDER BY created_at_ms, id"
                 );
                 Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(tenant)
                     .bind(batch_id)
                     .fetch_all(&self.pool)
                     .await?)
@@ -414,14 +472,15 @@ macro_rules! impl_database {
                         "UPDATE series SET deleted_at_ms = $1, deletion_reason = $2, \
                          series_uid = '', frame_of_reference_uid = NULL, geometry = '{}', \
                          warnings = '[]' WHERE id = $3 AND deleted_at_ms IS NULL \
-                         RETURNING blob_prefix",
+                         AND (CAST($4 AS TEXT) IS NULL OR tenant_id = $4) RETURNING blob_prefix",
                         "SELECT id FROM jobs WHERE series_id = $1 \
                          AND status IN ('queued', 'running') ORDER BY created_at_ms, id",
                     ),
                     UploadKind::Segmentation => (
                         "UPDATE segmentations SET deleted_at_ms = $1, deletion_reason = $2, \
                          file_name = NULL, lesions = '[]' \
-                         WHERE id = $3 AND deleted_at_ms IS NULL RETURNING blob_key",
+                         WHERE id = $3 AND deleted_at_ms IS NULL \
+                         AND (CAST($4 AS TEXT) IS NULL OR tenant_id = $4) RETURNING blob_key",
                         "SELECT id FROM jobs WHERE segmentation_id = $1 \
                          AND status IN ('queued', 'running') ORDER BY created_at_ms, id",
                     ),
@@ -434,6 +493,7 @@ macro_rules! impl_database {
                     .bind(now)
                     .bind(reason.as_str())
                     .bind(id)
+                    .bind(tenant)
                     .fetch_optional(&mut *tx)
                     .await?;
                 let Some(blob_key) = key else {
@@ -484,20 +544,22 @@ macro_rules! impl_database {
                 tenant: Option<&str>,
                 id: &str,
             ) -> Result<Option<$crate::store::Tombstone>, $crate::store::StoreError> {
-                // LIMITATION: `tenant` is not filtered on until objects carry a tenant.
-                let _ = tenant;
+                // Another tenant's tombstone reads as no tombstone (404, not 410).
                 let sql = match kind {
                     $crate::store::UploadKind::Series => {
                         "SELECT deleted_at_ms, deletion_reason FROM series \
-                         WHERE id = $1 AND deleted_at_ms IS NOT NULL"
+                         WHERE id = $1 AND deleted_at_ms IS NOT NULL \
+                         AND (CAST($2 AS TEXT) IS NULL OR tenant_id = $2)"
                     }
                     $crate::store::UploadKind::Segmentation => {
                         "SELECT deleted_at_ms, deletion_reason FROM segmentations \
-                         WHERE id = $1 AND deleted_at_ms IS NOT NULL"
+                         WHERE id = $1 AND deleted_at_ms IS NOT NULL \
+                         AND (CAST($2 AS TEXT) IS NULL OR tenant_id = $2)"
                     }
                 };
                 let row: Option<(i64, Option<String>)> = sqlx::query_as(sql)
                     .bind(id)
+                    .bind(tenant)
                     .fetch_optional(&self.pool)
                     .await?;
                 Ok(row.map(|(deleted_at_ms, reason)| $crate::store::Tombstone {
@@ -742,6 +804,158 @@ macro_rules! impl_database {
                 .bind(tenant)
                 .bind(id)
                 .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn insert_delivery(
+                &self,
+                job_id: &str,
+                destination: &str,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO deliveries (job_id, destination, status, attempts, \
+                     updated_at_ms) VALUES ($1, $2, 'pending', 0, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(job_id)
+                .bind(destination)
+                .bind($crate::store::now_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn record_delivery_attempt(
+                &self,
+                job_id: &str,
+                status: &str,
+                error: Option<&str>,
+            ) -> Result<Option<$crate::store::DeliveryRow>, $crate::store::StoreError> {
+                sqlx::query(
+                    "UPDATE deliveries SET status = $1, last_error = $2, \
+                     attempts = attempts + 1, updated_at_ms = $3 WHERE job_id = $4",
+                )
+                .bind(status)
+                .bind(error)
+                .bind($crate::store::now_ms())
+                .bind(job_id)
+                .execute(&self.pool)
+                .await?;
+                self.delivery(job_id).await
+            }
+
+            async fn delivery(
+                &self,
+                job_id: &str,
+            ) -> Result<Option<$crate::store::DeliveryRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::DeliveryRow>(
+                    "SELECT job_id, destination, status, attempts, last_error, updated_at_ms \
+                     FROM deliveries WHERE job_id = $1",
+                )
+                .bind(job_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn insert_api_key(
+                &self,
+                row: &$crate::store::ApiKeyRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO api_keys (id, tenant_id, name, admin, key_hash, \
+                     created_at_ms, revoked_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&row.id)
+                .bind(&row.tenant_id)
+                .bind(&row.name)
+                .bind(row.admin)
+                .bind(&row.key_hash)
+                .bind(row.created_at_ms)
+                .bind(row.revoked_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn api_key(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::store::ApiKeyRow>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::api_key_columns!(),
+                    " FROM api_keys WHERE id = $1"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::ApiKeyRow>(sql)
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn api_keys(
+                &self,
+            ) -> Result<Vec<$crate::store::ApiKeyRow>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::api_key_columns!(),
+                    " FROM api_keys ORDER BY created_at_ms, id"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::ApiKeyRow>(sql)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
+            async fn revoke_api_key(
+                &self,
+                id: &str,
+                at_ms: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE api_keys SET revoked_at_ms = $1 \
+                     WHERE id = $2 AND revoked_at_ms IS NULL",
+                )
+                .bind(at_ms)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn append_audit(
+                &self,
+                event: &$crate::store::AuditEvent,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO audit_log (at_ms, tenant_id, key_id, action, object_type, \
+                     object_id, request_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                )
+                .bind(event.at_ms)
+                .bind(&event.tenant_id)
+                .bind(&event.key_id)
+                .bind(&event.action)
+                .bind(&event.object_type)
+                .bind(&event.object_id)
+                .bind(&event.request_id)
+                .bind(&event.detail)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn audit_events(
+                &self,
+                tenant: Option<&str>,
+                since_ms: Option<i64>,
+            ) -> Result<Vec<$crate::store::AuditEvent>, $crate::store::StoreError> {
+                // `$1 IS NULL` lets one statement serve "every tenant" and "one tenant".
+                Ok(sqlx::query_as::<_, $crate::store::AuditEvent>(
+                    "SELECT seq, at_ms, tenant_id, key_id, action, object_type, object_id, \
+                     request_id, detail FROM audit_log \
+                     WHERE (CAST($1 AS TEXT) IS NULL OR tenant_id = $1) AND at_ms >= $2 \
+                     ORDER BY seq",
+                )
+                .bind(tenant)
+                .bind(since_ms.unwrap_or(i64::MIN))
+                .fetch_all(&self.pool)
                 .await?)
             }
         }

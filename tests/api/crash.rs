@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
-use crate::helpers::{crate_dir, status_json};
+use crate::helpers::{authed_client, cli_key, crate_dir, status_json};
 use crate::pg::PgSchema;
 
 /// Jobs submitted while a worker is being killed (the figure).
@@ -224,7 +224,7 @@ async fn killed_workers_lose_no_job_and_change_no_result() {
         .expect("address")
         .to_string();
     let base = format!("http://{addr}");
-    let client = reqwest::Client::new();
+    let client = authed_client(&cli_key(&schema.url, "crash", false));
     let db = sqlx::PgPool::connect(&schema.url).await.unwrap();
     let (series_id, seg_id, labels) =
         upload_demo_case(&client, &base, &dir.path().join("case")).await;

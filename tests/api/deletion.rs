@@ -188,7 +188,7 @@ async fn the_purge_command_runs_one_retention_pass() {
     use crate::process::{sigterm, sqlite_url, start_server_with};
 
     let mut server = start_server_with(&["--no-workers"], &[]);
-    let app = TestApp::external(&server.base);
+    let app = TestApp::external(&server.base, &server.key);
     let (series_id, seg_id, _, _) = app.upload_digital_phantom().await;
     let purge = |hours: &str| {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_radscore"))

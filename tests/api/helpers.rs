@@ -16,12 +16,53 @@ pub const MAX_QUEUED_JOBS_IN_TESTS: u64 = 3;
 /// How long a job may take in a test before it is considered stuck.
 const JOB_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// A running server.
+/// The tenant of the key every [`TestApp`] client sends.
+pub const TEST_TENANT: &str = "test";
+
+/// A running server. Its `client` sends an API key of [`TEST_TENANT`] on every request.
 pub struct TestApp {
     pub base: String,
     pub client: Client,
+    /// The API key `client` sends.
+    pub key: String,
+    /// The server's database (in-process servers only), to create more keys.
+    pub db: Option<radscore::store::Db>,
     pub _dir: tempfile::TempDir,
     shutdown: CancellationToken,
+}
+
+/// A client that sends `key` as `Authorization: Bearer` on every request.
+pub fn authed_client(key: &str) -> Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let value = format!("Bearer {key}")
+        .parse()
+        .expect("key is a header value");
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("reqwest client")
+}
+
+/// Create an API key with the real `radscore keys create` against `database_url`.
+pub fn cli_key(database_url: &str, tenant: &str, admin: bool) -> String {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_radscore"));
+    command
+        .args(["keys", "create", "--tenant", tenant, "--name", "tests"])
+        .env("DATABASE_URL", database_url);
+    if admin {
+        command.arg("--admin");
+    }
+    let out = command.output().expect("radscore keys create runs");
+    assert!(
+        out.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8 key")
+        .trim()
+        .to_string()
 }
 
 impl Drop for TestApp {
@@ -104,9 +145,20 @@ pub async fn spawn_app_configured(workers: usize, edit: impl FnOnce(&mut Config)
         request_timeout_s: 600,
         body_idle_timeout_s: 60,
         cors_origins: None,
+        dicomweb_push_url: None,
+        dicomweb_push_authorization: None,
+        dicomweb_push_max_attempts: 5,
+        dicomweb_push_retry_base_ms: 2000,
+        dicomweb_push_timeout_s: 60,
+        auth: radscore::api::auth::AuthMode::Required,
+        rate_limit_per_min: 0,
     };
     edit(&mut config);
     let app = radscore::app::build(&config).await.expect("app builds");
+    let db = app.state.db.clone();
+    let (_, key) = radscore::api::auth::create_key(&db, TEST_TENANT, Some("tests"), false)
+        .await
+        .expect("test key");
     let shutdown = CancellationToken::new();
     if workers > 0 {
         tokio::spawn(radscore::jobs::run_worker_pool(
@@ -128,7 +180,9 @@ pub async fn spawn_app_configured(workers: usize, edit: impl FnOnce(&mut Config)
     });
     TestApp {
         base: format!("http://{addr}"),
-        client: Client::new(),
+        client: authed_client(&key),
+        key,
+        db: Some(db),
         _dir: dir,
         shutdown,
     }
@@ -174,14 +228,33 @@ pub fn zip_files(files: &[(String, Vec<u8>)]) -> Vec<u8> {
 }
 
 impl TestApp {
-    /// A client for a server running elsewhere (a child process) at `base`.
-    pub fn external(base: &str) -> TestApp {
+    /// A client for a server running elsewhere (a child process) at `base`, sending `key`.
+    pub fn external(base: &str, key: &str) -> TestApp {
         TestApp {
             base: base.to_string(),
-            client: Client::new(),
+            client: authed_client(key),
+            key: key.to_string(),
+            db: None,
             _dir: tempfile::tempdir().expect("temp dir"),
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// A new key of `tenant` on this (in-process) server.
+    pub async fn key_for(&self, tenant: &str, admin: bool) -> String {
+        let db = self.db.as_ref().expect("in-process server");
+        radscore::api::auth::create_key(db, tenant, Some("tests"), admin)
+            .await
+            .expect("key created")
+            .1
+    }
+
+    /// This server seen through a client of another tenant (a new key of `tenant`).
+    pub async fn as_tenant(&self, tenant: &str, admin: bool) -> TestApp {
+        let key = self.key_for(tenant, admin).await;
+        let mut other = TestApp::external(&self.base, &key);
+        other.db = self.db.clone();
+        other
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -25,7 +25,8 @@ async fn upload_slowly(app: &TestApp, pause: Duration) -> String {
     let mut stream = TcpStream::connect(addr).await.unwrap();
     let head = format!(
         "POST /v1/series HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/zip\r\n\
-         Content-Length: 100\r\nConnection: close\r\n\r\nPK"
+         Authorization: Bearer {}\r\nContent-Length: 100\r\nConnection: close\r\n\r\nPK",
+        app.key
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     let started = Instant::now();

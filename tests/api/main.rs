@@ -5,11 +5,14 @@
 #[path = "../common/pg.rs"]
 mod pg;
 
+mod audit;
+mod auth;
 mod bad_input;
 mod batches;
 mod crash;
 mod deletion;
 mod deployment_doc;
+mod events;
 mod helpers;
 mod limits;
 mod metrics;
@@ -19,8 +22,11 @@ mod moto;
 mod openapi;
 mod phi;
 mod process;
+mod push;
 mod queue;
+mod report;
 mod s3;
 mod segmentation_formats;
 mod stow;
+mod tenancy;
 mod walkthrough;

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 
 use crate::helpers::*;
 
-fn spec_operations() -> BTreeSet<(String, String)> {
+/// Every (METHOD, path) operation `openapi.yaml` documents.
+pub(crate) fn spec_operations() -> BTreeSet<(String, String)> {
     let text = std::fs::read_to_string(crate_dir().join("openapi.yaml")).unwrap();
     let spec: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
     let mut ops = BTreeSet::new();

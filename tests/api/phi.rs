@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use reqwest::{Client, Method};
+use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
@@ -182,7 +182,7 @@ async fn no_patient_identifier_reaches_any_output_channel() {
 
     let mut server = start_server_with(&["--workers", "1"], &[]);
     let mut t = Transcript::default();
-    let client = Client::new();
+    let client = authed_client(&server.key);
     let base = server.base.clone();
     let post = |path: &str| client.post(format!("{base}{path}"));
     let get = |path: &str| client.get(format!("{base}{path}"));

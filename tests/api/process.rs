@@ -19,6 +19,16 @@ pub(crate) struct Server {
     pub(crate) base: String,
     pub(crate) log: Arc<Mutex<String>>,
     pub(crate) dir: tempfile::TempDir,
+    /// An API key of [`TEST_TENANT`], made with `radscore keys create` before the start.
+    pub(crate) key: String,
+}
+
+/// A server still running when its test ends (or panics) is killed.
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 fn start_server() -> Server {
@@ -29,6 +39,7 @@ fn start_server() -> Server {
 /// directory in its temporary `dir`, and no inherited `AWS_*` variables.
 pub(crate) fn start_server_with(args: &[&str], env: &[(&str, String)]) -> Server {
     let dir = tempfile::tempdir().unwrap();
+    let key = cli_key(&sqlite_url(dir.path()), TEST_TENANT, false);
     let mut command = Command::new(env!("CARGO_BIN_EXE_radscore"));
     command
         .args(["serve", "--bind", "127.0.0.1:0"])
@@ -73,6 +84,7 @@ pub(crate) fn start_server_with(args: &[&str], env: &[(&str, String)]) -> Server
         base: format!("http://{addr}"),
         log,
         dir,
+        key,
     }
 }
 
@@ -94,7 +106,7 @@ pub(crate) fn sigterm(child: &Child) {
 #[tokio::test]
 async fn patient_identifiers_never_reach_logs_or_responses_and_sigterm_stops() {
     let mut server = start_server();
-    let client = reqwest::Client::new();
+    let client = authed_client(&server.key);
     let dir = tempfile::tempdir().unwrap();
     let phantom = shared_data().join("ibsi1/digital_phantom/nifti");
     run_support(
@@ -232,4 +244,50 @@ async fn patient_identifiers_never_reach_logs_or_responses_and_sigterm_stops() {
         );
         assert!(!log.contains(needle), "'{needle}' leaked into the log");
     }
+}
+
+/// With `RADSCORE_ADMIN_ADDR`, the probes and metrics are served there without a key and
+/// no longer on the API port, which still serves the API.
+#[tokio::test]
+async fn admin_address_serves_probes_apart_from_the_api() {
+    let server = start_server_with(
+        &["--workers", "1"],
+        &[("RADSCORE_ADMIN_ADDR", "127.0.0.1:0".to_string())],
+    );
+    let admin = server
+        .log
+        .lock()
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["message"] == "admin endpoints listening")
+        .and_then(|v| v["address"].as_str().map(str::to_string))
+        .expect("admin address logged");
+    let anonymous = reqwest::Client::new();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let resp = anonymous
+            .get(format!("http://{admin}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{path} on the admin address");
+        let resp = anonymous
+            .get(format!("{}{path}", server.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), 404, "{path} not on the API port");
+    }
+    let resp = anonymous
+        .get(format!("http://{admin}/v1/models"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404, "no API on the admin address");
+    let resp = authed_client(&server.key)
+        .get(format!("{}/v1/models", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
 }

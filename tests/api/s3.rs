@@ -57,7 +57,7 @@ async fn upload_job_and_result_with_s3_blobs_across_processes() {
             .spawn()
             .expect("worker starts"),
     );
-    let app = TestApp::external(&api.base);
+    let app = TestApp::external(&api.base, &api.key);
 
     let (status, ready) =
         status_json(app.client.get(app.url("/readyz")).send().await.unwrap()).await;

@@ -33,7 +33,12 @@ fn first_value<'a>(item: &'a Value, key: &str) -> &'a Value {
 /// Push with dicomweb-client; the printed response as JSON. The client runs on the
 /// blocking pool: the test runtime has one thread, which the in-process server needs.
 async fn push(app: &TestApp, paths: &[&str]) -> Value {
-    let mut args = vec!["--url".to_owned(), app.base.clone()];
+    let mut args = vec![
+        "--url".to_owned(),
+        app.base.clone(),
+        "--api-key".to_owned(),
+        app.key.clone(),
+    ];
     args.extend(paths.iter().map(|p| p.to_string()));
     let out = tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();

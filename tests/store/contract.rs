@@ -9,6 +9,9 @@ use radscore::store::{
     BatchRow, DEFAULT_TENANT, Db, ModelRow, NewJob, SegmentationRow, SeriesRow, now_ms,
 };
 
+/// The tenant of the rows the queue tests use.
+const T: &str = "t1";
+
 /// A lease long enough never to expire during a test.
 const LONG_LEASE: Duration = Duration::from_secs(600);
 
@@ -23,6 +26,7 @@ async fn let_lease_expire() {
 async fn add_series_and_segmentation(db: &Db) {
     let series = SeriesRow {
         id: "s1".into(),
+        tenant_id: T.into(),
         series_uid: "1.2.3".into(),
         frame_of_reference_uid: Some("1.2.3.4".into()),
         instance_count: 3,
@@ -34,6 +38,7 @@ async fn add_series_and_segmentation(db: &Db) {
     db.insert_series(&series).await.unwrap();
     let seg = SegmentationRow {
         id: "g1".into(),
+        tenant_id: T.into(),
         series_id: "s1".into(),
         format: "nifti".into(),
         file_name: Some("mask.nii.gz".into()),
@@ -47,6 +52,7 @@ async fn add_series_and_segmentation(db: &Db) {
 fn new_job(id: &str, key: Option<&str>) -> NewJob {
     NewJob {
         id: id.into(),
+        tenant_id: T.into(),
         series_id: "s1".into(),
         segmentation_id: "g1".into(),
         request: format!("{{\"job\":\"{id}\"}}"),
@@ -69,18 +75,18 @@ async fn db_with_jobs(db: &Db, n: usize) {
 pub async fn rows_round_trip(db: &Db) {
     assert!(db.ping().await);
     add_series_and_segmentation(db).await;
-    let s = db.series("s1").await.unwrap().expect("series stored");
+    let s = db.series(T, "s1").await.unwrap().expect("series stored");
     assert_eq!(s.frame_of_reference_uid.as_deref(), Some("1.2.3.4"));
     assert_eq!((s.instance_count, s.created_at_ms), (3, 17));
     let g = db
-        .segmentation("g1")
+        .segmentation(T, "g1")
         .await
         .unwrap()
         .expect("segmentation stored");
     assert_eq!(g.file_name.as_deref(), Some("mask.nii.gz"));
-    assert!(db.series("nope").await.unwrap().is_none());
-    assert!(db.segmentation("nope").await.unwrap().is_none());
-    assert!(db.job("nope").await.unwrap().is_none());
+    assert!(db.series(T, "nope").await.unwrap().is_none());
+    assert!(db.segmentation(T, "nope").await.unwrap().is_none());
+    assert!(db.job(T, "nope").await.unwrap().is_none());
 }
 
 /// A claimed job is invisible to other claimers and only its owner can finish it.
@@ -98,7 +104,7 @@ pub async fn a_job_is_claimed_once_and_finished_by_its_owner_only(db: &Db) {
     assert!(!db.heartbeat("j0", "w2", LONG_LEASE, 0.9).await.unwrap());
     assert!(!db.finish_job("j0", "w2", Ok("{}")).await.unwrap());
     assert!(db.finish_job("j0", "w1", Ok("{\"x\":1}")).await.unwrap());
-    let row = db.job("j0").await.unwrap().unwrap();
+    let row = db.job(T, "j0").await.unwrap().unwrap();
     assert_eq!(row.status, "succeeded");
     assert_eq!(row.result.as_deref(), Some("{\"x\":1}"));
     assert_eq!(row.progress, 1.0);
@@ -127,7 +133,7 @@ pub async fn an_expired_lease_is_requeued_with_backoff_then_failed_after_max_att
         "still running"
     );
     assert_eq!(recover_expired_leases(db, &no_wait, 2).await.unwrap(), 1);
-    let queued = db.job("j0").await.unwrap().unwrap();
+    let queued = db.job(T, "j0").await.unwrap().unwrap();
     assert_eq!((queued.status.as_str(), queued.attempts), ("queued", 1));
     assert!(queued.error.unwrap().contains("lease expired"));
 
@@ -143,7 +149,7 @@ pub async fn an_expired_lease_is_requeued_with_backoff_then_failed_after_max_att
     );
     let_lease_expire().await;
     assert_eq!(recover_expired_leases(db, &no_wait, 2).await.unwrap(), 1);
-    let row = db.job("j0").await.unwrap().unwrap();
+    let row = db.job(T, "j0").await.unwrap().unwrap();
     assert_eq!(row.status, "failed");
     assert!(row.error.unwrap().contains("every attempt"));
     assert!(row.finished_at_ms.is_some());
@@ -168,7 +174,7 @@ pub async fn a_retry_waits_for_its_backoff(db: &Db) {
             .await
             .unwrap()
     );
-    let row = db.job("j0").await.unwrap().unwrap();
+    let row = db.job(T, "j0").await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.run_after_ms), ("queued", later));
     assert!(
         db.claim_job("w2", LONG_LEASE, 3).await.unwrap().is_none(),
@@ -219,7 +225,7 @@ pub async fn idempotency_key_returns_the_existing_job(db: &Db) {
         .expect("key taken");
     assert_eq!(existing.id, "a");
     assert_eq!(existing.idempotency_key.as_deref(), Some("k1"));
-    assert!(db.job("b").await.unwrap().is_none());
+    assert!(db.job(T, "b").await.unwrap().is_none());
     assert!(db.insert_job(&new_job("c", None)).await.unwrap().is_none());
     assert!(db.insert_job(&new_job("d", None)).await.unwrap().is_none());
     assert_eq!(db.queued_jobs().await.unwrap(), 3);
@@ -229,13 +235,13 @@ pub async fn idempotency_key_returns_the_existing_job(db: &Db) {
 pub async fn cancel_takes_the_lease_and_counts_follow(db: &Db) {
     db_with_jobs(db, 3).await;
     let running = db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
-    let (cancelled, row) = db.cancel_job(&running.id).await.unwrap().unwrap();
+    let (cancelled, row) = db.cancel_job(T, &running.id).await.unwrap().unwrap();
     assert!(cancelled);
     assert_eq!(row.status, "cancelled");
     assert!(!db.finish_job(&running.id, "w1", Ok("{}")).await.unwrap());
-    let (again, _) = db.cancel_job(&running.id).await.unwrap().unwrap();
+    let (again, _) = db.cancel_job(T, &running.id).await.unwrap().unwrap();
     assert!(!again, "a cancelled job is not cancelled twice");
-    assert!(db.cancel_job("nope").await.unwrap().is_none());
+    assert!(db.cancel_job(T, "nope").await.unwrap().is_none());
 
     let done = db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
     db.finish_job(&done.id, "w1", Err("bad input"))
@@ -254,12 +260,12 @@ pub async fn release_puts_the_job_back_without_spending_an_attempt(db: &Db) {
     db.claim_job("w1", LONG_LEASE, 1).await.unwrap().unwrap();
     db.release_job("j0", "w2").await.unwrap();
     assert_eq!(
-        db.job("j0").await.unwrap().unwrap().status,
+        db.job(T, "j0").await.unwrap().unwrap().status,
         "running",
         "not w2's"
     );
     db.release_job("j0", "w1").await.unwrap();
-    let row = db.job("j0").await.unwrap().unwrap();
+    let row = db.job(T, "j0").await.unwrap().unwrap();
     assert_eq!((row.status.as_str(), row.attempts), ("queued", 0));
     let again = db.claim_job("w2", LONG_LEASE, 1).await.unwrap();
     assert!(again.is_some(), "claimable again within max_attempts = 1");
@@ -270,6 +276,7 @@ pub async fn a_batch_is_stored_whole_or_not_at_all(db: &Db) {
     add_series_and_segmentation(db).await;
     let batch = |id: &str| BatchRow {
         id: id.into(),
+        tenant_id: T.into(),
         idempotency_key: Some("bk".into()),
         request: "[]".into(),
         job_count: 2,
@@ -284,9 +291,9 @@ pub async fn a_batch_is_stored_whole_or_not_at_all(db: &Db) {
         failed.is_err(),
         "a job referencing no series fails the batch"
     );
-    assert!(db.batch("x").await.unwrap().is_none());
+    assert!(db.batch(T, "x").await.unwrap().is_none());
     assert!(
-        db.job("b1").await.unwrap().is_none(),
+        db.job(T, "b1").await.unwrap().is_none(),
         "no job of a failed batch remains"
     );
 
@@ -297,16 +304,16 @@ pub async fn a_batch_is_stored_whole_or_not_at_all(db: &Db) {
         .await
         .unwrap();
     assert_eq!(replay.expect("key taken").id, "x");
-    assert!(db.job("b3").await.unwrap().is_none());
+    assert!(db.job(T, "b3").await.unwrap().is_none());
     let ids: Vec<String> = db
-        .batch_jobs("x")
+        .batch_jobs(T, "x")
         .await
         .unwrap()
         .into_iter()
         .map(|j| j.id)
         .collect();
     assert_eq!(ids, ["b1", "b2"]);
-    assert_eq!(db.batch("x").await.unwrap().unwrap().job_count, 2);
+    assert_eq!(db.batch(T, "x").await.unwrap().unwrap().job_count, 2);
     assert_eq!(db.queued_jobs().await.unwrap(), 2);
 }
 
@@ -318,21 +325,21 @@ pub async fn deletion_waits_for_jobs_then_tombstones_series_and_segmentations(db
     db_with_jobs(db, 1).await;
     let reason = DeletionReason::Deleted;
     assert_eq!(
-        db.delete_upload(UploadKind::Series, Some("default"), "s1", reason)
+        db.delete_upload(UploadKind::Series, Some(T), "s1", reason)
             .await
             .unwrap(),
         Deletion::InUse(vec!["j0".into()])
     );
     db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
     assert_eq!(
-        db.delete_upload(UploadKind::Segmentation, Some("default"), "g1", reason)
+        db.delete_upload(UploadKind::Segmentation, Some(T), "g1", reason)
             .await
             .unwrap(),
         Deletion::InUse(vec!["j0".into()]),
         "a running job blocks the deletion too"
     );
     assert!(
-        db.series("s1").await.unwrap().is_some(),
+        db.series(T, "s1").await.unwrap().is_some(),
         "refusal changed nothing"
     );
     assert!(
@@ -343,7 +350,7 @@ pub async fn deletion_waits_for_jobs_then_tombstones_series_and_segmentations(db
 
     let before = now_ms();
     let deleted = db
-        .delete_upload(UploadKind::Series, Some("default"), "s1", reason)
+        .delete_upload(UploadKind::Series, Some(T), "s1", reason)
         .await
         .unwrap();
     let expected = vec![
@@ -359,10 +366,10 @@ pub async fn deletion_waits_for_jobs_then_tombstones_series_and_segmentations(db
         },
     ];
     assert_eq!(deleted, Deletion::Deleted(expected.clone()));
-    assert!(db.series("s1").await.unwrap().is_none());
-    assert!(db.series_by_uid("1.2.3").await.unwrap().is_none());
-    assert!(db.segmentation("g1").await.unwrap().is_none());
-    let job = db.job("j0").await.unwrap().expect("finished job kept");
+    assert!(db.series(T, "s1").await.unwrap().is_none());
+    assert!(db.series_by_uid(T, "1.2.3").await.unwrap().is_none());
+    assert!(db.segmentation(T, "g1").await.unwrap().is_none());
+    let job = db.job(T, "j0").await.unwrap().expect("finished job kept");
     assert_eq!(job.result.as_deref(), Some("{\"kept\":true}"));
 
     for kind in [UploadKind::Series, UploadKind::Segmentation] {
@@ -427,7 +434,7 @@ pub async fn expired_uploads_are_old_and_unused(db: &Db) {
         db.expired_uploads(1_000, 10).await.unwrap().is_empty(),
         "job j0 is queued"
     );
-    assert!(db.cancel_job("j0").await.unwrap().unwrap().0);
+    assert!(db.cancel_job(T, "j0").await.unwrap().unwrap().0);
     assert!(
         db.expired_uploads(17, 10).await.unwrap().is_empty(),
         "not older than 17"
@@ -546,4 +553,198 @@ pub async fn the_model_registry_keeps_one_active_model_per_tenant(db: &Db) {
     assert!(!off.active);
     assert!(db.active_model(t).await.unwrap().is_none());
     assert!(db.deactivate_model(t, "zz").await.unwrap().is_none());
+}
+
+/// Another tenant's ids read like missing ones on every tenant-scoped statement; a
+/// cancel from another tenant changes nothing; idempotency keys are per tenant.
+pub async fn tenants_see_only_their_own_rows(db: &Db) {
+    db_with_jobs(db, 1).await;
+    let other = "t2";
+    assert!(db.series(other, "s1").await.unwrap().is_none());
+    assert!(db.series_by_uid(other, "1.2.3").await.unwrap().is_none());
+    assert_eq!(
+        db.series_by_uid(T, "1.2.3").await.unwrap().unwrap().id,
+        "s1"
+    );
+    assert!(db.segmentation(other, "g1").await.unwrap().is_none());
+    assert!(db.job(other, "j0").await.unwrap().is_none());
+    assert!(db.cancel_job(other, "j0").await.unwrap().is_none());
+    assert_eq!(db.job(T, "j0").await.unwrap().unwrap().status, "queued");
+
+    let batch = BatchRow {
+        id: "b".into(),
+        tenant_id: T.into(),
+        idempotency_key: Some("same".into()),
+        request: "[]".into(),
+        job_count: 1,
+        created_at_ms: 5,
+    };
+    db.insert_batch(&batch, &[new_job("bj", Some("same"))])
+        .await
+        .unwrap();
+    assert!(db.batch(other, "b").await.unwrap().is_none());
+    assert!(db.batch_by_key(other, "same").await.unwrap().is_none());
+    assert!(db.batch_jobs(other, "b").await.unwrap().is_empty());
+    assert!(db.job_by_key(other, "same").await.unwrap().is_none());
+    assert_eq!(db.job_by_key(T, "same").await.unwrap().unwrap().id, "bj");
+
+    // Deletion and tombstones are per tenant too: 404, never another tenant's 410.
+    use radscore::store::{Deletion, DeletionReason, UploadKind};
+    let reason = DeletionReason::Deleted;
+    let series = UploadKind::Series;
+    assert_eq!(
+        db.delete_upload(series, Some(other), "s1", reason)
+            .await
+            .unwrap(),
+        Deletion::NotFound
+    );
+    assert_eq!(
+        db.delete_upload(UploadKind::Segmentation, Some(other), "g1", reason)
+            .await
+            .unwrap(),
+        Deletion::NotFound
+    );
+    db.cancel_job(T, "j0").await.unwrap();
+    db.cancel_job(T, "bj").await.unwrap();
+    let deleted = db
+        .delete_upload(series, Some(T), "s1", reason)
+        .await
+        .unwrap();
+    assert!(matches!(deleted, Deletion::Deleted(_)), "{deleted:?}");
+    assert!(
+        db.tombstone(series, Some(other), "s1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.tombstone(series, Some(T), "s1").await.unwrap().is_some());
+    assert_eq!(
+        db.delete_upload(series, Some(other), "s1", reason)
+            .await
+            .unwrap(),
+        Deletion::NotFound
+    );
+
+    // The other tenant may use the same keys for its own objects.
+    let mut theirs = new_job("o1", Some("same"));
+    theirs.tenant_id = other.into();
+    assert!(db.insert_job(&theirs).await.unwrap().is_none(), "inserted");
+    assert_eq!(
+        db.job_by_key(other, "same").await.unwrap().unwrap().id,
+        "o1"
+    );
+    let their_batch = BatchRow {
+        id: "ob".into(),
+        tenant_id: other.into(),
+        ..batch
+    };
+    assert!(db.insert_batch(&their_batch, &[]).await.unwrap().is_none());
+    assert_eq!(
+        db.batch(other, "ob").await.unwrap().unwrap().tenant_id,
+        other
+    );
+    assert_eq!(db.job(other, "o1").await.unwrap().unwrap().tenant_id, other);
+}
+
+/// Keys are found by id with their hash, listed, and revoked once.
+pub async fn api_keys_round_trip_and_revoke(db: &Db) {
+    let (row, key) = radscore::api::auth::create_key(db, "trial-1", Some("site A"), true)
+        .await
+        .unwrap();
+    assert!(key.starts_with("rsk_") && key.contains(&row.id));
+    let stored = db.api_key(&row.id).await.unwrap().expect("stored");
+    assert_eq!((stored.tenant_id.as_str(), stored.admin), ("trial-1", true));
+    assert_ne!(stored.key_hash, key, "the key itself is not stored");
+    assert_eq!(stored.key_hash.len(), 64, "hex SHA-256");
+    assert!(stored.revoked_at_ms.is_none());
+    assert_eq!(db.api_keys().await.unwrap().len(), 1);
+    assert!(db.revoke_api_key(&row.id, 99).await.unwrap());
+    assert!(!db.revoke_api_key(&row.id, 100).await.unwrap(), "once");
+    assert!(!db.revoke_api_key("nope", 100).await.unwrap());
+    let revoked = db.api_key(&row.id).await.unwrap().unwrap();
+    assert_eq!(revoked.revoked_at_ms, Some(99));
+    assert!(db.api_key("nope").await.unwrap().is_none());
+    assert!(
+        radscore::api::auth::create_key(db, "bad tenant", None, false)
+            .await
+            .is_err()
+    );
+}
+
+/// Audit events come back in writing order, filtered by tenant and time.
+pub async fn audit_events_are_read_back_in_order(db: &Db) {
+    let event = |tenant: &str, at_ms: i64, action: &str| radscore::store::AuditEvent {
+        seq: 0,
+        at_ms,
+        tenant_id: tenant.into(),
+        key_id: Some("k".into()),
+        action: action.into(),
+        object_type: "job".into(),
+        object_id: Some("j".into()),
+        request_id: None,
+        detail: "{\"lesions\":2}".into(),
+    };
+    db.append_audit(&event("a", 10, "job.create"))
+        .await
+        .unwrap();
+    db.append_audit(&event("b", 20, "job.create"))
+        .await
+        .unwrap();
+    db.append_audit(&event("a", 30, "result.read"))
+        .await
+        .unwrap();
+    let all = db.audit_events(None, None).await.unwrap();
+    assert_eq!(all.len(), 3);
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    let a: Vec<String> = db
+        .audit_events(Some("a"), None)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.action)
+        .collect();
+    assert_eq!(a, ["job.create", "result.read"]);
+    let late = db.audit_events(Some("a"), Some(20)).await.unwrap();
+    assert_eq!(late.len(), 1);
+    assert_eq!(late[0].detail, "{\"lesions\":2}");
+    assert!(db.audit_events(Some("c"), None).await.unwrap().is_empty());
+}
+
+/// A delivery starts pending with no attempt, counts every attempt with its outcome and
+/// error, and a second insert for the same job changes nothing.
+pub async fn a_delivery_counts_attempts_until_its_outcome(db: &Db) {
+    db_with_jobs(db, 1).await;
+    assert!(db.delivery("j0").await.unwrap().is_none());
+    db.insert_delivery("j0", "http://127.0.0.1:1/dicom-web")
+        .await
+        .unwrap();
+    let d = db.delivery("j0").await.unwrap().expect("delivery stored");
+    assert_eq!((d.status.as_str(), d.attempts), ("pending", 0));
+    assert_eq!(d.destination, "http://127.0.0.1:1/dicom-web");
+    assert!(d.last_error.is_none());
+
+    let d = db
+        .record_delivery_attempt("j0", "pending", Some("connection refused"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.status.as_str(), d.attempts), ("pending", 1));
+    assert_eq!(d.last_error.as_deref(), Some("connection refused"));
+    db.insert_delivery("j0", "http://elsewhere.invalid/")
+        .await
+        .unwrap();
+    let d = db
+        .record_delivery_attempt("j0", "delivered", None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((d.status.as_str(), d.attempts), ("delivered", 2));
+    assert!(d.last_error.is_none());
+    assert_eq!(d.destination, "http://127.0.0.1:1/dicom-web");
+    assert!(
+        db.record_delivery_attempt("nope", "failed", Some("x"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -72,4 +72,60 @@ on_both_backends!(
     deletion_waits_for_jobs_then_tombstones_series_and_segmentations,
     expired_uploads_are_old_and_unused,
     the_model_registry_keeps_one_active_model_per_tenant,
+    a_delivery_counts_attempts_until_its_outcome,
+    tenants_see_only_their_own_rows,
+    api_keys_round_trip_and_revoke,
+    audit_events_are_read_back_in_order,
 );
+
+/// Append one audit event through the store.
+async fn append_one(db: &radscore::store::Db) {
+    let event = radscore::store::AuditEvent {
+        seq: 0,
+        at_ms: 1,
+        tenant_id: "a".into(),
+        key_id: None,
+        action: "job.create".into(),
+        object_type: "job".into(),
+        object_id: Some("j".into()),
+        request_id: None,
+        detail: "{}".into(),
+    };
+    db.append_audit(&event).await.unwrap();
+}
+
+/// SQLite refuses UPDATE and DELETE on the audit log, even from outside radscore.
+#[tokio::test]
+async fn sqlite_audit_log_refuses_update_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("db.sqlite").display()
+    );
+    let db = radscore::store::Db::connect(&url).await.unwrap();
+    append_one(&db).await;
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    for sql in ["UPDATE audit_log SET action = 'x'", "DELETE FROM audit_log"] {
+        let err = sqlx::query(sql).execute(&pool).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(db.audit_events(None, None).await.unwrap().len(), 1);
+}
+
+/// PostgreSQL refuses UPDATE, DELETE and TRUNCATE on the audit log.
+#[tokio::test]
+async fn postgres_audit_log_refuses_update_delete_and_truncate() {
+    let t = TestDb::postgres().await;
+    append_one(&t.db).await;
+    let url = &t._schema.as_ref().unwrap().url;
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    for sql in [
+        "UPDATE audit_log SET action = 'x'",
+        "DELETE FROM audit_log",
+        "TRUNCATE audit_log",
+    ] {
+        let err = sqlx::query(sql).execute(&pool).await.expect_err(sql);
+        assert!(err.to_string().contains("append-only"), "{sql}: {err}");
+    }
+    assert_eq!(t.db.audit_events(None, None).await.unwrap().len(), 1);
+}
