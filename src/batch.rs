@@ -73,22 +73,32 @@ impl OutputSpec {
                 c.extend(DIAGNOSTICS_COLUMNS.map(String::from));
                 c.push("diagnostics_radscore_Error".into());
                 c.push("response_probability".into());
+                c.extend(self.feature_columns());
+                c
+            }
+        }
+    }
+
+    /// The feature columns alone, in the output naming.
+    pub fn feature_columns(&self) -> Vec<String> {
+        match self.naming {
+            Naming::Ibsi => self.settings.feature_names(),
+            Naming::Pyradiomics => {
                 let names: Vec<Feature> = self
                     .settings
                     .feature_names()
                     .into_iter()
                     .map(|n| Feature::new(n, 0.0))
                     .collect();
-                c.extend(self.rename(&names).into_iter().map(|f| f.name));
-                c
+                self.rename(&names).into_iter().map(|f| f.name).collect()
             }
         }
     }
 
     fn rename(&self, features: &[Feature]) -> Vec<Feature> {
-        pyradiomics::to_pyradiomics(
+        pyradiomics::names::to_pyradiomics_all(
             features,
-            pyradiomics::names::ORIGINAL_IMAGE_TYPE,
+            self.settings.for_location(Location::Other),
             self.selection.as_ref(),
         )
     }
@@ -118,7 +128,7 @@ impl OutputSpec {
                     env!("CARGO_PKG_VERSION").to_string(),
                     serde_json::to_string(profile).unwrap_or_default(),
                     self.settings.hash(),
-                    r#"{"Original": {}}"#.to_string(),
+                    pyradiomics::names::enabled_image_types(profile),
                     lesion.voxel_count.to_string(),
                     status.into(),
                     error

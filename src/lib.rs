@@ -11,6 +11,7 @@
 //! | [`api`] | axum router, request extractors, `application/problem+json` errors |
 //! | [`jobs`] | the job queue on top of [`store`], the tokio worker pool, progress, upload deletion and retention |
 //! | [`pipeline`] | one extraction run: volume + lesion masks + settings → features → score |
+//! | [`filtered`] | features of filtered images (LoG, wavelet, …) for one lesion, on its window |
 //! | [`robustness`] | test–retest perturbations, per-location ICC(3,1) of every feature, heat map |
 //! | [`model`] | ONNX Runtime session, model manifest, compatibility checks, scoring |
 //! | [`features`] | extraction settings, one IBSI 1 feature family per file |
@@ -25,7 +26,7 @@
 //! | [`benchmark`] | the extraction benchmark: a job's path from stored series to features, timed, with peak memory |
 //! | [`app`], [`config`], [`telemetry`] | wiring, process configuration, tracing and metrics |
 //!
-//! `api → jobs → pipeline → features/model → image → dicom`; `pyradiomics → features`;
+//! `api → jobs → pipeline → filtered → features/model → image → dicom`; `pyradiomics → features`;
 //! `robustness → batch, pipeline`; `store` is used by `api`
 //! and `jobs` only.
 
@@ -38,6 +39,7 @@ pub mod config;
 pub mod demo;
 pub mod dicom;
 pub mod features;
+pub mod filtered;
 pub mod image;
 pub mod jobs;
 pub mod model;

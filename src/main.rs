@@ -948,9 +948,9 @@ fn write_output(
                 if spec.naming == Naming::Pyradiomics
                     && let (Ok(features), Some(obj)) = (&l.features, v.as_object_mut())
                 {
-                    let renamed = radscore::pyradiomics::to_pyradiomics(
+                    let renamed = radscore::pyradiomics::names::to_pyradiomics_all(
                         features,
-                        radscore::pyradiomics::names::ORIGINAL_IMAGE_TYPE,
+                        settings.for_location(l.request.location),
                         spec.selection.as_ref(),
                     );
                     obj.insert("features".into(), feature_map(&renamed));
@@ -958,14 +958,7 @@ fn write_output(
                 v
             })
             .collect();
-        let names: Vec<String> = match spec.naming {
-            Naming::Ibsi => settings.feature_names(),
-            Naming::Pyradiomics => spec
-                .columns()
-                .into_iter()
-                .filter(|c| c.starts_with("original_"))
-                .collect(),
-        };
+        let names = spec.feature_columns();
         let doc = serde_json::json!({
             "settings_name": settings.name,
             "settings_hash": settings.hash(),

@@ -12,7 +12,7 @@ use ndarray::Array3;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::features::settings::Interpolation;
+use crate::features::settings::{Interpolation, Normalisation};
 use crate::features::{self, ExtractionSettings, FamilySettings, FeatureError, Location, Roi};
 use crate::image::resample::{self, AlignedGrid, SourceRegion};
 use crate::image::{Grid, LesionMask, Segmentation, Volume};
@@ -133,14 +133,57 @@ fn extract_one(
     }
 }
 
+/// The series after PyRadiomics' whole-image normalisation ([`Normalisation`]):
+/// `s · clip((x − μ) / σ, −n, n)`, μ and σ the mean and sample standard deviation of every
+/// voxel (SimpleITK `Normalize` / ITK `StatisticsImageFilter`, which divides by N − 1),
+/// computed in `f64` (SimpleITK's output type) and stored as radscore's `f32`.
+pub fn normalise(volume: &Volume, n: &Normalisation) -> Volume {
+    let count = volume.hu.len() as f64;
+    let sum: f64 = volume.hu.iter().map(|&v| f64::from(v)).sum();
+    let mean = sum / count;
+    let squares: f64 = volume
+        .hu
+        .iter()
+        .map(|&v| (f64::from(v) - mean).powi(2))
+        .sum();
+    let sd = (squares / (count - 1.0).max(1.0)).sqrt();
+    let bound = n.remove_outliers_sigma.unwrap_or(f64::INFINITY);
+    let hu = volume
+        .hu
+        .mapv(|v| (((f64::from(v) - mean) / sd).clamp(-bound, bound) * n.scale) as f32);
+    Volume {
+        grid: volume.grid.clone(),
+        hu,
+    }
+}
+
 /// Build the lesion's ROI and compute every feature family on it.
 pub fn compute_lesion(
     volume: &Volume,
     lesion: &LesionMask,
     settings: &FamilySettings,
 ) -> Result<Vec<features::Feature>, FeatureError> {
-    let roi = build_roi(volume, lesion, settings)?;
-    features::compute_all(&roi, settings)
+    // LIMITATION: normalisation copies the whole series per lesion (its μ and σ are whole-image statistics, and filters read around the lesion); fine for one lesion per series, memory-heavy for many.
+    let normalised;
+    let volume = match &settings.normalisation {
+        None => volume,
+        Some(n) => {
+            normalised = normalise(volume, n);
+            &normalised
+        }
+    };
+    let (roi, series_offset) = build_placed_roi(volume, lesion, settings)?;
+    let mut out = features::compute_all(&roi, settings)?;
+    if !settings.image_filters.images.is_empty() {
+        let placed = crate::filtered::PlacedRoi {
+            roi: &roi,
+            series_offset,
+        };
+        out.extend(crate::filtered::compute_filtered(
+            volume, lesion, &placed, settings,
+        )?);
+    }
+    Ok(out)
 }
 
 /// Crop the volume to the lesion and derive the morphological and intensity masks
@@ -157,6 +200,16 @@ pub fn build_roi(
     lesion: &LesionMask,
     settings: &FamilySettings,
 ) -> Result<Roi, FeatureError> {
+    build_placed_roi(volume, lesion, settings).map(|(roi, _)| roi)
+}
+
+/// [`build_roi`], with the series index of the ROI's first voxel when it is on the series
+/// grid (`None` after interpolation).
+fn build_placed_roi(
+    volume: &Volume,
+    lesion: &LesionMask,
+    settings: &FamilySettings,
+) -> Result<(Roi, Option<[usize; 3]>), FeatureError> {
     let (dz, dy, dx) = lesion.mask.dim();
     let [oz, oy, ox] = lesion.offset_zyx;
     let shape = volume.hu.dim();
@@ -166,27 +219,34 @@ pub fn build_roi(
         ));
     }
 
-    let (hu, morph_mask, spacing_mm) = match &settings.interpolation {
+    let (hu, morph_mask, spacing_mm, series_offset) = match &settings.interpolation {
         None => {
-            let (hu, morph_mask) = crop_native(volume, lesion);
-            (hu, morph_mask, volume.grid.spacing_mm)
+            let (hu, morph_mask, lo) = crop_native(volume, lesion);
+            (hu, morph_mask, volume.grid.spacing_mm, Some(lo))
         }
-        Some(interpolation) => crop_interpolated(volume, lesion, interpolation),
+        Some(interpolation) => {
+            let (hu, mask, spacing) = crop_interpolated(volume, lesion, interpolation);
+            (hu, mask, spacing, None)
+        }
     };
     let intensity_mask = resegment(&hu, &morph_mask, settings);
     check_roi_size(&morph_mask, &intensity_mask, settings.min_voxels)?;
 
-    Ok(Roi {
-        hu,
-        intensity_mask,
-        morph_mask,
-        spacing_mm,
-    })
+    Ok((
+        Roi {
+            hu,
+            intensity_mask,
+            morph_mask,
+            spacing_mm,
+        },
+        series_offset,
+    ))
 }
 
 /// The lesion on the series grid: intensities and mask over the lesion's bounding box
-/// plus the context margin (clipped to the series).
-fn crop_native(volume: &Volume, lesion: &LesionMask) -> (Array3<f32>, Array3<bool>) {
+/// plus the context margin (clipped to the series), and the series index of its first
+/// voxel.
+fn crop_native(volume: &Volume, lesion: &LesionMask) -> (Array3<f32>, Array3<bool>, [usize; 3]) {
     let (dz, dy, dx) = lesion.mask.dim();
     let [oz, oy, ox] = lesion.offset_zyx;
     let shape = volume.hu.dim();
@@ -210,7 +270,7 @@ fn crop_native(volume: &Volume, lesion: &LesionMask) -> (Array3<f32>, Array3<boo
         .slice(ndarray::s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
         .to_owned();
     let morph_mask = place_mask(lesion, lo, hu.dim());
-    (hu, morph_mask)
+    (hu, morph_mask, lo)
 }
 
 /// The lesion mask placed in a `dim`-shaped region whose first voxel is series index `lo`.

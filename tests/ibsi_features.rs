@@ -233,6 +233,8 @@ fn digital_phantom_matches_ibsi_reference() {
         interpolation: None,
         resegment_outlier_sigma: None,
         voxel_array_shift: None,
+        image_filters: Default::default(),
+        normalisation: None,
     };
     check("digital_phantom", &compute(&roi, &settings));
 }
@@ -265,6 +267,8 @@ fn ct_phantom_config_a_matches_ibsi_reference() {
         interpolation: None,
         resegment_outlier_sigma: None,
         voxel_array_shift: None,
+        image_filters: Default::default(),
+        normalisation: None,
     };
     check("config_A", &compute(&roi, &settings));
 }

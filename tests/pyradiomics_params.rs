@@ -32,28 +32,11 @@ const EXPECTED_REFUSALS: &[(&str, &[&str])] = &[
             "featureClass.shape.Maximum2DDiameterRow",
         ],
     ),
-    ("exampleCT.yaml", &["imageType.LoG", "imageType.Wavelet"]),
-    (
-        "exampleMR_3mm.yaml",
-        &["imageType.LoG", "imageType.Wavelet", "setting.normalize"],
-    ),
-    (
-        "exampleMR_5mm.yaml",
-        &["imageType.LoG", "imageType.Wavelet", "setting.normalize"],
-    ),
-    (
-        "exampleMR_NoResampling.yaml",
-        &["imageType.LoG", "imageType.Wavelet", "setting.normalize"],
-    ),
-    (
-        "MR_2D_extraction.yaml",
-        &[
-            "imageType.LoG",
-            "imageType.Wavelet",
-            "featureClass.shape2D",
-            "setting.normalize",
-        ],
-    ),
+    ("exampleCT.yaml", &[]),
+    ("exampleMR_3mm.yaml", &[]),
+    ("exampleMR_5mm.yaml", &[]),
+    ("exampleMR_NoResampling.yaml", &[]),
+    ("MR_2D_extraction.yaml", &["featureClass.shape2D"]),
     ("exampleVoxel.yaml", &["voxelSetting"]),
 ];
 
@@ -119,9 +102,7 @@ fn every_pyradiomics_example_file_maps_or_names_its_refused_keys() {
 #[test]
 fn example_ct_settings_map_onto_radscore_settings() {
     let path = shared_data().join("pyradiomics/params/exampleCT.yaml");
-    let mut doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    remove_key(&mut doc, "imageType.LoG");
-    remove_key(&mut doc, "imageType.Wavelet");
+    let doc: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let p = params::from_value(&doc, "exampleCT.yaml").unwrap();
     let s = p.settings.for_location(Location::Pleura);
     let i = s
@@ -139,6 +120,21 @@ fn example_ct_settings_map_onto_radscore_settings() {
         !names.iter().any(|n| n.contains("_ngtdm_")),
         "ngtdm is not enabled"
     );
+    // LoG σ 1…5 mm and the 8 coif1 wavelet bands, cropped with padDistance 10 (resampled).
+    let images: Vec<String> = s
+        .image_filters
+        .images
+        .iter()
+        .map(|i| i.filter.image_type())
+        .collect();
+    assert_eq!(images.len(), 5 + 8, "{images:?}");
+    assert_eq!(images[2], "log-sigma-3-0-mm-3D");
+    assert_eq!(images[5], "wavelet-LLH");
+    assert_eq!(images[12], "wavelet-LLL");
+    assert_eq!(s.image_filters.crop_pad_vox, Some(10));
+    assert!(names.contains(&"wavelet-HHL_glcm_Contrast".to_string()));
+    assert!(names.contains(&"log-sigma-5-0-mm-3D_firstorder_Mean".to_string()));
+    assert!(!names.iter().any(|n| n.starts_with("wavelet-LLL_shape")));
 }
 
 fn radscore(args: &[&str]) -> std::process::Output {
@@ -265,7 +261,7 @@ fn extract_refuses_unsupported_parameters_by_name() {
     let params = dir.path().join("p.yaml");
     std::fs::write(
         &params,
-        "setting:\n  normalize: true\n  weightingNorm: euclidean\n",
+        "setting:\n  distances: [1, 2]\n  weightingNorm: euclidean\n",
     )
     .unwrap();
     let phantom = shared_data().join("ibsi1/digital_phantom/nifti");
@@ -282,7 +278,7 @@ fn extract_refuses_unsupported_parameters_by_name() {
     ]);
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("setting.normalize"), "{err}");
+    assert!(err.contains("setting.distances"), "{err}");
     assert!(err.contains("setting.weightingNorm"), "{err}");
 }
 

@@ -52,6 +52,8 @@ pub fn base_settings(aggregations: &[TextureAggregation]) -> FamilySettings {
         interpolation: None,
         resegment_outlier_sigma: None,
         voxel_array_shift: None,
+        image_filters: Default::default(),
+        normalisation: None,
     }
 }
 

@@ -192,6 +192,8 @@ mod tests {
             interpolation: None,
             resegment_outlier_sigma: None,
             voxel_array_shift: None,
+            image_filters: Default::default(),
+            normalisation: None,
         }
     }
 

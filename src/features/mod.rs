@@ -83,6 +83,10 @@ pub enum FeatureError {
     /// Settings that cannot be applied (e.g. zero bin width).
     #[error("invalid settings: {0}")]
     InvalidSettings(String),
+    /// An image filter cannot be applied to this lesion (e.g. the image is too small for
+    /// the LoG kernel).
+    #[error(transparent)]
+    Filter(#[from] crate::image::filters::FilterError),
 }
 
 impl FeatureError {
@@ -94,6 +98,7 @@ impl FeatureError {
             FeatureError::TooFewSlices { .. } => "single_slice",
             FeatureError::Undefined { .. } => "feature_undefined",
             FeatureError::InvalidSettings(_) => "invalid_settings",
+            FeatureError::Filter(_) => "filter_failed",
         }
     }
 }
@@ -189,11 +194,27 @@ pub fn ibsi_families() -> impl Iterator<Item = &'static Family> {
         .filter(|f| !NON_IBSI_FAMILIES.contains(&f.name))
 }
 
-/// Every feature name produced with `settings`, in output order.
+/// Every feature name produced with `settings`, in output order: the original image's,
+/// then each filtered image's prefixed with its image type ([`filtered_name`]).
 pub fn feature_names(settings: &FamilySettings) -> Vec<String> {
-    enabled(settings)
+    let mut names: Vec<String> = enabled(settings)
         .flat_map(|f| (f.names)(settings))
-        .collect()
+        .collect();
+    for image in &settings.image_filters.images {
+        let image_type = image.filter.image_type();
+        names.extend(
+            feature_names(&settings.for_filtered(image))
+                .into_iter()
+                .map(|n| filtered_name(&image_type, &n)),
+        );
+    }
+    names
+}
+
+/// The name of feature `tag` computed on the filtered image `image_type`, e.g.
+/// `wavelet-LHH_stat_mean` (PyRadiomics' image type, `_`, the IBSI tag).
+pub fn filtered_name(image_type: &str, tag: &str) -> String {
+    format!("{image_type}_{tag}")
 }
 
 /// The families `settings` enables, in [`FAMILIES`] order.

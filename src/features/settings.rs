@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use crate::image::filters::ImageFilter;
 pub use crate::image::resample::{ImageInterpolation, MaskInterpolation};
 
 /// The settings schema version this build reads.
@@ -161,6 +162,67 @@ pub struct FamilySettings {
     /// Not used by any IBSI family. Absent from the JSON when `None` (= 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voxel_array_shift: Option<f64>,
+    /// Filtered images (PyRadiomics image types) whose intensity features are computed
+    /// beside the original image's. Absent from the JSON (and the hash) when there are
+    /// none, so settings without filters keep the hash they had before filters existed.
+    #[serde(default, skip_serializing_if = "ImageFilters::is_empty")]
+    pub image_filters: ImageFilters,
+    /// Whole-image intensity normalisation before anything else (PyRadiomics `normalize`).
+    /// Absent from the JSON (and the hash) when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub normalisation: Option<Normalisation>,
+}
+
+/// PyRadiomics' `normalize`: `f(x) = s · clip((x − μ) / σ, −n, n)` with the mean `μ` and the
+/// sample standard deviation `σ` of the *whole image* (SimpleITK `Normalize`), the outlier
+/// bound `n` (`removeOutliers`, no clipping when absent) and the scale `s`
+/// (`normalizeScale`). Applied to the series before resampling and filters (IBSI 2
+/// "intensity normalisation" is the same idea; this follows PyRadiomics' definition).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Normalisation {
+    /// `s`, PyRadiomics `normalizeScale`.
+    pub scale: f64,
+    /// `n` in σ, PyRadiomics `removeOutliers`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remove_outliers_sigma: Option<f64>,
+}
+
+/// The filtered images of a profile and the region their filters see.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImageFilters {
+    /// One entry per filtered image, in output order.
+    pub images: Vec<FilteredImage>,
+    /// The image a filter sees: `None` = the whole series (PyRadiomics without
+    /// resampling or `preCrop`); `Some(n)` = the lesion's bounding box padded by `n`
+    /// voxels (PyRadiomics' `padDistance` with resampling or `preCrop`). With
+    /// interpolation, boxes are on the new grid.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crop_pad_vox: Option<usize>,
+}
+
+impl ImageFilters {
+    /// Whether no filtered image is configured.
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty() && self.crop_pad_vox.is_none()
+    }
+}
+
+/// One filtered image: the filter and the features computed on it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilteredImage {
+    /// The filter (see [`crate::image::filters`]).
+    pub filter: ImageFilter,
+    /// Intensity families computed on the filtered image (not `morphology`: shape does
+    /// not depend on the filter). Names are prefixed with the filter's image type, e.g.
+    /// `log-sigma-3-0-mm-3D_stat_mean`.
+    pub families: Vec<String>,
+    /// Discretisation for this image instead of the profile's (PyRadiomics per-image-type
+    /// `binWidth` / `binCount`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub discretisation: Option<Discretisation>,
 }
 
 /// Image and mask interpolation onto an isotropic or in-plane grid (IBSI 1 section 2.4),
@@ -362,6 +424,16 @@ impl FamilySettings {
         if self.texture_distance_vox == 0 {
             return Err("texture_distance_vox must be at least 1".into());
         }
+        self.validate_filters()?;
+        if let Some(n) = &self.normalisation
+            && (!(n.scale.is_finite() && n.scale != 0.0)
+                || n.remove_outliers_sigma
+                    .is_some_and(|k| !(k.is_finite() && k > 0.0)))
+        {
+            return Err(format!(
+                "normalisation needs a finite non-zero scale and outliers > 0, got {n:?}"
+            ));
+        }
         if let Some(unknown) = self
             .families
             .iter()
@@ -372,6 +444,40 @@ impl FamilySettings {
                 "unknown feature family '{unknown}'; known: {}",
                 known.join(", ")
             ));
+        }
+        Ok(())
+    }
+}
+
+impl FamilySettings {
+    /// The settings the features of `image` are computed with: this profile with the
+    /// image's families and discretisation, and no filtered images of its own.
+    pub fn for_filtered(&self, image: &FilteredImage) -> FamilySettings {
+        let mut s = self.clone();
+        s.families = image.families.clone();
+        if let Some(d) = &image.discretisation {
+            s.discretisation = d.clone();
+        }
+        s.image_filters = ImageFilters::default();
+        s
+    }
+
+    fn validate_filters(&self) -> Result<(), String> {
+        let mut seen = std::collections::BTreeSet::new();
+        for image in &self.image_filters.images {
+            image.filter.validate().map_err(|e| e.to_string())?;
+            let name = image.filter.image_type();
+            if !seen.insert(name.clone()) {
+                return Err(format!("filtered image {name} is listed twice"));
+            }
+            if image.families.iter().any(|f| f == "morphology") {
+                return Err(format!(
+                    "filtered image {name}: morphology is computed on the original image only"
+                ));
+            }
+            self.for_filtered(image)
+                .validate()
+                .map_err(|e| format!("filtered image {name}: {e}"))?;
         }
         Ok(())
     }

@@ -12,6 +12,7 @@
 //! * Intensities are Hounsfield units as `f32` after the DICOM Modality LUT.
 
 pub mod discretise;
+pub mod filters;
 pub mod grid;
 pub mod labelmap;
 pub mod nrrd;

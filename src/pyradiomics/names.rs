@@ -475,6 +475,76 @@ pub fn to_pyradiomics(
         .collect()
 }
 
+/// Rename the features of a profile with filtered images: the original image's as
+/// [`to_pyradiomics`] with `original`, then each filtered image's (names prefixed with
+/// its image type, see [`crate::features::filtered_name`]) with its PyRadiomics image
+/// type, e.g. `wavelet-LHH_firstorder_Mean`.
+pub fn to_pyradiomics_all(
+    features: &[Feature],
+    profile: &crate::features::FamilySettings,
+    selection: Option<&Selection>,
+) -> Vec<Feature> {
+    let image_types: Vec<String> = profile
+        .image_filters
+        .images
+        .iter()
+        .map(|i| i.filter.image_type())
+        .collect();
+    let is_filtered = |name: &str| {
+        image_types.iter().any(|t| {
+            name.len() > t.len() && name.starts_with(t.as_str()) && name.as_bytes()[t.len()] == b'_'
+        })
+    };
+    let original: Vec<Feature> = features
+        .iter()
+        .filter(|f| !is_filtered(&f.name))
+        .cloned()
+        .collect();
+    let mut out = to_pyradiomics(&original, ORIGINAL_IMAGE_TYPE, selection);
+    for image_type in &image_types {
+        let prefix = format!("{image_type}_");
+        let own: Vec<Feature> = features
+            .iter()
+            .filter_map(|f| {
+                f.name
+                    .strip_prefix(&prefix)
+                    .map(|tag| Feature::new(tag, f.value))
+            })
+            .collect();
+        out.extend(to_pyradiomics(&own, image_type, selection));
+    }
+    out
+}
+
+/// PyRadiomics' `EnabledImageTypes` diagnostics value for a profile, e.g.
+/// `{"Original": {}, "LoG": {}}` (the image types, without their settings).
+pub fn enabled_image_types(profile: &crate::features::FamilySettings) -> String {
+    use crate::image::filters::ImageFilter;
+    let mut types: Vec<&str> = Vec::new();
+    if profile.families.iter().any(|f| f != "morphology") {
+        types.push("Original");
+    }
+    for image in &profile.image_filters.images {
+        let t = match image.filter {
+            ImageFilter::Log { .. } => "LoG",
+            ImageFilter::Wavelet { .. } => "Wavelet",
+            ImageFilter::Square => "Square",
+            ImageFilter::SquareRoot => "SquareRoot",
+            ImageFilter::Logarithm => "Logarithm",
+            ImageFilter::Exponential => "Exponential",
+            ImageFilter::Gradient { .. } => "Gradient",
+        };
+        if !types.contains(&t) {
+            types.push(t);
+        }
+    }
+    let map: serde_json::Map<String, serde_json::Value> = types
+        .into_iter()
+        .map(|t| (t.to_string(), serde_json::json!({})))
+        .collect();
+    serde_json::Value::Object(map).to_string()
+}
+
 /// The mapping table as markdown (the generated part of `docs/feature-names.md`).
 pub fn mapping_markdown() -> String {
     let mut md = String::from(

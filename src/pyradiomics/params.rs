@@ -15,15 +15,18 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::image_types::map_image_types;
 use super::names::{self, CLASSES, MAPPINGS, Selection, UNAVAILABLE, UNAVAILABLE_CLASSES};
 use crate::features::settings::{
-    DEFAULT_MASK_THRESHOLD, ImageInterpolation, Interpolation, MaskInterpolation,
+    DEFAULT_MASK_THRESHOLD, ImageInterpolation, Interpolation, MaskInterpolation, Normalisation,
     SETTINGS_SCHEMA_VERSION, TextureAggregation,
 };
 use crate::features::{Discretisation, ExtractionSettings, FamilySettings, Location};
 
 /// PyRadiomics' default `binWidth` (documentation, "Feature Extractor Level").
 pub const DEFAULT_BIN_WIDTH: f64 = 25.0;
+/// PyRadiomics' default `normalizeScale`.
+pub const DEFAULT_NORMALIZE_SCALE: f64 = 1.0;
 /// PyRadiomics' default `label`.
 pub const DEFAULT_LABEL: u32 = 1;
 /// PyRadiomics' default neighbour distance (`distances: [1]`).
@@ -123,13 +126,27 @@ pub fn from_value(doc: &Value, name: &str) -> Result<PyRadiomicsParams, ParamsEr
             ),
         }
     }
-    check_image_types(top.get("imageType"), &mut refused);
     let (selection, unavailable) = feature_selection(top.get("featureClass"), &mut refused);
     let mapped = map_settings(top.get("setting"), &selection, &mut refused);
+    let intensity_families: Vec<String> = families_for(&selection)
+        .into_iter()
+        .filter(|f| f != "morphology")
+        .collect();
+    let image_types = map_image_types(
+        top.get("imageType"),
+        top.get("setting"),
+        &intensity_families,
+        &mut refused,
+    );
     if !refused.is_empty() {
         return Err(ParamsError::Unsupported(refused));
     }
-    let (profile, label, force_2d) = mapped.expect("no refusal means the settings mapped");
+    let (mut profile, label, force_2d) = mapped.expect("no refusal means the settings mapped");
+    if !image_types.original {
+        // Without `Original`, PyRadiomics still computes shape (on the original mask).
+        profile.families.retain(|f| f == "morphology");
+    }
+    profile.image_filters = image_types.filters;
     let settings = ExtractionSettings {
         schema_version: SETTINGS_SCHEMA_VERSION,
         name: format!("pyradiomics:{name}"),
@@ -162,44 +179,6 @@ fn refuse(refused: &mut Vec<Unsupported>, key: &str, value: &Value, reason: &str
         value: value.to_string(),
         reason: reason.to_string(),
     });
-}
-
-/// Only the unfiltered image (`Original`, without per-type overrides) is supported.
-// LIMITATION(#7): image filters (LoG, wavelet, square, …) are not implemented yet, so every filtered image type is refused by name.
-fn check_image_types(image_types: Option<&Value>, refused: &mut Vec<Unsupported>) {
-    let Some(value) = image_types else { return };
-    let Some(map) = value.as_object() else {
-        if !value.is_null() {
-            refuse(
-                refused,
-                "imageType",
-                value,
-                "must be a mapping of image types",
-            );
-        }
-        return;
-    };
-    for (kind, custom) in map {
-        let key = format!("imageType.{kind}");
-        match kind.as_str() {
-            "Original" => {
-                if custom.as_object().is_some_and(|o| !o.is_empty()) {
-                    refuse(
-                        refused,
-                        &key,
-                        custom,
-                        "per-image-type settings are not supported",
-                    );
-                }
-            }
-            _ => refuse(
-                refused,
-                &key,
-                custom,
-                "image filters are not implemented; only Original is computed",
-            ),
-        }
-    }
 }
 
 /// The enabled classes and features; PyRadiomics enables every class when the key is
@@ -327,7 +306,7 @@ fn map_settings(
     };
     let interpolation = r.interpolation();
     let (resegment_range_hu, resegment_outlier_sigma) = r.resegmentation();
-    r.normalisation();
+    let normalisation = r.normalisation();
     let force_2d = r.force_2d();
     let texture_distance_vox = r.distance();
     let ngldm_alpha = r
@@ -390,6 +369,8 @@ fn map_settings(
         interpolation,
         resegment_outlier_sigma,
         voxel_array_shift,
+        image_filters: Default::default(),
+        normalisation,
     };
     match label {
         Ok(label) if label > 0 => Some((profile, label, force_2d)),
@@ -405,9 +386,9 @@ fn map_settings(
     }
 }
 
-/// Settings PyRadiomics knows. Keys that only configure image filters (`sigma`,
-/// `wavelet`, `lbp*`, `gradientUseSpacing`, …) are accepted: without a filtered image type
-/// (which [`check_image_types`] refuses) they change nothing.
+/// Settings PyRadiomics knows. Keys that configure image filters (`sigma`, `wavelet`,
+/// `gradientUseSpacing`, `padDistance`, …) are read by [`map_image_types`]; without a
+/// filtered image type they change nothing.
 const KNOWN_SETTINGS: &[&str] = &[
     "minimumROIDimensions",
     "minimumROISize",
@@ -616,17 +597,16 @@ impl SettingReader<'_> {
         }
     }
 
-    /// `normalize` is refused; `normalizeScale` and `removeOutliers` only act with it.
-    // LIMITATION(#7): whole-image intensity normalisation (normalize: true) is not implemented.
-    fn normalisation(&mut self) {
-        if self.boolean("normalize") {
-            self.refuse(
-                "normalize",
-                "whole-image intensity normalisation is not implemented",
-            );
-        }
-        self.number("normalizeScale");
-        self.number("removeOutliers");
+    /// `normalize` with `normalizeScale` (default 1) and `removeOutliers` (in σ; only act
+    /// with `normalize`, as in PyRadiomics).
+    fn normalisation(&mut self) -> Option<Normalisation> {
+        let normalize = self.boolean("normalize");
+        let scale = self.number("normalizeScale");
+        let outliers = self.positive("removeOutliers");
+        normalize.then(|| Normalisation {
+            scale: scale.unwrap_or(DEFAULT_NORMALIZE_SCALE),
+            remove_outliers_sigma: outliers,
+        })
     }
 
     /// `force2D` with `force2Ddimension` 0 (slices along z).
@@ -669,14 +649,28 @@ impl SettingReader<'_> {
     }
 }
 
-/// Names of PyRadiomics output columns these parameters produce, without diagnostics.
+/// Names of PyRadiomics output columns these parameters produce, without diagnostics:
+/// shape, the original image's other classes (with `Original`), then every filtered
+/// image's non-shape classes, in `imageType` order.
 pub fn output_names(params: &PyRadiomicsParams) -> Vec<String> {
-    params
-        .selection
-        .mappings()
+    let profile = params.settings.for_location(Location::Other);
+    let mappings = params.selection.mappings();
+    let original_intensity = profile.families.iter().any(|f| f != "morphology");
+    let mut out: Vec<String> = mappings
         .iter()
+        .filter(|m| m.class == "shape" || original_intensity)
         .map(|m| names::pyradiomics_name(names::ORIGINAL_IMAGE_TYPE, m))
-        .collect()
+        .collect();
+    for image in &profile.image_filters.images {
+        let image_type = image.filter.image_type();
+        out.extend(
+            mappings
+                .iter()
+                .filter(|m| m.class != "shape")
+                .map(|m| names::pyradiomics_name(&image_type, m)),
+        );
+    }
+    out
 }
 
 #[cfg(test)]
@@ -704,17 +698,17 @@ mod tests {
 
     #[test]
     fn every_refusal_is_named() {
-        let text = "setting:\n  normalize: true\n  distances: [1, 2]\n  bogus: 3\n\
-                    imageType:\n  LoG: {sigma: [1.0]}\nfeatureClass:\n  glcm: [MCC]\n";
+        let text = "setting:\n  resegmentMode: relative\n  resegmentRange: [0.5]\n  distances: [1, 2]\n  bogus: 3\n\
+                    imageType:\n  LBP3D: {}\nfeatureClass:\n  glcm: [MCC]\n";
         let Err(ParamsError::Unsupported(list)) = parse(text, "t") else {
             panic!("refused expected");
         };
         let keys: Vec<&str> = list.iter().map(|u| u.key.as_str()).collect();
         for key in [
-            "setting.normalize",
+            "setting.resegmentMode",
             "setting.distances",
             "setting.bogus",
-            "imageType.LoG",
+            "imageType.LBP3D",
             "featureClass.glcm.MCC",
         ] {
             assert!(keys.contains(&key), "{key} missing from {keys:?}");
