@@ -302,7 +302,8 @@ async fn chunked_post(
     let (mut reader, mut writer) = stream.into_split();
     let head = format!(
         "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: {content_type}\r\n\
-         Transfer-Encoding: chunked\r\n\r\n"
+         Authorization: Bearer {key}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        key = app.key
     );
     writer.write_all(head.as_bytes()).await.unwrap();
     let sent = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
