@@ -15,7 +15,7 @@ use serde_json::Value;
 
 use super::auth::Tenant;
 use super::jobs::job_document;
-use super::{ApiResult, AppState, Problem};
+use super::{ApiResult, AppState};
 
 /// How often the job row is read for changes. The workers may run in other processes, so
 /// the database is the one place every change shows up.
@@ -38,11 +38,7 @@ pub async fn job_events(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Sse<impl Stream<Item = Result<Event, std::convert::Infallible>>>> {
-    let first = state
-        .db
-        .job(&tenant, &id)
-        .await?
-        .ok_or_else(|| Problem::not_found("job", &id))?;
+    let first = super::jobs::tenant_job(&state, &tenant, &id).await?;
     let first = job_document(&state, &first).await?;
     let stream = futures::stream::unfold(
         (state, (tenant, id), Some(first), None::<Value>),

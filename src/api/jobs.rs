@@ -187,17 +187,22 @@ pub async fn cancel(
     Ok(Json(job_json(&row)))
 }
 
+/// The job `id` of `tenant`; 404 for a missing id and for another tenant's job alike.
+pub(super) async fn tenant_job(state: &AppState, tenant: &str, id: &str) -> ApiResult<JobRow> {
+    state
+        .db
+        .job(tenant, id)
+        .await?
+        .ok_or_else(|| Problem::not_found("job", id))
+}
+
 /// `GET /v1/jobs/{id}`: status, progress and the delivery of its report.
 pub async fn get(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let row = state
-        .db
-        .job(&tenant, &id)
-        .await?
-        .ok_or_else(|| Problem::not_found("job", &id))?;
+    let row = tenant_job(&state, &tenant, &id).await?;
     Ok(Json(job_document(&state, &row).await?))
 }
 
@@ -226,11 +231,7 @@ pub async fn result(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let row = state
-        .db
-        .job(&caller.tenant, &id)
-        .await?
-        .ok_or_else(|| Problem::not_found("job", &id))?;
+    let row = tenant_job(&state, &caller.tenant, &id).await?;
     match (row.status.as_str(), &row.result) {
         ("succeeded", Some(result)) => {
             audit_caller(&state, &caller, "result.read", "job", &row.id, json!({})).await?;

@@ -21,11 +21,7 @@ pub async fn result_dcm(
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
-    let row = state
-        .db
-        .job(&caller.tenant, &id)
-        .await?
-        .ok_or_else(|| Problem::not_found("job", &id))?;
+    let row = super::jobs::tenant_job(&state, &caller.tenant, &id).await?;
     match report_for_job(&state.db, &state.blobs, &row).await {
         Ok(bytes) => {
             audit_caller(

@@ -330,7 +330,8 @@ async fn job_model(
     ctx: &JobContext,
     request: &JobRequest,
 ) -> Result<(ModelRow, Arc<Model>), JobError> {
-    // LIMITATION: jobs run in the default tenant until tenancy lands (issue #8).
+    // LIMITATION: the model registry is shared by every tenant (see api/models.rs), so jobs
+    // resolve their model in the default tenant's registry.
     let registry_error = |e: RegistryError| match e {
         RegistryError::Store(s) => JobError::Store(s),
         other => JobError::Model(other.to_string()),
