@@ -25,16 +25,20 @@ MALLOC_LIMIT_MB="${FUZZ_MALLOC_LIMIT_MB:-1024}"
 # Largest generated input: seeds are a few KB; 64 KB leaves room to grow.
 MAX_LEN="${FUZZ_MAX_LEN:-65536}"
 
+# The instrumented release build goes to the per-user tool cache (see scripts/setup.sh), so
+# checkouts on one machine share its compiled dependencies. RADSCORE_FUZZ_TARGET_DIR
+# overrides it.
+TARGET_DIR="${RADSCORE_FUZZ_TARGET_DIR:-${RADSCORE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/radscore}/fuzz-target}"
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 cd "$ROOT/fuzz"
-cargo fuzz build -O -s none
+cargo fuzz build -O -s none --target-dir "$TARGET_DIR"
 mkdir -p work
 for target in "${TARGETS[@]}"; do
     mkdir -p "work/$target"
     log="work/$target.log"
     echo "fuzz: $target for ${SECONDS_PER_TARGET}s (log: fuzz/$log)"
     status=0
-    cargo fuzz run -O -s none "$target" "work/$target" "corpus/$target" -- \
+    cargo fuzz run -O -s none --target-dir "$TARGET_DIR" "$target" "work/$target" "corpus/$target" -- \
         -max_total_time="$SECONDS_PER_TARGET" -timeout="$TIMEOUT_S" \
         -rss_limit_mb="$RSS_LIMIT_MB" -malloc_limit_mb="$MALLOC_LIMIT_MB" \
         -max_len="$MAX_LEN" -print_final_stats=1 >"$log" 2>&1 || status=$?

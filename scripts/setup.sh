@@ -4,7 +4,8 @@
 #
 #   scripts/setup.sh ort      libonnxruntime.so → .ort/lib/ (from the PyPI onnxruntime wheel)
 #   scripts/setup.sh python   .venv/ with training/requirements.txt installed
-#   scripts/setup.sh deny     cargo-deny (pinned, from crates.io) → .tools/cargo-deny/
+#   scripts/setup.sh deny     cargo-deny (pinned, from crates.io) → the tool cache (below)
+#   scripts/setup.sh deny-bin print the path of that cargo-deny
 #   scripts/setup.sh system   Debian packages the tests use: dcmtk (dsrdump), orthanc and
 #                             orthanc-dicomweb (the DICOMweb server of the push tests)
 #   scripts/setup.sh all      all three
@@ -24,10 +25,14 @@ ORT_LIB="$ORT_DIR/lib/libonnxruntime.so"
 ORT_STAMP="$ORT_DIR/lib/VERSION"
 VENV="$ROOT/.venv"
 VENV_STAMP="$VENV/.requirements.sha256"
+# Tools built from crates.io (cargo-deny here, the fuzz build in scripts/fuzz.sh) go to a
+# per-user cache shared by every checkout, so a fresh clone on a machine that built them
+# once does not build them again. RADSCORE_TOOLS_DIR overrides it.
+TOOLS_DIR="${RADSCORE_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/radscore}"
 # cargo-deny (dependency licences, bans, sources; deny.toml), built from crates.io with its
-# own Cargo.lock. Installed under the project so reruns skip it.
+# own Cargo.lock; one directory per version.
 DENY_VERSION="0.20.2"
-DENY_ROOT="$ROOT/.tools/cargo-deny"
+DENY_ROOT="$TOOLS_DIR/cargo-deny-$DENY_VERSION"
 
 # The wheel we take the library from: CPython 3.11, manylinux_2_28, x86_64. The library
 # itself does not depend on the Python version; this tag is simply one that ships it.
@@ -39,7 +44,7 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -172,6 +177,7 @@ main() {
         ort) setup_ort ;;
         python) setup_python ;;
         deny) setup_deny ;;
+        deny-bin) printf '%s\n' "$DENY_ROOT/bin/cargo-deny" ;;
         system) setup_system ;;
         all) setup_ort; setup_python; setup_deny; setup_system ;;
         -h | --help) usage ;;

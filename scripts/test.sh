@@ -28,7 +28,7 @@ fi
 cargo fmt --check
 # Dependency licences, duplicate/banned crates and sources (deny.toml). Advisories are not
 # checked here: their database is cloned from GitHub, which CI cannot reach.
-"$ROOT/.tools/cargo-deny/bin/cargo-deny" check licenses bans sources
+"$(scripts/setup.sh deny-bin)" check licenses bans sources
 cargo test --all-targets
 cargo clippy --all-targets -- -D warnings
 # A short coverage-guided run of every cargo-fuzz target (issue #4) on the machine's stable

@@ -94,7 +94,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         limits: config.upload_limits(),
         metrics: crate::telemetry::metrics_handle(),
         http: config.http_policy()?,
-        auth: Arc::new(Auth::new(config.auth, config.rate_limit_per_min)),
+        auth: Arc::new(
+            Auth::new(config.auth, config.rate_limit_per_min)
+                .with_oidc(crate::api::oidc::Oidc::from_config(&config.oidc).await?),
+        ),
     };
     let push = match config.push() {
         Some(push) => Some(Arc::new(

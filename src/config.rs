@@ -163,6 +163,9 @@ pub struct Config {
     /// Requests per minute per API key; beyond it 429 with Retry-After (0: no limit).
     #[arg(long, env = "RADSCORE_RATE_LIMIT_PER_MIN", default_value_t = 0)]
     pub rate_limit_per_min: u32,
+    /// OAuth2/OIDC bearer tokens (`RADSCORE_OIDC_*`), accepted beside API keys.
+    #[command(flatten)]
+    pub oidc: crate::api::oidc::OidcConfig,
 }
 
 impl Config {

@@ -16,10 +16,16 @@
 //! [`Caller`] into the request; handlers take [`Tenant`] (or [`Caller`]) and pass the
 //! tenant to every store query, so another tenant's object answers 404 like a missing one.
 //!
+//! # OIDC tokens
+//! With `RADSCORE_OIDC_JWKS` set, a bearer credential that is a JWT rather than an API key
+//! is verified by [`super::oidc::Oidc`] against the identity provider's key set; its tenant
+//! and admin right come from its claims.
+//!
 //! `RADSCORE_AUTH=disabled` serves everything as the tenant [`DEFAULT_TENANT`] without a
 //! key: for a local demo only (a loud warning is logged at startup).
 
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
@@ -32,6 +38,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::oidc::Oidc;
 use super::{AppState, Problem};
 use crate::store::{ApiKeyRow, Db, StoreError, now_ms};
 
@@ -71,13 +78,26 @@ pub struct Auth {
     pub mode: AuthMode,
     /// `None` when rate limiting is off.
     limiter: Option<DefaultKeyedRateLimiter<String>>,
+    /// Verifier of OIDC bearer tokens; `None`: API keys only.
+    oidc: Option<Arc<Oidc>>,
 }
 
 impl Auth {
     /// Authentication in `mode` with at most `per_minute` requests per key (0: no limit).
     pub fn new(mode: AuthMode, per_minute: u32) -> Self {
         let limiter = NonZeroU32::new(per_minute).map(|n| RateLimiter::keyed(Quota::per_minute(n)));
-        Auth { mode, limiter }
+        Auth {
+            mode,
+            limiter,
+            oidc: None,
+        }
+    }
+
+    /// Also accept OIDC bearer tokens that `oidc` verifies.
+    #[must_use]
+    pub fn with_oidc(mut self, oidc: Option<Arc<Oidc>>) -> Self {
+        self.oidc = oidc;
+        self
     }
 
     /// `Err(seconds to wait)` when `key_id` has used up its requests for now.
@@ -150,7 +170,7 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
             key_id: None,
             admin: true,
         },
-        AuthMode::Required => match caller_of(&state.db, presented_key(&req)).await {
+        AuthMode::Required => match caller_of(&state.db, &state.auth, presented_key(&req)).await {
             Ok(caller) => caller,
             Err(problem) => return problem.into_response(),
         },
@@ -178,8 +198,8 @@ pub async fn authenticate(State(state): State<AppState>, mut req: Request, next:
     REQUEST_ID.scope(request_id, next.run(req)).await
 }
 
-/// The caller the presented key names, or the 401 to answer.
-async fn caller_of(db: &Db, presented: Option<String>) -> Result<Caller, Response> {
+/// The caller the presented key (or OIDC token) names, or the 401 to answer.
+async fn caller_of(db: &Db, auth: &Auth, presented: Option<String>) -> Result<Caller, Response> {
     let Some(presented) = presented else {
         return Err(unauthorized(
             "this route requires an API key: send 'Authorization: Bearer <key>' or \
@@ -195,6 +215,14 @@ async fn caller_of(db: &Db, presented: Option<String>) -> Result<Caller, Respons
         )
         .into_response()
     };
+    if let Some(oidc) = &auth.oidc
+        && super::oidc::looks_like_jwt(&presented)
+    {
+        return oidc.verify(&presented).await.map_err(|fault| {
+            metrics::counter!("radscore_oidc_tokens_refused_total").increment(1);
+            unauthorized(&fault.to_string(), CHALLENGE_INVALID).into_response()
+        });
+    }
     let Some(id) = key_id_of(&presented) else {
         return Err(invalid());
     };

@@ -17,6 +17,7 @@ pub mod health;
 pub mod jobs;
 pub mod limits;
 pub mod models;
+pub mod oidc;
 pub mod problem;
 pub mod related;
 pub mod report;

@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::{
-    BlobRemoval, BlobStore, Db, Deletion, DeletionReason, StoreError, UploadKind, now_ms,
+    AuditEvent, BlobRemoval, BlobStore, Db, Deletion, DeletionReason, StoreError, UploadKind,
+    now_ms,
 };
 
 /// Most uploads one purge step looks at; a pass repeats steps until fewer are found.
@@ -91,10 +92,10 @@ async fn remove_blobs(
     Ok(())
 }
 
-// LIMITATION: retention purges are logged and counted but not written to the audit log
-// (DELETE requests are); auditing them needs the purged object's tenant from the store.
 /// One purge pass at `now_ms`: retry pending blob removals, then delete the uploads older
-/// than `period` (none when `period` is `None`).
+/// than `period` (none when `period` is `None`). Each purged upload is written to its
+/// tenant's audit log with the action a `DELETE` request writes, no key id (the service
+/// itself acted) and `"reason": "retention"`.
 ///
 /// # Errors
 /// The first database or blob store error; what was done before it stays done.
@@ -115,12 +116,14 @@ pub async fn purge(
     let cutoff_ms = now_ms.saturating_sub(crate::store::db::duration_ms(period));
     for _ in 0..MAX_PURGE_STEPS {
         let expired = db.expired_uploads(cutoff_ms, PURGE_BATCH).await?;
-        for (kind, id) in &expired {
+        for upload in &expired {
+            let kind = upload.kind;
             let deletion =
-                delete_upload(db, blobs, *kind, None, id, DeletionReason::Retention).await?;
+                delete_upload(db, blobs, kind, None, &upload.id, DeletionReason::Retention).await?;
             // Gone: deleted with its series earlier in this pass. InUse: a job was created
             // since the listing; the next pass looks again.
-            if matches!(deletion, Deletion::Deleted(_)) {
+            if let Deletion::Deleted(removed) = &deletion {
+                audit_purge(db, upload, removed.len(), period).await?;
                 match kind {
                     UploadKind::Series => report.series += 1,
                     UploadKind::Segmentation => report.segmentations += 1,
@@ -132,6 +135,36 @@ pub async fn purge(
         }
     }
     Ok(report)
+}
+
+/// Write the audit log entry of one purged upload (see [`purge`]).
+async fn audit_purge(
+    db: &Db,
+    upload: &crate::store::ExpiredUpload,
+    uploads_removed: usize,
+    period: Duration,
+) -> Result<(), StoreError> {
+    let action = match upload.kind {
+        UploadKind::Series => "delete.series",
+        UploadKind::Segmentation => "delete.segmentation",
+    };
+    let detail = serde_json::json!({
+        "reason": DeletionReason::Retention.as_str(),
+        "retention_hours": period.as_secs_f64() / 3600.0,
+        "uploads_removed": uploads_removed,
+    });
+    db.append_audit(&AuditEvent {
+        seq: 0,
+        at_ms: now_ms(),
+        tenant_id: upload.tenant_id.clone(),
+        key_id: None,
+        action: action.to_string(),
+        object_type: upload.kind.as_str().to_string(),
+        object_id: Some(upload.id.clone()),
+        request_id: None,
+        detail: detail.to_string(),
+    })
+    .await
 }
 
 /// Run a purge pass every `policy.sweep_interval` until `shutdown` is cancelled.

@@ -243,7 +243,7 @@ pub trait Database: Send + Sync {
         &self,
         created_before_ms: i64,
         limit: i64,
-    ) -> Result<Vec<(UploadKind, String)>, StoreError>;
+    ) -> Result<Vec<ExpiredUpload>, StoreError>;
 
     /// Number of jobs waiting to run (queued), for backpressure.
     async fn queued_jobs(&self) -> Result<i64, StoreError>;
@@ -469,6 +469,15 @@ pub struct BlobRemoval {
     pub kind: UploadKind,
     pub id: String,
     pub blob_key: String,
+}
+
+/// An upload whose retention period ran out (see [`Store::expired_uploads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExpiredUpload {
+    pub kind: UploadKind,
+    pub id: String,
+    /// Its owner, for the audit log entry of the purge.
+    pub tenant_id: String,
 }
 
 /// What a delete did.

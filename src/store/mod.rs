@@ -19,7 +19,7 @@ pub mod sqlite;
 pub use blobs::{BlobLocation, BlobStore};
 pub use db::{
     ApiKeyRow, AuditEvent, Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason,
-    DeliveryRow, JobRow, NewJob, SegmentationRow, SeriesRow, Tombstone, UploadKind,
+    DeliveryRow, ExpiredUpload, JobRow, NewJob, SegmentationRow, SeriesRow, Tombstone, UploadKind,
 };
 pub use models::{DEFAULT_TENANT, ModelRow};
 

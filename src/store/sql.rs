@@ -623,10 +623,10 @@ macro_rules! impl_database {
                 &self,
                 created_before_ms: i64,
                 limit: i64,
-            ) -> Result<Vec<($crate::store::UploadKind, String)>, $crate::store::StoreError> {
-                use $crate::store::UploadKind;
-                let series: Vec<String> = sqlx::query_scalar(
-                    "SELECT s.id FROM series s WHERE s.deleted_at_ms IS NULL \
+            ) -> Result<Vec<$crate::store::ExpiredUpload>, $crate::store::StoreError> {
+                use $crate::store::{ExpiredUpload, UploadKind};
+                let series: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT s.id, s.tenant_id FROM series s WHERE s.deleted_at_ms IS NULL \
                      AND s.created_at_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j \
                        WHERE j.series_id = s.id AND j.status IN ('queued', 'running')) \
                      ORDER BY s.created_at_ms, s.id LIMIT $2",
@@ -635,8 +635,8 @@ macro_rules! impl_database {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
-                let segmentations: Vec<String> = sqlx::query_scalar(
-                    "SELECT g.id FROM segmentations g WHERE g.deleted_at_ms IS NULL \
+                let segmentations: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT g.id, g.tenant_id FROM segmentations g WHERE g.deleted_at_ms IS NULL \
                      AND g.created_at_ms < $1 AND NOT EXISTS (SELECT 1 FROM jobs j \
                        WHERE j.segmentation_id = g.id AND j.status IN ('queued', 'running')) \
                      ORDER BY g.created_at_ms, g.id LIMIT $2",
@@ -645,10 +645,11 @@ macro_rules! impl_database {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
+                let upload = |kind| move |(id, tenant_id)| ExpiredUpload { kind, id, tenant_id };
                 Ok(series
                     .into_iter()
-                    .map(|id| (UploadKind::Series, id))
-                    .chain(segmentations.into_iter().map(|id| (UploadKind::Segmentation, id)))
+                    .map(upload(UploadKind::Series))
+                    .chain(segmentations.into_iter().map(upload(UploadKind::Segmentation)))
                     .take(usize::try_from(limit).unwrap_or(0))
                     .collect())
             }

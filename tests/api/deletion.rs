@@ -178,6 +178,20 @@ async fn retention_purges_uploads_after_their_jobs_finished() {
 
     let (status, kept) = app.get_json(&format!("/v1/jobs/{job_id}/result")).await;
     assert_eq!((status, &kept), (200, &result));
+
+    // The purge is in the tenant's audit log: the service acted, so no key id.
+    let admin = app.as_tenant(TEST_TENANT, true).await;
+    let (status, audit) = admin.get_json("/v1/audit").await;
+    assert_eq!(status, 200, "{audit}");
+    let purged = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "delete.series" && e["object_id"] == series_id.as_str())
+        .unwrap_or_else(|| panic!("no audit event for the purge: {audit}"));
+    assert_eq!(purged["detail"]["reason"], "retention", "{purged}");
+    assert_eq!(purged["detail"]["uploads_removed"], 2, "{purged}");
+    assert!(purged["key_id"].is_null(), "{purged}");
 }
 
 /// `radscore purge` (one pass by hand, here beside an API-only server) purges an upload

@@ -153,6 +153,7 @@ pub async fn spawn_app_configured(workers: usize, edit: impl FnOnce(&mut Config)
         dicomweb_push_timeout_s: 60,
         auth: radscore::api::auth::AuthMode::Required,
         rate_limit_per_min: 0,
+        oidc: Default::default(),
     };
     edit(&mut config);
     let app = radscore::app::build(&config).await.expect("app builds");

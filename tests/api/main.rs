@@ -20,6 +20,7 @@ mod metrics;
 mod models;
 #[path = "../support/moto.rs"]
 mod moto;
+mod oidc;
 mod openapi;
 mod phi;
 mod process;

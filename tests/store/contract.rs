@@ -441,7 +441,11 @@ pub async fn expired_uploads_are_old_and_unused(db: &Db) {
     );
     assert_eq!(
         db.expired_uploads(18, 10).await.unwrap(),
-        vec![(UploadKind::Series, "s1".to_string())]
+        vec![radscore::store::ExpiredUpload {
+            kind: UploadKind::Series,
+            id: "s1".to_string(),
+            tenant_id: T.to_string(),
+        }]
     );
     let both = db.expired_uploads(1_000, 10).await.unwrap();
     assert_eq!(both.len(), 2, "{both:?}");
