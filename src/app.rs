@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::features::ExtractionSettings;
 use crate::jobs::{JobContext, ModelRegistry};
 use crate::model::Model;
-use crate::store::{BlobStore, DEFAULT_TENANT, Db};
+use crate::store::{BlobStore, Db};
 
 /// Everything a serving or working process holds.
 pub struct App {
@@ -74,7 +74,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         settings.clone(),
     ));
     registry
-        .register_bundled(DEFAULT_TENANT, model.clone())
+        .register_bundled(model.clone())
         .await
         .context("registering the bundled model")?;
     let job_enqueued = Arc::new(Notify::new());

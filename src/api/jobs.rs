@@ -16,7 +16,7 @@ use super::{ApiResult, AppState, Problem};
 use crate::features::Location;
 use crate::jobs::JobRequest;
 use crate::pipeline::LesionRequest;
-use crate::store::{DEFAULT_TENANT, JobRow, NewJob, UploadKind};
+use crate::store::{JobRow, NewJob, UploadKind};
 
 /// Label value of the background in label maps; never a lesion.
 pub const BACKGROUND_LABEL: u32 = 0;
@@ -367,7 +367,7 @@ pub(super) async fn check_references(
             ),
         ));
     }
-    check_model(state, req).await?;
+    check_model(state, tenant, req).await?;
     check_labels(&seg, req)?;
     Ok(seg)
 }
@@ -375,10 +375,10 @@ pub(super) async fn check_references(
 /// The job's model must be registered (`model_id`), or the tenant must have an active
 /// model; a `model` name must be that model's name. The model itself is chosen again when
 /// the job runs (so a job without `model_id` runs with the model active then).
-async fn check_model(state: &AppState, req: &JobRequest) -> ApiResult<()> {
+async fn check_model(state: &AppState, tenant: &str, req: &JobRequest) -> ApiResult<()> {
     let row = state
         .registry
-        .resolve(DEFAULT_TENANT, req.model_id.as_deref())
+        .resolve(tenant, req.model_id.as_deref())
         .await
         .map_err(|e| super::models::registry_problem(e).with("field", "model_id"))?;
     if let Some(name) = &req.model

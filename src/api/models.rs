@@ -6,20 +6,26 @@
 //! refusal is a 422 problem whose type names the check that failed. Uploads are inactive;
 //! activating one makes it the default for jobs without `model_id` and deactivates the
 //! previous one. Results keep the model that made them.
+//!
+//! Every route is scoped to the caller's tenant: a tenant sees its own uploads and the
+//! shared bundled model (`"shared": true`, read-only, usable by all), and another tenant's
+//! model answers 404 exactly like a missing id. Activation is per tenant: activating or
+//! deactivating a model (the shared one too) changes only the caller's default. Uploads,
+//! activations and deactivations are audited.
 
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde_json::{Value, json};
 
+use super::audit::audit_caller;
+use super::auth::{Caller, Tenant};
 use super::series::clip;
 use super::upload::read_multipart;
 use super::{ApiResult, AppState, Problem};
 use crate::jobs::RegistryError;
 use crate::model::ModelError;
-// LIMITATION: the registry is not yet per tenant: every tenant's key reads and changes the
-// registry of tenant 'default' (where the bundled model is registered and jobs resolve).
-use crate::store::{DEFAULT_TENANT, ModelRow};
+use crate::store::{ModelRow, SHARED_TENANT};
 
 /// Multipart field holding the ONNX graph.
 pub const MODEL_FIELD: &str = "model";
@@ -31,6 +37,7 @@ pub const MANIFEST_FIELD: &str = "manifest";
 #[tracing::instrument(skip_all, fields(model_id = tracing::field::Empty))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     req: Request,
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
     let media = super::upload::media_type(&req);
@@ -71,10 +78,12 @@ pub async fn create(
 
     let row = state
         .registry
-        .register(DEFAULT_TENANT, manifest, model)
+        .register(&caller.tenant, manifest, model)
         .await
         .map_err(registry_problem)?;
     tracing::Span::current().record("model_id", row.id.as_str());
+    let detail = json!({ "name": row.name, "version": row.version, "sha256": row.sha256 });
+    audit_caller(&state, &caller, "model.upload", "model", &row.id, detail).await?;
     let mut headers = HeaderMap::new();
     if let Ok(v) = format!("/v1/models/{}", row.id).parse() {
         headers.insert(header::LOCATION, v);
@@ -82,18 +91,22 @@ pub async fn create(
     Ok((StatusCode::CREATED, headers, Json(model_json(&row))))
 }
 
-/// `GET /v1/models`: every registered model, oldest first.
-pub async fn list(State(state): State<AppState>) -> ApiResult<Json<Value>> {
-    let rows = state.db.models(DEFAULT_TENANT).await?;
+/// `GET /v1/models`: the models the tenant sees (its own and the shared ones), oldest first.
+pub async fn list(State(state): State<AppState>, Tenant(tenant): Tenant) -> ApiResult<Json<Value>> {
+    let rows = state.db.models(&tenant).await?;
     let models: Vec<Value> = rows.iter().map(model_json).collect();
     Ok(Json(json!({ "models": models })))
 }
 
 /// `GET /v1/models/{id}`: one model with its manifest.
-pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
+pub async fn get(
+    State(state): State<AppState>,
+    Tenant(tenant): Tenant,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
     let row = state
         .db
-        .model(DEFAULT_TENANT, &id)
+        .model(&tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("model", &id))?;
     let mut doc = model_json(&row);
@@ -101,32 +114,53 @@ pub async fn get(State(state): State<AppState>, Path(id): Path<String>) -> ApiRe
     Ok(Json(doc))
 }
 
-/// `POST /v1/models/{id}/activate`: make it the default model (the previous one is
-/// deactivated).
+/// `POST /v1/models/{id}/activate`: make it the caller's tenant's default model (the
+/// previous one is deactivated); other tenants are not affected.
 pub async fn activate(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let row = state
         .db
-        .activate_model(DEFAULT_TENANT, &id)
+        .activate_model(&caller.tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("model", &id))?;
     tracing::info!(model_id = %row.id, "model activated");
+    audit_caller(
+        &state,
+        &caller,
+        "model.activate",
+        "model",
+        &row.id,
+        json!({}),
+    )
+    .await?;
     Ok(Json(model_json(&row)))
 }
 
-/// `POST /v1/models/{id}/deactivate`: no longer the default (jobs must then name a model).
+/// `POST /v1/models/{id}/deactivate`: no longer the caller's tenant's default (its jobs
+/// must then name a model); other tenants are not affected.
 pub async fn deactivate(
     State(state): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let row = state
         .db
-        .deactivate_model(DEFAULT_TENANT, &id)
+        .deactivate_model(&caller.tenant, &id)
         .await?
         .ok_or_else(|| Problem::not_found("model", &id))?;
     tracing::info!(model_id = %row.id, "model deactivated");
+    audit_caller(
+        &state,
+        &caller,
+        "model.deactivate",
+        "model",
+        &row.id,
+        json!({}),
+    )
+    .await?;
     Ok(Json(model_json(&row)))
 }
 
@@ -141,6 +175,7 @@ pub fn model_json(row: &ModelRow) -> Value {
         "settings_hash": row.settings_hash,
         "synthetic_demo": row.synthetic_demo,
         "bundled": row.bundled,
+        "shared": row.tenant_id == SHARED_TENANT,
         "active": row.active,
         "feature_names": manifest.get("feature_names").cloned().unwrap_or(Value::Null),
         "created_at": super::jobs::rfc3339(Some(row.created_at_ms)),

@@ -6,8 +6,13 @@
 //! manifest that does not parse or is inconsistent, features this build does not compute,
 //! a settings hash other than the service's extraction settings, a graph whose input width
 //! or output does not match the manifest, and an output that is not a probability
-//! ([`Model::check_probability_output`]). The bundled model (`RADSCORE_MODEL_DIR`) is
-//! registered at startup and becomes the active model when the tenant has none.
+//! ([`Model::check_probability_output`]).
+//!
+//! Models are per tenant: an upload belongs to the uploading tenant, and every lookup is
+//! scoped to the caller's tenant, so another tenant's model reads like a missing one. The
+//! bundled model (`RADSCORE_MODEL_DIR`) is registered at startup as a shared, read-only
+//! model of [`SHARED_TENANT`], visible to every tenant, and is the default active model of
+//! every tenant that has not chosen (activated or deactivated) one itself.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,7 +21,7 @@ use bytes::Bytes;
 
 use crate::features::ExtractionSettings;
 use crate::model::{MODEL_FILE, Manifest, Model, ModelError, onnx_sha256};
-use crate::store::{BlobStore, Db, ModelRow, StoreError, now_ms};
+use crate::store::{BlobStore, Db, ModelRow, SHARED_TENANT, StoreError, now_ms};
 
 /// Models kept loaded per process. Each holds an ONNX Runtime session (a few MB for the
 /// linear models of `training/`); jobs rarely mix more than a couple of versions.
@@ -90,6 +95,16 @@ impl ModelRegistry {
             })?;
         manifest.validate()?;
         manifest.check_compatible(&self.settings)?;
+        // Refuse a duplicate before the (slow) graph validation and before storing a blob.
+        if let Some(existing) = self.db.models(tenant).await?.into_iter().find(|r| {
+            r.tenant_id == tenant && r.name == manifest.name && r.version == manifest.version
+        }) {
+            return Err(RegistryError::Duplicate {
+                name: existing.name,
+                version: existing.version,
+                existing_id: existing.id,
+            });
+        }
 
         let id = uuid::Uuid::now_v7().to_string();
         let origin = PathBuf::from(format!("upload/{MODEL_FILE}"));
@@ -117,17 +132,14 @@ impl ModelRegistry {
         Ok(row)
     }
 
-    /// Register the bundled model for `tenant` (once; a restart finds the same row by name
-    /// and version) and activate it when the tenant has no active model.
+    /// Register the bundled model as a shared model (once; a restart finds the same row by
+    /// name and version) and make it the shared default: the active model of every tenant
+    /// that has not chosen its own.
     ///
     /// # Errors
     /// [`RegistryError::Store`]; [`RegistryError::Invalid`] if the bundled manifest cannot
     /// be serialised.
-    pub async fn register_bundled(
-        &self,
-        tenant: &str,
-        model: Arc<Model>,
-    ) -> Result<ModelRow, RegistryError> {
+    pub async fn register_bundled(&self, model: Arc<Model>) -> Result<ModelRow, RegistryError> {
         let manifest_json = serde_json::to_vec(model.manifest()).map_err(|e| {
             ModelError::ManifestInvalid(format!("the bundled manifest does not serialise: {e}"))
         })?;
@@ -140,7 +152,14 @@ impl ModelRegistry {
             })?;
         let id = format!("bundled-{}", short_digest(&model.info().sha256));
         let row = self
-            .store(tenant, &id, &model, &manifest_json, Bytes::from(onnx), true)
+            .store(
+                SHARED_TENANT,
+                &id,
+                &model,
+                &manifest_json,
+                Bytes::from(onnx),
+                true,
+            )
             .await?;
         if row.sha256 != model.info().sha256 {
             tracing::warn!(
@@ -150,18 +169,17 @@ impl ModelRegistry {
             );
         }
         self.remember(&row.id, model);
-
-        if self.db.active_model(tenant).await?.is_none()
-            && let Some(active) = self.db.activate_model(tenant, &row.id).await?
-        {
-            tracing::info!(model_id = %active.id, "bundled model activated");
-            return Ok(active);
-        }
+        let row = self
+            .db
+            .activate_model(SHARED_TENANT, &row.id)
+            .await?
+            .unwrap_or(row);
+        tracing::info!(model_id = %row.id, "bundled model is the shared default");
         Ok(row)
     }
 
     /// Put the graph in the blob store and insert the row; the existing row when the tenant
-    /// already has this name and version.
+    /// already has this name and version (the graph just stored is then removed again).
     async fn store(
         &self,
         tenant: &str,
@@ -188,9 +206,16 @@ impl ModelRegistry {
             created_at_ms: now_ms(),
             activated_at_ms: None,
         };
-        // LIMITATION: a duplicate upload leaves its graph blob behind (keys are per id).
         self.blobs.put(&blob_key, onnx).await?;
-        Ok(self.db.insert_model(&row).await?.unwrap_or(row))
+        match self.db.insert_model(&row).await? {
+            None => Ok(row),
+            Some(existing) => {
+                if existing.id != id {
+                    self.blobs.delete_prefix(&blob_key).await?;
+                }
+                Ok(existing)
+            }
+        }
     }
 
     /// The model a job runs with: `model_id` when given, else the tenant's active model.

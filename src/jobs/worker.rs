@@ -15,8 +15,8 @@ use crate::dicom::acquisition::{Acquisition, read_acquisition};
 use crate::features::ExtractionSettings;
 use crate::model::Model;
 use crate::pipeline::{self, LesionFeatures};
+use crate::store::ModelRow;
 use crate::store::{BlobStore, Db, JobRow};
-use crate::store::{DEFAULT_TENANT, ModelRow};
 
 /// Time between retention passes when not configured.
 const DEFAULT_RETENTION_SWEEP: Duration = Duration::from_secs(300);
@@ -276,7 +276,7 @@ async fn run_job(
             ))
         })?;
 
-    let (row, model) = job_model(ctx, &request).await?;
+    let (row, model) = job_model(ctx, &job.tenant_id, &request).await?;
     let files = load_series_files(&ctx.blobs, &series_row.blob_prefix).await?;
     let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
 
@@ -325,20 +325,20 @@ async fn run_job(
     Ok(result)
 }
 
-/// The registry row and loaded model a job runs with (its `model_id`, else the active one).
+/// The registry row and loaded model a job runs with: its `model_id`, else the tenant's
+/// active model, among the models the job's tenant sees.
 async fn job_model(
     ctx: &JobContext,
+    tenant: &str,
     request: &JobRequest,
 ) -> Result<(ModelRow, Arc<Model>), JobError> {
-    // LIMITATION: the model registry is shared by every tenant (see api/models.rs), so jobs
-    // resolve their model in the default tenant's registry.
     let registry_error = |e: RegistryError| match e {
         RegistryError::Store(s) => JobError::Store(s),
         other => JobError::Model(other.to_string()),
     };
     let row = ctx
         .registry
-        .resolve(DEFAULT_TENANT, request.model_id.as_deref())
+        .resolve(tenant, request.model_id.as_deref())
         .await
         .map_err(registry_error)?;
     let model = ctx.registry.load(&row).await.map_err(registry_error)?;

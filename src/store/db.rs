@@ -251,25 +251,29 @@ pub trait Database: Send + Sync {
     /// Number of jobs per status, for metrics.
     async fn job_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
 
-    /// Register a model (inactive unless `row.active`). When the tenant already has a
-    /// model with this name and version, nothing is inserted and that one is returned.
+    /// Register a model (`row.active` and `row.activated_at_ms` are ignored: activation
+    /// is per tenant). When the owner already has a model with this name and version,
+    /// nothing is inserted and that one is returned.
     async fn insert_model(&self, row: &ModelRow) -> Result<Option<ModelRow>, StoreError>;
 
-    /// The tenant's models, oldest first.
+    /// The models the tenant sees (its own and the shared ones), oldest first, with
+    /// `active` as the tenant's.
     async fn models(&self, tenant: &str) -> Result<Vec<ModelRow>, StoreError>;
 
-    /// One of the tenant's models by id.
+    /// One model the tenant sees, by id; `None` for a missing or another tenant's id.
     async fn model(&self, tenant: &str, id: &str) -> Result<Option<ModelRow>, StoreError>;
 
-    /// The tenant's active model, if one is.
+    /// The tenant's active model: its own choice, else the shared default; `None` when
+    /// the tenant deactivated it (or there is no shared default).
     async fn active_model(&self, tenant: &str) -> Result<Option<ModelRow>, StoreError>;
 
-    /// Make `id` the tenant's active model (the previous one is deactivated in the same
-    /// transaction); `None` if the tenant has no such model.
+    /// Make `id` the tenant's active model (its previous one is no longer active), in one
+    /// statement so concurrent activations serialise; `None` if the tenant cannot see it.
+    /// Called with [`crate::store::SHARED_TENANT`] it sets the shared default.
     async fn activate_model(&self, tenant: &str, id: &str) -> Result<Option<ModelRow>, StoreError>;
 
-    /// Clear the active flag of `id` (the tenant then has no active model); `None` if the
-    /// tenant has no such model.
+    /// When `id` is the tenant's active model, the tenant has none active afterwards
+    /// (other tenants are not affected); `None` if the tenant cannot see `id`.
     async fn deactivate_model(
         &self,
         tenant: &str,

@@ -21,7 +21,7 @@ pub use db::{
     ApiKeyRow, AuditEvent, Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason,
     DeliveryRow, ExpiredUpload, JobRow, NewJob, SegmentationRow, SeriesRow, Tombstone, UploadKind,
 };
-pub use models::{DEFAULT_TENANT, ModelRow};
+pub use models::{DEFAULT_TENANT, ModelRow, SHARED_TENANT};
 
 /// Errors of the persistence layer. They are never shown to clients in detail (500s).
 #[derive(Debug, thiserror::Error)]

@@ -677,7 +677,7 @@ macro_rules! impl_database {
                 let inserted = sqlx::query(concat!(
                     "INSERT INTO models (",
                     $crate::store::models::model_columns!(),
-                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                    ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                      ON CONFLICT DO NOTHING"
                 ))
                 .bind(&row.id)
@@ -690,19 +690,15 @@ macro_rules! impl_database {
                 .bind(&row.blob_key)
                 .bind(row.synthetic_demo)
                 .bind(row.bundled)
-                .bind(row.active)
                 .bind(row.created_at_ms)
-                .bind(row.activated_at_ms)
                 .execute(&self.pool)
                 .await?;
                 if inserted.rows_affected() == 1 {
                     return Ok(None);
                 }
                 Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
-                    "SELECT ",
-                    $crate::store::models::model_columns!(),
-                    " FROM models WHERE (tenant_id = $1 AND name = $2 AND version = $3) \
-                     OR id = $4"
+                    $crate::store::models::model_select!(),
+                    " AND ((m.tenant_id = $1 AND m.name = $2 AND m.version = $3) OR m.id = $4)"
                 ))
                 .bind(&row.tenant_id)
                 .bind(&row.name)
@@ -717,9 +713,8 @@ macro_rules! impl_database {
                 tenant: &str,
             ) -> Result<Vec<$crate::store::ModelRow>, $crate::store::StoreError> {
                 Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
-                    "SELECT ",
-                    $crate::store::models::model_columns!(),
-                    " FROM models WHERE tenant_id = $1 ORDER BY created_at_ms, id"
+                    $crate::store::models::model_select!(),
+                    " ORDER BY m.created_at_ms, m.id"
                 ))
                 .bind(tenant)
                 .fetch_all(&self.pool)
@@ -732,9 +727,8 @@ macro_rules! impl_database {
                 id: &str,
             ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
                 Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
-                    "SELECT ",
-                    $crate::store::models::model_columns!(),
-                    " FROM models WHERE tenant_id = $1 AND id = $2"
+                    $crate::store::models::model_select!(),
+                    " AND m.id = $2"
                 ))
                 .bind(tenant)
                 .bind(id)
@@ -747,9 +741,8 @@ macro_rules! impl_database {
                 tenant: &str,
             ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
                 Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
-                    "SELECT ",
-                    $crate::store::models::model_columns!(),
-                    " FROM models WHERE tenant_id = $1 AND active"
+                    $crate::store::models::model_select!(),
+                    " AND m.id = eff.model_id"
                 ))
                 .bind(tenant)
                 .fetch_optional(&self.pool)
@@ -761,35 +754,26 @@ macro_rules! impl_database {
                 tenant: &str,
                 id: &str,
             ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
-                // Deactivate first: the partial unique index allows one active row.
-                // LIMITATION: two concurrent activations for one tenant on PostgreSQL can
-                // make one fail on that index (a 500 the client may retry).
-                let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "UPDATE models SET active = FALSE \
-                     WHERE tenant_id = $1 AND active AND id <> $2",
+                // One upsert on the tenant's row: concurrent activations serialise on that
+                // row (PostgreSQL's ON CONFLICT DO UPDATE waits for the other writer), the
+                // last one wins, and none fails. The SELECT inserts nothing for a model
+                // the tenant cannot see.
+                let changed = sqlx::query(
+                    "INSERT INTO model_activations (tenant_id, model_id, changed_at_ms) \
+                     SELECT $1, id, $3 FROM models WHERE id = $2 AND tenant_id IN ($1, '*') \
+                     ON CONFLICT (tenant_id) DO UPDATE SET model_id = excluded.model_id, \
+                     changed_at_ms = CASE WHEN model_activations.model_id = excluded.model_id \
+                     THEN model_activations.changed_at_ms ELSE excluded.changed_at_ms END",
                 )
                 .bind(tenant)
                 .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                let row = sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
-                    "UPDATE models SET active = TRUE, \
-                     activated_at_ms = CASE WHEN active THEN activated_at_ms ELSE $3 END \
-                     WHERE tenant_id = $1 AND id = $2 RETURNING ",
-                    $crate::store::models::model_columns!()
-                ))
-                .bind(tenant)
-                .bind(id)
                 .bind($crate::store::now_ms())
-                .fetch_optional(&mut *tx)
+                .execute(&self.pool)
                 .await?;
-                if row.is_some() {
-                    tx.commit().await?;
-                } else {
-                    tx.rollback().await?;
+                if changed.rows_affected() == 0 {
+                    return Ok(None);
                 }
-                Ok(row)
+                self.model(tenant, id).await
             }
 
             async fn deactivate_model(
@@ -797,15 +781,31 @@ macro_rules! impl_database {
                 tenant: &str,
                 id: &str,
             ) -> Result<Option<$crate::store::ModelRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as::<_, $crate::store::ModelRow>(concat!(
-                    "UPDATE models SET active = FALSE WHERE tenant_id = $1 AND id = $2 \
-                     RETURNING ",
-                    $crate::store::models::model_columns!()
-                ))
+                // Only when `id` is the tenant's active model: its own row is cleared, or,
+                // when the tenant follows the shared default and that is `id`, an empty
+                // row of its own is written (a concurrent activation's row is kept).
+                let now = $crate::store::now_ms();
+                sqlx::query(
+                    "UPDATE model_activations SET model_id = NULL, changed_at_ms = $3 \
+                     WHERE tenant_id = $1 AND model_id = $2",
+                )
                 .bind(tenant)
                 .bind(id)
-                .fetch_optional(&self.pool)
-                .await?)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                sqlx::query(
+                    "INSERT INTO model_activations (tenant_id, model_id, changed_at_ms) \
+                     SELECT $1, CAST(NULL AS TEXT), $3 FROM model_activations \
+                     WHERE tenant_id = '*' AND model_id = $2 AND $1 <> '*' \
+                     ON CONFLICT (tenant_id) DO NOTHING",
+                )
+                .bind(tenant)
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                self.model(tenant, id).await
             }
 
             async fn insert_delivery(

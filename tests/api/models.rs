@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use serde_json::{Value, json};
 
 use super::helpers::{TestApp, assert_problem, crate_dir, run_support, spawn_app};
+use super::tenancy::post_demo_model_copy;
 
 /// Build the test models into a temporary directory.
 fn build_models() -> (tempfile::TempDir, PathBuf) {
@@ -343,4 +344,101 @@ async fn series_outside_the_acquisition_envelope_warn_or_refuse() {
         lesion["features"].as_object().unwrap().len() > 3,
         "features are still reported"
     );
+}
+
+/// Model ids with a graph in the blob store.
+fn stored_graphs(app: &TestApp) -> Vec<String> {
+    let mut ids: Vec<String> = std::fs::read_dir(app.blob_dir().join("models"))
+        .map(|dir| {
+            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    ids.sort();
+    ids
+}
+
+/// Activation is per tenant: A's choice does not change B's default, B deactivating the
+/// shared bundled model leaves A and a third tenant alone, and each tenant's jobs without
+/// `model_id` run with that tenant's active model. A refused duplicate stores no graph.
+#[tokio::test]
+async fn activation_is_per_tenant_and_the_bundled_model_is_shared() {
+    let a = spawn_app().await;
+    let b = a.as_tenant("trial-b", false).await;
+    let c = a.as_tenant("trial-c", false).await;
+    let (status, own) = post_demo_model_copy(&a, "a-1").await;
+    assert_eq!(status, 201, "{own}");
+    assert_eq!(
+        (&own["shared"], &own["bundled"]),
+        (&json!(false), &json!(false))
+    );
+    let own_id = own["id"].as_str().unwrap().to_string();
+
+    let graphs = stored_graphs(&a);
+    assert_eq!(graphs.len(), 2, "bundled and A's: {graphs:?}");
+    let (status, body) = post_demo_model_copy(&a, "a-1").await;
+    assert_problem(status, &body, 409, "model-exists", &[&own_id]);
+    assert_eq!(
+        stored_graphs(&a),
+        graphs,
+        "the duplicate left no graph behind"
+    );
+
+    let (status, on) = a
+        .post_action(&format!("/v1/models/{own_id}/activate"))
+        .await;
+    assert_eq!((status, &on["active"]), (200, &json!(true)), "{on}");
+    let active_of = async |app: &TestApp| -> Vec<String> {
+        let (status, list) = app.get_json("/v1/models").await;
+        assert_eq!(status, 200, "{list}");
+        list["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["active"] == true)
+            .map(|m| m["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(active_of(&a).await, std::slice::from_ref(&own_id));
+    let bundled = active_of(&b).await;
+    assert_eq!(bundled.len(), 1);
+    assert!(bundled[0].starts_with("bundled-"), "{bundled:?}");
+
+    let job = async |app: &TestApp| -> (u16, Value) {
+        let (series, seg, _, _) = app.upload_digital_phantom().await;
+        let body = json!({
+            "series_id": series, "segmentation_id": seg,
+            "lesions": [{"label": 1, "location": "other"}]
+        });
+        let (status, location, job) = app.post_job(&body).await;
+        if status != 202 {
+            return (status, job);
+        }
+        let done = app.wait_for_job(&location.unwrap()).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        let (_, result) = app
+            .get_json(&format!("/v1/jobs/{}/result", done["id"].as_str().unwrap()))
+            .await;
+        (200, result)
+    };
+    let (_, result) = job(&a).await;
+    assert_eq!(result["model"]["id"], own_id.as_str());
+    let (_, result) = job(&b).await;
+    assert_eq!(result["model"]["id"], bundled[0].as_str());
+
+    // B turns the shared default off for itself only.
+    let (status, off) = b
+        .post_action(&format!("/v1/models/{}/deactivate", bundled[0]))
+        .await;
+    assert_eq!((status, &off["active"]), (200, &json!(false)), "{off}");
+    assert!(active_of(&b).await.is_empty());
+    assert_eq!(active_of(&c).await, bundled, "C still has the default");
+    assert_eq!(active_of(&a).await, std::slice::from_ref(&own_id));
+    let (status, body) = job(&b).await;
+    assert_problem(status, &body, 422, "no-active-model", &[]);
+    let (status, on) = b
+        .post_action(&format!("/v1/models/{}/activate", bundled[0]))
+        .await;
+    assert_eq!((status, &on["active"]), (200, &json!(true)), "{on}");
+    assert_eq!(active_of(&b).await, bundled);
 }

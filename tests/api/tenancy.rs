@@ -9,36 +9,27 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 use crate::openapi::spec_operations;
 
-/// Operations that hold no tenant data (probes, metrics, the spec, the served model, the
-/// compliance self-check): nothing to isolate.
-const TENANT_FREE: [(&str, &str); 6] = [
+/// Operations that hold no tenant data (probes, metrics, the spec, the compliance
+/// self-check): nothing to isolate.
+const TENANT_FREE: [(&str, &str); 5] = [
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.yaml"),
-    ("GET", "/v1/models"),
     ("GET", "/v1/compliance"),
-];
-
-/// The model registry: still one registry (tenant 'default') shared by every tenant.
-// LIMITATION: models are not yet per tenant (the bundled model is registered for 'default'
-// only, and jobs resolve models there), so these routes have no tenancy case.
-const SHARED_MODEL_REGISTRY: [(&str, &str); 4] = [
-    ("POST", "/v1/models"),
-    ("GET", "/v1/models/{id}"),
-    ("POST", "/v1/models/{id}/activate"),
-    ("POST", "/v1/models/{id}/deactivate"),
 ];
 
 /// An id no tenant has.
 const MISSING: &str = "0190a000-0000-7000-8000-000000000000";
 
-/// Tenant A's objects: a series, its segmentation, a finished job and a batch.
+/// Tenant A's objects: a series, its segmentation, a finished job, a batch and an
+/// uploaded model.
 struct Objects {
     series_id: String,
     seg_id: String,
     job_id: String,
     batch_id: String,
+    model_id: String,
     case: radscore::demo::DemoCase,
     _dir: tempfile::TempDir,
 }
@@ -82,14 +73,29 @@ async fn create_objects(a: &TestApp) -> Objects {
         .unwrap();
     let (status, batch) = status_json(resp).await;
     assert_eq!(status, 202, "{batch}");
+    let (status, model) = post_demo_model_copy(a, "tenant-a").await;
+    assert_eq!(status, 201, "{model}");
     Objects {
         series_id,
         seg_id,
         job_id,
         batch_id: batch["id"].as_str().unwrap().to_string(),
+        model_id: model["id"].as_str().unwrap().to_string(),
         case,
         _dir: dir,
     }
+}
+
+/// Upload the bundled demo model again as version `version` (a valid model of the caller's
+/// own, without needing the Python toolchain).
+pub async fn post_demo_model_copy(app: &TestApp, version: &str) -> (u16, Value) {
+    let dir = crate_dir().join("models/demo");
+    let onnx = std::fs::read(dir.join("model.onnx")).unwrap();
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    manifest["version"] = json!(version);
+    app.post_model(onnx, serde_json::to_vec(&manifest).unwrap())
+        .await
 }
 
 /// Send `method path` (with an optional JSON body) as `app`'s tenant.
@@ -132,6 +138,9 @@ async fn another_tenants_ids_answer_like_missing_ones_on_every_route() {
         ("GET", "/v1/batches/{id}", &o.batch_id, None),
         ("DELETE", "/v1/series/{id}", &o.series_id, None),
         ("DELETE", "/v1/segmentations/{id}", &o.seg_id, None),
+        ("GET", "/v1/models/{id}", &o.model_id, None),
+        ("POST", "/v1/models/{id}/activate", &o.model_id, None),
+        ("POST", "/v1/models/{id}/deactivate", &o.model_id, None),
         (
             "POST",
             "/v1/jobs",
@@ -201,6 +210,46 @@ async fn another_tenants_ids_answer_like_missing_ones_on_every_route() {
     covered.insert(("POST".into(), "/studies".into()));
     covered.insert(("POST".into(), "/studies/{study}".into()));
 
+    // B's own series and segmentation with A's model: like an unknown model.
+    let own_series = own["id"].as_str().unwrap();
+    let labelmap = std::fs::read(&o.case.labelmap).unwrap();
+    let (status, own_seg) = b.post_segmentation(own_series, labelmap, "b.nii.gz").await;
+    assert_eq!(status, 201, "{own_seg}");
+    let with_model = |model: &str| {
+        let mut body = job_body(own_series, own_seg["id"].as_str().unwrap());
+        body["model_id"] = json!(model);
+        body
+    };
+    let (status, theirs) = call(&b, "POST", "/v1/jobs", Some(&with_model(&o.model_id))).await;
+    let (missing_status, missing) = call(&b, "POST", "/v1/jobs", Some(&with_model(MISSING))).await;
+    assert_eq!(
+        (status, without(&theirs, &o.model_id)),
+        (missing_status, without(&missing, MISSING))
+    );
+    assert_problem(status, &theirs, 422, "unknown-model", &[]);
+
+    // B's model list: the shared bundled model only, active for B, none of A's models.
+    let (status, list) = call(&b, "GET", "/v1/models", None).await;
+    assert_eq!(status, 200, "{list}");
+    let models = list["models"].as_array().unwrap();
+    assert_eq!(models.len(), 1, "{list}");
+    assert_eq!(
+        (&models[0]["shared"], &models[0]["active"]),
+        (&json!(true), &json!(true))
+    );
+    assert!(!list.to_string().contains(&o.model_id), "{list}");
+    covered.insert(("GET".into(), "/v1/models".into()));
+
+    // B may upload a model of the same name and version as A's: no conflict leaks A's
+    // registry, and A does not see B's.
+    let (status, b_model) = post_demo_model_copy(&b, "tenant-a").await;
+    assert_eq!(status, 201, "{b_model}");
+    let b_model_id = b_model["id"].as_str().unwrap();
+    assert_ne!(b_model_id, o.model_id);
+    let (status, _) = call(&a, "GET", &format!("/v1/models/{b_model_id}"), None).await;
+    assert_eq!(status, 404, "A does not see B's model");
+    covered.insert(("POST".into(), "/v1/models".into()));
+
     // B's audit log holds none of A's events.
     let (status, audit) = call(&b, "GET", "/v1/audit", None).await;
     assert_eq!(status, 200, "{audit}");
@@ -210,7 +259,7 @@ async fn another_tenants_ids_answer_like_missing_ones_on_every_route() {
     covered.insert(("GET".into(), "/v1/audit".into()));
 
     // Every documented operation is either tried above or holds no tenant data.
-    for free in TENANT_FREE.into_iter().chain(SHARED_MODEL_REGISTRY) {
+    for free in TENANT_FREE {
         covered.insert((free.0.to_string(), free.1.to_string()));
     }
     let untested: Vec<_> = spec_operations().difference(&covered).cloned().collect();
@@ -230,6 +279,12 @@ async fn another_tenants_ids_answer_like_missing_ones_on_every_route() {
     }
     let (_, job) = call(&a, "GET", &format!("/v1/jobs/{}", o.job_id), None).await;
     assert_ne!(job["status"], "cancelled", "{job}");
+    let (status, model) = call(&a, "GET", &format!("/v1/models/{}", o.model_id), None).await;
+    assert_eq!(status, 200, "{model}");
+    assert_eq!(
+        model["active"], false,
+        "B's activate did not activate A's model"
+    );
 }
 
 /// The same Idempotency-Key in two tenants makes two jobs; neither sees the other's.

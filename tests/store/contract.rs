@@ -6,7 +6,8 @@ use std::time::Duration;
 use radscore::jobs::RetryPolicy;
 use radscore::jobs::retry::recover_expired_leases;
 use radscore::store::{
-    BatchRow, DEFAULT_TENANT, Db, ModelRow, NewJob, SegmentationRow, SeriesRow, now_ms,
+    BatchRow, DEFAULT_TENANT, Db, ModelRow, NewJob, SHARED_TENANT, SegmentationRow, SeriesRow,
+    now_ms,
 };
 
 /// The tenant of the rows the queue tests use.
@@ -557,6 +558,129 @@ pub async fn the_model_registry_keeps_one_active_model_per_tenant(db: &Db) {
     assert!(!off.active);
     assert!(db.active_model(t).await.unwrap().is_none());
     assert!(db.deactivate_model(t, "zz").await.unwrap().is_none());
+}
+
+/// The ids of the models `tenant` sees and the one it has active.
+async fn seen(db: &Db, tenant: &str) -> (Vec<String>, Option<String>) {
+    let rows = db.models(tenant).await.unwrap();
+    let active: Vec<&ModelRow> = rows.iter().filter(|r| r.active).collect();
+    assert!(
+        active.len() <= 1,
+        "{tenant}: more than one active: {rows:?}"
+    );
+    let from_list = active.first().map(|r| r.id.clone());
+    let from_query = db.active_model(tenant).await.unwrap().map(|r| r.id);
+    assert_eq!(
+        from_list, from_query,
+        "{tenant}: list and active_model agree"
+    );
+    (rows.into_iter().map(|r| r.id).collect(), from_query)
+}
+
+/// A shared model (tenant '*') is seen by every tenant and is the default active model of
+/// tenants that chose none; activation and deactivation change only the caller's tenant;
+/// a tenant's own model is invisible to the others and cannot be activated by them.
+pub async fn shared_models_are_seen_by_all_and_activation_is_per_tenant(db: &Db) {
+    let mut shared = model_row("s", SHARED_TENANT, "1");
+    shared.bundled = true;
+    assert!(db.insert_model(&shared).await.unwrap().is_none());
+    let mut own = model_row("a", "t1", "1");
+    own.created_at_ms = 200;
+    assert!(db.insert_model(&own).await.unwrap().is_none());
+    let s = || Some("s".to_string());
+    let a = || Some("a".to_string());
+
+    assert_eq!(
+        seen(db, "t2").await,
+        (vec!["s".into()], None),
+        "no default yet"
+    );
+    assert!(
+        db.activate_model(SHARED_TENANT, "s")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(seen(db, "t1").await, (vec!["s".into(), "a".into()], s()));
+    assert_eq!(seen(db, "t2").await, (vec!["s".into()], s()));
+    assert!(db.model("t2", "a").await.unwrap().is_none(), "t1's model");
+    assert!(db.activate_model("t2", "a").await.unwrap().is_none());
+    assert!(db.deactivate_model("t2", "a").await.unwrap().is_none());
+    assert!(
+        db.activate_model(SHARED_TENANT, "a")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    let on = db
+        .activate_model("t1", "a")
+        .await
+        .unwrap()
+        .expect("t1 sees a");
+    assert!(on.active && on.activated_at_ms.is_some());
+    assert_eq!(seen(db, "t1").await.1, a());
+    assert_eq!(seen(db, "t2").await.1, s(), "t1's choice is t1's only");
+    let off = db
+        .deactivate_model("t1", "s")
+        .await
+        .unwrap()
+        .expect("shared");
+    assert!(!off.active);
+    assert_eq!(seen(db, "t1").await.1, a(), "s was not t1's active model");
+
+    let off = db
+        .deactivate_model("t2", "s")
+        .await
+        .unwrap()
+        .expect("shared");
+    assert!(!off.active && off.activated_at_ms.is_none());
+    assert_eq!(seen(db, "t2").await.1, None, "t2 deactivated the default");
+    assert_eq!(
+        seen(db, "t3").await.1,
+        s(),
+        "other tenants keep the default"
+    );
+    assert_eq!(seen(db, "t1").await.1, a());
+    assert!(db.deactivate_model("t2", "s").await.unwrap().is_some());
+    assert_eq!(seen(db, "t2").await.1, None);
+    db.activate_model("t2", "s").await.unwrap().expect("shared");
+    assert_eq!(seen(db, "t2").await.1, s());
+
+    // A tenant may reuse a shared model's name and version for its own upload.
+    let mut same_name = model_row("b", "t2", "1");
+    same_name.created_at_ms = 300;
+    assert!(db.insert_model(&same_name).await.unwrap().is_none());
+    let dup = db.insert_model(&model_row("c", SHARED_TENANT, "1")).await;
+    assert_eq!(dup.unwrap().map(|r| r.id).as_deref(), Some("s"));
+}
+
+/// Many activations of one tenant at once (two models, alternating) all succeed; the
+/// tenant ends with exactly one active model. On PostgreSQL this once failed on the
+/// one-active-row index when two transactions deactivated and activated concurrently.
+pub async fn concurrent_activations_serialise(db: &Db) {
+    for (id, version) in [("a", "1"), ("b", "2")] {
+        assert!(
+            db.insert_model(&model_row(id, T, version))
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+    let tasks: Vec<_> = (0..32)
+        .map(|i| {
+            let db = db.clone();
+            let id = if i % 2 == 0 { "a" } else { "b" };
+            tokio::spawn(async move { db.activate_model(T, id).await })
+        })
+        .collect();
+    for task in tasks {
+        let row = task.await.unwrap().expect("no activation fails");
+        assert!(row.is_some(), "the model exists");
+    }
+    let (ids, active) = seen(db, T).await;
+    assert_eq!(ids, ["a", "b"]);
+    assert!(active.is_some(), "one of them is active");
 }
 
 /// Another tenant's ids read like missing ones on every tenant-scoped statement; a

@@ -72,6 +72,8 @@ on_both_backends!(
     deletion_waits_for_jobs_then_tombstones_series_and_segmentations,
     expired_uploads_are_old_and_unused,
     the_model_registry_keeps_one_active_model_per_tenant,
+    shared_models_are_seen_by_all_and_activation_is_per_tenant,
+    concurrent_activations_serialise,
     a_delivery_counts_attempts_until_its_outcome,
     tenants_see_only_their_own_rows,
     api_keys_round_trip_and_revoke,
