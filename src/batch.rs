@@ -166,13 +166,17 @@ pub fn load_volume(path: &Path) -> anyhow::Result<(Volume, Option<String>)> {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
         return Ok((crate::image::nrrd::read_nrrd_volume(&bytes, &name)?, None));
     }
-    let files = if path.is_dir() {
-        crate::dicom::files_from_dir(path)?
+    let policy = crate::dicom::GeometryPolicy::Refuse;
+    let series = if path.is_dir() {
+        // One file in memory at a time.
+        let files = crate::dicom::file_refs_from_dir(path)?;
+        crate::dicom::assemble_series_from(files.as_slice(), policy)?
     } else {
         let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-        crate::dicom::files_from_zip(bytes.into(), &crate::dicom::ArchiveLimits::default())?
+        let files =
+            crate::dicom::files_from_zip(bytes.into(), &crate::dicom::ArchiveLimits::default())?;
+        crate::dicom::assemble_series_from(files.as_slice(), policy)?
     };
-    let series = crate::dicom::assemble_series(&files)?;
     for w in &series.warnings {
         tracing::warn!(warning = %w, "series assembled with a warning");
     }

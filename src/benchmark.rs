@@ -2,9 +2,10 @@
 //! from a stored series to features, stage by stage.
 //!
 //! [`run`] does what a worker does with a job ([`crate::jobs::worker`]), minus the database
-//! and the model: read the series' DICOM files into memory (the worker fetches them from
-//! the blob store), assemble them into a HU volume, map the segmentation onto it, and
-//! extract every lesion with [`pipeline::extract_lesions`] (per-lesion crop, optional
+//! and the model: read the series' DICOM headers one file at a time (the worker fetches
+//! them from the blob store) and check the stack geometry, map the segmentation onto the
+//! series grid, decode the series into its 16-bit volume one file at a time, and extract
+//! every lesion with [`pipeline::extract_lesions`] (per-lesion `f32` crop, optional
 //! resampling, re-segmentation, every enabled family). After each stage it records the
 //! elapsed time and the process's peak resident set so far (`VmHWM`).
 //!
@@ -20,6 +21,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
+use crate::dicom::GeometryPolicy;
 use crate::features::settings::TextureAggregation;
 use crate::features::{self, ExtractionSettings};
 use crate::pipeline::{self, LesionRequest};
@@ -152,22 +154,22 @@ pub fn run(
     };
 
     let t = Instant::now();
-    let files = crate::dicom::files_from_dir(series_dir)?;
+    let files = crate::dicom::file_refs_from_dir(series_dir)?;
+    let plan = crate::dicom::plan_series(files.as_slice(), GeometryPolicy::Refuse)?;
+    let t = stage("read the series headers and check the stack geometry", t);
+
     let mask_bytes = std::fs::read(mask).with_context(|| format!("reading {}", mask.display()))?;
-    let t = stage("read the series files and the segmentation", t);
-
-    let series = crate::dicom::assemble_series(&files)?;
-    drop(files);
-    let t = stage("assemble the series into a HU volume", t);
-
     let (_, seg) = pipeline::read_segmentation(
         &mask_bytes,
         mask.file_name().and_then(|n| n.to_str()),
-        &series.volume.grid,
-        series.frame_of_reference_uid.as_deref(),
+        &plan.summary().grid,
+        plan.summary().frame_of_reference_uid.as_deref(),
     )?;
     drop(mask_bytes);
     let t = stage("map the segmentation onto the series grid", t);
+
+    let series = plan.decode(files.as_slice())?;
+    let t = stage("decode the series into the volume, one file at a time", t);
 
     let requests: Vec<LesionRequest> = if requests.is_empty() {
         seg.lesions

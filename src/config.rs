@@ -79,6 +79,10 @@ pub struct Config {
     /// Largest accepted upload, MiB.
     #[arg(long, env = "RADSCORE_MAX_UPLOAD_MB", default_value_t = 1024)]
     pub max_upload_mb: u64,
+    /// Largest segmentation upload (`POST /v1/segmentations`, a SEG or RTSTRUCT pushed by
+    /// STOW-RS), MiB: a segmentation is read into memory to be mapped, unlike a series.
+    #[arg(long, env = "RADSCORE_MAX_SEGMENTATION_MB", default_value_t = 256)]
+    pub max_segmentation_mb: u64,
     /// Largest total uncompressed size of a zip upload, MiB.
     #[arg(long, env = "RADSCORE_MAX_UNZIPPED_MB", default_value_t = 4096)]
     pub max_unzipped_mb: u64,
@@ -197,6 +201,7 @@ impl Config {
     pub fn upload_limits(&self) -> UploadLimits {
         UploadLimits {
             max_body_bytes: self.max_upload_mb.saturating_mul(MIB),
+            max_segmentation_bytes: self.max_segmentation_mb.saturating_mul(MIB),
             max_files: self.max_files,
             max_uncompressed_bytes: self.max_unzipped_mb.saturating_mul(MIB),
             max_concurrent_uploads: self.max_concurrent_uploads,

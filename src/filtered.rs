@@ -16,13 +16,14 @@
 
 use std::ops::Range;
 
-use ndarray::{ArrayView3, s};
+use ndarray::{Array3, ArrayView3, s};
 use rayon::prelude::*;
 
 use crate::features::settings::{FilteredImage, ImageFilters};
 use crate::features::{self, FamilySettings, Feature, FeatureError, Roi};
-use crate::image::filters::{self, FilterImage};
-use crate::image::{LesionMask, Volume};
+use crate::image::LesionMask;
+use crate::image::filters::{self, FilterImage, FilterSource};
+use crate::pipeline::SeriesImage;
 
 /// A lesion's ROI and, when it lies on the series grid, the series index of its first
 /// voxel.
@@ -39,13 +40,13 @@ pub struct PlacedRoi<'a> {
 /// The first filter or family error (the lesion then fails as a whole, like any family
 /// error).
 pub fn compute_filtered(
-    volume: &Volume,
+    series: &SeriesImage<'_>,
     lesion: &LesionMask,
     placed: &PlacedRoi<'_>,
     settings: &FamilySettings,
 ) -> Result<Vec<Feature>, FeatureError> {
     let filters = &settings.image_filters;
-    let source = Source::new(volume, lesion, placed, filters);
+    let source = Source::new(series, lesion, placed, filters);
     let per_image: Vec<Result<Vec<Feature>, FeatureError>> = filters
         .images
         .par_iter()
@@ -58,10 +59,35 @@ pub fn compute_filtered(
     Ok(out)
 }
 
+/// The voxels the filters read.
+enum Voxels<'a> {
+    /// The resampled ROI window, which is the filters' whole image.
+    Roi(ArrayView3<'a, f32>),
+    /// The part of the series every filter reads (the union of their input windows),
+    /// widened to `f32`; `origin` is the series index of its first voxel.
+    SeriesCrop {
+        voxels: Array3<f32>,
+        origin: [usize; 3],
+    },
+}
+
+impl FilterSource for Voxels<'_> {
+    fn region(&self, window: &[Range<usize>; 3]) -> Array3<f64> {
+        match self {
+            Voxels::Roi(view) => view.region(window),
+            Voxels::SeriesCrop { voxels, origin } => {
+                let local: [Range<usize>; 3] =
+                    std::array::from_fn(|a| window[a].start - origin[a]..window[a].end - origin[a]);
+                voxels.view().region(&local)
+            }
+        }
+    }
+}
+
 /// The voxels a filter reads and the box it treats as the image.
 struct Source<'a> {
     /// Indexed like `image.bounds` / `image.output`.
-    voxels: ArrayView3<'a, f32>,
+    voxels: Voxels<'a>,
     /// Bounds, output window, spacing and scaling.
     image: FilterImage,
     /// Index of the ROI's first voxel in `voxels`' indices.
@@ -70,7 +96,7 @@ struct Source<'a> {
 
 impl<'a> Source<'a> {
     fn new(
-        volume: &'a Volume,
+        series: &SeriesImage<'_>,
         lesion: &LesionMask,
         placed: &PlacedRoi<'a>,
         filters: &ImageFilters,
@@ -78,18 +104,22 @@ impl<'a> Source<'a> {
         let roi = placed.roi;
         let roi_dim = roi.hu.dim();
         let roi_shape = [roi_dim.0, roi_dim.1, roi_dim.2];
-        let (voxels, roi_offset, spacing_mm, lesion_box) = match placed.series_offset {
+        let (full, roi_offset, spacing_mm, lesion_box) = match placed.series_offset {
             Some(offset) => {
                 let [lo, hi] = lesion.bbox_zyx();
                 let lesion_box: [Range<usize>; 3] = std::array::from_fn(|a| lo[a]..hi[a] + 1);
-                (volume.hu.view(), offset, volume.grid.spacing_mm, lesion_box)
+                (
+                    series.dim(),
+                    offset,
+                    series.volume.grid.spacing_mm,
+                    lesion_box,
+                )
             }
             // After interpolation the ROI window is the image; the lesion box is the
             // morphological mask's.
             // LIMITATION: after resampling, the filter's image is at most the resampled ROI window (lesion + 6.2 mm + one source voxel), so a larger padDistance is clipped to it; PyRadiomics' resampled grid differs anyway (see params.rs).
-            None => (roi.hu.view(), [0; 3], roi.spacing_mm, mask_box(roi)),
+            None => (roi.hu.dim(), [0; 3], roi.spacing_mm, mask_box(roi)),
         };
-        let full = voxels.dim();
         let full = [full.0, full.1, full.2];
         let bounds: [Range<usize>; 3] = std::array::from_fn(|a| match filters.crop_pad_vox {
             None => 0..full[a],
@@ -101,22 +131,48 @@ impl<'a> Source<'a> {
         let output: [Range<usize>; 3] = std::array::from_fn(|a| {
             roi_offset[a].max(bounds[a].start)..(roi_offset[a] + roi_shape[a]).min(bounds[a].end)
         });
-        let max_abs = filters::max_abs(voxels.slice(s![
-            bounds[0].clone(),
-            bounds[1].clone(),
-            bounds[2].clone()
-        ]));
+        let mut image = FilterImage {
+            bounds,
+            output,
+            spacing_mm,
+            max_abs: 0.0,
+        };
+        let voxels = match placed.series_offset {
+            Some(_) => {
+                image.max_abs = series.max_abs(&image.bounds);
+                let window = read_window(&filters.images, &image);
+                Voxels::SeriesCrop {
+                    voxels: series.crop(&window),
+                    origin: window.map(|w| w.start),
+                }
+            }
+            None => {
+                let view = roi.hu.view();
+                let b = &image.bounds;
+                image.max_abs =
+                    filters::max_abs(view.slice(s![b[0].clone(), b[1].clone(), b[2].clone()]));
+                Voxels::Roi(view)
+            }
+        };
         Source {
             voxels,
-            image: FilterImage {
-                bounds,
-                output,
-                spacing_mm,
-                max_abs,
-            },
+            image,
             roi_offset,
         }
     }
+}
+
+/// The union of every filter's input window on `image`: the part of the series the
+/// filters read.
+fn read_window(images: &[FilteredImage], image: &FilterImage) -> [Range<usize>; 3] {
+    let mut window = image.output.clone();
+    for filtered in images {
+        let input = filtered.filter.input_window(image);
+        for a in 0..3 {
+            window[a] = window[a].start.min(input[a].start)..window[a].end.max(input[a].end);
+        }
+    }
+    window
 }
 
 /// The bounding box of the ROI's morphological mask, in ROI indices.
@@ -141,7 +197,7 @@ fn compute_image(
     image: &FilteredImage,
     settings: &FamilySettings,
 ) -> Result<Vec<Feature>, FeatureError> {
-    let filtered = image.filter.apply(source.voxels, &source.image)?;
+    let filtered = image.filter.apply(&source.voxels, &source.image)?;
     let window: [Range<usize>; 3] = std::array::from_fn(|a| {
         source.image.output[a].start - source.roi_offset[a]
             ..source.image.output[a].end - source.roi_offset[a]

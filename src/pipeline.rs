@@ -6,6 +6,7 @@
 //! an error code and message and the other lesions keep their results.
 
 use std::ops::Range;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ndarray::Array3;
@@ -92,10 +93,13 @@ pub fn extract_lesions(
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(masks[i].map_or(0, |m| m.mask.len())));
     let done = AtomicUsize::new(0);
+    // Whole-image μ and σ, computed once (one pass over the series) when a lesion's
+    // profile normalises, and shared by every lesion.
+    let stats = OnceLock::new();
     let mut computed: Vec<(usize, LesionFeatures)> = order
         .into_par_iter()
         .map(|i| {
-            let out = extract_one(volume, requests[i], masks[i], settings);
+            let out = extract_one(volume, &stats, requests[i], masks[i], settings);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(finished as f64 / requests.len().max(1) as f64);
             (i, out)
@@ -108,6 +112,7 @@ pub fn extract_lesions(
 /// One lesion of [`extract_lesions`]; `lesion` is `None` when the label is absent.
 fn extract_one(
     volume: &Volume,
+    stats: &OnceLock<Option<(f64, f64)>>,
     request: LesionRequest,
     lesion: Option<&LesionMask>,
     settings: &ExtractionSettings,
@@ -118,12 +123,17 @@ fn extract_one(
             code: "label_absent".into(),
             message: format!("label {} is not present in the segmentation", request.label),
         }),
-        Some(mask) => compute_lesion(volume, mask, profile)
-            .map_err(|e| LesionError {
-                code: e.code().into(),
-                message: e.to_string(),
-            })
-            .and_then(check_model_range),
+        Some(mask) => {
+            let image = SeriesImage::with_stats(volume, profile, || {
+                *stats.get_or_init(|| volume.hu.mean_sd())
+            });
+            compute_lesion_in(&image, mask, profile)
+        }
+        .map_err(|e| LesionError {
+            code: e.code().into(),
+            message: e.to_string(),
+        })
+        .and_then(check_model_range),
     };
     LesionFeatures {
         request,
@@ -133,46 +143,131 @@ fn extract_one(
     }
 }
 
-/// The series after PyRadiomics' whole-image normalisation ([`Normalisation`]):
+/// PyRadiomics' whole-image normalisation ([`Normalisation`]) as a map of one voxel:
 /// `s · clip((x − μ) / σ, −n, n)`, μ and σ the mean and sample standard deviation of every
-/// voxel (SimpleITK `Normalize` / ITK `StatisticsImageFilter`, which divides by N − 1),
-/// computed in `f64` (SimpleITK's output type) and stored as radscore's `f32`.
-pub fn normalise(volume: &Volume, n: &Normalisation) -> Volume {
-    let count = volume.hu.len() as f64;
-    let sum: f64 = volume.hu.iter().map(|&v| f64::from(v)).sum();
-    let mean = sum / count;
-    let squares: f64 = volume
-        .hu
-        .iter()
-        .map(|&v| (f64::from(v) - mean).powi(2))
-        .sum();
-    let sd = (squares / (count - 1.0).max(1.0)).sqrt();
-    let bound = n.remove_outliers_sigma.unwrap_or(f64::INFINITY);
-    let hu = volume
-        .hu
-        .mapv(|v| (((f64::from(v) - mean) / sd).clamp(-bound, bound) * n.scale) as f32);
-    Volume {
-        grid: volume.grid.clone(),
-        hu,
+/// voxel of the series (SimpleITK `Normalize` / ITK `StatisticsImageFilter`, which divides
+/// by N − 1), computed in `f64` (SimpleITK's output type) and stored as radscore's `f32`.
+///
+/// The map is applied to each lesion's crop as it is read ([`SeriesImage`]), so the
+/// normalised series is never materialised.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NormalisationMap {
+    /// μ of the whole series, HU.
+    pub mean: f64,
+    /// σ of the whole series (divisor N − 1), HU.
+    pub sd: f64,
+    /// `n`: the clipping bound in σ (infinite when the settings do not clip).
+    pub bound_sigma: f64,
+    /// `s`: the scale.
+    pub scale: f64,
+}
+
+impl NormalisationMap {
+    /// The map of `settings` for a series whose `(μ, σ)` are `stats`.
+    pub fn new((mean, sd): (f64, f64), settings: &Normalisation) -> Self {
+        NormalisationMap {
+            mean,
+            sd,
+            bound_sigma: settings.remove_outliers_sigma.unwrap_or(f64::INFINITY),
+            scale: settings.scale,
+        }
+    }
+
+    /// One normalised voxel.
+    #[inline]
+    pub fn apply(&self, v: f32) -> f32 {
+        (((f64::from(v) - self.mean) / self.sd).clamp(-self.bound_sigma, self.bound_sigma)
+            * self.scale) as f32
     }
 }
 
-/// Build the lesion's ROI and compute every feature family on it.
+/// The series as one lesion's features read it: the volume's stored intensities, passed
+/// through the profile's normalisation when it has one. Every read is a crop widened to
+/// `f32`; the whole series is never copied.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesImage<'a> {
+    /// The series.
+    pub volume: &'a Volume,
+    /// Applied to every voxel read, when the profile normalises.
+    pub normalisation: Option<NormalisationMap>,
+}
+
+impl<'a> SeriesImage<'a> {
+    /// The series as it is, without normalisation.
+    pub fn raw(volume: &'a Volume) -> Self {
+        SeriesImage {
+            volume,
+            normalisation: None,
+        }
+    }
+
+    /// The series as `settings` normalise it; `stats` gives the whole-image `(μ, σ)` and
+    /// is called only when the settings normalise (`None` = an empty volume, which is
+    /// then read as it is).
+    pub fn with_stats(
+        volume: &'a Volume,
+        settings: &FamilySettings,
+        stats: impl FnOnce() -> Option<(f64, f64)>,
+    ) -> Self {
+        let normalisation = settings
+            .normalisation
+            .as_ref()
+            .and_then(|n| Some(NormalisationMap::new(stats()?, n)));
+        SeriesImage {
+            volume,
+            normalisation,
+        }
+    }
+
+    /// Shape `(z, y, x)` of the series.
+    pub fn dim(&self) -> (usize, usize, usize) {
+        self.volume.hu.dim()
+    }
+
+    /// The box `window` (series indices `[z, y, x]`) as `f32`.
+    ///
+    /// # Panics
+    /// When the window reaches beyond the series (callers clip it to the grid).
+    pub fn crop(&self, window: &[Range<usize>; 3]) -> Array3<f32> {
+        match self.normalisation {
+            None => self.volume.hu.crop(window),
+            Some(map) => self.volume.hu.crop_with(window, |v| map.apply(v)),
+        }
+    }
+
+    /// Largest absolute value within `window` (0 when empty), without a copy: the
+    /// normalisation is monotone, so the extremes map to the extremes.
+    ///
+    /// # Panics
+    /// As [`SeriesImage::crop`].
+    pub fn max_abs(&self, window: &[Range<usize>; 3]) -> f64 {
+        let Some((lo, hi)) = self.volume.hu.min_max(window) else {
+            return 0.0;
+        };
+        let map = |v: f32| self.normalisation.map_or(v, |n| n.apply(v));
+        f64::from(map(lo)).abs().max(f64::from(map(hi)).abs())
+    }
+}
+
+/// Build the lesion's ROI and compute every feature family on it; the whole-image
+/// normalisation statistics, when the settings ask for them, are computed here (one pass
+/// over the series). [`extract_lesions`] shares them between lesions instead.
 pub fn compute_lesion(
     volume: &Volume,
     lesion: &LesionMask,
     settings: &FamilySettings,
 ) -> Result<Vec<features::Feature>, FeatureError> {
-    // LIMITATION: normalisation copies the whole series per lesion (its μ and σ are whole-image statistics, and filters read around the lesion); fine for one lesion per series, memory-heavy for many.
-    let normalised;
-    let volume = match &settings.normalisation {
-        None => volume,
-        Some(n) => {
-            normalised = normalise(volume, n);
-            &normalised
-        }
-    };
-    let (roi, series_offset) = build_placed_roi(volume, lesion, settings)?;
+    let image = SeriesImage::with_stats(volume, settings, || volume.hu.mean_sd());
+    compute_lesion_in(&image, lesion, settings)
+}
+
+/// [`compute_lesion`] on a series already wrapped with its normalisation.
+pub fn compute_lesion_in(
+    image: &SeriesImage<'_>,
+    lesion: &LesionMask,
+    settings: &FamilySettings,
+) -> Result<Vec<features::Feature>, FeatureError> {
+    let (roi, series_offset) = build_placed_roi(image, lesion, settings)?;
     let mut out = features::compute_all(&roi, settings)?;
     if !settings.image_filters.images.is_empty() {
         let placed = crate::filtered::PlacedRoi {
@@ -180,7 +275,7 @@ pub fn compute_lesion(
             series_offset,
         };
         out.extend(crate::filtered::compute_filtered(
-            volume, lesion, &placed, settings,
+            image, lesion, &placed, settings,
         )?);
     }
     Ok(out)
@@ -195,24 +290,26 @@ pub fn compute_lesion(
 /// interpolation, the new grid is aligned on the whole series (IBSI "align grid centres")
 /// and only its window around the lesion is computed, so the values equal those of
 /// resampling the whole series; the [`Roi`] spacing is then the new spacing.
+/// This reads the series as it is: the settings' whole-image normalisation is applied by
+/// [`compute_lesion`], not here.
 pub fn build_roi(
     volume: &Volume,
     lesion: &LesionMask,
     settings: &FamilySettings,
 ) -> Result<Roi, FeatureError> {
-    build_placed_roi(volume, lesion, settings).map(|(roi, _)| roi)
+    build_placed_roi(&SeriesImage::raw(volume), lesion, settings).map(|(roi, _)| roi)
 }
 
 /// [`build_roi`], with the series index of the ROI's first voxel when it is on the series
 /// grid (`None` after interpolation).
 fn build_placed_roi(
-    volume: &Volume,
+    image: &SeriesImage<'_>,
     lesion: &LesionMask,
     settings: &FamilySettings,
 ) -> Result<(Roi, Option<[usize; 3]>), FeatureError> {
     let (dz, dy, dx) = lesion.mask.dim();
     let [oz, oy, ox] = lesion.offset_zyx;
-    let shape = volume.hu.dim();
+    let shape = image.dim();
     if oz + dz > shape.0 || oy + dy > shape.1 || ox + dx > shape.2 {
         return Err(FeatureError::InvalidSettings(
             "lesion mask extends beyond the series grid".into(),
@@ -221,11 +318,11 @@ fn build_placed_roi(
 
     let (hu, morph_mask, spacing_mm, series_offset) = match &settings.interpolation {
         None => {
-            let (hu, morph_mask, lo) = crop_native(volume, lesion);
-            (hu, morph_mask, volume.grid.spacing_mm, Some(lo))
+            let (hu, morph_mask, lo) = crop_native(image, lesion);
+            (hu, morph_mask, image.volume.grid.spacing_mm, Some(lo))
         }
         Some(interpolation) => {
-            let (hu, mask, spacing) = crop_interpolated(volume, lesion, interpolation);
+            let (hu, mask, spacing) = crop_interpolated(image, lesion, interpolation);
             (hu, mask, spacing, None)
         }
     };
@@ -246,10 +343,14 @@ fn build_placed_roi(
 /// The lesion on the series grid: intensities and mask over the lesion's bounding box
 /// plus the context margin (clipped to the series), and the series index of its first
 /// voxel.
-fn crop_native(volume: &Volume, lesion: &LesionMask) -> (Array3<f32>, Array3<bool>, [usize; 3]) {
+fn crop_native(
+    image: &SeriesImage<'_>,
+    lesion: &LesionMask,
+) -> (Array3<f32>, Array3<bool>, [usize; 3]) {
     let (dz, dy, dx) = lesion.mask.dim();
     let [oz, oy, ox] = lesion.offset_zyx;
-    let shape = volume.hu.dim();
+    let shape = image.dim();
+    let volume = image.volume;
     // Crop with a context margin: local intensity features (IBSI 3.2) average the image,
     // not only the ROI, within a 1 cm³ sphere around ROI voxels.
     let margin: [usize; 3] = std::array::from_fn(|a| {
@@ -265,10 +366,7 @@ fn crop_native(volume: &Volume, lesion: &LesionMask) -> (Array3<f32>, Array3<boo
         (oy + dy + margin[1]).min(shape.1),
         (ox + dx + margin[2]).min(shape.2),
     ];
-    let hu = volume
-        .hu
-        .slice(ndarray::s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]])
-        .to_owned();
+    let hu = image.crop(&[lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]]);
     let morph_mask = place_mask(lesion, lo, hu.dim());
     (hu, morph_mask, lo)
 }
@@ -293,10 +391,11 @@ fn place_mask(lesion: &LesionMask, lo: [usize; 3], dim: (usize, usize, usize)) -
 /// interpolated (and rounded when asked) and the mask interpolated as a fraction and
 /// thresholded. Returns intensities, morphological mask and the new spacing.
 fn crop_interpolated(
-    volume: &Volume,
+    image: &SeriesImage<'_>,
     lesion: &LesionMask,
     interpolation: &Interpolation,
 ) -> (Array3<f32>, Array3<bool>, [f64; 3]) {
+    let volume = image.volume;
     let source_spacing = volume.grid.spacing_mm;
     let grid = AlignedGrid::align_centres(
         volume.grid.shape_vox,
@@ -324,14 +423,12 @@ fn crop_interpolated(
         let last = grid.source_index(a, window[a].end.saturating_sub(1));
         ((last + support).ceil().max(0.0) as usize + 1).clamp(lesion_hi[a] + 1, shape[a])
     });
-    let hu_region = volume
-        .hu
-        .slice(ndarray::s![lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]]);
+    let hu_region = image.crop(&[lo[0]..hi[0], lo[1]..hi[1], lo[2]..hi[2]]);
     let mask_region = place_mask(lesion, lo, hu_region.dim());
 
     let mut hu = resample::resample_image(
         SourceRegion {
-            voxels: hu_region,
+            voxels: hu_region.view(),
             offset_zyx: lo,
         },
         &grid,

@@ -127,6 +127,12 @@ fn assembles_ct_phantom_geometry_and_hu() {
     let g = &s.volume.grid;
     assert_eq!(g.shape_vox, PHANTOM_SHAPE);
     assert_eq!(s.volume.hu.dim(), (60, 201, 204));
+    // Slope 1 and a whole intercept: the volume keeps 16-bit HU samples, 2 bytes a voxel.
+    assert!(matches!(
+        s.volume.hu,
+        radscore::image::Intensities::Stored16 { .. }
+    ));
+    assert_eq!(s.volume.hu.heap_bytes(), 60 * 201 * 204 * 2);
     for (found, expected) in g.spacing_mm.iter().zip(PHANTOM_SPACING) {
         assert!((found - expected).abs() < POSITION_TOLERANCE_MM, "{g:?}");
     }
@@ -135,13 +141,8 @@ fn assembles_ct_phantom_geometry_and_hu() {
         g.direction,
         [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]]
     );
-    let min = s.volume.hu.iter().copied().fold(f32::INFINITY, f32::min);
-    let max = s
-        .volume
-        .hu
-        .iter()
-        .copied()
-        .fold(f32::NEG_INFINITY, f32::max);
+    let min = s.volume.hu.iter().fold(f32::INFINITY, f32::min);
+    let max = s.volume.hu.iter().fold(f32::NEG_INFINITY, f32::max);
     assert_eq!((min, max), PHANTOM_HU_RANGE);
     assert_eq!(s.instance_count, 60);
     assert!((s.measured_slice_spacing_mm - 3.0).abs() < POSITION_TOLERANCE_MM);
@@ -626,9 +627,9 @@ fn tilted_stack_is_refused_with_its_angle_or_resampled_exactly() {
     for k in 0..nz {
         for i in 0..ny {
             for j in 0..nx + nz - 1 {
-                let got = r.volume.hu[[k, i, j]];
+                let got = r.volume.hu.at([k, i, j]);
                 let want = if j >= k && j - k < nx {
-                    base.volume.hu[[k, i, j - k]]
+                    base.volume.hu.at([k, i, j - k])
                 } else {
                     RESAMPLE_FILL_HU
                 };
@@ -671,14 +672,15 @@ fn non_uniform_spacing_is_refused_or_interpolated_along_the_normal() {
     let [_, ny, nx] = grid.shape_vox;
     for i in 0..ny {
         for j in 0..nx {
-            let want = 0.25 * base.volume.hu[[m - 1, i, j]] + 0.75 * base.volume.hu[[m, i, j]];
-            let got = r.volume.hu[[m, i, j]];
+            let want =
+                0.25 * base.volume.hu.at([m - 1, i, j]) + 0.75 * base.volume.hu.at([m, i, j]);
+            let got = r.volume.hu.at([m, i, j]);
             assert!(
                 (got - want).abs() < 1e-3,
                 "[{m}, {i}, {j}]: {got} vs {want}"
             );
             for k in [m - 1, m + 1] {
-                assert_eq!(r.volume.hu[[k, i, j]], base.volume.hu[[k, i, j]]);
+                assert_eq!(r.volume.hu.at([k, i, j]), base.volume.hu.at([k, i, j]));
             }
         }
     }

@@ -281,7 +281,7 @@ fn push_image(out: &mut Vec<Feature>, stage: &str, hu: &Array3<f32>, spacing_mm:
 /// The whole series resampled as the configuration asks (for the `interp_img` rows).
 fn interpolated_series(volume: &Volume, settings: &FamilySettings) -> (Array3<f32>, [f64; 3]) {
     let Some(interpolation) = &settings.interpolation else {
-        return (volume.hu.clone(), volume.grid.spacing_mm);
+        return (volume.hu.to_f32(), volume.grid.spacing_mm);
     };
     let spacing = volume.grid.spacing_mm;
     let grid = AlignedGrid::align_centres(
@@ -290,8 +290,9 @@ fn interpolated_series(volume: &Volume, settings: &FamilySettings) -> (Array3<f3
         interpolation.target_spacing_mm(spacing),
     );
     let window = std::array::from_fn(|a| 0..grid.shape_vox[a]);
+    let whole = volume.hu.to_f32();
     let source = SourceRegion {
-        voxels: volume.hu.view(),
+        voxels: whole.view(),
         offset_zyx: [0, 0, 0],
     };
     let mut hu = resample::resample_image(source, &grid, &window, interpolation.image_method);
@@ -309,7 +310,12 @@ fn diagnostics(
     settings: &FamilySettings,
 ) -> Vec<Feature> {
     let mut out = Vec::new();
-    push_image(&mut out, "init_img", &volume.hu, volume.grid.spacing_mm);
+    push_image(
+        &mut out,
+        "init_img",
+        &volume.hu.to_f32(),
+        volume.grid.spacing_mm,
+    );
     let (interp, spacing) = interpolated_series(volume, settings);
     push_image(&mut out, "interp_img", &interp, spacing);
 
@@ -317,7 +323,7 @@ fn diagnostics(
     let [o, _] = lesion.bbox_zyx();
     let (dz, dy, dx) = lesion.mask.dim();
     let hu = Array3::from_shape_fn((dz, dy, dx), |(z, y, x)| {
-        volume.hu[[o[0] + z, o[1] + y, o[2] + x]]
+        volume.hu.at([o[0] + z, o[1] + y, o[2] + x])
     });
     push_roi_stage(&mut out, "init_roi", &hu, &lesion.mask, &lesion.mask);
 

@@ -124,7 +124,8 @@ fn assert_matches(name: &str, volume: &Volume, reference: &Reference) {
         &direction,
         &numbers(&reference.doc["direction_zyx"]),
     );
-    let ours = volume.hu.as_slice().expect("standard layout");
+    let ours = volume.hu.to_f32();
+    let ours = ours.as_slice().expect("standard layout");
     assert_eq!(ours.len(), reference.values.len(), "{name}: voxel count");
     for (n, (a, b)) in ours.iter().zip(&reference.values).enumerate() {
         assert_eq!(*a, *b as f32, "{name}: voxel {n}");

@@ -111,7 +111,7 @@ fn utf8(p: &Path) -> &str {
 
 fn hu(case: &Case, syntax: &str) -> Vec<f32> {
     match &case.assembled {
-        Ok(s) => s.volume.hu.iter().copied().collect(),
+        Ok(s) => s.volume.hu.iter().collect(),
         Err(e) => panic!("{syntax}: {e}"),
     }
 }

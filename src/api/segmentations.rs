@@ -36,15 +36,29 @@ pub async fn create(
     Query(query): Query<CreateQuery>,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
-    let limits = state.limits;
-    limits.check_declared_length(&req)?;
+    // A segmentation is read into memory to be mapped: its own, smaller body limit, and a
+    // 413 that names it.
+    let limits = state.limits.for_segmentation();
+    let too_large = |p: Problem| {
+        if p.status == StatusCode::PAYLOAD_TOO_LARGE {
+            state
+                .limits
+                .segmentation_too_large("the segmentation upload")
+        } else {
+            p
+        }
+    };
+    limits.check_declared_length(&req).map_err(too_large)?;
     let (series_id, file_name, bytes) = match media_type(&req).as_str() {
-        "multipart/form-data" => from_multipart(read_multipart(req, &limits).await?, query)?,
+        "multipart/form-data" => {
+            let parts = read_multipart(req, &limits).await.map_err(too_large)?;
+            from_multipart(parts, query)?
+        }
         "application/octet-stream"
         | "application/dicom"
         | "application/gzip"
         | "application/x-gzip" => {
-            let body = limits.read_body(req.into_body()).await?;
+            let body = limits.read_body(req.into_body()).await.map_err(too_large)?;
             let series_id = query.series_id.ok_or_else(|| {
                 Problem::bad_request(
                     "missing-series-id",

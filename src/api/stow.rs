@@ -38,6 +38,7 @@ const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 
 /// Failure Reason values (PS3.18 Table 10.5.3-2, PS3.4 GG.4-1).
 const PROCESSING_FAILURE: u16 = 0x0110;
+const OUT_OF_RESOURCES: u16 = 0xA700;
 const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
 const DOES_NOT_MATCH: u16 = 0xA900;
 const CANNOT_UNDERSTAND: u16 = 0xC000;
@@ -298,8 +299,23 @@ async fn store_segmentation(
         outcomes.failed.push((identity, DOES_NOT_MATCH, comment));
         return Ok(());
     };
-    // LIMITATION: a segmentation part is read into memory to be mapped (as a `POST
-    // /v1/segmentations` upload is); series instances stay on disk.
+    // A segmentation is read into memory to be mapped (as a `POST /v1/segmentations`
+    // upload is), so it has the segmentation limit; series instances stay on disk.
+    let limit = state.limits.segmentation_limit_bytes();
+    let size = match tokio::fs::metadata(&file.path).await {
+        Ok(meta) => meta.len(),
+        Err(e) => return Err(Problem::internal(&e)),
+    };
+    if size > limit {
+        let comment = format!("{}: {}", file.name, {
+            state
+                .limits
+                .segmentation_too_large(&format!("the segmentation ({size} bytes)"))
+                .detail
+        });
+        outcomes.failed.push((identity, OUT_OF_RESOURCES, comment));
+        return Ok(());
+    }
     let bytes = match tokio::fs::read(&file.path).await {
         Ok(bytes) => bytes::Bytes::from(bytes),
         Err(e) => return Err(Problem::internal(&e)),

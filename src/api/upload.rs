@@ -15,6 +15,9 @@ use crate::dicom::GeometryPolicy;
 pub struct UploadLimits {
     /// Largest request body accepted, bytes.
     pub max_body_bytes: u64,
+    /// Largest segmentation accepted, bytes (`RADSCORE_MAX_SEGMENTATION_MB`): it is read
+    /// into memory to be mapped, so its bound is the memory one upload may take.
+    pub max_segmentation_bytes: u64,
     /// Most instance files in one series upload (zip entries or multipart parts).
     pub max_files: usize,
     /// Largest total uncompressed size of a zip upload, bytes (zip-bomb guard).
@@ -28,6 +31,35 @@ pub struct UploadLimits {
 }
 
 impl UploadLimits {
+    /// The largest segmentation a request may carry: the smaller of the two limits.
+    pub fn segmentation_limit_bytes(&self) -> u64 {
+        self.max_segmentation_bytes.min(self.max_body_bytes)
+    }
+
+    /// 413 `segmentation-too-large`: `what` is over [`Self::segmentation_limit_bytes`].
+    pub fn segmentation_too_large(&self, what: &str) -> Problem {
+        let limit = self.segmentation_limit_bytes();
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "segmentation-too-large",
+            "Segmentation too large",
+            format!(
+                "{what} exceeds the segmentation limit of {limit} bytes \
+                 (RADSCORE_MAX_SEGMENTATION_MB; segmentations are read into memory to be mapped)"
+            ),
+        )
+        .with("limit_bytes", limit)
+    }
+
+    /// The limits of a segmentation upload: the body limit lowered to
+    /// [`Self::segmentation_limit_bytes`].
+    pub fn for_segmentation(&self) -> UploadLimits {
+        UploadLimits {
+            max_body_bytes: self.segmentation_limit_bytes(),
+            ..*self
+        }
+    }
+
     pub(super) fn too_large(&self, what: &str) -> Problem {
         Problem::new(
             StatusCode::PAYLOAD_TOO_LARGE,

@@ -261,7 +261,7 @@ fn radscore_assembles_the_zipped_series_on_the_case_grid() {
         .hu
         .iter()
         .zip(written.iter())
-        .map(|(a, b)| (f64::from(*a) - b).abs())
+        .map(|(a, b)| (f64::from(a) - b).abs())
         .fold(0.0, f64::max);
     assert_eq!(
         max_diff, 0.0,

@@ -186,27 +186,38 @@ fn declared_entry_count_in<R: Read + Seek>(reader: &mut R) -> Option<usize> {
 /// # Errors
 /// [`DicomError::Io`] when a directory or file cannot be read.
 pub fn files_from_dir(dir: &Path) -> Result<Vec<InputFile>, DicomError> {
+    file_refs_from_dir(dir)?
+        .into_iter()
+        .map(|f| {
+            let content = std::fs::read(&f.path).map_err(|source| io_error(&f.path, source))?;
+            Ok(InputFile {
+                name: f.name,
+                bytes: Bytes::from(content),
+            })
+        })
+        .collect()
+}
+
+/// List every regular file below `dir` as [`files_from_dir`] does, without reading them,
+/// for assembly one file at a time ([`assemble_series_from`](super::assemble_series_from)).
+///
+/// # Errors
+/// [`DicomError::Io`] when a directory cannot be listed.
+pub fn file_refs_from_dir(dir: &Path) -> Result<Vec<super::FileRef>, DicomError> {
     let mut paths = Vec::new();
     collect_paths(dir, &mut paths)?;
     paths.sort();
-
-    let mut files = Vec::with_capacity(paths.len());
-    for path in paths {
-        let rel = path
-            .strip_prefix(dir)
-            .unwrap_or(&path)
-            .to_string_lossy()
-            .into_owned();
-        if skipped_name(&rel) {
-            continue;
-        }
-        let content = std::fs::read(&path).map_err(|source| io_error(&path, source))?;
-        files.push(InputFile {
-            name: rel,
-            bytes: Bytes::from(content),
-        });
-    }
-    Ok(files)
+    Ok(paths
+        .into_iter()
+        .filter_map(|path| {
+            let rel = path
+                .strip_prefix(dir)
+                .unwrap_or(&path)
+                .to_string_lossy()
+                .into_owned();
+            (!skipped_name(&rel)).then_some(super::FileRef { name: rel, path })
+        })
+        .collect())
 }
 
 /// Recursively list regular files under `dir`.

@@ -99,9 +99,11 @@ pub(super) struct Slice {
     /// Modality LUT of this plane (PS3.3 C.11.1.1.2): HU = stored × slope + intercept.
     pub rescale_slope: f64,
     pub rescale_intercept: f64,
-    /// The parsed instance, shared by its planes, for the pixel decode; `None` once an
-    /// upload check has decoded the plane and released it (see `series::scan_series`).
+    /// The parsed instance, shared by its planes, until the header pass of
+    /// `series::read_headers` releases it (the pixels are decoded later from `source`).
     pub obj: Option<Arc<DefaultDicomObject>>,
+    /// Index of the instance's file in the upload (`series::InstanceSource`).
+    pub source: usize,
 }
 
 /// Parse one file and read the planes it contributes.
@@ -159,6 +161,7 @@ pub(super) fn read_instance(file: &InputFile) -> Result<Instance, DicomError> {
             rescale_slope,
             rescale_intercept,
             obj: Some(Arc::clone(&obj)),
+            source: 0,
         });
     }
     Ok(Instance {

@@ -29,12 +29,15 @@ pub mod rtstruct;
 pub mod seg;
 pub mod series;
 
-pub use archive::{ArchiveLimits, files_from_dir, files_from_zip, unzip_to_dir};
+pub use archive::{
+    ArchiveLimits, file_refs_from_dir, files_from_dir, files_from_zip, unzip_to_dir,
+};
 pub use geometry::{GeometryPolicy, GeometryStatus};
 pub use rtstruct::read_rtstruct;
 pub use seg::read_seg;
 pub use series::{
-    AssembledSeries, FileRef, SeriesSummary, assemble_series, assemble_series_with, scan_series,
+    AssembledSeries, FileRef, InstanceSource, SeriesPlan, SeriesSummary, assemble_series,
+    assemble_series_from, assemble_series_with, plan_series, scan_series,
 };
 
 use bytes::Bytes;

@@ -4,7 +4,12 @@
 //! duplicates dropped by SOPInstanceUID → consistent Rows / Columns / PixelSpacing /
 //! orientation → stack geometry (order, spacing, shear; resampled when configured, see
 //! [`geometry`](super::geometry)) → decode pixel data with the Modality LUT
-//! (RescaleSlope/RescaleIntercept, PS3.3 C.11.1.1.2) into `f32` HU.
+//! (RescaleSlope/RescaleIntercept, PS3.3 C.11.1.1.2) into the volume, kept as 16-bit
+//! samples when they represent the HU exactly ([`Intensities`]).
+//!
+//! Files are read one at a time ([`InstanceSource`]): a first pass reads the headers, the
+//! second decodes each plane straight into the preallocated volume, so assembly needs the
+//! volume plus one instance in memory, not every file as well.
 //!
 //! [`scan_series`] runs the same checks for an upload with bounded memory: it reads one
 //! file at a time from disk, decodes its pixel data to prove it decodable and releases it,
@@ -12,6 +17,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder, Rescale};
 use ndarray::{Array3, s};
 
@@ -21,7 +27,7 @@ use super::frames::{
 };
 use super::geometry::{GeometryPolicy, GeometryStatus, StackGeometry, stack_geometry};
 use super::{Attr, DicomError, InputFile, bad, req_u32, sanitize_uid};
-use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid, Volume};
+use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid, Intensities, Rescale16, Volume};
 
 const SAMPLES_PER_PIXEL: Attr = (
     dicom_dictionary_std::tags::SAMPLES_PER_PIXEL,
@@ -68,60 +74,161 @@ pub struct FileRef {
     pub path: std::path::PathBuf,
 }
 
+/// Instance files of one upload that assembly reads one at a time, so only one instance
+/// (plus the volume being filled) is in memory: files held in memory, files on disk
+/// ([`FileRef`]) or blobs fetched on demand.
+pub trait InstanceSource {
+    /// Number of files.
+    fn count(&self) -> usize;
+
+    /// File `index` (`0..count()`), with its name for messages.
+    ///
+    /// # Errors
+    /// [`DicomError::Io`] when it cannot be read.
+    fn fetch(&self, index: usize) -> Result<InputFile, DicomError>;
+}
+
+impl InstanceSource for [InputFile] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn fetch(&self, index: usize) -> Result<InputFile, DicomError> {
+        self.get(index).cloned().ok_or_else(|| missing_file(index))
+    }
+}
+
+impl InstanceSource for [FileRef] {
+    fn count(&self) -> usize {
+        self.len()
+    }
+
+    fn fetch(&self, index: usize) -> Result<InputFile, DicomError> {
+        let f = self.get(index).ok_or_else(|| missing_file(index))?;
+        let bytes = std::fs::read(&f.path).map_err(|source| DicomError::Io {
+            path: f.name.clone(),
+            source,
+        })?;
+        Ok(InputFile {
+            name: f.name.clone(),
+            bytes: bytes.into(),
+        })
+    }
+}
+
+/// An index beyond a source's files (a caller's bug, reported rather than panicking).
+fn missing_file(index: usize) -> DicomError {
+    DicomError::Io {
+        path: format!("file {index}"),
+        source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file in the upload"),
+    }
+}
+
 /// Assemble the CT series contained in `files` (any order), refusing irregular stacks.
 ///
 /// # Errors
 /// As [`assemble_series_with`].
 pub fn assemble_series(files: &[InputFile]) -> Result<AssembledSeries, DicomError> {
-    assemble_series_with(files, GeometryPolicy::Refuse)
+    assemble_series_from(files, GeometryPolicy::Refuse)
 }
 
 /// Assemble the CT series contained in `files` (any order); irregular stacks are refused
 /// or resampled by `policy`.
 ///
 /// # Errors
-/// A [`DicomError`] naming the file and tag at fault: non-DICOM input, missing or
-/// malformed attributes, several series, inconsistent geometry, a missing slice,
-/// non-uniform spacing or a sheared stack (with [`GeometryPolicy::Refuse`]), undecodable
-/// or short pixel data.
+/// As [`assemble_series_from`].
 pub fn assemble_series_with(
     files: &[InputFile],
     policy: GeometryPolicy,
 ) -> Result<AssembledSeries, DicomError> {
-    if files.is_empty() {
-        return Err(DicomError::NoFiles);
-    }
-    let parsed = files
-        .iter()
-        .map(read_instance)
-        .collect::<Result<Vec<_>, _>>()?;
+    assemble_series_from(files, policy)
+}
+
+/// Assemble the CT series of `files` (any order, read one at a time); irregular stacks
+/// are refused or resampled by `policy`: [`plan_series`], then [`SeriesPlan::decode`].
+///
+/// # Errors
+/// A [`DicomError`] naming the file and tag at fault: non-DICOM input, missing or
+/// malformed attributes, several series, inconsistent geometry, a missing slice,
+/// non-uniform spacing or a sheared stack (with [`GeometryPolicy::Refuse`]), undecodable
+/// or short pixel data; [`DicomError::Io`] when a file cannot be read.
+pub fn assemble_series_from<S: InstanceSource + ?Sized>(
+    files: &S,
+    policy: GeometryPolicy,
+) -> Result<AssembledSeries, DicomError> {
+    plan_series(files, policy)?.decode(files)
+}
+
+/// A series whose headers have been read and whose geometry is checked: everything but
+/// the voxels, which [`SeriesPlan::decode`] reads. In between, the grid is known and the
+/// volume not yet allocated (a job maps its segmentation there, so the label map and the
+/// volume are never in memory together).
+pub struct SeriesPlan {
+    summary: SeriesSummary,
+    geometry: StackGeometry,
+}
+
+/// Read the headers of every instance of `files` (one file in memory at a time) and
+/// check the series and its stack geometry, without decoding pixel data.
+///
+/// # Errors
+/// As [`assemble_series_from`], except undecodable pixel data (found by `decode`).
+pub fn plan_series<S: InstanceSource + ?Sized>(
+    files: &S,
+    policy: GeometryPolicy,
+) -> Result<SeriesPlan, DicomError> {
+    let parsed = read_headers(files, false)?;
     let (summary, geometry) = summarise(parsed, policy)?;
-    let hu = match &geometry.resample {
-        None => decode_volume(&geometry.slices)?,
-        Some(plan) => {
-            for slice in &geometry.slices {
-                check_native_pixel_length(slice)?;
+    Ok(SeriesPlan { summary, geometry })
+}
+
+impl SeriesPlan {
+    /// What the headers say about the series, including its grid.
+    pub fn summary(&self) -> &SeriesSummary {
+        &self.summary
+    }
+
+    /// Allocate the volume once at its final size and decode every plane straight into
+    /// it, re-reading the planes' files from `files` (the same files the plan was made
+    /// from) one at a time. The volume keeps the 16-bit samples
+    /// ([`Intensities::Stored16`]) whenever they represent the HU exactly.
+    ///
+    /// # Errors
+    /// Undecodable or short pixel data, a file that can no longer be read.
+    pub fn decode<S: InstanceSource + ?Sized>(
+        self,
+        files: &S,
+    ) -> Result<AssembledSeries, DicomError> {
+        let SeriesPlan { summary, geometry } = self;
+        let hu = match &geometry.resample {
+            None => decode_volume(files, &geometry.slices)?,
+            Some(plan) => {
+                // LIMITATION: a resampled (irregular) stack holds its acquired planes and the result as f32 HU, about 4× the stored samples.
+                let mut planes = Vec::with_capacity(geometry.slices.len());
+                let mut cache = ObjectCache::default();
+                for slice in &geometry.slices {
+                    planes.push(decode_slice(slice, cache.object(files, slice)?)?);
+                }
+                Intensities::F32(super::geometry::resample_stack(
+                    plan,
+                    &planes,
+                    &geometry.grid,
+                ))
             }
-            let planes = geometry
-                .slices
-                .iter()
-                .map(decode_slice)
-                .collect::<Result<Vec<_>, _>>()?;
-            super::geometry::resample_stack(plan, &planes, &geometry.grid)
-        }
-    };
-    Ok(AssembledSeries {
-        volume: Volume {
-            grid: summary.grid,
-            hu,
-        },
-        series_uid: summary.series_uid,
-        frame_of_reference_uid: summary.frame_of_reference_uid,
-        measured_slice_spacing_mm: summary.measured_slice_spacing_mm,
-        instance_count: summary.instance_count,
-        warnings: summary.warnings,
-        geometry: summary.geometry,
-    })
+        };
+        Ok(AssembledSeries {
+            volume: Volume {
+                grid: summary.grid,
+                hu,
+            },
+            series_uid: summary.series_uid,
+            frame_of_reference_uid: summary.frame_of_reference_uid,
+            measured_slice_spacing_mm: summary.measured_slice_spacing_mm,
+            instance_count: summary.instance_count,
+            warnings: summary.warnings,
+            geometry: summary.geometry,
+        })
+    }
 }
 
 /// Check the series in `files` as [`assemble_series_with`] does, reading one file at a
@@ -130,28 +237,34 @@ pub fn assemble_series_with(
 /// # Errors
 /// As [`assemble_series_with`]; [`DicomError::Io`] when a file cannot be read.
 pub fn scan_series(files: &[FileRef], policy: GeometryPolicy) -> Result<SeriesSummary, DicomError> {
-    if files.is_empty() {
+    let parsed = read_headers(files, true)?;
+    Ok(summarise(parsed, policy)?.0)
+}
+
+/// Parse every file of `files`, one in memory at a time, check each plane's native Pixel
+/// Data length (and, with `decode`, decode it to prove it decodable), and keep only the
+/// headers: every plane records the file it came from.
+fn read_headers<S: InstanceSource + ?Sized>(
+    files: &S,
+    decode: bool,
+) -> Result<Vec<Instance>, DicomError> {
+    if files.count() == 0 {
         return Err(DicomError::NoFiles);
     }
-    let mut parsed = Vec::with_capacity(files.len());
-    for f in files {
-        let bytes = std::fs::read(&f.path).map_err(|source| DicomError::Io {
-            path: f.name.clone(),
-            source,
-        })?;
-        let mut instance = read_instance(&InputFile {
-            name: f.name.clone(),
-            bytes: bytes.into(),
-        })?;
+    let mut parsed = Vec::with_capacity(files.count());
+    for index in 0..files.count() {
+        let mut instance = read_instance(&files.fetch(index)?)?;
         for plane in &mut instance.planes {
-            check_native_pixel_length(plane)?;
-            let values = decode_slice(plane)?;
-            drop(values);
-            plane.obj = None;
+            let obj = plane.obj.take().ok_or_else(|| no_pixels(plane))?;
+            check_native_pixel_length(plane, &obj)?;
+            if decode {
+                drop(decode_slice(plane, &obj)?);
+            }
+            plane.source = index;
         }
         parsed.push(instance);
     }
-    Ok(summarise(parsed, policy)?.0)
+    Ok(parsed)
 }
 
 /// The series-level checks and the stack geometry of parsed instances.
@@ -259,43 +372,149 @@ fn check_consistent(slices: &[Slice]) -> Result<(), DicomError> {
     Ok(())
 }
 
-/// Decode every slice through the Modality LUT into one `[z, y, x]` HU array.
+/// The parsed instance of the plane being decoded: planes of one multi-frame instance
+/// follow each other in the stack, so the last parsed file is kept for the next plane.
+#[derive(Default)]
+struct ObjectCache {
+    loaded: Option<(usize, DefaultDicomObject)>,
+}
+
+impl ObjectCache {
+    /// The parsed instance `slice` comes from, reading and parsing it when not loaded.
+    fn object<S: InstanceSource + ?Sized>(
+        &mut self,
+        files: &S,
+        slice: &Slice,
+    ) -> Result<&DefaultDicomObject, DicomError> {
+        if self.loaded.as_ref().map(|(i, _)| *i) != Some(slice.source) {
+            self.loaded = None;
+            let file = files.fetch(slice.source)?;
+            let obj = super::parse_file(&file.name, &file.bytes)?;
+            self.loaded = Some((slice.source, obj));
+        }
+        match &self.loaded {
+            Some((_, obj)) => Ok(obj),
+            None => Err(no_pixels(slice)),
+        }
+    }
+}
+
+/// The one Modality LUT that maps every plane's stored values to 16-bit samples exactly:
+/// the identity when every plane has slope 1 and a whole intercept (the samples are then
+/// HU), else the planes' common rescale; `None` when planes differ.
+fn common_rescale(slices: &[Slice]) -> Option<Rescale16> {
+    if slices
+        .iter()
+        .all(|s| s.rescale_slope == 1.0 && s.rescale_intercept.fract() == 0.0)
+    {
+        return Some(Rescale16::IDENTITY);
+    }
+    let first = slices.first()?;
+    slices
+        .iter()
+        .all(|s| {
+            s.rescale_slope == first.rescale_slope && s.rescale_intercept == first.rescale_intercept
+        })
+        .then_some(Rescale16 {
+            slope: first.rescale_slope,
+            intercept: first.rescale_intercept,
+        })
+}
+
+/// Decode every slice into one `[z, y, x]` volume, as 16-bit samples when they represent
+/// the HU exactly, else as `f32` HU.
 ///
 /// The first slice is decoded before the volume is allocated, so a header that declares
-/// a huge Rows × Columns without the pixel data to match fails before any allocation.
-fn decode_volume(slices: &[Slice]) -> Result<Array3<f32>, DicomError> {
+/// a huge Rows × Columns without the pixel data to match fails before any allocation
+/// (every native Pixel Data length was checked with the headers).
+fn decode_volume<S: InstanceSource + ?Sized>(
+    files: &S,
+    slices: &[Slice],
+) -> Result<Intensities, DicomError> {
+    if let Some(rescale) = common_rescale(slices)
+        && let Some(samples) = decode_volume_16(files, slices, rescale)?
+    {
+        return Ok(Intensities::Stored16 { samples, rescale });
+    }
+    // Planes with different rescales, or samples beyond 16 bits after the rescale.
+    let mut cache = ObjectCache::default();
+    let first = decode_slice(&slices[0], cache.object(files, &slices[0])?)?;
     let (rows, cols) = (slices[0].rows as usize, slices[0].columns as usize);
-    // Check every native Pixel Data length before allocating the volume, so many small
-    // files that repeat a large header cannot make us allocate far more than was uploaded.
-    for slice in slices {
-        check_native_pixel_length(slice)?;
-    }
-    let first = decode_slice(&slices[0])?;
     let mut hu = Array3::<f32>::zeros((slices.len(), rows, cols));
-    for (k, slice) in slices.iter().enumerate() {
-        let values = if k == 0 {
-            first.clone()
-        } else {
-            decode_slice(slice)?
-        };
-        let plane = ndarray::ArrayView2::from_shape((rows, cols), &values).map_err(|_| {
-            DicomError::PixelDataTooShort {
-                file: slice.file.clone(),
-                expected_bytes: rows * cols,
-                found_bytes: values.len(),
-            }
-        })?;
-        hu.slice_mut(s![k, .., ..]).assign(&plane);
+    hu.slice_mut(s![0, .., ..])
+        .assign(&plane_view(&slices[0], &first)?);
+    drop(first);
+    for (k, slice) in slices.iter().enumerate().skip(1) {
+        let values = decode_slice(slice, cache.object(files, slice)?)?;
+        hu.slice_mut(s![k, .., ..])
+            .assign(&plane_view(slice, &values)?);
     }
-    Ok(hu)
+    Ok(Intensities::F32(hu))
+}
+
+/// [`decode_volume`] into 16-bit samples under `rescale`; `Ok(None)` as soon as a stored
+/// value has no exact 16-bit sample (the caller then decodes to `f32`).
+fn decode_volume_16<S: InstanceSource + ?Sized>(
+    files: &S,
+    slices: &[Slice],
+    rescale: Rescale16,
+) -> Result<Option<Array3<i16>>, DicomError> {
+    let mut cache = ObjectCache::default();
+    let (rows, cols) = (slices[0].rows as usize, slices[0].columns as usize);
+    let mut samples: Option<Array3<i16>> = None;
+    for (k, slice) in slices.iter().enumerate() {
+        let stored = decode_stored(slice, cache.object(files, slice)?)?;
+        // Under the identity the samples are HU: stored + the plane's whole intercept.
+        let shift = if rescale == Rescale16::IDENTITY {
+            slice.rescale_intercept as i64
+        } else {
+            0
+        };
+        let volume =
+            samples.get_or_insert_with(|| Array3::<i16>::zeros((slices.len(), rows, cols)));
+        let mut plane = volume.slice_mut(s![k, .., ..]);
+        let Some(target) = plane.as_slice_mut() else {
+            return Ok(None);
+        };
+        for (out, &v) in target.iter_mut().zip(&stored) {
+            match i16::try_from(i64::from(v) + shift) {
+                Ok(sample) => *out = sample,
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+    Ok(samples)
+}
+
+/// A decoded plane as a `rows × columns` view, or `PixelDataTooShort`.
+fn plane_view<'a, T>(
+    slice: &Slice,
+    values: &'a [T],
+) -> Result<ndarray::ArrayView2<'a, T>, DicomError> {
+    let (rows, cols) = (slice.rows as usize, slice.columns as usize);
+    ndarray::ArrayView2::from_shape((rows, cols), values).map_err(|_| {
+        DicomError::PixelDataTooShort {
+            file: slice.file.clone(),
+            expected_bytes: rows * cols,
+            found_bytes: values.len(),
+        }
+    })
+}
+
+/// A plane whose parsed instance is not at hand (an internal sequencing fault).
+fn no_pixels(slice: &Slice) -> DicomError {
+    DicomError::MissingTag {
+        file: slice.file.clone(),
+        tag: PIXEL_DATA.1,
+    }
 }
 
 /// Native (uncompressed) Pixel Data must hold Rows × Columns samples of BitsAllocated for
 /// every frame up to this one.
 // LIMITATION: encapsulated (compressed) pixel data is only checked when decoded.
-fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
+fn check_native_pixel_length(slice: &Slice, obj: &DefaultDicomObject) -> Result<(), DicomError> {
     let file = slice.file.as_str();
-    let Ok(element) = object(slice)?.element(PIXEL_DATA.0) else {
+    let Ok(element) = obj.element(PIXEL_DATA.0) else {
         return Err(DicomError::MissingTag {
             file: file.to_owned(),
             tag: PIXEL_DATA.1,
@@ -304,7 +523,7 @@ fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
     let Some(found_bytes) = element.header().len.get().map(|l| l as usize) else {
         return Ok(()); // undefined length: encapsulated fragments
     };
-    let bits = req_u32(object(slice)?, file, BITS_ALLOCATED, "8, 16 or 32")? as usize;
+    let bits = req_u32(obj, file, BITS_ALLOCATED, "8, 16 or 32")? as usize;
     let expected_bytes = (slice.rows as usize)
         .saturating_mul(slice.columns as usize)
         .saturating_mul(bits.div_ceil(8))
@@ -319,18 +538,22 @@ fn check_native_pixel_length(slice: &Slice) -> Result<(), DicomError> {
     Ok(())
 }
 
-/// The parsed instance of a plane; a released one (after an upload check) has none.
-fn object(slice: &Slice) -> Result<&dicom_object::DefaultDicomObject, DicomError> {
-    slice.obj.as_deref().ok_or_else(|| DicomError::MissingTag {
-        file: slice.file.clone(),
-        tag: PIXEL_DATA.1,
-    })
+/// One slice's HU values, row-major, exactly Rows × Columns of them: the plane's own
+/// rescale applied in `f64` and rounded once to `f32`, as dicom-pixeldata's Modality LUT
+/// computes them.
+fn decode_slice(slice: &Slice, obj: &DefaultDicomObject) -> Result<Vec<f32>, DicomError> {
+    let rescale = Rescale::new(slice.rescale_slope, slice.rescale_intercept);
+    Ok(decode_stored(slice, obj)?
+        .into_iter()
+        .map(|v| rescale.apply(f64::from(v)) as f32)
+        .collect())
 }
 
-/// One slice's HU values, row-major, exactly Rows × Columns of them.
-fn decode_slice(slice: &Slice) -> Result<Vec<f32>, DicomError> {
+/// One slice's stored values, row-major, exactly Rows × Columns of them, as
+/// dicom-pixeldata's Modality LUT reads them (BitsStored and PixelRepresentation applied)
+/// before it rescales.
+fn decode_stored(slice: &Slice, obj: &DefaultDicomObject) -> Result<Vec<i32>, DicomError> {
     let file = slice.file.as_str();
-    let obj = object(slice)?;
     let decode_error = || DicomError::PixelDecode {
         file: file.to_owned(),
         transfer_syntax: sanitize_uid(obj.meta().transfer_syntax()),
@@ -357,11 +580,11 @@ fn decode_slice(slice: &Slice) -> Result<Vec<f32>, DicomError> {
         });
     }
 
-    // The plane's own rescale: dicom-pixeldata indexes per-frame rescale values by the
-    // frame number within the decoded object, which is 0 after a single-frame decode.
-    let rescale = Rescale::new(slice.rescale_slope, slice.rescale_intercept);
-    let options = ConvertOptions::new().with_modality_lut(ModalityLutOption::Override(rescale));
-    let values: Vec<f32> = decoded
+    // The identity rescale through the LUT: sign extension and BitsStored masking as in
+    // an HU decode, without the rounding of a non-integral rescale to an integer type.
+    let identity = Rescale::new(1.0, 0.0);
+    let options = ConvertOptions::new().with_modality_lut(ModalityLutOption::Override(identity));
+    let values: Vec<i32> = decoded
         .to_vec_frame_with_options(0, &options)
         .map_err(|_| decode_error())?;
     if values.len() != slice.rows as usize * slice.columns as usize {

@@ -121,7 +121,10 @@ pub fn read_nifti_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelM
         expected_bytes: voxels,
         found_bytes: bytes.len(),
     })?;
-    Ok(Volume { grid, hu })
+    Ok(Volume {
+        grid,
+        hu: hu.into(),
+    })
 }
 
 /// Map a label map stored on grid `own` onto `series` (see the module docs): `values`
@@ -566,7 +569,7 @@ mod tests {
         let mut whole = header_only([2, 1, 1]);
         whole.extend([7, 9]);
         let volume = read_nifti_volume(&whole, "ok.nii").unwrap();
-        assert_eq!(volume.hu.as_slice(), Some(&[7.0f32, 9.0][..]));
+        assert_eq!(volume.hu.to_f32().as_slice(), Some(&[7.0f32, 9.0][..]));
     }
 
     #[test]

@@ -9,17 +9,20 @@
 //! * `Grid::direction[a]` is the LPS unit vector along array axis `a` (`a` in `[z, y, x]`
 //!   order), so a voxel centre at index `(k, j, i)` lies at
 //!   `origin_mm + k·sz·direction[0] + j·sy·direction[1] + i·sx·direction[2]`.
-//! * Intensities are Hounsfield units as `f32` after the DICOM Modality LUT.
+//! * Intensities are Hounsfield units after the DICOM Modality LUT. A series keeps its
+//!   16-bit samples ([`Intensities`]); features read `f32` crops of one lesion each.
 
 pub mod discretise;
 pub mod filters;
 pub mod grid;
+pub mod intensities;
 pub mod labelmap;
 pub mod nrrd;
 pub mod resample;
 pub mod voxels;
 
 pub use grid::{GEOMETRY_TOLERANCE_FRACTION, Grid, GridMismatch};
+pub use intensities::{Intensities, Rescale16};
 
 use ndarray::Array3;
 
@@ -29,8 +32,7 @@ pub struct Volume {
     /// Geometry of the voxel grid.
     pub grid: Grid,
     /// Intensities in HU, indexed `[z, y, x]`; shape equals `grid.shape_vox`.
-    // LIMITATION: f32 is 2× a CT's stored 16-bit samples, so a job peaks at ≈ 4× the series' pixel bytes (docs/benchmarks.md, extraction section).
-    pub hu: Array3<f32>,
+    pub hu: Intensities,
 }
 
 /// One lesion of a segmentation, stored cropped to its bounding box on the series grid.

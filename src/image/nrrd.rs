@@ -92,7 +92,7 @@ pub fn read_nrrd_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelMa
     })?;
     Ok(Volume {
         grid: nrrd.grid,
-        hu,
+        hu: hu.into(),
     })
 }
 
@@ -758,7 +758,7 @@ mod tests {
         );
         let v = read_nrrd_volume(&f, "x.nrrd").unwrap();
         assert_eq!(
-            v.hu.as_slice().unwrap(),
+            v.hu.to_f32().as_slice().unwrap(),
             &[-4.0, -3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0]
         );
         assert_eq!(v.grid.shape_vox, [2, 2, 2]);
@@ -797,13 +797,13 @@ mod tests {
             b"1 2.5 3\n4 5 6 7 -8\n",
         );
         let v = read_nrrd_volume(&ascii, "a.nrrd").unwrap();
-        assert_eq!(v.hu[[1, 1, 1]], -8.0);
+        assert_eq!(v.hu.at([1, 1, 1]), -8.0);
         let hex = file(
             &with(&["type: uint16", "encoding: hex", "endian: little"]),
             b"0100 0200\n0300 0400 0500 0600 0700 ff00",
         );
         assert_eq!(
-            read_nrrd_volume(&hex, "h.nrrd").unwrap().hu[[1, 1, 1]],
+            read_nrrd_volume(&hex, "h.nrrd").unwrap().hu.at([1, 1, 1]),
             255.0
         );
         let skipped = file(
@@ -811,7 +811,10 @@ mod tests {
             &[9, 9, 1, 2, 3, 4, 5, 6, 7, 8],
         );
         assert_eq!(
-            read_nrrd_volume(&skipped, "s.nrrd").unwrap().hu[[0, 0, 0]],
+            read_nrrd_volume(&skipped, "s.nrrd")
+                .unwrap()
+                .hu
+                .at([0, 0, 0]),
             1.0
         );
     }

@@ -11,6 +11,7 @@ use tracing::{Instrument, field};
 use super::registry::{ModelRegistry, RegistryError};
 use super::scoring::{annotate, model_summary, score};
 use super::{JobError, JobRequest, JobResult, LesionResult, ModelSummary};
+use crate::dicom::InstanceSource;
 use crate::dicom::acquisition::{Acquisition, read_acquisition};
 use crate::features::ExtractionSettings;
 use crate::model::Model;
@@ -277,23 +278,33 @@ async fn run_job(
         })?;
 
     let (row, model) = job_model(ctx, &job.tenant_id, &request).await?;
-    let files = load_series_files(&ctx.blobs, &series_row.blob_prefix).await?;
+    let files = BlobInstances {
+        runtime: tokio::runtime::Handle::current(),
+        blobs: ctx.blobs.clone(),
+        keys: ctx.blobs.list(&series_row.blob_prefix).await?,
+    };
     let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
 
     let settings = ctx.settings.clone();
     let policy = crate::api::series::policy_of_row(&series_row);
     let extract_started = Instant::now();
     let extracted = tokio::task::spawn_blocking(move || -> Result<Extracted, JobError> {
-        let series = crate::dicom::assemble_series_with(&files, policy)
-            .map_err(|e| JobError::Series(e.to_string()))?;
-        let acquisition = read_acquisition(&files, series.volume.grid.spacing_mm);
+        let series_error = |e: crate::dicom::DicomError| JobError::Series(e.to_string());
+        // Headers first, then the segmentation on the known grid, then the voxels: the
+        // label map is released before the volume is allocated.
+        let plan = crate::dicom::plan_series(&files, policy).map_err(series_error)?;
         let (_, seg) = pipeline::read_segmentation(
             &seg_bytes,
             seg_row.file_name.as_deref(),
-            &series.volume.grid,
-            series.frame_of_reference_uid.as_deref(),
+            &plan.summary().grid,
+            plan.summary().frame_of_reference_uid.as_deref(),
         )
         .map_err(|e| JobError::Segmentation(e.to_string()))?;
+        drop(seg_bytes);
+        let series = plan.decode(&files).map_err(series_error)?;
+        let first = files.fetch(0).map_err(series_error)?;
+        let acquisition =
+            read_acquisition(std::slice::from_ref(&first), series.volume.grid.spacing_mm);
         // Lesions finish concurrently: keep the largest fraction reported (for
         // non-negative floats the bit patterns order like the values).
         let report = |p: f64| {
@@ -374,6 +385,34 @@ fn build_result(
 }
 
 /// Read back every stored instance file of a series.
+/// A series' instance blobs, fetched one at a time by the blocking extraction thread
+/// (so a job holds one instance in memory besides its volume, not the whole upload).
+struct BlobInstances {
+    runtime: tokio::runtime::Handle,
+    blobs: BlobStore,
+    keys: Vec<String>,
+}
+
+impl InstanceSource for BlobInstances {
+    fn count(&self) -> usize {
+        self.keys.len()
+    }
+
+    fn fetch(&self, index: usize) -> Result<crate::dicom::InputFile, crate::dicom::DicomError> {
+        let key = self.keys.get(index).map(String::as_str).unwrap_or_default();
+        let name = key.rsplit('/').next().unwrap_or(key).to_string();
+        // Called from `spawn_blocking`, never from a runtime thread, so blocking is allowed.
+        match self.runtime.block_on(self.blobs.get(key)) {
+            Ok(bytes) => Ok(crate::dicom::InputFile { name, bytes }),
+            Err(e) => Err(crate::dicom::DicomError::Io {
+                path: name,
+                source: std::io::Error::other(e.to_string()),
+            }),
+        }
+    }
+}
+
+/// Every instance blob of a series, in memory (for the report's source headers).
 pub async fn load_series_files(
     blobs: &BlobStore,
     prefix: &str,

@@ -82,7 +82,10 @@ pub fn perturb_lesion(
         ..volume.grid.clone()
     };
     PerturbedLesion {
-        volume: Volume { grid, hu },
+        volume: Volume {
+            grid,
+            hu: hu.into(),
+        },
         mask: LesionMask {
             label: lesion.label,
             name: lesion.name.clone(),
@@ -164,7 +167,7 @@ fn resample_rigid(
         ];
         *out = trilinear(
             &source,
-            |idx| Some(f64::from(volume.hu[idx])),
+            |idx| volume.hu.get(idx).map(f64::from),
             volume.grid.shape_vox,
             true,
         ) as f32;
@@ -352,7 +355,13 @@ mod tests {
             offset_zyx: [10, 9, 9],
             mask: Array3::from_elem((4, 6, 6), true),
         };
-        (Volume { grid, hu }, lesion)
+        (
+            Volume {
+                grid,
+                hu: hu.into(),
+            },
+            lesion,
+        )
     }
 
     fn identity() -> Perturbation {
@@ -377,7 +386,7 @@ mod tests {
             .grid
             .world_to_index(origin)
             .map(|v| v.round() as usize);
-        assert_eq!(out.volume.hu[[0, 0, 0]], volume.hu[idx]);
+        assert_eq!(out.volume.hu.at([0, 0, 0]), volume.hu.at(idx));
     }
 
     #[test]

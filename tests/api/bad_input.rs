@@ -254,3 +254,47 @@ async fn rejects_hostile_structure_and_corrupt_pixel_module() {
     let (status, _) = status_json(app.client.get(app.url("/healthz")).send().await.unwrap()).await;
     assert_eq!(status, 200, "the server survives");
 }
+
+/// A segmentation over `RADSCORE_MAX_SEGMENTATION_MB` is refused with 413 naming that
+/// limit, as a raw body and as multipart (read into memory, so it has its own bound); a
+/// small one is still stored and the server keeps serving.
+#[tokio::test]
+async fn rejects_segmentation_over_its_size_limit() {
+    /// The limit set for the test, MiB, and a body just over it.
+    const LIMIT_MB: u64 = 1;
+    let over = vec![0u8; ((LIMIT_MB as usize) << 20) + 1];
+    let app = spawn_app_configured(0, |c| c.max_segmentation_mb = LIMIT_MB).await;
+    let (series_id, seg_id, _, _) = app.upload_digital_phantom().await;
+    let needles = ["1048576 bytes", "RADSCORE_MAX_SEGMENTATION_MB"];
+
+    let (status, body) = app
+        .post_segmentation(&series_id, over.clone(), "big.nii")
+        .await;
+    assert_problem(status, &body, 413, "segmentation-too-large", &needles);
+
+    let form = reqwest::multipart::Form::new()
+        .text("series_id", series_id.clone())
+        .part(
+            "file",
+            reqwest::multipart::Part::bytes(over).file_name("big.nii"),
+        );
+    let resp = app
+        .client
+        .post(app.url("/v1/segmentations"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(resp).await;
+    assert_problem(status, &body, 413, "segmentation-too-large", &needles);
+
+    let (status, body) = status_json(
+        app.client
+            .get(app.url(&format!("/v1/segmentations/{seg_id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+}

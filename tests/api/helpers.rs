@@ -132,6 +132,7 @@ pub async fn spawn_app_configured(workers: usize, edit: impl FnOnce(&mut Config)
         settings: None,
         workers: Some(2),
         max_upload_mb: 1024,
+        max_segmentation_mb: 256,
         max_unzipped_mb: 1024,
         max_files: 5000,
         geometry: radscore::dicom::GeometryPolicy::Refuse,

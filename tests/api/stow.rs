@@ -16,6 +16,8 @@ const REFERENCED_SOP_INSTANCE_UID: &str = "00081155";
 /// PS3.4 GG.4-1: Cannot understand; PS3.18 10.5.3: does not match (study).
 const CANNOT_UNDERSTAND: u64 = 0xC000;
 const DOES_NOT_MATCH: u64 = 0xA900;
+/// PS3.4 Table B.2-1: Refused: Out of Resources.
+const OUT_OF_RESOURCES: u64 = 0xA700;
 
 const BOUNDARY: &str = "radscore-test-boundary";
 
@@ -192,6 +194,47 @@ async fn partial_and_total_failures_follow_ps3_18() {
     assert_eq!(first_value(failed[0], FAILURE_REASON), DOES_NOT_MATCH);
     assert!(first_value(failed[0], REFERENCED_SOP_INSTANCE_UID).is_string());
     assert!(items(&response, REFERENCED_SOP_SEQUENCE).is_empty());
+}
+
+/// A SEG over `RADSCORE_MAX_SEGMENTATION_MB` (here 0) pushed with its CT fails alone
+/// with 0xA700 and a comment naming the limit; the CT is stored (202).
+#[tokio::test]
+async fn a_seg_over_the_segmentation_limit_fails_alone() {
+    let app = spawn_app_configured(0, |c| c.max_segmentation_mb = 0).await;
+    let series_dir = ct_phantom().join("dicom/image");
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = dir.path().join("mask.seg.dcm");
+    let mask = ct_phantom().join("nifti/mask/mask.nii.gz");
+    run_support(
+        "make_seg.py",
+        &[
+            "--series",
+            series_dir.to_str().unwrap(),
+            "--mask",
+            mask.to_str().unwrap(),
+            "--out",
+            seg_path.to_str().unwrap(),
+        ],
+    );
+    let files = dicom_files(&series_dir);
+    let seg = std::fs::read(&seg_path).unwrap();
+    let mut parts: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(_, bytes)| ("application/dicom", bytes.as_slice()))
+        .collect();
+    parts.push(("application/dicom", seg.as_slice()));
+    let (status, response) =
+        post_related(&app, "/studies", &dicom_related(), related_body(&parts)).await;
+    assert_eq!(status, 202, "{response}");
+    assert_eq!(items(&response, REFERENCED_SOP_SEQUENCE).len(), 60);
+    let failed = items(&response, FAILED_SOP_SEQUENCE);
+    assert_eq!(failed.len(), 1, "{response}");
+    assert_eq!(first_value(failed[0], FAILURE_REASON), OUT_OF_RESOURCES);
+    let comment = first_value(failed[0], ERROR_COMMENT).as_str().unwrap();
+    assert!(
+        comment.contains("RADSCORE_MAX_SEGMENTATION_MB"),
+        "{comment}"
+    );
 }
 
 /// A body that is not multipart/related of application/dicom is a 415 problem.

@@ -163,26 +163,20 @@ impl ImageFilter {
         matches!(self, ImageFilter::Wavelet { .. })
     }
 
-    /// The filtered values of `image.output`, reading `voxels` (the whole series, or any
-    /// array indexed like it that covers `image.bounds`).
+    /// The filtered values of `image.output`, reading from `voxels` only the window
+    /// [`ImageFilter::input_window`] (indices like `image.bounds`).
     ///
     /// # Errors
     /// [`FilterError`] for invalid parameters or an image too small for the filter.
     pub fn apply(
         &self,
-        voxels: ArrayView3<f32>,
+        voxels: &dyn FilterSource,
         image: &FilterImage,
     ) -> Result<Array3<f32>, FilterError> {
         self.validate()?;
         self.check_image(image)?;
         let window = self.input_window(image);
-        let region = voxels
-            .slice(ndarray::s![
-                window[0].clone(),
-                window[1].clone(),
-                window[2].clone()
-            ])
-            .mapv(f64::from);
+        let region = voxels.region(&window);
         let at_border: [[bool; 2]; 3] = std::array::from_fn(|a| {
             [
                 window[a].start == image.bounds[a].start,
@@ -266,7 +260,7 @@ impl ImageFilter {
 
     /// The window the filter reads: the output window plus the margin, within the bounds;
     /// whole axes for periodic filters whose margin reaches a border.
-    fn input_window(&self, image: &FilterImage) -> [Range<usize>; 3] {
+    pub fn input_window(&self, image: &FilterImage) -> [Range<usize>; 3] {
         let margin = self.margin_vox(image.spacing_mm);
         std::array::from_fn(|a| {
             let b = &image.bounds[a];
@@ -278,6 +272,29 @@ impl ImageFilter {
                 lo..hi
             }
         })
+    }
+}
+
+/// The voxels a filter reads, by window: an array indexed like the filter's image, or a
+/// crop of a larger image (a lesion's neighbourhood in a series held as 16-bit samples),
+/// so a filter never needs the whole series widened to floating point.
+pub trait FilterSource: Sync {
+    /// The voxels of `window` as `f64`.
+    ///
+    /// # Panics
+    /// When `window` is not inside the voxels the source holds (a caller's bug: it holds
+    /// at least every filter's [`ImageFilter::input_window`]).
+    fn region(&self, window: &[Range<usize>; 3]) -> Array3<f64>;
+}
+
+impl FilterSource for ArrayView3<'_, f32> {
+    fn region(&self, window: &[Range<usize>; 3]) -> Array3<f64> {
+        self.slice(ndarray::s![
+            window[0].clone(),
+            window[1].clone(),
+            window[2].clone()
+        ])
+        .mapv(f64::from)
     }
 }
 
