@@ -24,14 +24,7 @@ use crate::image::Volume;
 use crate::pipeline::{self, LesionFeatures, LesionRequest};
 use crate::pyradiomics::{self, Selection};
 
-/// Output column naming.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Naming {
-    /// radscore's IBSI tags (`cm_contrast_3D_avg`).
-    Ibsi,
-    /// PyRadiomics columns (`original_glcm_Contrast`, `diagnostics_*`).
-    Pyradiomics,
-}
+pub use crate::pyradiomics::names::Naming;
 
 /// What the feature columns of an output hold.
 #[derive(Debug, Clone)]

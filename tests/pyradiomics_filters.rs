@@ -188,3 +188,27 @@ fn normalisation_matches_pyradiomics() {
     let compared = compare("brain1", &reference, &ours);
     assert_eq!(compared, 3 * 41, "compared {compared}");
 }
+
+/// PyRadiomics names a LoG image from σ as written: `sigma: [2, 3.0]` gives
+/// `log-sigma-2-mm-3D` and `log-sigma-3-0-mm-3D`; radscore writes the same names (and the
+/// same values) for both (brain1, first-order mean and GLCM contrast).
+#[test]
+fn log_image_names_follow_sigma_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let params = r#"{
+        "setting": {"binWidth": 25, "voxelArrayShift": 0, "label": 1},
+        "imageType": {"LoG": {"sigma": [2, 3.0]}},
+        "featureClass": {"firstorder": ["Mean"], "glcm": ["Contrast"]}}"#;
+    let (reference, ours) = both("brain1", params, dir.path());
+    for name in [
+        "log-sigma-2-mm-3D_firstorder_Mean",
+        "log-sigma-3-0-mm-3D_glcm_Contrast",
+    ] {
+        assert!(
+            reference.contains_key(name),
+            "PyRadiomics wrote {reference:?}"
+        );
+    }
+    let compared = compare("brain1", &reference, &ours);
+    assert_eq!(compared, 2 * 2, "compared {compared}");
+}

@@ -33,7 +33,10 @@ pub async fn create(
 ) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
     let tenant = caller.tenant.as_str();
     let (idempotency_key, doc) = read_json_request(&state, req).await?;
-    let requests = parse_batch(&doc)?;
+    let mut requests = parse_batch(&doc)?;
+    for request in &mut requests {
+        super::job_settings::settle(request, &state.settings);
+    }
     // Series and segmentation are looked up once per pair; the labels of every job.
     let mut checked = HashMap::new();
     for (i, request) in requests.iter().enumerate() {

@@ -33,7 +33,8 @@ pub async fn create(
 ) -> ApiResult<impl IntoResponse> {
     let tenant = caller.tenant.as_str();
     let (idempotency_key, doc) = read_json_request(&state, req).await?;
-    let request = parse_job_request(&doc)?;
+    let mut request = parse_job_request(&doc)?;
+    super::job_settings::settle(&mut request, &state.settings);
     check_references(&state, tenant, &request).await?;
     let request_json = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
     // A client retry is answered from the stored job, even when the queue is full now.
@@ -273,6 +274,9 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         "lesions",
         "model",
         "model_id",
+        "settings",
+        "pyradiomics_params",
+        "naming",
     ];
     if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(invalid(format!(
@@ -297,6 +301,7 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         Some(Value::String(s)) => Some(s.clone()),
         Some(_) => return Err(invalid("field 'model_id' must be a string")),
     };
+    let chosen = super::job_settings::parse_fields(obj)?;
     let items = bounded_array(obj, "lesions", MAX_LESIONS_PER_JOB, invalid)?;
     let mut lesions = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
@@ -338,6 +343,10 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         lesions,
         model,
         model_id,
+        settings: chosen.settings,
+        settings_source: chosen.source,
+        pyradiomics_params: chosen.pyradiomics_params,
+        naming: chosen.naming,
     })
 }
 
@@ -381,6 +390,7 @@ async fn check_model(state: &AppState, tenant: &str, req: &JobRequest) -> ApiRes
         .resolve(tenant, req.model_id.as_deref())
         .await
         .map_err(|e| super::models::registry_problem(e).with("field", "model_id"))?;
+    super::job_settings::check_model_settings(req, &row)?;
     if let Some(name) = &req.model
         && *name != row.name
     {
@@ -500,6 +510,10 @@ pub(super) fn bounded_array<'a>(
 /// The status document of a job.
 pub fn job_json(row: &JobRow) -> Value {
     let request: Value = serde_json::from_str(&row.request).unwrap_or(Value::Null);
+    // Jobs from before per-job settings recorded none: `null` (they ran with the service's).
+    let settings = request.get("settings").and_then(|s| {
+        serde_json::from_value::<crate::features::ExtractionSettings>(s.clone()).ok()
+    });
     json!({
         "id": row.id,
         "status": row.status,
@@ -509,6 +523,10 @@ pub fn job_json(row: &JobRow) -> Value {
         "segmentation_id": row.segmentation_id,
         "lesions": request.get("lesions").cloned().unwrap_or(Value::Null),
         "model_id": request.get("model_id").cloned().unwrap_or(Value::Null),
+        "settings_name": settings.as_ref().map(|s| s.name.clone()),
+        "settings_hash": settings.as_ref().map(|s| s.hash()),
+        "settings_source": request.get("settings_source").cloned().unwrap_or(Value::Null),
+        "naming": request.get("naming").cloned().unwrap_or(json!("ibsi")),
         "error": row.error,
         "created_at": rfc3339(Some(row.created_at_ms)),
         "started_at": rfc3339(row.started_at_ms),

@@ -14,6 +14,7 @@ pub mod batches;
 pub mod deletion;
 pub mod events;
 pub mod health;
+pub mod job_settings;
 pub mod jobs;
 pub mod limits;
 pub mod models;

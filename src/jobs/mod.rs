@@ -11,6 +11,7 @@ pub mod result;
 pub mod retention;
 pub mod retry;
 pub mod scoring;
+pub mod settings;
 pub mod worker;
 
 pub use registry::{ModelRegistry, RegistryError};
@@ -20,7 +21,9 @@ pub use worker::{JobContext, QueueConfig, run_worker_pool};
 
 use serde::{Deserialize, Serialize};
 
+use crate::features::ExtractionSettings;
 use crate::pipeline::LesionRequest;
+use crate::pyradiomics::names::Naming;
 
 /// A validated job request, as stored in the job row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +42,35 @@ pub struct JobRequest {
     /// the job runs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub model_id: Option<String>,
+    /// The effective extraction settings the job runs with: the request's `settings`, the
+    /// mapping of its `pyradiomics_params`, or the service's settings when it gave neither
+    /// (recorded when the job is created). `None` (jobs from before per-job settings, or
+    /// made without the API): the service's settings when the job runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<ExtractionSettings>,
+    /// Where [`JobRequest::settings`] came from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings_source: Option<SettingsSource>,
+    /// The PyRadiomics parameter document as given (YAML text is stored as its JSON
+    /// equivalent); its `featureClass` selection picks the features of a result in
+    /// PyRadiomics naming.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pyradiomics_params: Option<serde_json::Value>,
+    /// Feature naming of the result (`ibsi` when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub naming: Option<Naming>,
+}
+
+/// Where a job's extraction settings came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SettingsSource {
+    /// The service's settings (`RADSCORE_SETTINGS` or the bundled default).
+    Service,
+    /// The request's `settings` document.
+    Settings,
+    /// The request's `pyradiomics_params`, mapped by [`crate::pyradiomics::params`].
+    PyradiomicsParams,
 }
 
 /// Why a job failed as a whole (each lesion's own failures are in the result instead).

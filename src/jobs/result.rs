@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 
 use crate::dicom::acquisition::Acquisition;
-use crate::features::Location;
+use crate::features::{ExtractionSettings, Location};
+use crate::jobs::SettingsSource;
 use crate::model::LesionExplanation;
 use crate::pipeline::{LesionError, LesionFeatures};
+use crate::pyradiomics::names::Naming;
 
 /// Stated on every result of a model whose manifest marks it as a synthetic demo.
 pub const SYNTHETIC_MODEL_DISCLAIMER: &str = "The response probabilities come from a \
@@ -41,6 +43,16 @@ pub struct JobResult {
     pub settings_name: String,
     /// Hash of the effective extraction settings (see `features::settings`).
     pub settings_hash: String,
+    /// The effective extraction settings themselves (`null` in results from before
+    /// per-job settings).
+    #[serde(default)]
+    pub settings: Option<ExtractionSettings>,
+    /// Where the settings came from (`service`, `settings`, `pyradiomics_params`).
+    #[serde(default)]
+    pub settings_source: Option<SettingsSource>,
+    /// How the lesions' `features` are named: `ibsi` tags or `pyradiomics` names.
+    #[serde(default)]
+    pub naming: Naming,
     /// Present (non-null) when the model is not for clinical use.
     pub disclaimer: Option<String>,
     /// The series' acquisition attributes checked against the model's training envelope.
@@ -62,7 +74,8 @@ pub struct LesionResult {
     pub status: String,
     /// P(responder) from the model, in [0, 1].
     pub response_probability: Option<f64>,
-    /// Every computed feature value by IBSI tag (the model may use a subset).
+    /// Every computed feature value by IBSI tag, or by PyRadiomics name with
+    /// `naming: pyradiomics` (the model may use a subset).
     pub features: serde_json::Map<String, serde_json::Value>,
     pub warnings: Vec<String>,
     pub error: Option<LesionError>,

@@ -285,7 +285,9 @@ async fn run_job(
     };
     let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
 
-    let settings = ctx.settings.clone();
+    let settings = super::settings::effective(&request, &ctx.settings);
+    let extract_settings = settings.clone();
+    let wanted = request.lesions.clone();
     let policy = crate::api::series::policy_of_row(&series_row);
     let extract_started = Instant::now();
     let extracted = tokio::task::spawn_blocking(move || -> Result<Extracted, JobError> {
@@ -311,7 +313,7 @@ async fn run_job(
             progress.fetch_max((0.9 * p).to_bits(), Ordering::Relaxed);
         };
         let lesions =
-            pipeline::extract_lesions(&series.volume, &seg, &request.lesions, &settings, &report);
+            pipeline::extract_lesions(&series.volume, &seg, &wanted, &extract_settings, &report);
         Ok((lesions, acquisition))
     })
     .await
@@ -321,18 +323,30 @@ async fn run_job(
 
     let (lesions, acquisition) = extracted;
 
-    let probabilities = score(model.clone(), &lesions).await?;
+    // Only a model trained with the job's settings scores it (see jobs::settings).
+    let model_hash = &model.manifest().settings_hash;
+    let scorable = *model_hash == settings.hash();
+    let probabilities = if scorable {
+        score(model.clone(), &lesions).await?
+    } else {
+        vec![None; lesions.len()]
+    };
     let mut summary = model_summary(&model);
     summary.id = Some(row.id.clone());
+    let source = request.settings_source;
     let mut result = build_result(
-        ctx,
         job,
         &series_row.series_uid,
         &lesions,
         probabilities,
         summary,
     );
+    record_settings(&mut result, &settings, source);
+    if !scorable {
+        super::settings::flag_settings_mismatch(&mut result, model_hash, &settings);
+    }
     annotate(&mut result, &model, &lesions, acquisition);
+    super::settings::apply_naming(&mut result, &request, &settings);
     Ok(result)
 }
 
@@ -357,7 +371,6 @@ async fn job_model(
 }
 
 fn build_result(
-    ctx: &JobContext,
     job: &JobRow,
     series_uid: &str,
     lesions: &[LesionFeatures],
@@ -374,14 +387,29 @@ fn build_result(
             .then(|| super::SYNTHETIC_MODEL_DISCLAIMER.to_string()),
         acquisition: None,
         model,
-        settings_name: ctx.settings.name.clone(),
-        settings_hash: ctx.settings.hash(),
+        settings_name: String::new(),
+        settings_hash: String::new(),
+        settings: None,
+        settings_source: None,
+        naming: Default::default(),
         lesions: lesions
             .iter()
             .zip(probabilities)
             .map(|(l, p)| LesionResult::new(l, p))
             .collect(),
     }
+}
+
+/// Record the settings a result was computed with.
+fn record_settings(
+    result: &mut JobResult,
+    settings: &ExtractionSettings,
+    source: Option<super::SettingsSource>,
+) {
+    result.settings_name = settings.name.clone();
+    result.settings_hash = settings.hash();
+    result.settings = Some(settings.clone());
+    result.settings_source = Some(source.unwrap_or(super::SettingsSource::Service));
 }
 
 /// Read back every stored instance file of a series.

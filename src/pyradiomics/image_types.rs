@@ -232,14 +232,23 @@ impl TypeSettings<'_> {
             );
             return Vec::new();
         };
-        let sigmas: Option<Vec<f64>> = value
-            .as_array()
-            .and_then(|a| a.iter().map(Value::as_f64).collect());
-        match sigmas.filter(|s| !s.is_empty() && s.iter().all(|x| x.is_finite() && *x > 0.0)) {
-            // LIMITATION: an integer sigma (3, not 3.0) is named `log-sigma-3-0-mm-3D`; PyRadiomics writes `log-sigma-3-mm-3D`.
+        // σ with whether it was written as an integer: PyRadiomics names the image from
+        // Python's `str` of the value as written (`3` → `log-sigma-3-mm-3D`).
+        let sigmas: Option<Vec<(f64, bool)>> = value.as_array().and_then(|a| {
+            a.iter()
+                .map(|v| Some((v.as_f64()?, v.is_i64() || v.is_u64())))
+                .collect()
+        });
+        let valid = |s: &Vec<(f64, bool)>| {
+            !s.is_empty() && s.iter().all(|(x, _)| x.is_finite() && *x > 0.0)
+        };
+        match sigmas.filter(valid) {
             Some(s) => s
                 .into_iter()
-                .map(|sigma_mm| ImageFilter::Log { sigma_mm })
+                .map(|(sigma_mm, sigma_as_integer)| ImageFilter::Log {
+                    sigma_mm,
+                    sigma_as_integer,
+                })
                 .collect(),
             None => {
                 push(refused, &key, value, "must be a list of numbers > 0 (mm)");

@@ -17,6 +17,37 @@ use crate::features::Feature;
 /// PyRadiomics' prefix for features of the unfiltered image (`imageType: Original`).
 pub const ORIGINAL_IMAGE_TYPE: &str = "original";
 
+/// Feature naming of an output: offline CSV columns and job results.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    clap::ValueEnum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Naming {
+    /// radscore's IBSI tags (`cm_contrast_3D_avg`).
+    #[default]
+    Ibsi,
+    /// PyRadiomics names (`original_glcm_Contrast`; `diagnostics_*` columns in CSV files).
+    Pyradiomics,
+}
+
+impl Naming {
+    /// The wire name (`ibsi`, `pyradiomics`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Naming::Ibsi => "ibsi",
+            Naming::Pyradiomics => "pyradiomics",
+        }
+    }
+}
+
 /// How a radscore value becomes the PyRadiomics value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transform {

@@ -15,6 +15,7 @@ mod deployment_doc;
 mod events;
 mod helpers;
 mod ingestion;
+mod job_settings;
 mod limits;
 mod metrics;
 mod models;

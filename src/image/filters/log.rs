@@ -36,13 +36,16 @@ const B2: [f64; 2] = [5.2318, -2.2355];
 const W: [f64; 2] = [0.6681, 2.0787];
 const L: [f64; 2] = [-1.3932, -1.3732];
 
-/// PyRadiomics' image type name: `log-sigma-<σ>-mm-3D` with `.` written `-` (σ as
-/// Python prints a float, e.g. `3.0` → `3-0`).
-pub fn image_type(sigma_mm: f64) -> String {
-    format!(
-        "log-sigma-{}-mm-3D",
-        format!("{sigma_mm:?}").replace('.', "-")
-    )
+/// PyRadiomics' image type name: `log-sigma-<σ>-mm-3D` with `.` written `-`, σ as Python's
+/// `str` prints the value as written in the parameter file: an integer `3` → `3`
+/// (`as_integer`), a float `3.0` → `3-0` (`imageoperations.getLoGImage`).
+pub fn image_type(sigma_mm: f64, as_integer: bool) -> String {
+    let sigma = if as_integer {
+        format!("{sigma_mm:.0}")
+    } else {
+        format!("{sigma_mm:?}")
+    };
+    format!("log-sigma-{}-mm-3D", sigma.replace('.', "-"))
 }
 
 /// Coefficients of one recursive pass (ITK's N, D, M and boundary terms).

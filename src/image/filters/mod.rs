@@ -41,6 +41,12 @@ pub enum ImageFilter {
     Log {
         /// Gaussian σ in millimetres (PyRadiomics `sigma`).
         sigma_mm: f64,
+        /// σ was written as an integer (`sigma: [3]`). PyRadiomics names the image from
+        /// Python's `str` of the value as written: `log-sigma-3-mm-3D` for `3`,
+        /// `log-sigma-3-0-mm-3D` for `3.0` (`imageoperations.getLoGImage`). Only the name
+        /// depends on it; absent from the JSON (and the hash) when false.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        sigma_as_integer: bool,
     },
     /// One band of PyRadiomics' stationary wavelet decomposition (PyRadiomics `Wavelet`).
     Wavelet {
@@ -105,7 +111,10 @@ impl ImageFilter {
     /// `log-sigma-3-0-mm-3D`, `wavelet-LHH`, `wavelet2-LLL`, `squareroot`.
     pub fn image_type(&self) -> String {
         match self {
-            ImageFilter::Log { sigma_mm } => log::image_type(*sigma_mm),
+            ImageFilter::Log {
+                sigma_mm,
+                sigma_as_integer,
+            } => log::image_type(*sigma_mm, *sigma_as_integer),
             ImageFilter::Wavelet { level, band, .. } => wavelet::image_type(*level, band),
             ImageFilter::Square => "square".into(),
             ImageFilter::SquareRoot => "squareroot".into(),
@@ -125,9 +134,15 @@ impl ImageFilter {
             reason,
         };
         match self {
-            ImageFilter::Log { sigma_mm } if !(sigma_mm.is_finite() && *sigma_mm > 0.0) => {
+            ImageFilter::Log { sigma_mm, .. } if !(sigma_mm.is_finite() && *sigma_mm > 0.0) => {
                 Err(invalid(format!("sigma_mm must be > 0, got {sigma_mm}")))
             }
+            ImageFilter::Log {
+                sigma_mm,
+                sigma_as_integer: true,
+            } if sigma_mm.fract() != 0.0 => Err(invalid(format!(
+                "sigma_as_integer needs an integral sigma_mm, got {sigma_mm}"
+            ))),
             ImageFilter::Wavelet {
                 wavelet,
                 start_level,
@@ -142,7 +157,7 @@ impl ImageFilter {
     /// for LoG, beyond which their influence is below [`log::MARGIN_SIGMAS`] σ).
     pub fn margin_vox(&self, spacing_mm: [f64; 3]) -> [usize; 3] {
         match self {
-            ImageFilter::Log { sigma_mm } => std::array::from_fn(|a| {
+            ImageFilter::Log { sigma_mm, .. } => std::array::from_fn(|a| {
                 ((log::MARGIN_SIGMAS * sigma_mm / spacing_mm[a]).ceil() as usize)
                     .max(log::MIN_LINE_VOX)
             }),
@@ -184,7 +199,7 @@ impl ImageFilter {
             ]
         });
         let filtered = match self {
-            ImageFilter::Log { sigma_mm } => {
+            ImageFilter::Log { sigma_mm, .. } => {
                 log::laplacian_of_gaussian(&region, image.spacing_mm, *sigma_mm, self)?
             }
             ImageFilter::Wavelet {
@@ -233,7 +248,7 @@ impl ImageFilter {
             reason,
         };
         match self {
-            ImageFilter::Log { sigma_mm } => {
+            ImageFilter::Log { sigma_mm, .. } => {
                 for (a, (&len, spacing)) in shape.iter().zip(image.spacing_mm).enumerate() {
                     let needed = ((sigma_mm / spacing).ceil() as usize + 1).max(log::MIN_LINE_VOX);
                     if len < needed {
@@ -361,16 +376,19 @@ mod tests {
         }
     }
 
+    fn log_filter(sigma_mm: f64, sigma_as_integer: bool) -> ImageFilter {
+        ImageFilter::Log {
+            sigma_mm,
+            sigma_as_integer,
+        }
+    }
+
     #[test]
     fn image_type_names_follow_pyradiomics() {
-        assert_eq!(
-            ImageFilter::Log { sigma_mm: 3.0 }.image_type(),
-            "log-sigma-3-0-mm-3D"
-        );
-        assert_eq!(
-            ImageFilter::Log { sigma_mm: 0.5 }.image_type(),
-            "log-sigma-0-5-mm-3D"
-        );
+        assert_eq!(log_filter(3.0, false).image_type(), "log-sigma-3-0-mm-3D");
+        assert_eq!(log_filter(3.0, true).image_type(), "log-sigma-3-mm-3D");
+        assert_eq!(log_filter(0.5, false).image_type(), "log-sigma-0-5-mm-3D");
+        assert!(log_filter(0.5, true).validate().is_err());
         let w = |level, band: &str| ImageFilter::Wavelet {
             wavelet: "coif1".into(),
             start_level: 0,
