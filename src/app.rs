@@ -98,13 +98,10 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
             Auth::new(config.auth, config.rate_limit_per_min)
                 .with_oidc(crate::api::oidc::Oidc::from_config(&config.oidc).await?),
         ),
+        stow_stable: std::time::Duration::from_secs(config.stow_stable_s),
     };
-    let push = match config.push() {
-        Some(push) => Some(Arc::new(
-            crate::jobs::delivery::Pusher::new(push).map_err(anyhow::Error::msg)?,
-        )),
-        None => None,
-    };
+    let push =
+        Arc::new(crate::jobs::delivery::Pusher::new(config.push()).map_err(anyhow::Error::msg)?);
     let jobs = Arc::new(JobContext {
         db,
         blobs,

@@ -135,8 +135,9 @@ pub struct Config {
     /// cross-origin calls.
     #[arg(long, env = "RADSCORE_CORS_ORIGINS")]
     pub cors_origins: Option<String>,
-    /// DICOMweb base URL that each succeeded job's SR report is pushed to with STOW-RS
-    /// (`POST {url}/studies`); unset means no push.
+    /// Default DICOMweb base URL that each succeeded job's SR report is pushed to with
+    /// STOW-RS (`POST {url}/studies`), for tenants without their own destination (`radscore
+    /// tenants set-push`); unset means no push for them.
     #[arg(long, env = "RADSCORE_DICOMWEB_PUSH_URL")]
     pub dicomweb_push_url: Option<String>,
     /// `Authorization` header value sent with each push (e.g. `Bearer …`, `Basic …`).
@@ -159,6 +160,10 @@ pub struct Config {
     /// Time limit of one push request, seconds.
     #[arg(long, env = "RADSCORE_DICOMWEB_PUSH_TIMEOUT_S", default_value_t = 60)]
     pub dicomweb_push_timeout_s: u64,
+    /// Seconds without a new instance of a series, received by STOW-RS, after which it is
+    /// taken as complete and a tenant's auto-trigger rule starts its job.
+    #[arg(long, env = "RADSCORE_STOW_STABLE_S", default_value_t = 30)]
+    pub stow_stable_s: u64,
     /// `required`: every route but /healthz, /readyz and /metrics needs an API key
     /// (`radscore keys create`); `disabled`: no keys, one tenant `default` (local demos
     /// only).
@@ -282,11 +287,12 @@ impl Config {
         })
     }
 
-    /// The DICOMweb push settings, when a destination is configured.
-    pub fn push(&self) -> Option<crate::jobs::delivery::PushConfig> {
+    /// The DICOMweb push settings: the default destination, when configured, and the
+    /// retry policy of every destination.
+    pub fn push(&self) -> crate::jobs::delivery::PushConfig {
         let base = std::time::Duration::from_millis(self.dicomweb_push_retry_base_ms);
-        Some(crate::jobs::delivery::PushConfig {
-            url: self.dicomweb_push_url.clone()?,
+        crate::jobs::delivery::PushConfig {
+            url: self.dicomweb_push_url.clone(),
             authorization: self.dicomweb_push_authorization.clone(),
             max_attempts: self.dicomweb_push_max_attempts.max(1),
             retry: crate::jobs::RetryPolicy {
@@ -294,7 +300,7 @@ impl Config {
                 max: base.saturating_mul(PUSH_MAX_BACKOFF_FACTOR),
             },
             timeout: std::time::Duration::from_secs(self.dicomweb_push_timeout_s.max(1)),
-        })
+        }
     }
 
     /// Worker pool size: configured, else the number of cores.

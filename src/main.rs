@@ -114,6 +114,15 @@ enum Command {
         #[command(subcommand)]
         action: KeysCommand,
     },
+    /// Per-tenant DICOMweb settings: push destination and auto-trigger rule (admin; talks
+    /// to the database directly; `PUT /v1/tenant/dicomweb` does the same over HTTP).
+    Tenants {
+        /// Database URL, as for `serve`.
+        #[arg(long, env = "DATABASE_URL", default_value = "sqlite://var/radscore.db")]
+        database_url: String,
+        #[command(subcommand)]
+        action: TenantsCommand,
+    },
     /// Read the audit log.
     Audit {
         /// Database URL, as for `serve`.
@@ -184,6 +193,54 @@ enum KeysCommand {
     },
     /// List keys (never the keys themselves): id, tenant, status, admin, name, created.
     List,
+}
+
+#[derive(Subcommand)]
+enum TenantsCommand {
+    /// Push the tenant's reports to this DICOMweb base URL (STOW-RS `{url}/studies`)
+    /// instead of RADSCORE_DICOMWEB_PUSH_URL.
+    SetPush {
+        #[arg(long)]
+        tenant: String,
+        /// DICOMweb base URL, e.g. https://pacs.example/dicom-web.
+        #[arg(long)]
+        url: String,
+        /// File holding the `Authorization` header value (e.g. `Bearer …`), so that it
+        /// stays out of the shell history and the process list.
+        #[arg(long)]
+        authorization_file: Option<PathBuf>,
+    },
+    /// Remove the tenant's own destination (RADSCORE_DICOMWEB_PUSH_URL applies again).
+    ClearPush {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Start a job when a SEG arrives by STOW-RS for a stored series, once the series has
+    /// been stable for RADSCORE_STOW_STABLE_S.
+    SetTrigger {
+        #[arg(long)]
+        tenant: String,
+        /// Location of a segment whose label names none (pleura, lymph_node, peritoneum,
+        /// soft_tissue, other).
+        #[arg(long)]
+        default_location: String,
+        /// Always use the default location, whatever the segment labels say.
+        #[arg(long)]
+        ignore_labels: bool,
+        /// Registered model to score with (default: the active model).
+        #[arg(long)]
+        model_id: Option<String>,
+    },
+    /// Remove the tenant's auto-trigger rule.
+    ClearTrigger {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Print the tenant's settings as JSON (never the Authorization value).
+    Show {
+        #[arg(long)]
+        tenant: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -340,6 +397,10 @@ fn main() -> anyhow::Result<()> {
             database_url,
             action,
         } => runtime.block_on(keys(&database_url, action)),
+        Command::Tenants {
+            database_url,
+            action,
+        } => runtime.block_on(tenants(&database_url, action)),
         Command::Audit {
             database_url,
             action: AuditCommand::Export { tenant, since, out },
@@ -590,6 +651,61 @@ async fn keys(database_url: &str, action: KeysCommand) -> anyhow::Result<()> {
             print_stdout(&lines.join("\n"))
         }
     }
+}
+
+/// `radscore tenants set-push|clear-push|set-trigger|clear-trigger|show`.
+async fn tenants(database_url: &str, action: TenantsCommand) -> anyhow::Result<()> {
+    use radscore::api::tenant::{set_push, set_trigger, settings_json};
+    let db = radscore::store::Db::connect(database_url).await?;
+    let tenant = match action {
+        TenantsCommand::SetPush {
+            tenant,
+            url,
+            authorization_file,
+        } => {
+            let authorization = match authorization_file {
+                Some(path) => Some(
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                        .trim()
+                        .to_string(),
+                ),
+                None => None,
+            };
+            set_push(&db, &tenant, Some(&url), authorization.as_deref()).await?;
+            tenant
+        }
+        TenantsCommand::ClearPush { tenant } => {
+            set_push(&db, &tenant, None, None).await?;
+            tenant
+        }
+        TenantsCommand::SetTrigger {
+            tenant,
+            default_location,
+            ignore_labels,
+            model_id,
+        } => {
+            let rule = serde_json::json!({
+                "default_location": default_location,
+                "location_from_label": !ignore_labels,
+                "model_id": model_id,
+            });
+            let rule = radscore::jobs::trigger::TriggerRule::parse(&rule.to_string())
+                .map_err(anyhow::Error::msg)?;
+            set_trigger(&db, &tenant, Some(&rule)).await?;
+            tenant
+        }
+        TenantsCommand::ClearTrigger { tenant } => {
+            set_trigger(&db, &tenant, None).await?;
+            tenant
+        }
+        TenantsCommand::Show { tenant } => tenant,
+    };
+    let row = db.tenant_settings(&tenant).await?;
+    print_stdout(&serde_json::to_string_pretty(&settings_json(
+        &tenant,
+        row.as_ref(),
+    ))?)
 }
 
 /// `radscore audit export`: JSON lines, oldest first.

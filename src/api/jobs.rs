@@ -87,7 +87,7 @@ pub const QUEUE_FULL_RETRY_AFTER_S: u64 = 30;
 
 /// 429 with `Retry-After` when the queue already holds the configured maximum.
 // LIMITATION: one queue bound shared by every tenant; a busy tenant can fill it for all.
-async fn check_backpressure(state: &AppState) -> ApiResult<()> {
+pub(super) async fn check_backpressure(state: &AppState) -> ApiResult<()> {
     let queued = state.db.queued_jobs().await?;
     if u64::try_from(queued).unwrap_or(0) >= state.limits.max_queued_jobs {
         let mut p = Problem::new(

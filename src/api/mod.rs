@@ -14,6 +14,7 @@ pub mod batches;
 pub mod deletion;
 pub mod events;
 pub mod health;
+pub mod job_list;
 pub mod job_settings;
 pub mod jobs;
 pub mod limits;
@@ -26,7 +27,9 @@ pub mod segmentations;
 pub mod series;
 pub mod spool;
 pub mod stow;
+pub mod tenant;
 pub mod upload;
+pub mod workitems;
 
 use std::sync::Arc;
 
@@ -34,7 +37,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
 use axum::middleware::from_fn_with_state;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tokio::sync::Notify;
 use tower::limit::GlobalConcurrencyLimitLayer;
@@ -66,6 +69,9 @@ pub struct AppState {
     pub http: HttpPolicy,
     /// Authentication mode and per-key rate limits.
     pub auth: Arc<auth::Auth>,
+    /// How long a series received by STOW-RS must go without a new instance before an
+    /// auto-trigger starts its job (`RADSCORE_STOW_STABLE_S`).
+    pub stow_stable: std::time::Duration,
 }
 
 /// Cross-cutting HTTP limits of the router.
@@ -104,7 +110,7 @@ pub fn router_with(state: AppState, probes: bool) -> Router {
         .route("/v1/segmentations/{id}", get(segmentations::get).delete(segmentations::delete))
         .route("/v1/batches", post(batches::create))
         .route("/v1/batches/{id}", get(batches::get))
-        .route("/v1/jobs", post(jobs::create))
+        .route("/v1/jobs", get(job_list::list).post(jobs::create))
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/result", get(jobs::result))
         .route("/v1/jobs/{id}/result.dcm", get(report::result_dcm))
@@ -115,6 +121,11 @@ pub fn router_with(state: AppState, probes: bool) -> Router {
         .route("/v1/models/{id}/deactivate", post(models::deactivate))
         .route("/v1/compliance", get(health::compliance))
         .route("/v1/audit", get(audit::list))
+        .route("/v1/tenant/dicomweb", get(tenant::get).put(tenant::put))
+        .route("/workitems", get(workitems::search).post(workitems::create))
+        .route("/workitems/{uid}", get(workitems::retrieve))
+        .route("/workitems/{uid}/state", put(workitems::change_state))
+        .route("/workitems/{uid}/cancelrequest", post(workitems::cancel_request))
         .route_layer(from_fn_with_state(state.clone(), auth::authenticate));
     let public = if probes {
         public_routes()

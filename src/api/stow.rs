@@ -10,6 +10,13 @@
 //! with a RetrieveURL naming the radscore resource it became (`/v1/series/{id}` or
 //! `/v1/segmentations/{id}`), FailedSOPSequence with a FailureReason (PS3.4 GG.4-1 codes)
 //! and an ErrorComment saying why. Status: 200 all stored, 202 some, 409 none.
+//!
+//! A stored segmentation arms the tenant's auto-trigger rule, and every stored CT series
+//! postpones the waiting triggers of its SeriesInstanceUID (see [`crate::jobs::trigger`]).
+//!
+//! LIMITATION: each request assembles the CT instances it carries; instances of one series
+//! pushed in several requests become several series (a segmentation binds to the newest),
+//! so a PACS should send a series in one request.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +31,7 @@ use super::related::{self, APPLICATION_DICOM, RelatedError};
 use super::spool::{Spool, SpooledPart};
 use super::{ApiResult, AppState, Problem};
 use crate::dicom::{self, FileRef, InstanceIdentity};
+use crate::jobs::trigger;
 
 /// PS3.18 F.2: the media type of the response.
 const DICOM_JSON: &str = "application/dicom+json";
@@ -264,6 +272,8 @@ async fn store_ct_series(
             tracing::info!(series_id = %id, series_uid, "STOW-RS series stored");
             let detail = json!({ "instances": summary.instance_count, "via": "stow-rs" });
             audit_caller(state, caller, "series.upload", "series", &id, detail).await?;
+            let stable = state.stow_stable;
+            trigger::series_arrived(&state.db, &caller.tenant, series_uid, stable).await?;
             let url = format!("/v1/series/{id}");
             outcomes
                 .stored
@@ -324,6 +334,9 @@ async fn store_segmentation(
         .await
     {
         Ok(row) => {
+            let (db, stable) = (&state.db, state.stow_stable);
+            trigger::segmentation_arrived(db, &caller.tenant, &row.id, &series.series_uid, stable)
+                .await?;
             let url = format!("/v1/segmentations/{}", row.id);
             outcomes.stored.push((identity, url));
         }
@@ -399,12 +412,12 @@ fn sop_reference(identity: &InstanceIdentity) -> Map<String, Value> {
 }
 
 /// A DICOM JSON attribute (PS3.18 F.2.2): its VR and values.
-fn element(vr: &str, values: Value) -> Value {
+pub(super) fn element(vr: &str, values: Value) -> Value {
     json!({ "vr": vr, "Value": values })
 }
 
 /// A sequence attribute; empty sequences carry no `Value` (PS3.18 F.2.5).
-fn sequence(items: Vec<Value>) -> Value {
+pub(super) fn sequence(items: Vec<Value>) -> Value {
     if items.is_empty() {
         json!({ "vr": "SQ" })
     } else {

@@ -2,9 +2,17 @@
 //! (PS3.18 10.5: `POST {base}/studies`, `multipart/related; type="application/dicom"`),
 //! with retries and backoff, and its delivery status in the job document.
 //!
+//! The destination is the tenant's own (set by an admin: `radscore tenants set-push` or
+//! `PUT /v1/tenant/push`), else the process default (`RADSCORE_DICOMWEB_PUSH_URL`).
+//!
 //! A delivery is recorded before the first attempt (`pending`), every attempt is counted
 //! with its error, and it ends `delivered` or `failed`. The result itself stays in the
 //! database whatever happens to the delivery (`GET /v1/jobs/{id}/result(.dcm)`).
+//!
+//! A process owns the deliveries it works on through a lease (renewed before each
+//! attempt); a delivery cut off by a process exit is left `pending` with a lapsing lease,
+//! and the worker's periodic sweep ([`Pusher::resume_orphans`], also at startup) takes it
+//! up again once the lease has ended.
 //!
 //! Retried: connection errors, timeouts, 408, 429 and 5xx answers. Not retried: other
 //! 4xx answers (the destination refuses the object; retrying would not change that).
@@ -18,18 +26,27 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use super::RetryPolicy;
 use super::report::report_for_job;
 use crate::sr::DICOM_MEDIA_TYPE;
-use crate::store::{BlobStore, Db};
+use crate::store::{BlobStore, Db, StoreError, now_ms};
 
 /// Delivery states as stored.
 pub const PENDING: &str = "pending";
 pub const DELIVERED: &str = "delivered";
 pub const FAILED: &str = "failed";
 
-/// Where and how reports are pushed.
+/// Time a delivery stays owned beyond its current attempt (request time limit plus the
+/// backoff before it): a process that dies leaves its deliveries to others after this.
+const DELIVERY_LEASE_MARGIN: Duration = Duration::from_secs(10);
+
+/// Most orphaned deliveries resumed per sweep.
+const RESUME_BATCH: i64 = 100;
+
+/// How and where reports are pushed: the process default destination (environment), and
+/// the retry policy every destination shares.
 #[derive(Clone)]
 pub struct PushConfig {
-    /// DICOMweb base URL (the STOW-RS resource is `{url}/studies`).
-    pub url: String,
+    /// Default DICOMweb base URL (the STOW-RS resource is `{url}/studies`), for tenants
+    /// without their own; `None`: those tenants' reports are not pushed.
+    pub url: Option<String>,
     /// Value of the `Authorization` header, e.g. `Bearer …` or `Basic …`; never logged.
     pub authorization: Option<String>,
     /// Attempts before a delivery fails.
@@ -43,7 +60,7 @@ pub struct PushConfig {
 impl std::fmt::Debug for PushConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PushConfig")
-            .field("url", &self.url)
+            .field("url", &self.url.as_ref().map(|u| shown_url(u)))
             .field(
                 "authorization",
                 &self.authorization.as_ref().map(|_| "<redacted>"),
@@ -53,6 +70,75 @@ impl std::fmt::Debug for PushConfig {
             .field("timeout", &self.timeout)
             .finish()
     }
+}
+
+/// One DICOMweb destination: its STOW-RS URL and credentials.
+#[derive(Clone)]
+pub struct Destination {
+    studies_url: String,
+    authorization: Option<String>,
+    /// The base URL without user-info (credentials), as shown in job documents.
+    shown: String,
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination")
+            .field("url", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Destination {
+    /// A destination at DICOMweb base `url`, sending `authorization` with each request.
+    ///
+    /// # Errors
+    /// A URL that is not http(s), or an authorization that is not a header value.
+    pub fn new(url: &str, authorization: Option<&str>) -> Result<Self, String> {
+        let base = url.trim_end_matches('/');
+        let parsed =
+            reqwest::Url::parse(base).map_err(|e| format!("the push URL is not a URL: {e}"))?;
+        if !matches!(parsed.scheme(), "http" | "https") {
+            return Err("the push URL must be an http or https URL".into());
+        }
+        if let Some(a) = authorization {
+            HeaderValue::from_str(a)
+                .map_err(|_| "the push Authorization is not a valid header value".to_string())?;
+        }
+        Ok(Destination {
+            studies_url: format!("{base}/studies"),
+            authorization: authorization.map(str::to_string),
+            shown: shown_url(base),
+        })
+    }
+
+    /// The base URL without credentials, as recorded in deliveries.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+/// `url` without user-info (a URL that does not parse is shown as a placeholder).
+fn shown_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) => {
+            // Cannot fail for http(s) URLs, which have a host.
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.as_str().trim_end_matches('/').to_string()
+        }
+        Err(_) => "(not a URL)".to_string(),
+    }
+}
+
+/// Where a tenant's reports go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// Nowhere: neither the tenant nor the process has a destination.
+    None,
+    Push(Destination),
+    /// A stored destination that is no longer usable (shown URL, why).
+    Unusable(String, String),
 }
 
 /// Why one attempt failed.
@@ -67,32 +153,24 @@ struct AttemptError {
 pub struct Pusher {
     client: reqwest::Client,
     config: PushConfig,
-    studies_url: String,
-    /// The base URL without user-info (credentials), as shown in job documents.
-    destination: String,
+    /// The process default (`RADSCORE_DICOMWEB_PUSH_URL`), for tenants without their own.
+    default: Option<Destination>,
 }
 
 impl Pusher {
     /// A client for `config`.
     ///
     /// # Errors
-    /// An unusable URL or authorization value, or an HTTP client that cannot be built.
+    /// An unusable default URL or authorization value, or an HTTP client that cannot be
+    /// built.
     pub fn new(config: PushConfig) -> Result<Self, String> {
-        let base = config.url.trim_end_matches('/');
-        let studies_url = format!("{base}/studies");
-        let mut shown = reqwest::Url::parse(base)
-            .map_err(|e| format!("RADSCORE_DICOMWEB_PUSH_URL is not a URL: {e}"))?;
-        if !matches!(shown.scheme(), "http" | "https") {
-            return Err("RADSCORE_DICOMWEB_PUSH_URL must be an http or https URL".into());
-        }
-        // Cannot fail for http(s) URLs, which have a host.
-        let _ = shown.set_username("");
-        let _ = shown.set_password(None);
-        if let Some(a) = &config.authorization {
-            HeaderValue::from_str(a).map_err(|_| {
-                "RADSCORE_DICOMWEB_PUSH_AUTHORIZATION is not a valid header value".to_string()
-            })?;
-        }
+        let default = match &config.url {
+            Some(url) => Some(
+                Destination::new(url, config.authorization.as_deref())
+                    .map_err(|e| format!("RADSCORE_DICOMWEB_PUSH_URL/_AUTHORIZATION: {e}"))?,
+            ),
+            None => None,
+        };
         let client = reqwest::Client::builder()
             .timeout(config.timeout)
             .build()
@@ -100,18 +178,67 @@ impl Pusher {
         Ok(Pusher {
             client,
             config,
-            studies_url,
-            destination: shown.as_str().trim_end_matches('/').to_string(),
+            default,
         })
     }
 
-    /// The configured DICOMweb base URL without credentials, as recorded in deliveries.
-    pub fn destination(&self) -> &str {
-        &self.destination
+    /// Where `tenant`'s reports go: its own destination (set by an admin), else the
+    /// process default.
+    ///
+    /// # Errors
+    /// The tenant settings cannot be read.
+    pub async fn target(&self, db: &Db, tenant: &str) -> Result<Target, StoreError> {
+        let settings = db.tenant_settings(tenant).await?;
+        let own = settings.and_then(|s| s.push_url.map(|u| (u, s.push_authorization)));
+        Ok(match (own, &self.default) {
+            (Some((url, auth)), _) => match Destination::new(&url, auth.as_deref()) {
+                Ok(d) => Target::Push(d),
+                Err(e) => Target::Unusable(shown_url(&url), e),
+            },
+            (None, Some(d)) => Target::Push(d.clone()),
+            (None, None) => Target::None,
+        })
+    }
+
+    /// Record a pending delivery of `job_id` when `tenant` has a destination (called
+    /// before the job is marked succeeded, so whoever sees it succeeded sees the delivery).
+    ///
+    /// # Errors
+    /// The store cannot be read or written.
+    pub async fn prepare(&self, db: &Db, tenant: &str, job_id: &str) -> Result<(), StoreError> {
+        match self.target(db, tenant).await? {
+            Target::None => Ok(()),
+            Target::Push(d) => db.insert_delivery(job_id, d.shown()).await,
+            Target::Unusable(shown, _) => db.insert_delivery(job_id, &shown).await,
+        }
+    }
+
+    /// Resume the pending deliveries nobody holds (cut off by a process exit); each runs
+    /// in its own task. Returns how many were found.
+    ///
+    /// # Errors
+    /// The store cannot be read.
+    pub async fn resume_orphans(
+        self: &Arc<Self>,
+        db: &Db,
+        blobs: &BlobStore,
+    ) -> Result<usize, StoreError> {
+        let orphans = db.orphaned_deliveries(now_ms(), RESUME_BATCH).await?;
+        for (job_id, tenant) in &orphans {
+            tracing::info!(job_id = %job_id, "resuming an interrupted report delivery");
+            tokio::spawn(self.clone().deliver(
+                db.clone(),
+                blobs.clone(),
+                tenant.clone(),
+                job_id.clone(),
+            ));
+        }
+        Ok(orphans.len())
     }
 
     /// Push the report of succeeded job `job_id`, retrying with backoff; the outcome of
-    /// every attempt is stored. Never fails: problems end in a `failed` delivery.
+    /// every attempt is stored. Does nothing when the job has no pending delivery or
+    /// another process holds it. Never fails: problems end in a `failed` delivery.
     #[tracing::instrument(skip_all, fields(job_id = %job_id))]
     pub async fn deliver(
         self: Arc<Self>,
@@ -120,20 +247,25 @@ impl Pusher {
         tenant: String,
         job_id: String,
     ) {
-        if let Err(e) = db.insert_delivery(&job_id, &self.destination).await {
-            tracing::error!(error.message = %e, "cannot record the delivery");
-            return;
+        match db
+            .claim_delivery(&job_id, now_ms(), self.lease_until(Duration::ZERO))
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::error!(error.message = %e, "cannot claim the delivery");
+                return;
+            }
         }
-        let report = match db.job(&tenant, &job_id).await {
-            Ok(Some(job)) => report_for_job(&db, &blobs, &job)
-                .await
-                .map_err(|e| e.to_string()),
-            Ok(None) => Err("the job no longer exists".to_string()),
-            Err(e) => Err(e.to_string()),
-        };
-        let outcome = match report {
-            Ok(bytes) => self.attempts(&db, &job_id, &bytes).await,
-            Err(e) => Err(format!("the report could not be built: {e}")),
+        let outcome = match self.target(&db, &tenant).await {
+            Ok(Target::Push(destination)) => {
+                self.build_and_send(&db, &blobs, &tenant, &job_id, &destination)
+                    .await
+            }
+            Ok(Target::None) => Err("no push destination is configured any more".to_string()),
+            Ok(Target::Unusable(_, e)) => Err(e),
+            Err(e) => Err(format!("the push destination cannot be read: {e}")),
         };
         let stored = match &outcome {
             Ok(()) => db.record_delivery_attempt(&job_id, DELIVERED, None).await,
@@ -149,43 +281,80 @@ impl Pusher {
         }
     }
 
+    /// The lease end for an attempt that starts after `wait`.
+    fn lease_until(&self, wait: Duration) -> i64 {
+        let span = wait + self.config.timeout + DELIVERY_LEASE_MARGIN;
+        now_ms().saturating_add(i64::try_from(span.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    /// Build the job's report and send it with retries.
+    async fn build_and_send(
+        &self,
+        db: &Db,
+        blobs: &BlobStore,
+        tenant: &str,
+        job_id: &str,
+        destination: &Destination,
+    ) -> Result<(), String> {
+        let report = match db.job(tenant, job_id).await {
+            Ok(Some(job)) => report_for_job(db, blobs, &job)
+                .await
+                .map_err(|e| format!("the report could not be built: {e}"))?,
+            Ok(None) => return Err("the job no longer exists".to_string()),
+            Err(e) => return Err(format!("the report could not be built: {e}")),
+        };
+        self.attempts(db, job_id, destination, &report).await
+    }
+
     /// Attempt until one succeeds, a failure is permanent or attempts run out. Each failed
     /// attempt that is retried is recorded here; the last one by the caller.
-    async fn attempts(&self, db: &Db, job_id: &str, report: &[u8]) -> Result<(), String> {
+    async fn attempts(
+        &self,
+        db: &Db,
+        job_id: &str,
+        destination: &Destination,
+        report: &[u8],
+    ) -> Result<(), String> {
         let max = self.config.max_attempts.max(1);
         let mut attempt = 1;
         loop {
-            let error = match self.store_once(report).await {
+            let error = match self.store_once(destination, report).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.transient && attempt < max => e,
                 Err(e) => return Err(e.message),
             };
             tracing::warn!(attempt, error.message = %error.message, "delivery attempt failed; retrying");
-            if let Err(e) = db
+            let delay = self.config.retry.delay(attempt);
+            let renewed = db.renew_delivery(job_id, self.lease_until(delay)).await;
+            let recorded = db
                 .record_delivery_attempt(job_id, PENDING, Some(&error.message))
-                .await
-            {
+                .await;
+            if let Err(e) = renewed.and(recorded.map(|_| ())) {
                 tracing::warn!(error.message = %e, "cannot record a delivery attempt");
             }
-            tokio::time::sleep(self.config.retry.delay(attempt)).await;
+            tokio::time::sleep(delay).await;
             attempt += 1;
         }
     }
 
     /// One STOW-RS request with the report as the only part.
-    async fn store_once(&self, report: &[u8]) -> Result<(), AttemptError> {
+    async fn store_once(
+        &self,
+        destination: &Destination,
+        report: &[u8],
+    ) -> Result<(), AttemptError> {
         // A fresh random boundary: 122 random bits do not occur in a report by chance.
         let boundary = format!("radscore-{}", uuid::Uuid::new_v4().simple());
         let mut request = self
             .client
-            .post(&self.studies_url)
+            .post(&destination.studies_url)
             .header(
                 CONTENT_TYPE,
                 format!("multipart/related; type=\"{DICOM_MEDIA_TYPE}\"; boundary={boundary}"),
             )
             .header(ACCEPT, "application/dicom+json")
             .body(related_body(report, &boundary));
-        if let Some(a) = &self.config.authorization {
+        if let Some(a) = &destination.authorization {
             request = request.header(AUTHORIZATION, a);
         }
         let response = request.send().await.map_err(|e| AttemptError {
@@ -222,34 +391,36 @@ fn related_body(report: &[u8], boundary: &str) -> Vec<u8> {
 mod tests {
     use super::*;
 
-    fn config(url: &str) -> PushConfig {
-        PushConfig {
-            url: url.into(),
+    #[test]
+    fn destination_never_shows_credentials() {
+        let d =
+            Destination::new("https://user:pw@pacs.example/dicom-web/", Some("Bearer x")).unwrap();
+        assert_eq!(d.shown(), "https://pacs.example/dicom-web");
+        assert_eq!(
+            d.studies_url,
+            "https://user:pw@pacs.example/dicom-web/studies"
+        );
+        assert!(!format!("{d:?}").contains("pw"));
+        assert!(!format!("{d:?}").contains("Bearer"));
+        let config = PushConfig {
+            url: Some("https://user:pw@pacs.example/".into()),
             authorization: Some("Bearer secret".into()),
             max_attempts: 3,
             retry: RetryPolicy::default(),
             timeout: Duration::from_secs(1),
-        }
-    }
-
-    #[test]
-    fn destination_never_shows_credentials() {
-        let p = Pusher::new(config("https://user:pw@pacs.example/dicom-web/")).unwrap();
-        assert_eq!(p.destination(), "https://pacs.example/dicom-web");
-        assert_eq!(
-            p.studies_url,
-            "https://user:pw@pacs.example/dicom-web/studies"
+        };
+        let shown = format!("{config:?}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("pw"),
+            "{shown}"
         );
-        assert!(!format!("{:?}", p.config).contains("secret"));
     }
 
     #[test]
     fn unusable_settings_are_refused() {
-        assert!(Pusher::new(config("not a url")).is_err());
-        assert!(Pusher::new(config("ftp://pacs.example/")).is_err());
-        let mut bad = config("http://127.0.0.1:1/");
-        bad.authorization = Some("line\nbreak".into());
-        assert!(Pusher::new(bad).is_err());
+        assert!(Destination::new("not a url", None).is_err());
+        assert!(Destination::new("ftp://pacs.example/", None).is_err());
+        assert!(Destination::new("http://127.0.0.1:1/", Some("line\nbreak")).is_err());
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod retention;
 pub mod retry;
 pub mod scoring;
 pub mod settings;
+pub mod trigger;
 pub mod worker;
 
 pub use registry::{ModelRegistry, RegistryError};

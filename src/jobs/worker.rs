@@ -66,15 +66,20 @@ pub struct JobContext {
     /// Signalled when a job is enqueued, so idle workers wake at once.
     pub job_enqueued: Arc<Notify>,
     pub queue: QueueConfig,
-    /// Where succeeded jobs' reports are pushed (DICOMweb STOW-RS), when configured.
-    pub push: Option<Arc<super::delivery::Pusher>>,
+    /// Pushes succeeded jobs' reports (DICOMweb STOW-RS) to the tenant's destination.
+    pub push: Arc<super::delivery::Pusher>,
 }
 
-/// Run `size` workers, and the retention task, until `shutdown` is cancelled; in-flight
+/// Run `size` workers, the retention task and the background task (auto-triggers,
+/// interrupted deliveries), until `shutdown` is cancelled; in-flight
 /// jobs finish first.
 pub async fn run_worker_pool(ctx: Arc<JobContext>, size: usize, shutdown: CancellationToken) {
     let node = uuid::Uuid::new_v4().simple().to_string();
-    let mut handles = Vec::with_capacity(size + 1);
+    let mut handles = Vec::with_capacity(size + 2);
+    handles.push(tokio::spawn(super::trigger::run_background(
+        ctx.clone(),
+        shutdown.clone(),
+    )));
     handles.push(tokio::spawn(super::retention::run_retention_task(
         ctx.db.clone(),
         ctx.blobs.clone(),
@@ -148,7 +153,7 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
             Ok(result) => match serde_json::to_string(result) {
                 Ok(json) => (
                     "succeeded",
-                    finish_with_delivery(ctx, &job.id, worker_id, &json).await,
+                    finish_with_delivery(ctx, &job, worker_id, &json).await,
                 ),
                 Err(e) => {
                     let reason = format!("the result could not be serialised: {e}");
@@ -194,10 +199,8 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
         match stored {
             Ok(true) => {
                 tracing::info!(status, duration_s = seconds, "job finished");
-                if let (Some(push), "succeeded") = (&ctx.push, status) {
-                    // LIMITATION: a delivery cut off by a process exit stays `pending`; it
-                    // is not resumed (the result itself is stored and can be fetched).
-                    tokio::spawn(push.clone().deliver(
+                if status == "succeeded" {
+                    tokio::spawn(ctx.push.clone().deliver(
                         ctx.db.clone(),
                         ctx.blobs.clone(),
                         job.tenant_id.clone(),
@@ -217,14 +220,12 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
 /// pending first, so whoever sees the job succeeded also sees the delivery to come.
 async fn finish_with_delivery(
     ctx: &JobContext,
-    job_id: &str,
+    job: &JobRow,
     worker_id: &str,
     result_json: &str,
 ) -> Result<bool, crate::store::StoreError> {
-    if let Some(push) = &ctx.push {
-        ctx.db.insert_delivery(job_id, push.destination()).await?;
-    }
-    ctx.db.finish_job(job_id, worker_id, Ok(result_json)).await
+    ctx.push.prepare(&ctx.db, &job.tenant_id, &job.id).await?;
+    ctx.db.finish_job(&job.id, worker_id, Ok(result_json)).await
 }
 
 async fn heartbeat(

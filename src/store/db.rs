@@ -296,6 +296,94 @@ pub trait Database: Send + Sync {
 
     /// The delivery of a job's report, if one was recorded.
     async fn delivery(&self, job_id: &str) -> Result<Option<DeliveryRow>, StoreError>;
+
+    /// Take the delivery of `job_id` for this process until `lease_until_ms`: only while it
+    /// is `pending` and nobody holds it (no lease, or the lease ended before `now_ms`).
+    /// Atomic, also across processes; `false` when another process has it or it is over.
+    async fn claim_delivery(
+        &self,
+        job_id: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Extend the lease of a delivery this process holds (before each attempt).
+    async fn renew_delivery(&self, job_id: &str, lease_until_ms: i64) -> Result<(), StoreError>;
+
+    /// Pending deliveries of succeeded jobs that nobody holds at `now_ms` (cut off by a
+    /// process exit, or never started), oldest first, at most `limit`: `(job_id, tenant)`.
+    async fn orphaned_deliveries(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<(String, String)>, StoreError>;
+
+    /// The tenant's DICOMweb settings, if an admin set any.
+    async fn tenant_settings(&self, tenant: &str) -> Result<Option<TenantSettingsRow>, StoreError>;
+
+    /// Set (or, with `None`, clear) the tenant's push destination and its Authorization.
+    async fn set_tenant_push(
+        &self,
+        tenant: &str,
+        url: Option<&str>,
+        authorization: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Set (or, with `None`, clear) the tenant's auto-trigger rule (JSON).
+    async fn set_tenant_auto_trigger(
+        &self,
+        tenant: &str,
+        rule: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// Record a segmentation received by STOW-RS that is to start a job once its series
+    /// is stable (at `due_at_ms`).
+    async fn insert_stow_trigger(&self, row: &StowTriggerRow) -> Result<(), StoreError>;
+
+    /// A new instance of `series_uid` arrived: waiting triggers of that series are due at
+    /// `due_at_ms` at the earliest.
+    async fn postpone_stow_triggers(
+        &self,
+        tenant: &str,
+        series_uid: &str,
+        due_at_ms: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Waiting triggers due before `now_ms`, oldest first, at most `limit`.
+    async fn due_stow_triggers(
+        &self,
+        now_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<StowTriggerRow>, StoreError>;
+
+    /// End a waiting trigger: `started` with the job it created, or `skipped` with why.
+    async fn finish_stow_trigger(
+        &self,
+        segmentation_id: &str,
+        job_id: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError>;
+
+    /// The trigger of a segmentation, if it had one.
+    async fn stow_trigger(
+        &self,
+        segmentation_id: &str,
+    ) -> Result<Option<StowTriggerRow>, StoreError>;
+
+    /// The newest live segmentation of a series of `tenant`.
+    async fn latest_segmentation(
+        &self,
+        tenant: &str,
+        series_id: &str,
+    ) -> Result<Option<SegmentationRow>, StoreError>;
+
+    /// The tenant's jobs, newest first, optionally of one status, at most `limit`.
+    async fn jobs(
+        &self,
+        tenant: &str,
+        status: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<JobRow>, StoreError>;
     /// Store a new API key (its hash, never the key).
     async fn insert_api_key(&self, row: &ApiKeyRow) -> Result<(), StoreError>;
 
@@ -402,6 +490,50 @@ pub struct DeliveryRow {
     /// Why the last attempt failed, when it did.
     pub last_error: Option<String>,
     pub updated_at_ms: i64,
+}
+
+/// A tenant's DICOMweb settings, set by an admin (`radscore tenants …`).
+#[derive(Clone, FromRow)]
+pub struct TenantSettingsRow {
+    pub tenant_id: String,
+    /// DICOMweb base URL reports are pushed to; `None`: the process default.
+    pub push_url: Option<String>,
+    /// `Authorization` header value for pushes; never logged or returned.
+    pub push_authorization: Option<String>,
+    /// JSON: the auto-trigger rule ([`crate::jobs::trigger::TriggerRule`]).
+    pub auto_trigger: Option<String>,
+    pub updated_at_ms: i64,
+}
+
+impl fmt::Debug for TenantSettingsRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TenantSettingsRow")
+            .field("tenant_id", &self.tenant_id)
+            .field("push_url", &self.push_url.as_ref().map(|_| "<set>"))
+            .field(
+                "push_authorization",
+                &self.push_authorization.as_ref().map(|_| "<redacted>"),
+            )
+            .field("auto_trigger", &self.auto_trigger)
+            .finish()
+    }
+}
+
+/// A segmentation received by STOW-RS that starts a job once its series is stable.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct StowTriggerRow {
+    pub segmentation_id: String,
+    pub tenant_id: String,
+    /// SeriesInstanceUID of the series the segmentation references.
+    pub series_uid: String,
+    /// Not before this time (pushed back by every new instance of the series).
+    pub due_at_ms: i64,
+    /// `waiting`, `started` or `skipped`.
+    pub state: String,
+    pub job_id: Option<String>,
+    /// Why no job was started (`skipped`).
+    pub error: Option<String>,
+    pub created_at_ms: i64,
 }
 
 /// What is needed to enqueue a job.

@@ -857,6 +857,233 @@ macro_rules! impl_database {
                 .await?)
             }
 
+            async fn claim_delivery(
+                &self,
+                job_id: &str,
+                now_ms: i64,
+                lease_until_ms: i64,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let done = sqlx::query(
+                    "UPDATE deliveries SET lease_expires_at_ms = $1 WHERE job_id = $2 \
+                     AND status = 'pending' \
+                     AND (lease_expires_at_ms IS NULL OR lease_expires_at_ms < $3)",
+                )
+                .bind(lease_until_ms)
+                .bind(job_id)
+                .bind(now_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn renew_delivery(
+                &self,
+                job_id: &str,
+                lease_until_ms: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query("UPDATE deliveries SET lease_expires_at_ms = $1 WHERE job_id = $2")
+                    .bind(lease_until_ms)
+                    .bind(job_id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn orphaned_deliveries(
+                &self,
+                now_ms: i64,
+                limit: i64,
+            ) -> Result<Vec<(String, String)>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, (String, String)>(
+                    "SELECT d.job_id, j.tenant_id FROM deliveries d JOIN jobs j ON j.id = d.job_id \
+                     WHERE d.status = 'pending' AND j.status = 'succeeded' \
+                     AND (d.lease_expires_at_ms IS NULL OR d.lease_expires_at_ms < $1) \
+                     ORDER BY d.updated_at_ms, d.job_id LIMIT $2",
+                )
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn tenant_settings(
+                &self,
+                tenant: &str,
+            ) -> Result<Option<$crate::store::TenantSettingsRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::TenantSettingsRow>(
+                    "SELECT tenant_id, push_url, push_authorization, auto_trigger, updated_at_ms \
+                     FROM tenant_settings WHERE tenant_id = $1",
+                )
+                .bind(tenant)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn set_tenant_push(
+                &self,
+                tenant: &str,
+                url: Option<&str>,
+                authorization: Option<&str>,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO tenant_settings (tenant_id, push_url, push_authorization, \
+                     updated_at_ms) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO UPDATE \
+                     SET push_url = excluded.push_url, \
+                     push_authorization = excluded.push_authorization, \
+                     updated_at_ms = excluded.updated_at_ms",
+                )
+                .bind(tenant)
+                .bind(url)
+                .bind(authorization)
+                .bind($crate::store::now_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn set_tenant_auto_trigger(
+                &self,
+                tenant: &str,
+                rule: Option<&str>,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO tenant_settings (tenant_id, auto_trigger, updated_at_ms) \
+                     VALUES ($1, $2, $3) ON CONFLICT (tenant_id) DO UPDATE \
+                     SET auto_trigger = excluded.auto_trigger, \
+                     updated_at_ms = excluded.updated_at_ms",
+                )
+                .bind(tenant)
+                .bind(rule)
+                .bind($crate::store::now_ms())
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn insert_stow_trigger(
+                &self,
+                row: &$crate::store::StowTriggerRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO stow_triggers (segmentation_id, tenant_id, series_uid, \
+                     due_at_ms, state, created_at_ms) VALUES ($1, $2, $3, $4, 'waiting', $5) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(&row.segmentation_id)
+                .bind(&row.tenant_id)
+                .bind(&row.series_uid)
+                .bind(row.due_at_ms)
+                .bind(row.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn postpone_stow_triggers(
+                &self,
+                tenant: &str,
+                series_uid: &str,
+                due_at_ms: i64,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "UPDATE stow_triggers SET due_at_ms = $1 WHERE tenant_id = $2 \
+                     AND series_uid = $3 AND state = 'waiting' AND due_at_ms < $1",
+                )
+                .bind(due_at_ms)
+                .bind(tenant)
+                .bind(series_uid)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn due_stow_triggers(
+                &self,
+                now_ms: i64,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::StowTriggerRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::StowTriggerRow>(
+                    "SELECT segmentation_id, tenant_id, series_uid, due_at_ms, state, job_id, \
+                     error, created_at_ms FROM stow_triggers \
+                     WHERE state = 'waiting' AND due_at_ms <= $1 \
+                     ORDER BY due_at_ms, segmentation_id LIMIT $2",
+                )
+                .bind(now_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn finish_stow_trigger(
+                &self,
+                segmentation_id: &str,
+                job_id: Option<&str>,
+                error: Option<&str>,
+            ) -> Result<(), $crate::store::StoreError> {
+                let state = if job_id.is_some() { "started" } else { "skipped" };
+                sqlx::query(
+                    "UPDATE stow_triggers SET state = $1, job_id = $2, error = $3 \
+                     WHERE segmentation_id = $4 AND state = 'waiting'",
+                )
+                .bind(state)
+                .bind(job_id)
+                .bind(error)
+                .bind(segmentation_id)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn stow_trigger(
+                &self,
+                segmentation_id: &str,
+            ) -> Result<Option<$crate::store::StowTriggerRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::StowTriggerRow>(
+                    "SELECT segmentation_id, tenant_id, series_uid, due_at_ms, state, job_id, \
+                     error, created_at_ms FROM stow_triggers WHERE segmentation_id = $1",
+                )
+                .bind(segmentation_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn latest_segmentation(
+                &self,
+                tenant: &str,
+                series_id: &str,
+            ) -> Result<Option<$crate::store::SegmentationRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::SegmentationRow>(
+                    "SELECT id, tenant_id, series_id, format, file_name, blob_key, lesions, \
+                     created_at_ms FROM segmentations WHERE tenant_id = $1 AND series_id = $2 \
+                     AND deleted_at_ms IS NULL ORDER BY created_at_ms DESC, id DESC LIMIT 1",
+                )
+                .bind(tenant)
+                .bind(series_id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn jobs(
+                &self,
+                tenant: &str,
+                status: Option<&str>,
+                limit: i64,
+            ) -> Result<Vec<$crate::store::JobRow>, $crate::store::StoreError> {
+                let sql = concat!(
+                    "SELECT ",
+                    $crate::store::sql::job_columns!(),
+                    " FROM jobs WHERE tenant_id = $1 \
+                     AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
+                     ORDER BY created_at_ms DESC, id DESC LIMIT $3"
+                );
+                Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
+                    .bind(tenant)
+                    .bind(status)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?)
+            }
+
             async fn insert_api_key(
                 &self,
                 row: &$crate::store::ApiKeyRow,

@@ -152,6 +152,7 @@ pub async fn spawn_app_configured(workers: usize, edit: impl FnOnce(&mut Config)
         dicomweb_push_max_attempts: 5,
         dicomweb_push_retry_base_ms: 2000,
         dicomweb_push_timeout_s: 60,
+        stow_stable_s: 30,
         auth: radscore::api::auth::AuthMode::Required,
         rate_limit_per_min: 0,
         oidc: Default::default(),

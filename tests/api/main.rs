@@ -33,3 +33,4 @@ mod segmentation_formats;
 mod stow;
 mod tenancy;
 mod walkthrough;
+mod workitems;

@@ -19,6 +19,16 @@ const TENANT_FREE: [(&str, &str); 5] = [
     ("GET", "/v1/compliance"),
 ];
 
+/// (method, path template, path with A's id, path with a missing id, the two bodies).
+type WorkitemCase = (
+    &'static str,
+    &'static str,
+    String,
+    String,
+    Option<Value>,
+    Option<Value>,
+);
+
 /// An id no tenant has.
 const MISSING: &str = "0190a000-0000-7000-8000-000000000000";
 
@@ -257,6 +267,104 @@ async fn another_tenants_ids_answer_like_missing_ones_on_every_route() {
         assert!(!audit.to_string().contains(id.as_str()), "{audit}");
     }
     covered.insert(("GET".into(), "/v1/audit".into()));
+
+    // Work items (UPS-RS): A's work item UID answers like a UID no tenant has; a work
+    // item on A's series is refused like one on a missing series.
+    let uid = |id: &str| radscore::api::workitems::workitem_uid(id).unwrap();
+    let (a_uid, missing_uid) = (uid(&o.job_id), uid(MISSING));
+    let cancel = json!([{ "00741000": { "vr": "CS", "Value": ["CANCELED"] } }]);
+    let on_series = |id: &str| {
+        json!([{ "00404021": { "vr": "SQ", "Value": [
+            { "00081190": { "vr": "UR", "Value": [format!("/v1/series/{id}")] } }
+        ] } }])
+    };
+    let workitem_cases: Vec<WorkitemCase> = vec![
+        (
+            "GET",
+            "/workitems/{uid}",
+            format!("/workitems/{a_uid}"),
+            format!("/workitems/{missing_uid}"),
+            None,
+            None,
+        ),
+        (
+            "PUT",
+            "/workitems/{uid}/state",
+            format!("/workitems/{a_uid}/state"),
+            format!("/workitems/{missing_uid}/state"),
+            Some(cancel.clone()),
+            Some(cancel),
+        ),
+        (
+            "POST",
+            "/workitems/{uid}/cancelrequest",
+            format!("/workitems/{a_uid}/cancelrequest"),
+            format!("/workitems/{missing_uid}/cancelrequest"),
+            None,
+            None,
+        ),
+        (
+            "POST",
+            "/workitems",
+            "/workitems".into(),
+            "/workitems".into(),
+            Some(on_series(&o.series_id)),
+            Some(on_series(MISSING)),
+        ),
+    ];
+    for (method, template, theirs_path, missing_path, theirs_body, missing_body) in workitem_cases {
+        let (status, theirs) = call(&b, method, &theirs_path, theirs_body.as_ref()).await;
+        let (missing_status, missing) =
+            call(&b, method, &missing_path, missing_body.as_ref()).await;
+        assert!(
+            status == 404 || status == 422,
+            "{method} {template}: {status} {theirs}"
+        );
+        let strip = |v: &Value| {
+            without(v, &a_uid)
+                .replace(&missing_uid, "<id>")
+                .replace(&o.series_id, "<id>")
+                .replace(MISSING, "<id>")
+        };
+        assert_eq!(
+            (status, strip(&theirs)),
+            (missing_status, strip(&missing)),
+            "{method} {template}: A's id and a missing id must answer alike"
+        );
+        covered.insert((method.to_string(), template.to_string()));
+    }
+    let resp = b.client.get(b.url("/workitems")).send().await.unwrap();
+    assert_eq!(resp.status(), 204, "B has no work items");
+    let resp = a.client.get(a.url("/workitems")).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(
+        resp.text().await.unwrap().contains(&a_uid),
+        "A sees its work item"
+    );
+    covered.insert(("GET".into(), "/workitems".into()));
+
+    // B's job list holds none of A's jobs.
+    let (status, jobs) = call(&b, "GET", "/v1/jobs", None).await;
+    assert_eq!(status, 200, "{jobs}");
+    assert!(!jobs.to_string().contains(&o.job_id), "{jobs}");
+    let (_, jobs) = call(&a, "GET", "/v1/jobs", None).await;
+    assert!(jobs.to_string().contains(&o.job_id), "{jobs}");
+    covered.insert(("GET".into(), "/v1/jobs".into()));
+
+    // B's DICOMweb settings are B's alone.
+    let settings = json!({ "push": { "url": "http://127.0.0.1:1/dicom-web" },
+        "auto_trigger": { "default_location": "pleura" } });
+    let (status, body) = call(&b, "PUT", "/v1/tenant/dicomweb", Some(&settings)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["tenant"], "other-trial", "{body}");
+    let (status, body) = call(&a, "GET", "/v1/tenant/dicomweb", None).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body["push"].is_null() && body["auto_trigger"].is_null(),
+        "{body}"
+    );
+    covered.insert(("GET".into(), "/v1/tenant/dicomweb".into()));
+    covered.insert(("PUT".into(), "/v1/tenant/dicomweb".into()));
 
     // Every documented operation is either tried above or holds no tenant data.
     for free in TENANT_FREE {

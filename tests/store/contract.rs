@@ -7,6 +7,7 @@ use radscore::jobs::RetryPolicy;
 use radscore::jobs::retry::recover_expired_leases;
 use radscore::store::{
     BatchRow, DEFAULT_TENANT, Db, ModelRow, NewJob, SHARED_TENANT, SegmentationRow, SeriesRow,
+    StowTriggerRow,
     now_ms,
 };
 
@@ -875,4 +876,132 @@ pub async fn a_delivery_counts_attempts_until_its_outcome(db: &Db) {
             .unwrap()
             .is_none()
     );
+}
+
+/// A pending delivery of a succeeded job is claimed by one owner at a time; once its lease
+/// has ended it is orphaned and can be claimed again; a finished delivery never is.
+pub async fn an_interrupted_delivery_is_claimed_once_and_resumed_after_its_lease(db: &Db) {
+    db_with_jobs(db, 1).await;
+    db.insert_delivery("j0", "http://127.0.0.1:1/dicom-web")
+        .await
+        .unwrap();
+    let now = now_ms();
+    // Not succeeded yet: nothing to resume.
+    assert!(db.orphaned_deliveries(now, 10).await.unwrap().is_empty());
+    let job = db
+        .claim_job("w", Duration::from_secs(60), 3)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(db.finish_job(&job.id, "w", Ok("{}")).await.unwrap());
+
+    let orphans = db.orphaned_deliveries(now, 10).await.unwrap();
+    assert_eq!(orphans, [("j0".to_string(), T.to_string())]);
+    assert!(db.claim_delivery("j0", now, now + 1000).await.unwrap());
+    assert!(!db.claim_delivery("j0", now, now + 1000).await.unwrap());
+    assert!(db.orphaned_deliveries(now, 10).await.unwrap().is_empty());
+    db.renew_delivery("j0", now + 5000).await.unwrap();
+    assert!(
+        db.orphaned_deliveries(now + 2000, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        db.orphaned_deliveries(now + 6000, 10).await.unwrap().len(),
+        1
+    );
+    assert!(
+        db.claim_delivery("j0", now + 6000, now + 7000)
+            .await
+            .unwrap()
+    );
+
+    db.record_delivery_attempt("j0", "failed", Some("x"))
+        .await
+        .unwrap();
+    assert!(
+        db.orphaned_deliveries(i64::MAX, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(!db.claim_delivery("j0", i64::MAX, i64::MAX).await.unwrap());
+}
+
+/// Tenant settings are upserted member by member; a STOW-RS trigger is due only after its
+/// series stopped changing, and ends once; jobs and segmentations list per tenant.
+pub async fn tenant_settings_and_stow_triggers_round_trip(db: &Db) {
+    db_with_jobs(db, 2).await;
+    assert!(db.tenant_settings(T).await.unwrap().is_none());
+    db.set_tenant_push(T, Some("http://pacs/dicom-web"), Some("Bearer k"))
+        .await
+        .unwrap();
+    db.set_tenant_auto_trigger(T, Some("{\"default_location\":\"pleura\"}"))
+        .await
+        .unwrap();
+    let s = db.tenant_settings(T).await.unwrap().unwrap();
+    assert_eq!(s.push_url.as_deref(), Some("http://pacs/dicom-web"));
+    assert_eq!(s.push_authorization.as_deref(), Some("Bearer k"));
+    assert!(s.auto_trigger.is_some());
+    db.set_tenant_push(T, None, None).await.unwrap();
+    let s = db.tenant_settings(T).await.unwrap().unwrap();
+    assert!(s.push_url.is_none() && s.push_authorization.is_none());
+    assert!(s.auto_trigger.is_some(), "clearing the push keeps the rule");
+    assert!(db.tenant_settings("other").await.unwrap().is_none());
+
+    let trigger = StowTriggerRow {
+        segmentation_id: "g1".into(),
+        tenant_id: T.into(),
+        series_uid: "1.2.3".into(),
+        due_at_ms: 100,
+        state: "waiting".into(),
+        job_id: None,
+        error: None,
+        created_at_ms: 1,
+    };
+    db.insert_stow_trigger(&trigger).await.unwrap();
+    assert!(db.due_stow_triggers(50, 10).await.unwrap().is_empty());
+    db.postpone_stow_triggers(T, "1.2.3", 200).await.unwrap();
+    db.postpone_stow_triggers("other", "1.2.3", 900)
+        .await
+        .unwrap();
+    db.postpone_stow_triggers(T, "1.2.3", 150).await.unwrap();
+    assert!(db.due_stow_triggers(199, 10).await.unwrap().is_empty());
+    let due = db.due_stow_triggers(200, 10).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].due_at_ms, 200);
+    db.finish_stow_trigger("g1", Some("j0"), None)
+        .await
+        .unwrap();
+    db.finish_stow_trigger("g1", None, Some("late"))
+        .await
+        .unwrap();
+    assert!(db.due_stow_triggers(i64::MAX, 10).await.unwrap().is_empty());
+    let t = db.stow_trigger("g1").await.unwrap().unwrap();
+    assert_eq!(
+        (t.state.as_str(), t.job_id.as_deref()),
+        ("started", Some("j0"))
+    );
+    assert!(t.error.is_none());
+
+    let seg = db.latest_segmentation(T, "s1").await.unwrap().unwrap();
+    assert_eq!(seg.id, "g1");
+    assert!(
+        db.latest_segmentation("other", "s1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let all: Vec<String> = db
+        .jobs(T, None, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.id)
+        .collect();
+    assert_eq!(all.len(), 2);
+    assert_eq!(db.jobs(T, Some("queued"), 1).await.unwrap().len(), 1);
+    assert!(db.jobs(T, Some("succeeded"), 10).await.unwrap().is_empty());
+    assert!(db.jobs("other", None, 10).await.unwrap().is_empty());
 }

@@ -88,12 +88,12 @@ def wait_for(what, predicate, timeout_s):
         time.sleep(0.2)
 
 
-def start_orthanc(work):
+def start_orthanc(work, port=None):
     plugin = sorted(glob.glob("/usr/share/orthanc/plugins/libOrthancDicomWeb.so*")
                     + glob.glob("/usr/lib/orthanc/libOrthancDicomWeb.so*"))
     if not plugin or not shutil.which("Orthanc"):
         fail("Orthanc with its DICOMweb plugin is not installed (scripts/setup.sh installs it)")
-    port = free_port()
+    port = port or free_port()
     storage = work / "orthanc-db"
     config = {
         "Name": "radscore-test", "HttpPort": port, "DicomServerEnabled": False,
@@ -104,7 +104,7 @@ def start_orthanc(work):
     }
     path = work / "orthanc.json"
     path.write_text(json.dumps(config))
-    log = open(work / "orthanc.log", "w")
+    log = open(work / "orthanc.log", "a")
     proc = subprocess.Popen(["Orthanc", str(path)], stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
 
