@@ -7,8 +7,7 @@ use radscore::jobs::RetryPolicy;
 use radscore::jobs::retry::recover_expired_leases;
 use radscore::store::{
     BatchRow, DEFAULT_TENANT, Db, ModelRow, NewJob, SHARED_TENANT, SegmentationRow, SeriesRow,
-    StowTriggerRow,
-    now_ms,
+    StowTriggerRow, now_ms,
 };
 
 /// The tenant of the rows the queue tests use.
