@@ -254,6 +254,11 @@ async fn job_request(
         lesions,
         model: None,
         model_id: rule.model_id,
+        // The service's settings when the job runs (no per-job settings here).
+        settings: None,
+        settings_source: None,
+        pyradiomics_params: None,
+        naming: None,
     }))
 }
 
