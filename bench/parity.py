@@ -47,6 +47,21 @@ CAUSES = [
 ]
 
 
+# PyRadiomics features radscore does not compute (src/pyradiomics/names.rs, UNAVAILABLE).
+NOT_COMPUTED = [
+    (r"_shape_Maximum2DDiameter(Slice|Column|Row)$",
+     "not computed by radscore: per-plane maximum diameters are not IBSI features"),
+    (r"_glcm_MCC$",
+     "not computed by radscore: the maximal correlation coefficient (an eigenvalue "
+     "problem, not in IBSI's GLCM set)"),
+]
+
+
+def not_computed(feature):
+    return next((why for f_re, why in NOT_COMPUTED if re.search(f_re, feature)),
+                "not computed by radscore: not yet analysed")
+
+
 def cause(feature, config):
     for f_re, c_re, why in CAUSES:
         if re.search(f_re, feature) and re.search(c_re, config):
@@ -137,7 +152,7 @@ def main():
                 rs = ours.get(name)
                 base = baseline.get((cls, col, name))
                 if rs is None:
-                    rows.append((col, cls, name, None, py, base, None, "not computed by radscore"))
+                    rows.append((col, cls, name, None, py, base, None, not_computed(name)))
                     continue
                 c[0] += 1
                 rel = rel_diff(rs, py)
@@ -180,6 +195,10 @@ def main():
     Path(args.out).write_text("\n".join(md) + "\n")
     print(f"parity: {sum(n for n, _ in counts.values())} compared, "
           f"{len([r for r in rows if r[6] is not None])} differ, {len(refused)} refused")
+    unexplained = [r for r in rows if "not yet analysed" in r[7]]
+    if unexplained:
+        sys.exit(f"parity: {len(unexplained)} differences have no cause yet (first: "
+                 f"{unexplained[0][0]} {unexplained[0][2]}); add one to CAUSES")
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@
 #                                  # per-lesion features) on the synthetic 512x512x300 CT
 #                                  # with 5 lesions of 10-200 cm3 and on the IBSI CT phantom:
 #                                  # wall time, CPU time, peak RSS vs the volume size
-#   scripts/bench.sh pyradiomics   # radscore vs PyRadiomics on the same cases
+#   scripts/bench.sh pyradiomics   # radscore vs PyRadiomics on the same cases, every feature
+#                                  # class alone and all together: speed-up per class and
+#                                  # overall, peak memory of each, load average
 #   scripts/bench.sh               # both
 #
 #   BENCH_RUNS=9 scripts/bench.sh  # measured runs per variant (default 5)
@@ -30,7 +32,10 @@ cd "$ROOT"
 SHARED="${RADSCORE_SHARED_DATA:-$ROOT/../shared/data}"
 RUNS="${BENCH_RUNS:-5}"
 VENV="$ROOT/.venv-bench"
-PY="$VENV/bin/python"
+# RADSCORE_PYTHON: an interpreter that already has the pins of bench/requirements.txt (e.g.
+# the test environment .venv, whose training/requirements.txt pins the same PyRadiomics);
+# otherwise .venv-bench is created from bench/requirements.txt.
+PY="${RADSCORE_PYTHON:-$VENV/bin/python}"
 
 MODE="${1:-all}"
 case "$MODE" in
@@ -144,21 +149,30 @@ fi
 # PyRadiomics environment, reinstalled when bench/requirements.txt changes.
 stamp="$VENV/.requirements.sha256"
 want="$(sha256sum bench/requirements.txt | cut -d' ' -f1)"
-if [[ ! -x "$PY" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+if [[ -z "${RADSCORE_PYTHON:-}" && ( ! -x "$PY" || "$(cat "$stamp" 2>/dev/null)" != "$want" ) ]]; then
   echo "bench: creating $VENV"
   python3 -m venv "$VENV"
   "$PY" -m pip install -q --upgrade pip
   "$PY" -m pip install -q -r bench/requirements.txt
   echo "$want" >"$stamp"
 fi
+# The interpreter must have the pinned PyRadiomics, whichever environment it comes from.
+"$PY" - bench/requirements.txt <<'EOF_PIN'
+import sys
+from importlib.metadata import version
+pins = dict(l.strip().split("==") for l in open(sys.argv[1]) if "==" in l and not l.startswith("#"))
+have = version("pyradiomics-bhklab")
+if have != pins["pyradiomics-bhklab"]:
+    sys.exit(f"pyradiomics-bhklab {have} is not the pinned {pins['pyradiomics-bhklab']}")
+EOF_PIN
 
-"$PY" - "$WORK/versions.json" "$radscore_version" "$(rustc --version)" <<'EOF'
+"$PY" - "$WORK/versions.json" "$radscore_version" "$(rustc --version)" "$PROFILE" <<'EOF'
 import json, sys
 from importlib.metadata import version
 import SimpleITK
-out, radscore, rustc = sys.argv[1:4]
+out, radscore, rustc, profile = sys.argv[1:5]
 json.dump({
-    "radscore": f"{radscore}, `cargo build --release`, {rustc}",
+    "radscore": f"{radscore}, `cargo build` {profile} profile, {rustc}",
     "PyRadiomics": f"pyradiomics-bhklab {version('pyradiomics-bhklab')} on Python "
                    f"{sys.version.split()[0]}, numpy {version('numpy')}, "
                    f"SimpleITK {SimpleITK.Version_VersionString()}, "
@@ -175,4 +189,4 @@ echo "bench: measuring ($RUNS runs per variant; load now: $(cut -d' ' -f1-3 /pro
 
 "$PY" bench/bench.py report --work "$WORK" --out docs/benchmarks.md
 echo
-sed -n '/^## Results/,/^## Value/p' docs/benchmarks.md | sed '$d'
+sed -n '/^## Speed-up per class/,/^## Per case/p' docs/benchmarks.md | sed '$d'
