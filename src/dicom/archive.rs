@@ -341,7 +341,10 @@ mod tests {
                 "{evil}: {err}"
             );
             assert!(err.to_string().contains("path traversal"), "{err}");
-            assert!(!err.to_string().contains("evil"), "names are not echoed: {err}");
+            assert!(
+                !err.to_string().contains("evil"),
+                "names are not echoed: {err}"
+            );
         }
     }
 

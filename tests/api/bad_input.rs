@@ -55,14 +55,32 @@ async fn rejects_traversal_names_and_declared_zip_bombs() {
     let mut files = dicom_files(&ct_phantom().join("dicom/image"))[..2].to_vec();
     files[1].0 = "../../../../tmp/x.dcm".into();
     let (status, body) = app.post_series_zip(zip_files(&files)).await;
-    assert_problem(status, &body, 400, "invalid-archive", &["entry 2", "path traversal"]);
+    assert_problem(
+        status,
+        &body,
+        400,
+        "invalid-archive",
+        &["entry 2", "path traversal"],
+    );
     files[1].0 = "/tmp/x.dcm".into();
     let (status, body) = app.post_series_zip(zip_files(&files)).await;
-    assert_problem(status, &body, 400, "invalid-archive", &["entry 2", "absolute path"]);
+    assert_problem(
+        status,
+        &body,
+        400,
+        "invalid-archive",
+        &["entry 2", "absolute path"],
+    );
 
     let bomb = vec![("zeros.dcm".to_string(), vec![0u8; 3 << 20])];
     let (status, body) = app.post_series_zip(zip_files(&bomb)).await;
-    assert_problem(status, &body, 413, "archive-too-large", &["the total its entries declare"]);
+    assert_problem(
+        status,
+        &body,
+        413,
+        "archive-too-large",
+        &["the total its entries declare"],
+    );
 }
 
 /// A missing slice is refused naming where the gap is.

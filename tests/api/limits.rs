@@ -197,13 +197,22 @@ async fn json_request_documents_over_their_limit_get_413() {
             .await
             .unwrap();
         let (status, problem) = status_json(resp).await;
-        assert_problem(status, &problem, 413, "json-too-large", &["JSON request document"]);
+        assert_problem(
+            status,
+            &problem,
+            413,
+            "json-too-large",
+            &["JSON request document"],
+        );
         assert_eq!(problem["limit_bytes"], MAX_JSON_BODY_BYTES, "{problem}");
 
         let (status, problem, sent) =
             crate::ingestion::chunked_post(&app, path, "application/json", 4 * over).await;
         assert_problem(status, &problem, 413, "json-too-large", &["request body"]);
-        assert!(sent < 4 * over, "refused while the body was still arriving ({sent} bytes)");
+        assert!(
+            sent < 4 * over,
+            "refused while the body was still arriving ({sent} bytes)"
+        );
     }
     let (status, _) = app.get_json("/healthz").await;
     assert_eq!(status, 200, "the server keeps serving");
