@@ -12,7 +12,9 @@
 #   UPLOAD_DATA_DIR=/tmp/big scripts/upload_memory.sh  # reuse (or keep) the generated series
 #
 # Needs about 4 × the series size of free disk under TMPDIR (files, zip, STOW body, spool
-# and blobs), curl, and the project venv (pydicom) from scripts/setup.sh.
+# and blobs), curl, and the project venv (pydicom) from scripts/setup.sh. The server runs
+# with RADSCORE_AUTH=disabled and no request timeouts, bound to 127.0.0.1 on a free port:
+# the figures are about upload memory, not about a slow debug build on a busy machine.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -63,6 +65,7 @@ start_server() {
     RADSCORE_BLOB_DIR="$WORK/data/blobs" RADSCORE_MODEL_DIR="$ROOT/models/demo" \
     ORT_DYLIB_PATH="${ORT_DYLIB_PATH:-$ROOT/.ort/lib/libonnxruntime.so}" \
     RADSCORE_MAX_UPLOAD_MB=4096 RADSCORE_MAX_FILES=100000 RADSCORE_WORKERS=1 \
+    RADSCORE_AUTH=disabled RADSCORE_REQUEST_TIMEOUT_S=0 RADSCORE_BODY_IDLE_TIMEOUT_S=0 \
     RADSCORE_LOG_FORMAT=json RUST_LOG=warn,radscore=info \
     "$RADSCORE" serve --bind 127.0.0.1:0 2>"$WORK/server.log" &
   server_pid=$!

@@ -743,9 +743,9 @@ fn extract(args: ExtractArgs) -> anyhow::Result<()> {
         None => vec![None; lesions.len()],
         Some(dir) => {
             let model = radscore::app::load_model(dir, args.ort_dylib.as_deref(), settings)?;
-            let model = Arc::new(model);
+            let model = radscore::model::LoadedModel::Single(Arc::new(model));
             let rt = tokio::runtime::Runtime::new()?;
-            rt.block_on(radscore::jobs::scoring::score(model, &lesions))?
+            rt.block_on(radscore::jobs::scoring::score(&model, &lesions))?
         }
     };
     write_output(&args.out, &spec, &lesions, &probabilities)

@@ -16,6 +16,7 @@ use super::{ApiResult, AppState, Problem};
 use crate::features::Location;
 use crate::jobs::JobRequest;
 use crate::pipeline::LesionRequest;
+use crate::robustness::interval::{IntervalOptions, MAX_INTERVAL_PERTURBATIONS};
 use crate::store::{JobRow, NewJob, UploadKind};
 
 /// Label value of the background in label maps; never a lesion.
@@ -285,6 +286,7 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         "settings",
         "pyradiomics_params",
         "naming",
+        "prediction_interval",
     ];
     if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
         return Err(invalid(format!(
@@ -310,6 +312,19 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         Some(_) => return Err(invalid("field 'model_id' must be a string")),
     };
     let chosen = super::job_settings::parse_fields(obj)?;
+    let prediction_interval = match obj.get("prediction_interval") {
+        None | Some(Value::Null) => None,
+        Some(v) => {
+            let options: IntervalOptions = serde_json::from_value(v.clone()).map_err(|e| {
+                invalid(format!(
+                    "field 'prediction_interval' must be {{\"perturbations\": 0 to \
+                     {MAX_INTERVAL_PERTURBATIONS}}}: {e}"
+                ))
+            })?;
+            options.validate().map_err(invalid)?;
+            Some(options)
+        }
+    };
     let items = bounded_array(obj, "lesions", MAX_LESIONS_PER_JOB, invalid)?;
     let mut lesions = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
@@ -355,6 +370,7 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         settings_source: chosen.source,
         pyradiomics_params: chosen.pyradiomics_params,
         naming: chosen.naming,
+        prediction_interval,
     })
 }
 

@@ -1,5 +1,6 @@
 //! The model registry over HTTP: `POST /v1/models` (multipart: `model` = ONNX graph,
-//! `manifest` = manifest JSON), `GET /v1/models`, `GET /v1/models/{id}`,
+//! `manifest` = manifest JSON; a location-aware bundle sends its bundle manifest and one
+//! `model.<sub-model id>` graph per sub-model), `GET /v1/models`, `GET /v1/models/{id}`,
 //! `POST /v1/models/{id}/activate` and `/deactivate`.
 //!
 //! An upload is validated before anything is stored (see [`crate::jobs::registry`]); each
@@ -13,9 +14,12 @@
 //! deactivating a model (the shared one too) changes only the caller's default. Uploads,
 //! activations and deactivations are audited.
 
+use std::collections::BTreeMap;
+
 use axum::Json;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::audit::audit_caller;
@@ -24,7 +28,7 @@ use super::series::clip;
 use super::upload::read_multipart;
 use super::{ApiResult, AppState, Problem};
 use crate::jobs::RegistryError;
-use crate::model::ModelError;
+use crate::model::{ModelError, SUB_MODEL_FIELD_PREFIX, valid_sub_model_id};
 use crate::store::{ModelRow, SHARED_TENANT};
 
 /// Multipart field holding the ONNX graph.
@@ -49,36 +53,47 @@ pub async fn create(
     }
     state.limits.check_declared_length(&req)?;
     let parts = read_multipart(req, &state.limits).await?;
-    let mut model = None;
+    let mut graphs: BTreeMap<String, Bytes> = BTreeMap::new();
     let mut manifest = None;
     for part in parts {
-        let slot = match part.field.as_str() {
-            MODEL_FIELD => &mut model,
-            MANIFEST_FIELD => &mut manifest,
-            other => {
+        let graph_key = if part.field == MODEL_FIELD {
+            Some(String::new())
+        } else {
+            part.field
+                .strip_prefix(SUB_MODEL_FIELD_PREFIX)
+                .filter(|id| valid_sub_model_id(id))
+                .map(str::to_owned)
+        };
+        let duplicate = match (graph_key, part.field.as_str()) {
+            (Some(key), _) => graphs.insert(key, part.bytes).is_some(),
+            (None, MANIFEST_FIELD) => manifest.replace(part.bytes).is_some(),
+            (None, other) => {
                 return Err(invalid_upload(format!(
-                    "unexpected part '{}'; send '{MODEL_FIELD}' (ONNX) and '{MANIFEST_FIELD}' (JSON)",
+                    "unexpected part '{}'; send '{MODEL_FIELD}' (ONNX) and '{MANIFEST_FIELD}' \
+                     (JSON), or for a bundle '{SUB_MODEL_FIELD_PREFIX}<sub-model id>' per \
+                     sub-model and '{MANIFEST_FIELD}'",
                     clip(other)
                 )));
             }
         };
-        if slot.replace(part.bytes).is_some() {
+        if duplicate {
             return Err(invalid_upload(format!(
                 "part '{}' appears twice",
-                part.field
+                clip(&part.field)
             )));
         }
     }
-    let (Some(model), Some(manifest)) = (model, manifest) else {
+    let (false, Some(manifest)) = (graphs.is_empty(), manifest) else {
         return Err(invalid_upload(format!(
-            "both parts are required: '{MODEL_FIELD}' (ONNX graph) and '{MANIFEST_FIELD}' \
+            "both parts are required: '{MODEL_FIELD}' (ONNX graph; for a bundle \
+             '{SUB_MODEL_FIELD_PREFIX}<sub-model id>' per sub-model) and '{MANIFEST_FIELD}' \
              (manifest JSON)"
         )));
     };
 
     let row = state
         .registry
-        .register(&caller.tenant, manifest, model)
+        .register(&caller.tenant, manifest, graphs)
         .await
         .map_err(registry_problem)?;
     tracing::Span::current().record("model_id", row.id.as_str());
@@ -178,9 +193,31 @@ pub fn model_json(row: &ModelRow) -> Value {
         "shared": row.tenant_id == SHARED_TENANT,
         "active": row.active,
         "feature_names": manifest.get("feature_names").cloned().unwrap_or(Value::Null),
+        "sub_models": sub_models_json(&manifest),
         "created_at": super::jobs::rfc3339(Some(row.created_at_ms)),
         "activated_at": super::jobs::rfc3339(row.activated_at_ms),
     })
+}
+
+/// A bundle's sub-models as the registry lists them (id, locations, name, version, digest,
+/// features); `null` for a single model.
+fn sub_models_json(manifest: &Value) -> Value {
+    let Some(subs) = manifest.get("sub_models").and_then(Value::as_array) else {
+        return Value::Null;
+    };
+    subs.iter()
+        .map(|sub| {
+            let m = &sub["manifest"];
+            json!({
+                "id": sub["id"],
+                "locations": sub["locations"],
+                "sha256": sub["sha256"],
+                "name": m["name"],
+                "version": m["version"],
+                "feature_names": m["feature_names"],
+            })
+        })
+        .collect()
 }
 
 fn invalid_upload(detail: String) -> Problem {
@@ -222,6 +259,7 @@ pub fn registry_problem(e: RegistryError) -> Problem {
             detail,
         )
         .with("existing_id", existing_id),
+        RegistryError::Upload(_) => model_problem("invalid-model-upload", "Invalid model upload"),
         RegistryError::UnknownModel(_) => model_problem("unknown-model", "Unknown model"),
         RegistryError::NoActiveModel => model_problem("no-active-model", "No active model"),
         RegistryError::Store(s) => Problem::from(s),

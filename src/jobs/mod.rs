@@ -15,7 +15,9 @@ pub mod settings;
 pub mod worker;
 
 pub use registry::{ModelRegistry, RegistryError};
-pub use result::{JobResult, LesionResult, ModelSummary, SYNTHETIC_MODEL_DISCLAIMER};
+pub use result::{
+    JobResult, LesionResult, ModelSummary, PatientSummary, SYNTHETIC_MODEL_DISCLAIMER, SubModelRef,
+};
 pub use retry::RetryPolicy;
 pub use worker::{JobContext, QueueConfig, run_worker_pool};
 
@@ -59,6 +61,10 @@ pub struct JobRequest {
     /// Feature naming of the result (`ibsi` when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub naming: Option<Naming>,
+    /// Prediction interval options; absent: the default number of perturbations
+    /// ([`crate::robustness::interval::DEFAULT_INTERVAL_PERTURBATIONS`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction_interval: Option<crate::robustness::interval::IntervalOptions>,
 }
 
 /// Where a job's extraction settings came from.

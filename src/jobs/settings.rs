@@ -111,6 +111,8 @@ mod tests {
             warnings: Vec::new(),
             error: None,
             trust: None,
+            sub_model: None,
+            prediction_interval: None,
         };
         JobResult {
             job_id: "j".into(),
@@ -124,6 +126,7 @@ mod tests {
                 sha256: "sha256:0".into(),
                 synthetic_demo: false,
                 settings_hash: None,
+                sub_models: None,
             },
             settings_name: "n".into(),
             settings_hash: "sha256:1".into(),
@@ -133,6 +136,7 @@ mod tests {
             disclaimer: None,
             acquisition: None,
             lesions: vec![lesion],
+            patient_summary: None,
         }
     }
 
@@ -147,6 +151,7 @@ mod tests {
             settings_source: None,
             pyradiomics_params: params,
             naming,
+            prediction_interval: None,
         }
     }
 

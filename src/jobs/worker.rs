@@ -9,12 +9,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, field};
 
 use super::registry::{ModelRegistry, RegistryError};
-use super::scoring::{annotate, model_summary, score};
+use super::scoring::{annotate, attach_intervals, interval_rows, intervals, model_summary, score};
 use super::{JobError, JobRequest, JobResult, LesionResult, ModelSummary};
 use crate::dicom::InstanceSource;
 use crate::dicom::acquisition::{Acquisition, read_acquisition};
 use crate::features::ExtractionSettings;
-use crate::model::Model;
+use crate::model::LoadedModel;
 use crate::pipeline::{self, LesionFeatures};
 use crate::store::ModelRow;
 use crate::store::{BlobStore, Db, JobRow};
@@ -250,7 +250,11 @@ async fn heartbeat(
 }
 
 /// The lesions of a job with their features, and the series' acquisition attributes.
-type Extracted = (Vec<LesionFeatures>, Acquisition);
+/// Per lesion, the perturbed model rows of its prediction interval (see
+/// [`super::scoring::interval_rows`]).
+type IntervalRows = Vec<Option<Vec<Option<Vec<f64>>>>>;
+
+type Extracted = (Vec<LesionFeatures>, Acquisition, IntervalRows);
 
 /// Load inputs, extract every lesion, score, and build the result document.
 async fn run_job(
@@ -288,6 +292,14 @@ async fn run_job(
     let settings = super::settings::effective(&request, &ctx.settings);
     let extract_settings = settings.clone();
     let wanted = request.lesions.clone();
+    // Only a model trained with the job's settings scores it (see jobs::settings); the
+    // prediction interval is only worth its re-extractions for a model that scores.
+    let scorable = row.settings_hash == settings.hash();
+    let interval_options = match scorable {
+        true => request.prediction_interval.unwrap_or_default(),
+        false => crate::robustness::interval::IntervalOptions { perturbations: 0 },
+    };
+    let interval_model = model.clone();
     let policy = crate::api::series::policy_of_row(&series_row);
     let extract_started = Instant::now();
     let extracted = tokio::task::spawn_blocking(move || -> Result<Extracted, JobError> {
@@ -314,25 +326,30 @@ async fn run_job(
         };
         let lesions =
             pipeline::extract_lesions(&series.volume, &seg, &wanted, &extract_settings, &report);
-        Ok((lesions, acquisition))
+        let interval_rows = interval_rows(
+            &series.volume,
+            &seg,
+            &lesions,
+            &extract_settings,
+            &interval_model,
+            interval_options,
+        );
+        Ok((lesions, acquisition, interval_rows))
     })
     .await
     .map_err(|e| JobError::Aborted(e.to_string()))??;
     metrics::histogram!("radscore_feature_extraction_seconds")
         .record(extract_started.elapsed().as_secs_f64());
 
-    let (lesions, acquisition) = extracted;
+    let (lesions, acquisition, interval_rows) = extracted;
 
-    // Only a model trained with the job's settings scores it (see jobs::settings).
-    let model_hash = &model.manifest().settings_hash;
-    let scorable = *model_hash == settings.hash();
+    let model_hash = &row.settings_hash;
     let probabilities = if scorable {
-        score(model.clone(), &lesions).await?
+        score(&model, &lesions).await?
     } else {
         vec![None; lesions.len()]
     };
-    let mut summary = model_summary(&model);
-    summary.id = Some(row.id.clone());
+    let summary = model_summary(&row, &model);
     let source = request.settings_source;
     let mut result = build_result(
         job,
@@ -346,6 +363,10 @@ async fn run_job(
         super::settings::flag_settings_mismatch(&mut result, model_hash, &settings);
     }
     annotate(&mut result, &model, &lesions, acquisition);
+    let intervals = intervals(&model, &lesions, interval_rows, interval_options).await?;
+    attach_intervals(&mut result, intervals);
+    // Before renaming: the summary reads the IBSI-named volume and diameter.
+    result.patient_summary = Some(super::result::PatientSummary::of(&result.lesions));
     super::settings::apply_naming(&mut result, &request, &settings);
     Ok(result)
 }
@@ -356,7 +377,7 @@ async fn job_model(
     ctx: &JobContext,
     tenant: &str,
     request: &JobRequest,
-) -> Result<(ModelRow, Arc<Model>), JobError> {
+) -> Result<(ModelRow, LoadedModel), JobError> {
     let registry_error = |e: RegistryError| match e {
         RegistryError::Store(s) => JobError::Store(s),
         other => JobError::Model(other.to_string()),
@@ -386,6 +407,7 @@ fn build_result(
             .synthetic_demo
             .then(|| super::SYNTHETIC_MODEL_DISCLAIMER.to_string()),
         acquisition: None,
+        patient_summary: None,
         model,
         settings_name: String::new(),
         settings_hash: String::new(),

@@ -53,8 +53,6 @@ pub struct LesionExplanation {
     pub feature_robustness: Option<BTreeMap<String, String>>,
 }
 
-// LIMITATION: no prediction interval from re-scoring perturbed feature vectors: that needs
-// ~10 perturbed re-extractions per lesion (see `radscore robustness`), ~10× the job time.
 /// Annotate one lesion: `row` holds its values in [`Manifest::feature_names`] order and
 /// `location` is its location name.
 pub fn explain(manifest: &Manifest, row: &[f64], location: &str) -> LesionExplanation {

@@ -9,6 +9,9 @@
 //!   input order, the extraction settings the model was trained with and their hash, and
 //!   how it was trained and evaluated.
 //!
+//! A location-aware bundle ([`Bundle`]) holds one such model per lesion location; see
+//! [`BundleManifest`] for its manifest and [`LoadedModel::route`] for routing.
+//!
 //! [`Model::load`] checks that the two agree; [`Model::check_compatible`] checks that the
 //! extractor of this build produces exactly the features the model was trained on, with
 //! the same settings; [`Model::predict`] scores feature rows.
@@ -17,6 +20,7 @@
 //! process; `scripts/setup.sh ort` fetches it into `.ort/lib/`.
 
 mod acquisition;
+mod bundle;
 mod explain;
 mod manifest;
 mod probe;
@@ -27,6 +31,10 @@ mod scoring;
 mod tests;
 
 pub use acquisition::{AcquisitionEnvelope, OnViolation};
+pub use bundle::{
+    BUNDLE_SCHEMA_VERSION, Bundle, BundleManifest, LoadedModel, MAX_SUB_MODEL_ID_CHARS, Route,
+    SUB_MODEL_FIELD_PREFIX, SubModelSpec, bundle_sha256, in_sub_model, valid_sub_model_id,
+};
 pub use explain::{
     Contribution, LesionExplanation, OutOfRange, TOP_CONTRIBUTIONS, UNASSESSED_ROBUSTNESS, explain,
 };

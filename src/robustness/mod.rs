@@ -20,6 +20,7 @@
 pub mod cases;
 pub mod heatmap;
 pub mod icc;
+pub mod interval;
 pub mod perturb;
 pub mod report;
 pub mod supervoxels;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use super::helpers::{TestApp, assert_problem, crate_dir, run_support, spawn_app};
+use super::helpers::{TestApp, assert_problem, crate_dir, run_support, spawn_app, status_json};
 use super::tenancy::post_demo_model_copy;
 
 /// Build the test models into a temporary directory.
@@ -441,4 +441,315 @@ async fn activation_is_per_tenant_and_the_bundled_model_is_shared() {
         .await;
     assert_eq!((status, &on["active"]), (200, &json!(true)), "{on}");
     assert_eq!(active_of(&b).await, bundled);
+}
+
+/// POST a location-aware bundle from `dir/name`: its manifest and one `model.<id>` part per
+/// `<id>.onnx` file.
+async fn post_bundle(
+    app: &TestApp,
+    dir: &Path,
+    name: &str,
+    manifest: Option<&Value>,
+) -> (u16, Value) {
+    let d = dir.join(name);
+    let manifest = match manifest {
+        Some(doc) => serde_json::to_vec(doc).unwrap(),
+        None => std::fs::read(d.join("manifest.json")).unwrap(),
+    };
+    let mut form = reqwest::multipart::Form::new().part(
+        "manifest",
+        reqwest::multipart::Part::bytes(manifest).file_name("manifest.json"),
+    );
+    let mut graphs: Vec<PathBuf> = std::fs::read_dir(&d)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "onnx"))
+        .collect();
+    graphs.sort();
+    for path in graphs {
+        let stem = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).unwrap();
+        form = form.part(
+            format!("model.{stem}"),
+            reqwest::multipart::Part::bytes(bytes).file_name(format!("{stem}.onnx")),
+        );
+    }
+    let resp = app
+        .client
+        .post(app.url("/v1/models"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    status_json(resp).await
+}
+
+/// P(responder) of a logistic sub-model from its manifest's linear terms (the scaler and
+/// logistic layer the graph was exported from), as an independent reference.
+fn logistic_reference(manifest: &Value, features: &Value) -> f64 {
+    let terms = &manifest["explanation"]["terms"];
+    let logit = manifest["feature_names"].as_array().unwrap().iter().fold(
+        manifest["explanation"]["intercept"].as_f64().unwrap(),
+        |acc, name| {
+            let t = &terms[name.as_str().unwrap()];
+            let x = features[name.as_str().unwrap()].as_f64().unwrap();
+            let z = (x - t["mean"].as_f64().unwrap()) / t["scale"].as_f64().unwrap();
+            acc + t["coefficient"].as_f64().unwrap() * z
+        },
+    );
+    1.0 / (1.0 + (-logit).exp())
+}
+
+/// A location-aware bundle: each sub-model is validated against its own feature list (a
+/// mismatch names the sub-model), each lesion is scored by the sub-model of its location
+/// (probability equal to that sub-model's logistic formula), the result names the
+/// sub-model, and a lesion at an uncovered location is unscored with the reason while the
+/// job succeeds.
+#[tokio::test]
+async fn location_bundles_route_lesions_and_leave_uncovered_ones_unscored() {
+    let app = spawn_app().await;
+    let (_tmp, dir) = build_models();
+
+    let (status, body) = post_bundle(&app, &dir, "bundle_mismatch", None).await;
+    assert_problem(
+        status,
+        &body,
+        422,
+        "model-signature-mismatch",
+        &[
+            "sub-model 'pleura'",
+            "expected [batch, 2] for 2 feature names",
+        ],
+    );
+    let doc: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("bundle/manifest.json")).unwrap()).unwrap();
+    let mut overlapping = doc.clone();
+    overlapping["sub_models"][1]["locations"] = json!(["other", "pleura"]);
+    let (status, body) = post_bundle(&app, &dir, "bundle", Some(&overlapping)).await;
+    assert_problem(
+        status,
+        &body,
+        422,
+        "invalid-manifest",
+        &["location 'pleura' is covered by sub-models 'pleura' and 'rest'"],
+    );
+    let (onnx, _) = read_model(&dir, "narrow");
+    let (status, body) = app
+        .post_model(onnx, serde_json::to_vec(&doc).unwrap())
+        .await;
+    assert_problem(
+        status,
+        &body,
+        422,
+        "invalid-model-upload",
+        &["model.<sub-model id>"],
+    );
+
+    let (status, bundle) = post_bundle(&app, &dir, "bundle", None).await;
+    assert_eq!(status, 201, "{bundle}");
+    let bundle_id = bundle["id"].as_str().unwrap().to_string();
+    let subs = bundle["sub_models"].as_array().unwrap();
+    assert_eq!(subs.len(), 2, "{bundle}");
+    assert_eq!(subs[0]["id"], "pleura");
+    assert_eq!(
+        subs[0]["feature_names"],
+        json!(["morph_volume", "stat_mean"])
+    );
+    assert_eq!(subs[1]["locations"], json!(["other", "soft_tissue"]));
+    for sub in subs {
+        assert!(
+            sub["sha256"].as_str().unwrap().starts_with("sha256:"),
+            "{sub}"
+        );
+    }
+
+    let case_dir = tempfile::tempdir().unwrap();
+    let options = radscore::demo::DemoOptions {
+        min_lesions: 3,
+        max_lesions: 3,
+        ..Default::default()
+    };
+    let case = radscore::demo::generate(case_dir.path(), 11, &options).unwrap();
+    let (status, series) = app
+        .post_series_zip(std::fs::read(&case.series_zip).unwrap())
+        .await;
+    assert_eq!(status, 201, "{series}");
+    let (status, seg) = app
+        .post_segmentation(
+            series["id"].as_str().unwrap(),
+            std::fs::read(&case.labelmap).unwrap(),
+            "lesions.nii.gz",
+        )
+        .await;
+    assert_eq!(status, 201, "{seg}");
+    let labels: Vec<u32> = case.lesions.iter().map(|l| u32::from(l.label)).collect();
+    let result = app
+        .run_job_body(&json!({
+            "series_id": series["id"], "segmentation_id": seg["id"], "model_id": bundle_id,
+            "lesions": [
+                {"label": labels[0], "location": "pleura"},
+                {"label": labels[1], "location": "other"},
+                {"label": labels[2], "location": "lymph_node"},
+            ]
+        }))
+        .await;
+    assert_eq!(result["model"]["id"], bundle_id.as_str());
+    assert_eq!(result["model"]["sha256"], bundle["sha256"]);
+    assert_eq!(result["model"]["sub_models"].as_array().unwrap().len(), 2);
+
+    for (i, sub_id) in [(0, "pleura"), (1, "rest")] {
+        let lesion = &result["lesions"][i];
+        assert_eq!(lesion["status"], "ok", "{lesion}");
+        assert_eq!(lesion["sub_model"]["id"], sub_id, "{lesion}");
+        let sub_manifest = &doc["sub_models"][i]["manifest"];
+        let expected = logistic_reference(sub_manifest, &lesion["features"]);
+        let p = lesion["response_probability"].as_f64().unwrap();
+        // float32 inference against the float64 formula.
+        assert!((p - expected).abs() < 1e-4, "{sub_id}: {p} vs {expected}");
+        let used: Vec<&Value> = lesion["trust"]["top_contributions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| &c["feature"])
+            .collect();
+        assert_eq!(
+            used.len(),
+            sub_manifest["feature_names"].as_array().unwrap().len()
+        );
+    }
+    let uncovered = &result["lesions"][2];
+    assert_eq!(uncovered["status"], "unscored", "{uncovered}");
+    assert_eq!(uncovered["response_probability"], Value::Null);
+    assert_eq!(uncovered["sub_model"], Value::Null);
+    assert_eq!(uncovered["error"]["code"], "location_not_covered");
+    let message = uncovered["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("'lymph_node'") && message.contains("pleura"),
+        "{message}"
+    );
+    assert!(!uncovered["features"].as_object().unwrap().is_empty());
+
+    // training/make_bundle.py assembles a bundle the service accepts from model directories.
+    let made = dir.join("made");
+    let out = std::process::Command::new(super::helpers::python())
+        .arg(crate_dir().join("training/make_bundle.py"))
+        .args(["--name", "made-bundle", "--version", "1.0.0", "--out"])
+        .arg(&made)
+        .arg("--sub")
+        .arg(format!("chest={}:pleura", dir.join("narrow").display()))
+        .arg("--sub")
+        .arg(format!(
+            "nodes={}:lymph_node,peritoneum",
+            dir.join("wide").display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, made_bundle) = post_bundle(&app, &dir, "made", None).await;
+    assert_eq!(status, 201, "{made_bundle}");
+    let ids: Vec<&Value> = made_bundle["sub_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["id"])
+        .collect();
+    assert_eq!(ids, [&json!("chest"), &json!("nodes")]);
+}
+
+/// Every scored lesion gets a prediction interval from re-scoring perturbed re-extractions
+/// (bounded by the job option, off with 0, refused above the maximum), and the result has
+/// a patient-level summary aggregating the lesions as documented.
+#[tokio::test]
+async fn prediction_intervals_and_the_patient_summary() {
+    let app = spawn_app().await;
+    let case_dir = tempfile::tempdir().unwrap();
+    let options = radscore::demo::DemoOptions {
+        min_lesions: 2,
+        max_lesions: 2,
+        ..Default::default()
+    };
+    let case = radscore::demo::generate(case_dir.path(), 13, &options).unwrap();
+    let (_, series) = app
+        .post_series_zip(std::fs::read(&case.series_zip).unwrap())
+        .await;
+    let (_, seg) = app
+        .post_segmentation(
+            series["id"].as_str().unwrap(),
+            std::fs::read(&case.labelmap).unwrap(),
+            "lesions.nii.gz",
+        )
+        .await;
+    let body = |interval: Value| {
+        json!({
+            "series_id": series["id"], "segmentation_id": seg["id"],
+            "lesions": [
+                {"label": case.lesions[0].label, "location": "pleura"},
+                {"label": case.lesions[1].label, "location": "soft_tissue"},
+            ],
+            "prediction_interval": interval,
+        })
+    };
+
+    let (status, _, refused) = app.post_job(&body(json!({"perturbations": 33}))).await;
+    assert_problem(
+        status,
+        &refused,
+        422,
+        "invalid-job-request",
+        &["at most 32"],
+    );
+    let (status, _, refused) = app.post_job(&body(json!({"perturbations": -1}))).await;
+    assert_problem(
+        status,
+        &refused,
+        422,
+        "invalid-job-request",
+        &["prediction_interval"],
+    );
+
+    let result = app.run_job_body(&body(json!({"perturbations": 6}))).await;
+    let mut probabilities = Vec::new();
+    for lesion in result["lesions"].as_array().unwrap() {
+        let p = lesion["response_probability"].as_f64().unwrap();
+        probabilities.push(p);
+        let iv = &lesion["prediction_interval"];
+        assert_eq!(iv["perturbations"], 6, "{iv}");
+        let scored = iv["scored"].as_u64().unwrap();
+        assert!((1..=6).contains(&scored), "{iv}");
+        assert!(iv["method"].as_str().unwrap().contains("erosion/dilation"));
+        let [min, q05, q95, max] = ["min", "q05", "q95", "max"].map(|k| iv[k].as_f64().unwrap());
+        assert!(
+            (0.0..=1.0).contains(&min) && min <= q05 && q05 <= q95 && q95 <= max && max <= 1.0,
+            "{iv}"
+        );
+        // ±1 voxel changes the volume the demo model weighs: the scores spread.
+        assert!(max > min, "a real interval, not a point: {iv}");
+    }
+    let summary = &result["patient_summary"];
+    assert_eq!(summary["lesions"], 2, "{summary}");
+    let counts = ["scored", "unscored", "failed"].map(|k| summary[k].as_u64().unwrap());
+    assert_eq!(counts, [2, 0, 0], "{summary}");
+    let mean = (probabilities[0] + probabilities[1]) / 2.0;
+    assert!((summary["mean_probability"].as_f64().unwrap() - mean).abs() < 1e-12);
+    let max = probabilities[0].max(probabilities[1]);
+    assert_eq!(summary["max_probability"].as_f64().unwrap(), max);
+    let volume: f64 = result["lesions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["features"]["morph_volume"].as_f64().unwrap())
+        .sum();
+    assert!((summary["sum_volume_mm3"].as_f64().unwrap() - volume).abs() < 1e-9);
+    assert_eq!(summary["measured"], 2);
+
+    let off = app.run_job_body(&body(json!({"perturbations": 0}))).await;
+    assert_eq!(off["lesions"][0]["prediction_interval"], Value::Null);
+    assert_eq!(
+        off["lesions"][0]["response_probability"], result["lesions"][0]["response_probability"],
+        "the interval does not change the probability"
+    );
 }

@@ -15,6 +15,12 @@ extraction settings and settings hash of the demo manifest (the service's settin
   mismatch/    graph trained on two features, manifest lists FEATURES (three).
   regression/  LinearRegression (output `variable`, float [N, 1]): not a probability.
   unknown/     the narrow graph, its manifest naming a feature radscore does not compute.
+  bundle/      a location-aware bundle (manifest.json with bundle_version, one
+               <sub-model id>.onnx per sub-model): `pleura` (pleura lesions, features
+               morph_volume and stat_mean) and `rest` (other and soft_tissue lesions,
+               FEATURES), each trained on the cohort rows of its locations; lymph_node and
+               peritoneum are covered by no sub-model.
+  bundle_mismatch/  the bundle with `pleura`'s graph replaced by the three-feature graph.
 """
 
 import argparse
@@ -77,6 +83,36 @@ def write(out: Path, sub: str, onnx: bytes, doc: dict) -> None:
     (d / "manifest.json").write_text(json.dumps(doc, indent=2))
 
 
+def write_bundle(out: Path, sub: str, graphs: dict, doc: dict) -> None:
+    d = out / sub
+    d.mkdir(parents=True, exist_ok=True)
+    for sub_id, onnx in graphs.items():
+        (d / f"{sub_id}.onnx").write_bytes(onnx)
+    (d / "manifest.json").write_text(json.dumps(doc, indent=2))
+
+
+def sub_model(demo: dict, table: pd.DataFrame, sub_id: str, locations: list, features: list):
+    """Train one bundle sub-model on the cohort rows of its locations."""
+    rows = table[table["location"].isin(locations)]
+    x = rows[features].to_numpy(dtype=np.float64)
+    y = rows["outcome"].to_numpy(dtype=int)
+    fitted = Pipeline([("scale", StandardScaler()), ("logreg", LogisticRegression())]).fit(x, y)
+    doc = manifest(demo, f"registry-bundle-{sub_id}", "1.0.0", features, "probabilities", 1)
+    doc["training_ranges"] = {
+        n: {"min": float(rows[n].min()), "max": float(rows[n].max())} for n in features
+    }
+    scaler, logreg = fitted.named_steps["scale"], fitted.named_steps["logreg"]
+    doc["explanation"] = {
+        "intercept": float(logreg.intercept_[0]),
+        "terms": {
+            n: {"coefficient": float(c), "mean": float(m), "scale": float(s)}
+            for n, c, m, s in zip(features, logreg.coef_[0], scaler.mean_, scaler.scale_)
+        },
+    }
+    spec = {"id": sub_id, "locations": locations, "manifest": doc}
+    return spec, convert(fitted, len(features), zipmap=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--demo-manifest", type=Path, required=True)
@@ -127,6 +163,23 @@ def main() -> None:
     for key in ("training_ranges", "explanation", "robustness"):
         unknown.pop(key)
     write(a.out_dir, "unknown", graph, unknown)
+
+    pleura, pleura_graph = sub_model(demo, table, "pleura", ["pleura"], FEATURES[:2])
+    rest, rest_graph = sub_model(demo, table, "rest", ["other", "soft_tissue"], FEATURES)
+    bundle = {
+        "bundle_version": 1,
+        "name": "registry-bundle",
+        "version": "1.0.0",
+        "synthetic_demo": True,
+        "intended_use": "radscore HTTP tests only; NOT for clinical use.",
+        "sub_models": [pleura, rest],
+    }
+    write_bundle(a.out_dir, "bundle", {"pleura": pleura_graph, "rest": rest_graph}, bundle)
+    mismatched = copy.deepcopy(bundle)
+    mismatched["name"] = "registry-bundle-mismatch"
+    write_bundle(
+        a.out_dir, "bundle_mismatch", {"pleura": rest_graph, "rest": rest_graph}, mismatched
+    )
 
 
 if __name__ == "__main__":

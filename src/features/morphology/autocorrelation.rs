@@ -26,8 +26,10 @@ use rustfft::{FftDirection, FftPlanner};
 
 use super::moments::position_mm;
 
-/// Largest FFT grid (points) for the exact path: two complex `f64` grids of this size
-/// take 128 MiB. The CT phantom (config A) needs 54 × 200 × 200 = 2.16 M points.
+/// Largest FFT grid (points) for the exact path: one complex `f64` grid of this size
+/// takes 64 MiB (the kernel's spectrum is folded to an eighth, see `EvenSpectrum`, before
+/// the field's grid is allocated). The CT phantom (config A) needs 54 × 200 × 200 =
+/// 2.16 M points.
 pub const MAX_FFT_POINTS: usize = 1 << 22;
 
 /// Voxels per random subset of the subsampling approximation (≈ 5·10⁶ pairs each).
@@ -135,16 +137,18 @@ fn exact_by_fft(
             }
         }
     }
+    let mut planner = FftPlanner::new();
+    fft_3d(&mut planner, &mut kernel, grid, FftDirection::Forward);
+    let spectrum = EvenSpectrum::new(&kernel, grid);
+    drop(kernel);
+
     // Real part: the mask m; imaginary part: x = (X − μ) m.
     let mut field = vec![Complex::new(0.0, 0.0); len];
     for &(p, v) in voxels {
         field[index(p)] = Complex::new(1.0, v - mean);
     }
-    let mut planner = FftPlanner::new();
-    fft_3d(&mut planner, &mut kernel, grid, FftDirection::Forward);
     fft_3d(&mut planner, &mut field, grid, FftDirection::Forward);
-    field.iter_mut().zip(&kernel).for_each(|(f, k)| *f *= k);
-    drop(kernel);
+    spectrum.multiply(&mut field);
     fft_3d(&mut planner, &mut field, grid, FftDirection::Inverse);
     let scale = 1.0 / len as f64;
 
@@ -158,6 +162,55 @@ fn exact_by_fft(
     }
     let geary_sum = 2.0 * sq_w_sum - 2.0 * moran_sum;
     finish(n, w_sum, moran_sum, geary_sum, ss)
+}
+
+/// The spectrum of the weight kernel, kept in one eighth of the grid.
+///
+/// The kernel is real and even along every axis (`w(o)` depends on `o_k²` only), so its
+/// DFT is real and even along every axis too: `K[k] = K[fold(k)]` with
+/// `fold(k) = min(k, g − k)` per axis. Keeping the real part of the folded octant (the
+/// imaginary parts and the other octants differ from it by rounding only) lets the
+/// complex kernel grid be freed before the field's grid is allocated, so the exact path
+/// peaks at one complex grid instead of two.
+struct EvenSpectrum {
+    /// `[z, y, x]` sizes of the folded octant: `g / 2 + 1` per axis.
+    half: [usize; 3],
+    /// The full grid.
+    grid: [usize; 3],
+    /// Real parts of the kernel spectrum on the octant, row-major.
+    values: Vec<f64>,
+}
+
+impl EvenSpectrum {
+    /// Fold the (complex) kernel spectrum on `grid`.
+    fn new(kernel: &[Complex<f64>], grid: [usize; 3]) -> Self {
+        let half = grid.map(|g| g / 2 + 1);
+        let mut values = Vec::with_capacity(half.iter().product());
+        for z in 0..half[0] {
+            for y in 0..half[1] {
+                for x in 0..half[2] {
+                    values.push(kernel[(z * grid[1] + y) * grid[2] + x].re);
+                }
+            }
+        }
+        EvenSpectrum { half, grid, values }
+    }
+
+    /// `field[k] *= K[k]` over the whole grid.
+    fn multiply(&self, field: &mut [Complex<f64>]) {
+        let fold = |k: usize, g: usize| k.min(g - k);
+        let [gz, gy, gx] = self.grid;
+        for z in 0..gz {
+            let fz = fold(z, gz);
+            for y in 0..gy {
+                let row = (fz * self.half[1] + fold(y, gy)) * self.half[2];
+                let line = (z * gy + y) * gx;
+                for x in 0..gx {
+                    field[line + x] *= self.values[row + fold(x, gx)];
+                }
+            }
+        }
+    }
 }
 
 /// In-place 3D FFT (unnormalised) of a row-major `[z, y, x]` grid.
