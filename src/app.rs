@@ -53,6 +53,13 @@ pub fn load_model(
     Ok(model)
 }
 
+/// A spool directory unwritten for this long belongs to no live request (at least the
+/// request timeout: a request may decode its spooled files that long without writing).
+const MIN_STALE_SPOOL_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// The same without a request timeout (`RADSCORE_REQUEST_TIMEOUT_S=0`).
+const STALE_SPOOL_WITHOUT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(86_400);
+
 /// Build the application from configuration (migrates the database and registers the
 /// bundled model, activating it when no model is active).
 pub async fn build(config: &Config) -> anyhow::Result<App> {
@@ -77,6 +84,14 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         .register_bundled(model.clone())
         .await
         .context("registering the bundled model")?;
+    let http = config.http_policy()?;
+    let stale_after = http
+        .request_timeout
+        .map_or(STALE_SPOOL_WITHOUT_TIMEOUT, |t| t.max(MIN_STALE_SPOOL_AGE));
+    let removed = crate::api::spool::remove_stale_spools(stale_after);
+    if removed > 0 {
+        tracing::info!(removed, "removed upload spools left by a stopped process");
+    }
     let job_enqueued = Arc::new(Notify::new());
     if config.auth == AuthMode::Disabled {
         tracing::warn!(
@@ -93,7 +108,7 @@ pub async fn build(config: &Config) -> anyhow::Result<App> {
         job_enqueued: job_enqueued.clone(),
         limits: config.upload_limits(),
         metrics: crate::telemetry::metrics_handle(),
-        http: config.http_policy()?,
+        http,
         auth: Arc::new(
             Auth::new(config.auth, config.rate_limit_per_min)
                 .with_oidc(crate::api::oidc::Oidc::from_config(&config.oidc).await?),

@@ -112,13 +112,21 @@ pub(super) async fn read_json_request(
     state: &AppState,
     req: Request,
 ) -> ApiResult<(Option<String>, Value)> {
-    state.limits.check_declared_length(&req)?;
+    let limits = state.limits.for_json();
+    let too_large = |p: Problem| {
+        if p.status == StatusCode::PAYLOAD_TOO_LARGE {
+            limits.json_too_large("the request body")
+        } else {
+            p
+        }
+    };
+    limits.check_declared_length(&req).map_err(too_large)?;
     let idempotency_key = idempotency_key(&req)?;
     let media = super::upload::media_type(&req);
     if media != "application/json" {
         return Err(super::series::unsupported_media(&media, "application/json"));
     }
-    let body = state.limits.read_body(req.into_body()).await?;
+    let body = limits.read_body(req.into_body()).await.map_err(too_large)?;
     let doc: Value = serde_json::from_slice(&body).map_err(|e| {
         Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
     })?;

@@ -326,7 +326,7 @@ pub fn dicom_problem(e: dicom::DicomError) -> Problem {
         E::RtContour { .. } => (unprocessable, "invalid-rtstruct-contour"),
         E::RtRoi { .. } => (unprocessable, "invalid-rtstruct-roi"),
         E::RtNoClosedContours { .. } => (unprocessable, "no-closed-contours"),
-        E::Archive { .. } => (StatusCode::BAD_REQUEST, "invalid-archive"),
+        E::Archive { .. } | E::ArchiveEntry { .. } => (StatusCode::BAD_REQUEST, "invalid-archive"),
         E::ArchiveLimit { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "archive-too-large"),
         E::Io { .. } => return Problem::internal(&e),
     };

@@ -2,7 +2,9 @@
 //! bounded whatever its size: a zip body is written to a file and unpacked entry by entry
 //! into files; multipart bodies (`multipart/form-data`, STOW-RS `multipart/related`) are
 //! split by multer and each part is written to its own file chunk by chunk. The directory
-//! (under `TMPDIR`) is removed when the [`Spool`] is dropped, on success or failure.
+//! (under `TMPDIR`, mode 0700: uploads hold patient data) is removed when the [`Spool`] is
+//! dropped, on success or failure; [`remove_stale_spools`] removes those a killed process
+//! left behind.
 //!
 //! Every multipart body passes through [`BoundaryGuard`] first: multer searches the
 //! buffered body for the first boundary and for the end of each part's headers again on
@@ -28,6 +30,56 @@ pub const MAX_PREAMBLE_BYTES: u64 = 16 * 1024;
 
 /// Longest header block of one part (Content-Disposition, Content-Type, …).
 pub const MAX_PART_HEADER_BYTES: u64 = 16 * 1024;
+
+/// Name prefix of the spool directories under `TMPDIR`.
+pub const SPOOL_PREFIX: &str = "radscore-upload-";
+
+/// Owner-only access (0700) for spool directories: other local users must not read uploads.
+#[cfg(unix)]
+fn owner_only() -> std::fs::Permissions {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::Permissions::from_mode(0o700)
+}
+
+/// Remove the spool directories under `TMPDIR` that nothing wrote to for `max_age` (left by
+/// a process killed mid-upload; a live upload writes at least every body-idle timeout).
+/// Returns how many were removed. Errors are logged, not returned: this is housekeeping.
+pub fn remove_stale_spools(max_age: std::time::Duration) -> usize {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let path = entry.path();
+        if !name.to_string_lossy().starts_with(SPOOL_PREFIX) || !path.is_dir() {
+            continue;
+        }
+        if newest_write_age(&path).is_some_and(|age| age >= max_age) {
+            match std::fs::remove_dir_all(&path) {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(
+                    path = %path.display(),
+                    error.message = %e,
+                    "cannot remove a stale upload spool"
+                ),
+            }
+        }
+    }
+    removed
+}
+
+/// Time since the newest write to `dir` or a file directly in it.
+fn newest_write_age(dir: &Path) -> Option<std::time::Duration> {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut newest = modified(dir)?;
+    for entry in std::fs::read_dir(dir).ok()?.flatten() {
+        if let Some(t) = modified(&entry.path()) {
+            newest = newest.max(t);
+        }
+    }
+    newest.elapsed().ok()
+}
 
 /// A temporary directory holding the files of one upload.
 pub struct Spool {
@@ -73,7 +125,8 @@ impl Spool {
     /// A 500 problem when the temporary directory cannot be created.
     pub fn new() -> Result<Self, Problem> {
         let dir = tempfile::Builder::new()
-            .prefix("radscore-upload-")
+            .prefix(SPOOL_PREFIX)
+            .permissions(owner_only())
             .tempdir()
             .map_err(|e| Problem::internal(&e))?;
         Ok(Spool { dir, next: 0 })
@@ -449,5 +502,35 @@ mod tests {
                 limit: MAX_PART_HEADER_BYTES
             }
         );
+    }
+
+    #[test]
+    fn spools_are_private_and_stale_ones_are_removed() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::time::{Duration, SystemTime};
+
+        let live = Spool::new().unwrap();
+        let mode = std::fs::metadata(live.dir()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+
+        // A spool a killed process left: its directory and file were last written 2 h ago.
+        let stale = tempfile::Builder::new()
+            .prefix(SPOOL_PREFIX)
+            .tempdir()
+            .unwrap()
+            .keep();
+        let file = stale.join("part-000001.dcm");
+        std::fs::write(&file, b"DICM").unwrap();
+        let two_hours_ago = SystemTime::now() - Duration::from_secs(7200);
+        for p in [&file, &stale] {
+            std::fs::File::open(p)
+                .unwrap()
+                .set_modified(two_hours_ago)
+                .unwrap();
+        }
+        let removed = remove_stale_spools(Duration::from_secs(3600));
+        assert!(removed >= 1);
+        assert!(!stale.exists(), "the stale spool is removed");
+        assert!(live.dir().exists(), "a live spool stays");
     }
 }

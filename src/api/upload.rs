@@ -11,6 +11,11 @@ use super::spool::{BoundaryGuard, multipart_problem};
 use crate::dicom::GeometryPolicy;
 
 /// Upload limits, from configuration.
+/// Largest JSON request document (a job or a batch of jobs), bytes. A parsed JSON value
+/// takes up to ~30× its text in memory, so this is far below the upload limit: 8 MiB holds
+/// a batch of tens of thousands of jobs.
+pub const MAX_JSON_BODY_BYTES: u64 = 8 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy)]
 pub struct UploadLimits {
     /// Largest request body accepted, bytes.
@@ -46,6 +51,30 @@ impl UploadLimits {
             format!(
                 "{what} exceeds the segmentation limit of {limit} bytes \
                  (RADSCORE_MAX_SEGMENTATION_MB; segmentations are read into memory to be mapped)"
+            ),
+        )
+        .with("limit_bytes", limit)
+    }
+
+    /// The limits of a JSON request document (jobs, batches): the body limit lowered to
+    /// [`MAX_JSON_BODY_BYTES`].
+    pub fn for_json(&self) -> UploadLimits {
+        UploadLimits {
+            max_body_bytes: self.max_body_bytes.min(MAX_JSON_BODY_BYTES),
+            ..*self
+        }
+    }
+
+    /// 413 `json-too-large`: `what` is over the limit of a JSON request document.
+    pub fn json_too_large(&self, what: &str) -> Problem {
+        let limit = self.max_body_bytes.min(MAX_JSON_BODY_BYTES);
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "json-too-large",
+            "JSON request too large",
+            format!(
+                "{what} exceeds {limit} bytes, the limit of a JSON request document \
+                 (it is parsed in memory; split a large batch into several)"
             ),
         )
         .with("limit_bytes", limit)

@@ -145,6 +145,8 @@ fn unpack_zip<R: Read + Seek>(
         });
     }
 
+    check_declared_entries(&mut zip, limits)?;
+
     let mut total: u64 = 0;
     for index in 0..zip.len() {
         let mut entry = zip.by_index(index).map_err(|_| DicomError::Archive {
@@ -164,6 +166,41 @@ fn unpack_zip<R: Read + Seek>(
                 limit: limits.max_total_bytes,
             });
         }
+    }
+    Ok(())
+}
+
+/// Check what the central directory declares before inflating anything: every kept entry's
+/// name stays inside the archive (no absolute path, no `..` leaving it: path traversal),
+/// and the declared inflated sizes add up to at most the limit, so a zip bomb is refused
+/// without writing it to disk. The walk in [`unpack_zip`] still counts the real bytes,
+/// since a declaration can lie.
+fn check_declared_entries<R: Read + Seek>(
+    zip: &mut zip::ZipArchive<R>,
+    limits: &ArchiveLimits,
+) -> Result<(), DicomError> {
+    let mut declared: u64 = 0;
+    for index in 0..zip.len() {
+        let entry = zip.by_index_raw(index).map_err(|_| DicomError::Archive {
+            reason: "an entry cannot be read",
+        })?;
+        if entry.is_dir() || skipped_name(entry.name()) {
+            continue;
+        }
+        if entry.enclosed_name().is_none() {
+            return Err(DicomError::ArchiveEntry {
+                number: index + 1,
+                reason: "its name is an absolute path or leaves the archive through '..' \
+                         (path traversal); use relative names inside the archive",
+            });
+        }
+        declared = declared.saturating_add(entry.size());
+    }
+    if declared > limits.max_total_bytes {
+        return Err(DicomError::ArchiveLimit {
+            what: "inflated bytes (the total its entries declare)",
+            limit: limits.max_total_bytes,
+        });
     }
     Ok(())
 }
@@ -285,13 +322,30 @@ mod tests {
             ("a/1.dcm", b"one"),
             ("__MACOSX/a/._1.dcm", b"fork"),
             ("a/.DS_Store", b"x"),
-            ("../evil.dcm", b"two"),
+            ("b/../2.dcm", b"two"),
             ("DICOMDIR", b"idx"),
         ]);
         let files = files_from_zip(z, &ArchiveLimits::default()).unwrap();
         let names: Vec<_> = files.iter().map(|f| f.name.as_str()).collect();
-        assert_eq!(names, ["a/1.dcm", "../evil.dcm"]);
+        assert_eq!(names, ["a/1.dcm", "b/../2.dcm"]);
         assert_eq!(&files[1].bytes[..], b"two");
+    }
+
+    #[test]
+    fn traversal_and_absolute_names_are_refused_by_position() {
+        for evil in ["../evil.dcm", "a/../../evil.dcm", "/tmp/evil.dcm"] {
+            let z = zip_of(&[("ok.dcm", b"one"), (evil, b"two")]);
+            let err = files_from_zip(z, &ArchiveLimits::default()).unwrap_err();
+            assert!(
+                matches!(err, DicomError::ArchiveEntry { number: 2, .. }),
+                "{evil}: {err}"
+            );
+            assert!(err.to_string().contains("path traversal"), "{err}");
+            assert!(
+                !err.to_string().contains("evil"),
+                "names are not echoed: {err}"
+            );
+        }
     }
 
     #[test]
@@ -303,13 +357,10 @@ mod tests {
             max_total_bytes: 150_000,
         };
         let err = files_from_zip(z.clone(), &small).unwrap_err();
-        assert!(matches!(
-            err,
-            DicomError::ArchiveLimit {
-                what: "inflated bytes",
-                ..
-            }
-        ));
+        assert!(
+            matches!(err, DicomError::ArchiveLimit { what, .. } if what.starts_with("inflated bytes (the total")),
+            "refused from the declared sizes: {err}"
+        );
         let few = ArchiveLimits {
             max_entries: 1,
             max_total_bytes: 1 << 20,

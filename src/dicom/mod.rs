@@ -241,6 +241,10 @@ pub enum DicomError {
     },
     #[error("archive: {reason}")]
     Archive { reason: &'static str },
+    /// An entry refused before anything is inflated; entries are named by position, since
+    /// file names may carry patient names.
+    #[error("archive entry {number} (counting from 1): {reason}")]
+    ArchiveEntry { number: usize, reason: &'static str },
     #[error("archive exceeds the limit of {limit} {what}")]
     ArchiveLimit { what: &'static str, limit: u64 },
     #[error("cannot read '{path}': {source}")]

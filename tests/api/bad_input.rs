@@ -46,6 +46,43 @@ async fn rejects_two_mixed_series_listing_both() {
     );
 }
 
+/// A zip entry whose name leaves the archive (`..`, absolute) is refused by position before
+/// anything is inflated, and a zip whose entries declare more than the inflate limit is
+/// refused from its directory alone (413), without writing the bomb to disk.
+#[tokio::test]
+async fn rejects_traversal_names_and_declared_zip_bombs() {
+    let app = spawn_app_configured(2, |c| c.max_unzipped_mb = 1).await;
+    let mut files = dicom_files(&ct_phantom().join("dicom/image"))[..2].to_vec();
+    files[1].0 = "../../../../tmp/x.dcm".into();
+    let (status, body) = app.post_series_zip(zip_files(&files)).await;
+    assert_problem(
+        status,
+        &body,
+        400,
+        "invalid-archive",
+        &["entry 2", "path traversal"],
+    );
+    files[1].0 = "/tmp/x.dcm".into();
+    let (status, body) = app.post_series_zip(zip_files(&files)).await;
+    assert_problem(
+        status,
+        &body,
+        400,
+        "invalid-archive",
+        &["entry 2", "absolute path"],
+    );
+
+    let bomb = vec![("zeros.dcm".to_string(), vec![0u8; 3 << 20])];
+    let (status, body) = app.post_series_zip(zip_files(&bomb)).await;
+    assert_problem(
+        status,
+        &body,
+        413,
+        "archive-too-large",
+        &["the total its entries declare"],
+    );
+}
+
 /// A missing slice is refused naming where the gap is.
 #[tokio::test]
 async fn rejects_missing_slice_naming_the_gap() {

@@ -291,7 +291,7 @@ fn sop_uid(obj: &dicom_object::DefaultDicomObject) -> String {
 /// POST a chunked body of `total` bytes of `x` with `content_type`, reading the answer
 /// while still sending; returns the status, the problem document and the bytes that had
 /// been sent when the answer came.
-async fn chunked_post(
+pub(crate) async fn chunked_post(
     app: &TestApp,
     path: &str,
     content_type: &str,

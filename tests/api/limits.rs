@@ -171,3 +171,49 @@ fn invalid_cors_origins_are_refused() {
     let cli = Cli::parse_from(["radscore", "--retention-hours=-1"]);
     assert!(cli.config.retention().is_err());
 }
+
+/// A job or batch document over the JSON limit (far below the upload limit: it is parsed
+/// in memory) is refused with 413 before it is parsed, whether its length is declared or
+/// streamed (chunked).
+#[tokio::test]
+async fn json_request_documents_over_their_limit_get_413() {
+    use radscore::api::upload::MAX_JSON_BODY_BYTES;
+
+    let app = spawn_app().await;
+    let over = usize::try_from(MAX_JSON_BODY_BYTES).unwrap() + 1024;
+    let mut body = String::with_capacity(over + 32);
+    body.push_str("{\"lesions\":[");
+    while body.len() < over {
+        body.push_str("0,");
+    }
+    body.push_str("0]}");
+    for path in ["/v1/jobs", "/v1/batches"] {
+        let resp = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, problem) = status_json(resp).await;
+        assert_problem(
+            status,
+            &problem,
+            413,
+            "json-too-large",
+            &["JSON request document"],
+        );
+        assert_eq!(problem["limit_bytes"], MAX_JSON_BODY_BYTES, "{problem}");
+
+        let (status, problem, sent) =
+            crate::ingestion::chunked_post(&app, path, "application/json", 4 * over).await;
+        assert_problem(status, &problem, 413, "json-too-large", &["request body"]);
+        assert!(
+            sent < 4 * over,
+            "refused while the body was still arriving ({sent} bytes)"
+        );
+    }
+    let (status, _) = app.get_json("/healthz").await;
+    assert_eq!(status, 200, "the server keeps serving");
+}
