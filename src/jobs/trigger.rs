@@ -259,6 +259,8 @@ async fn job_request(
         settings_source: None,
         pyradiomics_params: None,
         naming: None,
+        // The default interval, as for a REST job without the option.
+        prediction_interval: None,
     }))
 }
 
