@@ -353,6 +353,199 @@ fn mixed_series_lists_both_uids() {
     );
 }
 
+/// One instance of another patient or study is refused naming the attribute and both
+/// files, never the values; an absent attribute differs from a present one.
+#[test]
+fn mixed_patient_or_study_is_refused_without_the_values() {
+    /// Values planted in one file (the phantom's own are the reference).
+    const OTHER_ID: &str = "MRN-OTHER-5512";
+    const OTHER_NAME: &str = "Quorra^Bexley";
+    const OTHER_STUDY: &str = "1.2.826.0.1.3680043.8.498.515151";
+    let original = |tag| {
+        let obj = dicom_object::OpenFileOptions::new()
+            .from_reader(std::io::Cursor::new(&ct_files()[0].bytes[..]))
+            .unwrap();
+        obj.element_opt(tag)
+            .ok()
+            .flatten()
+            .and_then(|e| e.to_str().ok().map(|s| s.trim().to_owned()))
+            .unwrap_or_default()
+    };
+    // (tag, VR, planted value or None to remove, keyword named in the message)
+    let cases: [(dicom_core::Tag, VR, Option<&str>, &str); 4] = [
+        (
+            tags::PATIENT_ID,
+            VR::LO,
+            Some(OTHER_ID),
+            "PatientID (0010,0020)",
+        ),
+        (
+            tags::PATIENT_NAME,
+            VR::PN,
+            Some(OTHER_NAME),
+            "PatientName (0010,0010)",
+        ),
+        (
+            tags::STUDY_INSTANCE_UID,
+            VR::UI,
+            Some(OTHER_STUDY),
+            "StudyInstanceUID (0020,000D)",
+        ),
+        (tags::PATIENT_ID, VR::LO, None, "PatientID (0010,0020)"),
+    ];
+    for (tag, vr, value, keyword) in cases {
+        let mut files = ct_files().to_vec();
+        files[12] = rewrite(&files[12], |obj| match value {
+            Some(v) => {
+                obj.put(DataElement::new(tag, vr, PrimitiveValue::from(v)));
+            }
+            None => {
+                obj.remove_element(tag);
+            }
+        });
+        let err = assemble_series(&files).unwrap_err();
+        let text = format!("{err} {err:?}");
+        let DicomError::MixedPatientOrStudy {
+            tag: named,
+            file,
+            reference_file,
+        } = &err
+        else {
+            panic!("{keyword}: expected MixedPatientOrStudy, got {err}");
+        };
+        assert_eq!(*named, keyword, "{text}");
+        assert_eq!(
+            (file.as_str(), reference_file.as_str()),
+            (files[12].name.as_str(), files[0].name.as_str())
+        );
+        let own = original(tag);
+        // The phantom's own PatientID is "1", too short to search for; the planted values
+        // and its name are.
+        for secret in [value.unwrap_or_default(), own.as_str()] {
+            assert!(
+                secret.len() < 4 || !text.contains(secret),
+                "'{secret}' in {text}"
+            );
+        }
+    }
+}
+
+/// A SOPInstanceUID repeated at another position is a conflict naming both files and the
+/// UID, not a missing slice; an exact repeat is dropped with a warning.
+#[test]
+fn conflicting_duplicate_sop_uid_names_both_files() {
+    let mut files = ct_files().to_vec();
+    let uid_of_9 = {
+        let obj = dicom_object::OpenFileOptions::new()
+            .from_reader(std::io::Cursor::new(&files[9].bytes[..]))
+            .unwrap();
+        obj.element(tags::SOP_INSTANCE_UID)
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches('\0')
+            .to_owned()
+    };
+    files[8] = rewrite(&files[8], |obj| {
+        obj.put(DataElement::new(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            PrimitiveValue::from(uid_of_9.as_str()),
+        ));
+    });
+    let err = assemble_series(&files).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(&err, DicomError::ConflictingDuplicate { first_file, file, uid }
+            if first_file == &files[8].name && file == &files[9].name && uid == &uid_of_9),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&uid_of_9) && !msg.contains("missing slice"),
+        "{msg}"
+    );
+
+    let mut files = ct_files().to_vec();
+    files.push(files[9].clone());
+    let ok = assemble_series(&files).unwrap();
+    assert_eq!((ok.instance_count, ok.warnings.len()), (60, 1));
+}
+
+/// A NIfTI header with a negative or zero size, or a vox_offset beyond the end of the
+/// file, is refused naming the field; an all-background label map is refused naming the
+/// file.
+#[test]
+fn nifti_header_lies_and_empty_label_maps_are_refused_by_field() {
+    use std::io::Read;
+    /// NIfTI-1 header: `dim` (8 × int16) at byte 40, `vox_offset` (float32) at byte 108.
+    const DIM_AT: usize = 40;
+    const VOX_OFFSET_AT: usize = 108;
+    let mut raw = Vec::new();
+    flate2::read::GzDecoder::new(&std::fs::read(mask_path()).unwrap()[..])
+        .read_to_end(&mut raw)
+        .unwrap();
+    let grid = &phantom().volume.grid;
+    let patched = |at: usize, bytes: &[u8]| {
+        let mut b = raw.clone();
+        b[at..at + bytes.len()].copy_from_slice(bytes);
+        b
+    };
+    let cases: [(Vec<u8>, &[&str]); 4] = [
+        (
+            patched(DIM_AT + 2, &(-5i16).to_le_bytes()),
+            &["dim[1] is -5", "positive"],
+        ),
+        (
+            patched(DIM_AT + 6, &0i16.to_le_bytes()),
+            &["dim[3] is 0", "positive"],
+        ),
+        (
+            patched(VOX_OFFSET_AT, &1e30f32.to_le_bytes()),
+            &[
+                "vox_offset is 1000000000000000000000000000000",
+                "beyond the end",
+                &format!("({} bytes", raw.len()),
+            ],
+        ),
+        (
+            patched(VOX_OFFSET_AT, &((raw.len() + 4) as f32).to_le_bytes()),
+            &["vox_offset", "beyond the end"],
+        ),
+    ];
+    for (bytes, needles) in cases {
+        let msg = read_nifti_labelmap(&bytes, "lie.nii", grid)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("'lie.nii'"), "{msg}");
+        for n in needles {
+            assert!(msg.contains(n), "lacks '{n}': {msg}");
+        }
+        assert!(
+            !msg.contains("65531") && !msg.contains("18446744073709551615"),
+            "{msg}"
+        );
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    run_support(
+        "nifti_variants.py",
+        &[
+            "--mask",
+            mask_path().to_str().unwrap(),
+            "--out-dir",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let empty = std::fs::read(dir.path().join("empty.nii.gz")).unwrap();
+    let err = read_nifti_labelmap(&empty, "empty.nii.gz", grid).unwrap_err();
+    assert!(matches!(err, LabelMapError::NoLabels { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("'empty.nii.gz' holds no nonzero label"),
+        "{err}"
+    );
+}
+
 /// A non-DICOM file and a truncated DICOM file give errors naming the file, no panic.
 #[test]
 fn non_dicom_and_truncated_files_are_errors() {
@@ -436,8 +629,9 @@ fn patient_name_does_not_leak_into_errors_warnings_or_logs() {
             })
         };
         // 1. A missing required attribute; 2. an unparsable value that holds the name;
-        // 3. a duplicated instance (a warning on success).
-        let cases: [&dyn Fn(&mut dicom_object::DefaultDicomObject); 2] = [
+        // 3. one instance of another patient (the name differs from the others');
+        // 4. a duplicated instance (a warning on success).
+        let cases: [&dyn Fn(&mut dicom_object::DefaultDicomObject); 3] = [
             &|obj| {
                 obj.remove_element(tags::IMAGE_POSITION_PATIENT);
             },
@@ -448,6 +642,7 @@ fn patient_name_does_not_leak_into_errors_warnings_or_logs() {
                     PrimitiveValue::from(PHI_NAME),
                 ));
             },
+            &|_| {},
         ];
         for edit in cases {
             let mut files = ct_files().to_vec();
@@ -455,8 +650,7 @@ fn patient_name_does_not_leak_into_errors_warnings_or_logs() {
             let err = assemble_series(&files).unwrap_err();
             texts.push(format!("{err} {err:?}"));
         }
-        let mut files = ct_files().to_vec();
-        files[0] = with_name(&files[0], &|_| {});
+        let mut files: Vec<InputFile> = ct_files().iter().map(|f| with_name(f, &|_| {})).collect();
         files.push(files[0].clone());
         let ok = assemble_series(&files).unwrap();
         assert_eq!(ok.warnings.len(), 1);
@@ -469,6 +663,7 @@ fn patient_name_does_not_leak_into_errors_warnings_or_logs() {
         "{all}"
     );
     assert!(all.contains("repeats the SOPInstanceUID"), "{all}");
+    assert!(all.contains("different PatientName (0010,0010)"), "{all}");
     for fragment in ["Doe", "Jane", "PHI", "PAT1"] {
         assert!(!all.contains(fragment), "'{fragment}' leaked: {all}");
     }

@@ -205,3 +205,61 @@ fn label_maps_become_lesions() {
     let err = read_nrrd_labelmap(&label, "brain1_label.nrrd", &breast.grid).unwrap_err();
     assert!(err.to_string().contains("dimensions differ"), "{err}");
 }
+
+/// A NRRD whose header contradicts itself (`dimension` against the count of `sizes`) is
+/// refused saying so, and an all-background label map is refused naming the file, as an
+/// empty NIfTI is; the same header with one labelled voxel maps.
+#[test]
+fn contradictory_headers_and_empty_label_maps_are_refused() {
+    /// A 4 × 3 × 2 `uint8` label map on an LPS grid of 1 mm voxels, with `voxels`.
+    fn nrrd(dimension: &str, voxels: &[u8]) -> Vec<u8> {
+        let mut bytes = format!(
+            "NRRD0004\ntype: uint8\ndimension: {dimension}\nspace: left-posterior-superior\n\
+             sizes: 4 3 2\nspace directions: (1,0,0) (0,1,0) (0,0,1)\n\
+             space origin: (0,0,0)\nencoding: raw\n\n"
+        )
+        .into_bytes();
+        bytes.extend_from_slice(voxels);
+        bytes
+    }
+    let zeros = [0u8; 24];
+    let mut one = zeros;
+    one[5] = 3;
+    let grid = read_nrrd_volume(&nrrd("3", &zeros), "image.nrrd")
+        .unwrap()
+        .grid;
+
+    let cases: [(Vec<u8>, &str, &[&str]); 2] = [
+        (
+            nrrd("4", &zeros),
+            "lie.nrrd",
+            &[
+                "'lie.nrrd'",
+                "'dimension' is 4",
+                "'sizes' field lists 3 value(s) [4, 3, 2]",
+            ],
+        ),
+        (
+            nrrd("3", &zeros),
+            "empty.nrrd",
+            &["'empty.nrrd' holds no nonzero label"],
+        ),
+    ];
+    for (bytes, name, needles) in cases {
+        let msg = read_nrrd_labelmap(&bytes, name, &grid)
+            .unwrap_err()
+            .to_string();
+        for n in needles {
+            assert!(msg.contains(n), "{name}: lacks '{n}': {msg}");
+        }
+        assert!(!msg.contains("expected a 3-D volume"), "{msg}");
+    }
+    let seg = read_nrrd_labelmap(&nrrd("3", &one), "one.nrrd", &grid).unwrap();
+    assert_eq!(
+        seg.lesions
+            .iter()
+            .map(|l| (l.label, l.voxel_count()))
+            .collect::<Vec<_>>(),
+        [(3, 1)]
+    );
+}

@@ -305,7 +305,11 @@ pub fn dicom_problem(e: dicom::DicomError) -> Problem {
         E::NotDicom { .. } => (unprocessable, "not-dicom"),
         E::Malformed { .. } => (unprocessable, "malformed-dicom"),
         E::MissingTag { .. } => (unprocessable, "missing-attribute"),
-        E::BadValue { .. } | E::UnknownVr { .. } => (unprocessable, "invalid-attribute"),
+        E::BadValue { .. } | E::UnknownVr { .. } | E::WrongVr { .. } | E::NotGreyscale { .. } => {
+            (unprocessable, "invalid-attribute")
+        }
+        E::MixedPatientOrStudy { .. } => (unprocessable, "mixed-patient-or-study"),
+        E::ConflictingDuplicate { .. } => (unprocessable, "conflicting-duplicate-instance"),
         E::Inconsistent { .. } => (unprocessable, "inconsistent-series"),
         E::MixedSeries { .. } => (unprocessable, "mixed-series"),
         E::DuplicatePosition { .. } => (unprocessable, "duplicate-slice-position"),

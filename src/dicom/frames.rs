@@ -38,6 +38,14 @@ const SPACING_BETWEEN_SLICES: Attr = (tags::SPACING_BETWEEN_SLICES, "SpacingBetw
 pub(super) const PIXEL_DATA: Attr = (tags::PIXEL_DATA, "PixelData");
 pub(super) const BITS_ALLOCATED: Attr = (tags::BITS_ALLOCATED, "BitsAllocated");
 const BITS_STORED: Attr = (tags::BITS_STORED, "BitsStored");
+pub(super) const SAMPLES_PER_PIXEL: Attr = (tags::SAMPLES_PER_PIXEL, "SamplesPerPixel");
+const PIXEL_REPRESENTATION: Attr = (tags::PIXEL_REPRESENTATION, "PixelRepresentation");
+/// The attributes that must be the same in every instance of a series: one patient
+/// (PS3.3 C.7.1.1 Patient module) and one study (C.7.2.1 General Study module).
+pub(super) const PATIENT_ID: Attr = (tags::PATIENT_ID, "PatientID (0010,0020)");
+pub(super) const PATIENT_NAME: Attr = (tags::PATIENT_NAME, "PatientName (0010,0010)");
+pub(super) const STUDY_INSTANCE_UID: Attr =
+    (tags::STUDY_INSTANCE_UID, "StudyInstanceUID (0020,000D)");
 const RESCALE_SLOPE: Attr = (tags::RESCALE_SLOPE, "RescaleSlope");
 const RESCALE_INTERCEPT: Attr = (tags::RESCALE_INTERCEPT, "RescaleIntercept");
 const PER_FRAME_GROUPS: Attr = (
@@ -73,12 +81,42 @@ const MAX_ABS_RESCALE_INTERCEPT: f64 = 1.0e6;
 const SUPPORTED_BITS_ALLOCATED: [u32; 3] = [8, 16, 32];
 const MAX_UID_CHARS: usize = 64;
 
+/// Image Pixel module attributes whose VR is US (PS3.6, PS3.3 C.7.6.3): the decoder reads
+/// them as 16-bit binary integers, so one stored as text (e.g. VR LO) is refused by name
+/// rather than left to fail as undecodable pixel data.
+const US_PIXEL_ATTRIBUTES: [Attr; 6] = [
+    ROWS,
+    COLUMNS,
+    BITS_ALLOCATED,
+    BITS_STORED,
+    SAMPLES_PER_PIXEL,
+    PIXEL_REPRESENTATION,
+];
+
+/// SamplesPerPixel of a CT image: one (greyscale; PS3.3 C.8.2.1 CT Image module).
+const CT_SAMPLES_PER_PIXEL: u32 = 1;
+
+/// The patient and study an instance belongs to, compared across a series and never shown:
+/// the values identify the patient. No `Debug`, so they cannot reach a log by accident.
+#[derive(PartialEq, Eq)]
+pub(super) struct PatientStudy {
+    /// PatientID, PatientName, StudyInstanceUID as stored (trimmed); `None` when absent or
+    /// empty.
+    pub values: [Option<String>; 3],
+}
+
+impl PatientStudy {
+    /// The attributes of `values`, in order.
+    pub const ATTRIBUTES: [Attr; 3] = [PATIENT_ID, PATIENT_NAME, STUDY_INSTANCE_UID];
+}
+
 /// One parsed instance and the planes it holds.
 pub(super) struct Instance {
     pub file: String,
     pub sop_uid: String,
     pub series_uid: String,
     pub frame_of_reference_uid: Option<String>,
+    pub patient_study: PatientStudy,
     pub planes: Vec<Slice>,
 }
 
@@ -133,6 +171,13 @@ pub(super) fn read_instance(file: &InputFile) -> Result<Instance, DicomError> {
     )?;
     let frame_of_reference_uid =
         opt_str(&obj, name, FRAME_OF_REFERENCE_UID)?.map(|u| sanitize_uid(&u));
+    let patient_study = PatientStudy {
+        values: [
+            opt_str(&obj, name, PATIENT_ID)?,
+            opt_str(&obj, name, PATIENT_NAME)?,
+            opt_str(&obj, name, STUDY_INSTANCE_UID)?,
+        ],
+    };
 
     let obj = Arc::new(obj);
     let multi_frame = is_multi_frame(&obj, name)?;
@@ -169,6 +214,7 @@ pub(super) fn read_instance(file: &InputFile) -> Result<Instance, DicomError> {
         sop_uid,
         series_uid,
         frame_of_reference_uid,
+        patient_study,
         planes,
     })
 }
@@ -340,9 +386,30 @@ fn valid_uid(raw: &str, file: &str, attr: Attr) -> Result<String, DicomError> {
     }
 }
 
-/// Bits Allocated / Bits Stored (PS3.3 C.7.6.3) that the decoder trusts: checked here so
-/// corrupt values are a 422, not a decoder panic.
+/// Bits Allocated / Bits Stored (PS3.3 C.7.6.3) that the decoder trusts, the VR of every
+/// binary Image Pixel attribute and one sample per pixel: checked here so corrupt values
+/// are a 422 naming the attribute, not a decoder panic or an "undecodable" message.
 fn check_pixel_module(obj: &InMemDicomObject, file: &str) -> Result<(), DicomError> {
+    for attr in US_PIXEL_ATTRIBUTES {
+        if let Ok(Some(e)) = obj.element_opt(attr.0)
+            && e.vr() != dicom_core::VR::US
+        {
+            return Err(DicomError::WrongVr {
+                file: file.to_owned(),
+                tag: attr.1,
+                found: e.vr().to_string(),
+                expected: "US (a binary unsigned 16-bit integer, PS3.6)",
+            });
+        }
+    }
+    if let Some(samples) = opt_u32(obj, file, SAMPLES_PER_PIXEL, "a positive integer")?
+        && samples != CT_SAMPLES_PER_PIXEL
+    {
+        return Err(DicomError::NotGreyscale {
+            file: file.to_owned(),
+            samples,
+        });
+    }
     let allocated = req_u32(obj, file, BITS_ALLOCATED, "8, 16 or 32")?;
     if !SUPPORTED_BITS_ALLOCATED.contains(&allocated) {
         return Err(bad(file, BITS_ALLOCATED, "8, 16 or 32"));

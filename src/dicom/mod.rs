@@ -79,6 +79,43 @@ pub enum DicomError {
         tag: &'static str,
         reference_file: String,
     },
+    #[error("file '{file}': attribute {tag} is stored with VR {found}, expected VR {expected}")]
+    WrongVr {
+        file: String,
+        tag: &'static str,
+        /// The VR code as read (one of the fixed PS3.5 codes, never file text).
+        found: &'static str,
+        expected: &'static str,
+    },
+    #[error(
+        "file '{file}': SamplesPerPixel (0028,0002) is {samples}, expected 1: a CT image has \
+         one sample per pixel (greyscale, PS3.3 C.8.2.1)"
+    )]
+    NotGreyscale { file: String, samples: u32 },
+    /// Instances of one series disagree on the patient or the study. The values are never
+    /// part of the message: they identify the patient.
+    #[error(
+        "files '{reference_file}' and '{file}' of one series carry different {tag} values; a \
+         series must belong to one patient and one study, so it is refused (the values are \
+         not shown because they identify the patient)"
+    )]
+    MixedPatientOrStudy {
+        /// The attribute keyword with its tag, e.g. `PatientID (0010,0020)`.
+        tag: &'static str,
+        file: String,
+        reference_file: String,
+    },
+    #[error(
+        "files '{first_file}' and '{file}' carry the same SOPInstanceUID {uid} but different \
+         images (ImagePositionPatient or frame count differ); one instance cannot be at two \
+         positions, so the conflicting duplicate is refused"
+    )]
+    ConflictingDuplicate {
+        /// The shared SOPInstanceUID (not a patient attribute).
+        uid: String,
+        first_file: String,
+        file: String,
+    },
     #[error("the upload mixes {} series: {}", .series.len(), describe_series(.series))]
     MixedSeries {
         /// `(SeriesInstanceUID, instance count)`, most instances first.

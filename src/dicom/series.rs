@@ -1,7 +1,9 @@
 //! One CT series: DICOM files → a [`Volume`] in HU.
 //!
-//! Parse every file (classic or enhanced CT, see `frames`) → one SeriesInstanceUID →
-//! duplicates dropped by SOPInstanceUID → consistent Rows / Columns / PixelSpacing /
+//! Parse every file (classic or enhanced CT, see `frames`) → one SeriesInstanceUID → one
+//! patient and study (PatientID, PatientName, StudyInstanceUID; compared, never shown) →
+//! exact duplicates dropped by SOPInstanceUID (a repeat at another position is refused) →
+//! consistent Rows / Columns / PixelSpacing /
 //! orientation → stack geometry (order, spacing, shear; resampled when configured, see
 //! [`geometry`](super::geometry)) → decode pixel data with the Modality LUT
 //! (RescaleSlope/RescaleIntercept, PS3.3 C.11.1.1.2) into the volume, kept as 16-bit
@@ -22,17 +24,17 @@ use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder, Rescale};
 use ndarray::{Array3, s};
 
 use super::frames::{
-    BITS_ALLOCATED, COLUMNS, IMAGE_ORIENTATION, Instance, PIXEL_DATA, PIXEL_SPACING, ROWS, Slice,
-    read_instance,
+    BITS_ALLOCATED, COLUMNS, IMAGE_ORIENTATION, Instance, PIXEL_DATA, PIXEL_SPACING, PatientStudy,
+    ROWS, SAMPLES_PER_PIXEL, Slice, read_instance,
 };
 use super::geometry::{GeometryPolicy, GeometryStatus, StackGeometry, stack_geometry};
 use super::{Attr, DicomError, InputFile, bad, req_u32, sanitize_uid};
 use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid, Intensities, Rescale16, Volume};
 
-const SAMPLES_PER_PIXEL: Attr = (
-    dicom_dictionary_std::tags::SAMPLES_PER_PIXEL,
-    "SamplesPerPixel",
-);
+/// Two copies of one SOPInstanceUID are the same image when every plane's
+/// ImagePositionPatient agrees within this distance, mm (DS text rounding); a copy
+/// elsewhere is a conflict, not a duplicate.
+const DUPLICATE_POSITION_TOLERANCE_MM: f64 = 1e-3;
 
 /// A CT series assembled into a volume, with what was learnt on the way.
 #[derive(Debug, Clone)]
@@ -273,8 +275,9 @@ fn summarise(
     policy: GeometryPolicy,
 ) -> Result<(SeriesSummary, StackGeometry), DicomError> {
     let series_uid = single_series(&parsed)?;
+    single_patient_and_study(&parsed)?;
     let mut warnings = Vec::new();
-    let instances = drop_duplicates(parsed, &mut warnings);
+    let instances = drop_duplicates(parsed, &mut warnings)?;
     let frame_of_reference_uid = instances[0].frame_of_reference_uid.clone();
     if instances
         .iter()
@@ -321,22 +324,65 @@ fn single_series(instances: &[Instance]) -> Result<String, DicomError> {
     Err(DicomError::MixedSeries { series })
 }
 
-/// Keep the first file of each SOPInstanceUID; report the others as warnings.
-fn drop_duplicates(instances: Vec<Instance>, warnings: &mut Vec<String>) -> Vec<Instance> {
-    let mut seen: HashMap<String, String> = HashMap::new();
-    let mut kept = Vec::with_capacity(instances.len());
+/// Every instance must carry the first one's PatientID, PatientName and StudyInstanceUID
+/// (an absent attribute differs from a present one): a series mixing patients would put
+/// one patient's result on another's record. The error names the attribute and the two
+/// files, never the values.
+fn single_patient_and_study(instances: &[Instance]) -> Result<(), DicomError> {
+    let Some(first) = instances.first() else {
+        return Ok(());
+    };
+    for other in &instances[1..] {
+        for (k, attr) in PatientStudy::ATTRIBUTES.iter().enumerate() {
+            if other.patient_study.values[k] != first.patient_study.values[k] {
+                return Err(DicomError::MixedPatientOrStudy {
+                    tag: attr.1,
+                    file: other.file.clone(),
+                    reference_file: first.file.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Keep the first file of each SOPInstanceUID and report exact repeats (same planes at the
+/// same positions) as warnings; a repeat holding other planes is a
+/// [`DicomError::ConflictingDuplicate`] naming both files.
+fn drop_duplicates(
+    instances: Vec<Instance>,
+    warnings: &mut Vec<String>,
+) -> Result<Vec<Instance>, DicomError> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    let mut kept: Vec<Instance> = Vec::with_capacity(instances.len());
     for s in instances {
-        if let Some(first) = seen.get(&s.sop_uid) {
+        if let Some(&index) = seen.get(&s.sop_uid) {
+            let first = &kept[index];
+            if !same_planes(first, &s) {
+                return Err(DicomError::ConflictingDuplicate {
+                    uid: s.sop_uid.clone(),
+                    first_file: first.file.clone(),
+                    file: s.file.clone(),
+                });
+            }
             warnings.push(format!(
                 "file '{}' repeats the SOPInstanceUID of '{}' and was ignored",
-                s.file, first
+                s.file, first.file
             ));
             continue;
         }
-        seen.insert(s.sop_uid.clone(), s.file.clone());
+        seen.insert(s.sop_uid.clone(), kept.len());
         kept.push(s);
     }
-    kept
+    Ok(kept)
+}
+
+/// Whether two instances hold as many planes at the same positions.
+fn same_planes(a: &Instance, b: &Instance) -> bool {
+    a.planes.len() == b.planes.len()
+        && a.planes.iter().zip(&b.planes).all(|(p, q)| {
+            (0..3).all(|c| (p.ipp[c] - q.ipp[c]).abs() <= DUPLICATE_POSITION_TOLERANCE_MM)
+        })
 }
 
 /// Rows, Columns, PixelSpacing and ImageOrientationPatient equal to the first slice's

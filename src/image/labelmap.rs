@@ -70,6 +70,38 @@ pub enum LabelMapError {
     UnsupportedDataType { file: String, datatype: i16 },
     #[error("'{file}': expected a 3-D volume, found dimensions {dims:?}")]
     NotThreeD { file: String, dims: Vec<usize> },
+    #[error(
+        "'{file}': NRRD header field 'dimension' is {dimension} but its 'sizes' field lists \
+         {} value(s) {sizes:?}; the two must agree", .sizes.len()
+    )]
+    DimensionMismatch {
+        file: String,
+        dimension: usize,
+        sizes: Vec<usize>,
+    },
+    #[error(
+        "'{file}': NIfTI header field dim[{index}] is {value}, expected a positive size \
+         (voxels along axis {index})"
+    )]
+    BadDim {
+        file: String,
+        index: usize,
+        value: i16,
+    },
+    #[error(
+        "'{file}': NIfTI header field vox_offset is {vox_offset}, beyond the end of the file \
+         ({file_bytes} bytes, decompressed); the voxel data would start after the file ends"
+    )]
+    VoxOffsetBeyondFile {
+        file: String,
+        vox_offset: f32,
+        file_bytes: usize,
+    },
+    #[error(
+        "label map '{file}' holds no nonzero label: every voxel is 0 (background), so it \
+         outlines no lesion"
+    )]
+    NoLabels { file: String },
     #[error("'{file}': neither sform nor qform is set, so the voxels have no position")]
     NoOrientation { file: String },
     #[error("'{file}': the affine is degenerate (zero or non-finite voxel size)")]
@@ -129,11 +161,13 @@ pub fn read_nifti_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelM
 
 /// Map a label map stored on grid `own` onto `series` (see the module docs): `values`
 /// are its voxels in file order (the fastest axis is `own`'s x, i.e. `[z, y, x]` C order).
-/// Label value 0 is background; every other value must be a non-negative integer.
+/// Label value 0 is background; every other value must be a non-negative integer, and at
+/// least one voxel must carry one (an all-background map is refused, as an RT Structure
+/// Set without a closed contour is).
 ///
 /// # Errors
-/// [`LabelMapError::GridMismatch`] naming the first difference from the series grid, or
-/// [`LabelMapError::BadLabel`].
+/// [`LabelMapError::GridMismatch`] naming the first difference from the series grid,
+/// [`LabelMapError::BadLabel`], or [`LabelMapError::NoLabels`].
 pub(crate) fn map_labels(
     own: &Grid,
     values: impl Iterator<Item = f64>,
@@ -172,6 +206,11 @@ pub(crate) fn map_labels(
             .push(mapping.map_index(own_index, [nz, ny, nx]));
     }
 
+    if by_label.is_empty() {
+        return Err(LabelMapError::NoLabels {
+            file: file_name.into(),
+        });
+    }
     let lesions = by_label
         .into_iter()
         .map(|(label, voxels)| lesion_from_voxels(label, None, &voxels));
@@ -316,22 +355,38 @@ impl<'a> NiftiData<'a> {
             reason: "header invalid",
         })?;
 
-        let dims = header.dim;
-        let rank = usize::from(dims[0]);
-        let extra_ok = (4..=rank.min(7)).all(|d| dims[d] <= 1);
-        if !(3..=7).contains(&rank) || !extra_ok || dims[1..4].contains(&0) {
+        // The nifti crate reads dim[] as u16; the NIfTI-1 field is a signed short, so a
+        // negative size would otherwise read as e.g. 65531.
+        let dims = header.dim.map(|d| d as i16);
+        let rank = usize::try_from(dims[0]).unwrap_or(0);
+        let not_three_d = || {
             let shown = dims.get(1..=rank.min(7)).unwrap_or(&[]);
-            let shown = shown.iter().map(|&d| usize::from(d)).collect();
-            return Err(LabelMapError::NotThreeD {
+            let shown = shown
+                .iter()
+                .map(|&d| usize::try_from(d).unwrap_or(0))
+                .collect();
+            LabelMapError::NotThreeD {
                 file: file.into(),
                 dims: shown,
-            });
+            }
+        };
+        if !(3..=7).contains(&rank) {
+            return Err(not_three_d());
         }
-        let shape_xyz = [
-            usize::from(dims[1]),
-            usize::from(dims[2]),
-            usize::from(dims[3]),
-        ];
+        // dim[1..=3] are sizes (at least 1); further dims within the rank may be 0 or 1.
+        for (index, &value) in dims.iter().enumerate().take(rank + 1).skip(1) {
+            if value < 0 || (index <= 3 && value == 0) {
+                return Err(LabelMapError::BadDim {
+                    file: file.into(),
+                    index,
+                    value,
+                });
+            }
+        }
+        if (4..=rank).any(|d| dims[d] > 1) {
+            return Err(not_three_d());
+        }
+        let shape_xyz = [1, 2, 3].map(|i| usize::try_from(dims[i]).unwrap_or(0));
         Ok(Self {
             file,
             header,
@@ -406,6 +461,13 @@ impl<'a> NiftiData<'a> {
                 reason: "vox_offset invalid",
             });
         };
+        if f64::from(h.vox_offset) > self.bytes.len() as f64 {
+            return Err(LabelMapError::VoxOffsetBeyondFile {
+                file: self.file.into(),
+                vox_offset: h.vox_offset,
+                file_bytes: self.bytes.len(),
+            });
+        }
         let expected_bytes = count.saturating_mul(size).saturating_add(offset);
         let data = self
             .bytes

@@ -376,7 +376,14 @@ impl Header {
             .map_err(|_| not_nrrd(file, "field 'dimension' is not an integer"))?;
         let sizes = parse_sizes(field("sizes")?, file)?;
         // LIMITATION: 4-D Slicer segmentations (one layer per overlapping segment) are refused.
-        if dimension != 3 || sizes.len() != 3 {
+        if dimension != sizes.len() {
+            return Err(LabelMapError::DimensionMismatch {
+                file: file.into(),
+                dimension,
+                sizes,
+            });
+        }
+        if dimension != 3 {
             return Err(LabelMapError::NotThreeD {
                 file: file.into(),
                 dims: sizes,

@@ -99,9 +99,11 @@ async fn rejects_missing_slice_naming_the_gap() {
     );
 }
 
-/// A mask with other dimensions is refused saying how it differs; nothing stored is lost.
+/// A mask with other dimensions is refused saying how it differs, an all-background one
+/// saying it holds no label (as an RT Structure Set without contours is); nothing stored
+/// is lost.
 #[tokio::test]
-async fn rejects_mask_with_other_dimensions() {
+async fn rejects_mask_with_other_dimensions_or_no_label() {
     let app = spawn_app().await;
     let files = dicom_files(&ct_phantom().join("dicom/image"));
     let (_, series) = app.post_series_zip(zip_files(&files)).await;
@@ -138,6 +140,17 @@ async fn rejects_mask_with_other_dimensions() {
         422,
         "segmentation-refused",
         &["origin differs"],
+    );
+    let empty = std::fs::read(dir.path().join("empty.nii.gz")).unwrap();
+    let (status, body) = app
+        .post_segmentation(series_id, empty, "empty.nii.gz")
+        .await;
+    assert_problem(
+        status,
+        &body,
+        422,
+        "segmentation-refused",
+        &["'empty.nii.gz' holds no nonzero label"],
     );
     let (status, _) = status_json(
         app.client
@@ -334,4 +347,67 @@ async fn rejects_segmentation_over_its_size_limit() {
     )
     .await;
     assert_eq!(status, 200, "{body}");
+}
+
+/// Instances that disagree on the patient or the study, a SOPInstanceUID repeated at
+/// another position, Rows stored as text and a colour pixel module are each refused naming
+/// the attribute and the files, and never quoting a patient identifier.
+#[tokio::test]
+async fn rejects_inconsistent_instances_naming_attribute_and_files() {
+    /// The edited first file and the second one, as `edited_demo_series` names them.
+    const FIRST: &str = "CT_0000.dcm";
+    const SECOND: &str = "CT_0001.dcm";
+    let app = spawn_app().await;
+    // (edit_dicom.py arguments, problem kind, needles, texts that must not appear)
+    let cases: [(&[&str], &str, &[&str], &[&str]); 6] = [
+        (
+            &["--set-first", "PatientID=OTHER-PID-0815"],
+            "mixed-patient-or-study",
+            &["PatientID (0010,0020)", FIRST, SECOND, "one patient"],
+            &["OTHER-PID-0815", "DEMO-3"],
+        ),
+        (
+            &["--set-first", "PatientName=Otherpatient^Quilla"],
+            "mixed-patient-or-study",
+            &["PatientName (0010,0010)", FIRST, SECOND],
+            &["Otherpatient", "Quilla", radscore::demo::PATIENT_NAME],
+        ),
+        (
+            &[
+                "--set-first",
+                "StudyInstanceUID=1.2.826.0.1.3680043.8.498.777",
+            ],
+            "mixed-patient-or-study",
+            &["StudyInstanceUID (0020,000D)", FIRST, SECOND],
+            &["1.2.826.0.1.3680043.8.498.777"],
+        ),
+        (
+            &["--duplicate-sop-uid"],
+            "conflicting-duplicate-instance",
+            &["same SOPInstanceUID", FIRST, SECOND, "different images"],
+            &["missing slice"],
+        ),
+        (
+            &["--rows-vr", "LO"],
+            "invalid-attribute",
+            &[FIRST, "Rows", "VR LO", "expected VR US"],
+            &["could not be decoded"],
+        ),
+        (
+            &["--set-first", "SamplesPerPixel=3"],
+            "invalid-attribute",
+            &[FIRST, "SamplesPerPixel (0028,0002) is 3", "expected 1"],
+            &["could not be decoded"],
+        ),
+    ];
+    for (args, kind, needles, absent) in cases {
+        let files = edited_demo_series(args);
+        assert_eq!(files[0].0, FIRST, "{args:?}");
+        let (status, body) = app.post_series_multipart(&files).await;
+        assert_problem(status, &body, 422, kind, needles);
+        let text = body.to_string();
+        for a in absent {
+            assert!(!text.contains(a), "{args:?}: '{a}' in {text}");
+        }
+    }
 }

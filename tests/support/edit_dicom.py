@@ -1,11 +1,16 @@
 #!/usr/bin/env python3
 """Copy a DICOM series with hostile edits (radscore test helper).
 
-    edit_dicom.py --in-dir DIR --out-dir DIR [--set KEYWORD=VALUE ...] [--nest-depth N]
-                  [--huge-pixel-length]
+    edit_dicom.py --in-dir DIR --out-dir DIR [--set KEYWORD=VALUE ...]
+                  [--set-first KEYWORD=VALUE ...] [--nest-depth N] [--huge-pixel-length]
+                  [--duplicate-sop-uid] [--rows-vr VR]
 
 --set               set a data element by keyword in every file, written raw as text
                     (e.g. BitsStored=0, RescaleSlope=NaN)
+--set-first         the same, in the first file only (e.g. PatientID=OTHER, SamplesPerPixel=3)
+--duplicate-sop-uid the first file takes the SOPInstanceUID of the second (a conflicting
+                    duplicate: same UID, another position)
+--rows-vr VR        store Rows of the first file with another VR (e.g. LO), as decimal text
 --nest-depth N      insert N nested undefined-length private sequences before Pixel Data
 --huge-pixel-length declare a 0xFFFFFFF0-byte Pixel Data length in the first file
 """
@@ -29,15 +34,26 @@ def main():
     ap.add_argument("--set", action="append", default=[])
     ap.add_argument("--nest-depth", type=int)
     ap.add_argument("--huge-pixel-length", action="store_true")
+    ap.add_argument("--set-first", action="append", default=[])
+    ap.add_argument("--duplicate-sop-uid", action="store_true")
+    ap.add_argument("--rows-vr")
     args = ap.parse_args()
     out = pathlib.Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    for n, path in enumerate(sorted(pathlib.Path(args.in_dir).glob("*.dcm"))):
+    paths = sorted(pathlib.Path(args.in_dir).glob("*.dcm"))
+    second_uid = pydicom.dcmread(paths[1]).SOPInstanceUID if len(paths) > 1 else None
+    for n, path in enumerate(paths):
         ds = pydicom.dcmread(path)
-        for item in args.set:
+        for item in args.set + (args.set_first if n == 0 else []):
             key, value = item.split("=", 1)
             elem = ds[key]
             elem.value = value if elem.VR in ("DS", "IS", "UI", "LO", "SH", "PN", "CS") else int(value)
+        if n == 0 and args.duplicate_sop_uid:
+            ds.SOPInstanceUID = second_uid
+            ds.file_meta.MediaStorageSOPInstanceUID = second_uid
+        if n == 0 and args.rows_vr:
+            text = str(ds.Rows)
+            ds.add_new(0x00280010, args.rows_vr, text)
         target = out / path.name
         ds.save_as(target)
         data = target.read_bytes()

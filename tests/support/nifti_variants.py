@@ -11,6 +11,7 @@ Writes into DIR:
 * sform_wins.nii.gz - correct sform (code 1), qform 10 mm off (code 1): the sform rules
 * qform_only.nii.gz - sform_code 0, correct qform: the qform is used
 * rps_labels.nii.gz - x axis stored reversed (axis codes R, P, S), labels 1 -> 65000 (uint16)
+* empty.nii.gz     - same grid, every voxel 0 (no label at all)
 """
 import argparse
 import pathlib
@@ -70,6 +71,8 @@ def main():
     las[:3, 3] = aff[:3, :3] @ np.array([data.shape[0] - 1, 0, 0]) + aff[:3, 3]
     relabelled = np.where(data != 0, 65000, 0).astype(np.uint16)
     save(np.ascontiguousarray(relabelled[::-1, :, :]), las, out / "rps_labels.nii.gz")
+
+    save(np.zeros_like(data), aff, out / "empty.nii.gz")
 
 
 if __name__ == "__main__":
