@@ -358,8 +358,9 @@ async fn rejects_inconsistent_instances_naming_attribute_and_files() {
     const FIRST: &str = "CT_0000.dcm";
     const SECOND: &str = "CT_0001.dcm";
     let app = spawn_app().await;
-    // (edit_dicom.py arguments, problem kind, needles, texts that must not appear)
-    let cases: [(&[&str], &str, &[&str], &[&str]); 6] = [
+    /// edit_dicom.py arguments, problem kind, needles, texts that must not appear.
+    type Case<'a> = (&'a [&'a str], &'a str, &'a [&'a str], &'a [&'a str]);
+    let cases: [Case; 6] = [
         (
             &["--set-first", "PatientID=OTHER-PID-0815"],
             "mixed-patient-or-study",
