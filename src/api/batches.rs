@@ -12,9 +12,10 @@ use super::audit::audit_caller;
 use super::auth::{Caller, Tenant};
 use super::jobs::{
     bounded_array, check_labels, check_references, parse_job_request, read_json_request,
+    unknown_reference,
 };
 use super::{ApiResult, AppState, Problem};
-use crate::store::{BatchRow, JobRow, NewJob, now_ms};
+use crate::store::{BatchRow, Enqueue, JobRow, NewJob, now_ms};
 
 /// Most jobs in one batch (each job may hold up to [`super::jobs::MAX_LESIONS_PER_JOB`]
 /// lesions).
@@ -83,9 +84,15 @@ pub async fn create(
         job_count: i64::try_from(jobs.len()).unwrap_or(i64::MAX),
         created_at_ms: now_ms(),
     };
-    if let Some(previous) = state.db.insert_batch(&batch, &jobs).await? {
+    match state.db.insert_batch(&batch, &jobs).await? {
+        Enqueue::Inserted => {}
         // Another request with the same key won the race.
-        return replay(&state, previous, &batch.request).await;
+        Enqueue::Existing(previous) => return replay(&state, previous, &batch.request).await,
+        // A concurrent DELETE wrote its tombstone after the checks above.
+        Enqueue::UploadGone { job, kind, id } => {
+            let problem = unknown_reference(&state, tenant, kind, &id).await;
+            return Err(in_job(job, problem));
+        }
     }
     state.job_enqueued.notify_waiters();
     tracing::info!(jobs = jobs.len(), "batch queued");

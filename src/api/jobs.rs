@@ -17,7 +17,7 @@ use crate::features::Location;
 use crate::jobs::JobRequest;
 use crate::pipeline::LesionRequest;
 use crate::robustness::interval::{IntervalOptions, MAX_INTERVAL_PERTURBATIONS};
-use crate::store::{JobRow, NewJob, UploadKind};
+use crate::store::{Enqueue, JobRow, NewJob, UploadKind};
 
 /// Label value of the background in label maps; never a lesion.
 pub const BACKGROUND_LABEL: u32 = 0;
@@ -48,7 +48,7 @@ pub async fn create(
 
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("job_id", id.as_str());
-    let existing = state
+    let enqueued = state
         .db
         .insert_job(&NewJob {
             id: id.clone(),
@@ -59,8 +59,13 @@ pub async fn create(
             idempotency_key,
         })
         .await?;
-    if let Some(previous) = existing {
-        return replay(previous, &request_json);
+    match enqueued {
+        Enqueue::Inserted => {}
+        Enqueue::Existing(previous) => return replay(previous, &request_json),
+        // A concurrent DELETE wrote its tombstone after the checks above.
+        Enqueue::UploadGone { kind, id, .. } => {
+            return Err(unknown_reference(&state, tenant, kind, &id).await);
+        }
     }
     state.job_enqueued.notify_waiters();
     tracing::info!(lesions = request.lesions.len(), "job queued");

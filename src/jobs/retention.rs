@@ -53,9 +53,13 @@ pub struct PurgeReport {
 /// # Errors
 /// A database or blob store error. When the blob store fails after the tombstone was
 /// written, the upload stays deleted and the next purge pass removes the blobs.
-// LIMITATION: a job created while its series is being deleted (its references checked just
-// before the tombstone was written) is not refused; its worker fails it, saying the series
-// no longer exists. Closing the gap needs the job insert to lock the series row.
+///
+/// # Concurrent job creation
+/// The tombstone and the check for queued or running jobs are one transaction, and a job
+/// insert checks that its uploads are live in its own (see
+/// [`crate::store::Database::insert_job`]): of a job creation and a deletion of its
+/// upload racing each other exactly one succeeds (the other gets
+/// [`Deletion::InUse`] or [`crate::store::Enqueue::UploadGone`]).
 pub async fn delete_upload(
     db: &Db,
     blobs: &BlobStore,

@@ -124,8 +124,18 @@ pub trait Database: Send + Sync {
     ) -> Result<Option<SegmentationRow>, StoreError>;
 
     /// Enqueue a job. With an idempotency key that the job's tenant already used, nothing
-    /// is inserted and the existing job is returned instead (`Ok(Some(existing))`).
-    async fn insert_job(&self, job: &NewJob) -> Result<Option<JobRow>, StoreError>;
+    /// is inserted and the existing job is returned instead ([`Enqueue::Existing`]).
+    ///
+    /// The insert checks in the same transaction that the job's series and segmentation
+    /// are live rows of the job's tenant (and that the segmentation belongs to the
+    /// series), else inserts nothing ([`Enqueue::UploadGone`]): a concurrent
+    /// [`Database::delete_upload`] either sees this job and refuses ([`Deletion::InUse`]),
+    /// or wrote its tombstone first and this insert is refused. PostgreSQL: the insert
+    /// holds `FOR SHARE` row locks on the series, then the segmentation (the order a
+    /// series deletion locks them), which the deletion's `UPDATE` waits for; SQLite: the
+    /// insert is the transaction's first statement, so it holds the single write lock
+    /// before it reads.
+    async fn insert_job(&self, job: &NewJob) -> Result<Enqueue<JobRow>, StoreError>;
 
     /// Cancel a queued or running job; returns whether this call cancelled it and the job
     /// as it is afterwards (`None` if it does not exist). A running job's worker loses its
@@ -192,12 +202,14 @@ pub trait Database: Send + Sync {
 
     /// Store a batch and its jobs in one transaction (all or none), under the batch's
     /// tenant. With an idempotency key the tenant already used, nothing is inserted and the
-    /// existing batch is returned.
+    /// existing batch is returned. Each job's uploads are checked and locked as by
+    /// [`Database::insert_job`]; when one is no longer live, nothing is stored
+    /// ([`Enqueue::UploadGone`] names the first such job).
     async fn insert_batch(
         &self,
         batch: &BatchRow,
         jobs: &[NewJob],
-    ) -> Result<Option<BatchRow>, StoreError>;
+    ) -> Result<Enqueue<BatchRow>, StoreError>;
 
     /// A batch of `tenant` by id.
     async fn batch(&self, tenant: &str, id: &str) -> Result<Option<BatchRow>, StoreError>;
@@ -546,6 +558,29 @@ pub struct NewJob {
     pub request: String,
     /// Client-supplied `Idempotency-Key`, unique across the tenant's jobs.
     pub idempotency_key: Option<String>,
+}
+
+/// What an enqueue ([`Database::insert_job`], [`Database::insert_batch`]) did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Enqueue<T> {
+    /// Stored.
+    Inserted,
+    /// The idempotency key was used before: nothing was stored; this is the earlier one.
+    Existing(T),
+    /// Nothing was stored: job number `job` (0 for a single job) names an upload that is
+    /// not a live row of its tenant (deleted, possibly concurrently, or never stored).
+    UploadGone {
+        job: usize,
+        kind: UploadKind,
+        id: String,
+    },
+}
+
+impl<T> Enqueue<T> {
+    /// Whether the enqueue stored something.
+    pub fn is_inserted(&self) -> bool {
+        matches!(self, Enqueue::Inserted)
+    }
 }
 
 /// A kind of upload that can be deleted.

@@ -36,7 +36,7 @@ impl PgStore {
     }
 }
 
-impl_database!(PgStore, Backend::Postgres, {
+impl_database!(PgStore, Backend::Postgres, "FOR SHARE", {
     async fn migrate(&self) -> Result<(), StoreError> {
         // sqlx holds a PostgreSQL advisory lock while migrating, so replicas starting
         // together apply each migration once.

@@ -42,9 +42,33 @@ macro_rules! api_key_columns {
 pub(crate) use api_key_columns;
 
 /// `impl Database for $store` from the shared statements plus `$specific` methods
-/// (`migrate` and `claim_job`, which differ between backends).
+/// (`migrate` and `claim_job`, which differ between backends). `$share` is the row lock
+/// clause a job insert takes on the uploads it references (see [`enqueue_job`]).
 macro_rules! impl_database {
-    ($store:ty, $backend:expr, { $($specific:tt)* }) => {
+    ($store:ty, $backend:expr, $share:tt, { $($specific:tt)* }) => {
+        impl $store {
+            /// [`Enqueue::UploadGone`](crate::store::Enqueue::UploadGone) for job number
+            /// `index` whose insert found no live series or segmentation: which one.
+            async fn upload_gone<T>(
+                &self,
+                index: usize,
+                job: &$crate::store::NewJob,
+            ) -> Result<$crate::store::Enqueue<T>, $crate::store::StoreError> {
+                use $crate::store::db::Database;
+                use $crate::store::UploadKind;
+                let (kind, id) = if self.series(&job.tenant_id, &job.series_id).await?.is_none() {
+                    (UploadKind::Series, &job.series_id)
+                } else {
+                    (UploadKind::Segmentation, &job.segmentation_id)
+                };
+                Ok($crate::store::Enqueue::UploadGone {
+                    job: index,
+                    kind,
+                    id: id.clone(),
+                })
+            }
+        }
+
         #[async_trait::async_trait]
         impl $crate::store::db::Database for $store {
             fn backend(&self) -> $crate::store::db::Backend {
@@ -158,34 +182,28 @@ macro_rules! impl_database {
             async fn insert_job(
                 &self,
                 job: &$crate::store::NewJob,
-            ) -> Result<Option<$crate::store::JobRow>, $crate::store::StoreError> {
-                let inserted = sqlx::query(
-                    "INSERT INTO jobs (id, series_id, segmentation_id, request, status, \
-                     created_at_ms, idempotency_key, tenant_id) \
-                     VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7) ON CONFLICT DO NOTHING",
-                )
-                .bind(&job.id)
-                .bind(&job.series_id)
-                .bind(&job.segmentation_id)
-                .bind(&job.request)
-                .bind($crate::store::now_ms())
-                .bind(&job.idempotency_key)
-                .bind(&job.tenant_id)
-                .execute(&self.pool)
-                .await?;
-                if inserted.rows_affected() == 1 {
-                    return Ok(None);
-                }
-                let sql = concat!(
-                    "SELECT ",
-                    $crate::store::sql::job_columns!(),
-                    " FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2"
+            ) -> Result<$crate::store::Enqueue<$crate::store::JobRow>, $crate::store::StoreError>
+            {
+                use $crate::store::Enqueue;
+                let mut tx = self.pool.begin().await?;
+                let inserted = $crate::store::sql::enqueue_job!(
+                    &mut tx,
+                    $share,
+                    "ON CONFLICT DO NOTHING",
+                    job,
+                    None::<&str>,
+                    $crate::store::now_ms()
                 );
-                Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
-                    .bind(&job.tenant_id)
-                    .bind(&job.idempotency_key)
-                    .fetch_optional(&self.pool)
-                    .await?)
+                tx.commit().await?;
+                if inserted {
+                    return Ok(Enqueue::Inserted);
+                }
+                if let Some(key) = &job.idempotency_key
+                    && let Some(existing) = self.job_by_key(&job.tenant_id, key).await?
+                {
+                    return Ok(Enqueue::Existing(existing));
+                }
+                self.upload_gone(0, job).await
             }
 
             async fn cancel_job(
@@ -362,7 +380,10 @@ macro_rules! impl_database {
                 &self,
                 batch: &$crate::store::BatchRow,
                 jobs: &[$crate::store::NewJob],
-            ) -> Result<Option<$crate::store::BatchRow>, $crate::store::StoreError> {
+            ) -> Result<$crate::store::Enqueue<$crate::store::BatchRow>, $crate::store::StoreError>
+            {
+                // The first statement writes: a SQLite transaction holds the write lock
+                // before any job's uploads are read.
                 let mut tx = self.pool.begin().await?;
                 let inserted = sqlx::query(
                     "INSERT INTO batches (id, idempotency_key, request, job_count, \
@@ -379,32 +400,37 @@ macro_rules! impl_database {
                 .await?;
                 if inserted.rows_affected() == 0 {
                     tx.rollback().await?;
-                    return self
+                    let existing = self
                         .batch_by_key(
                             &batch.tenant_id,
                             batch.idempotency_key.as_deref().unwrap_or_default(),
                         )
-                        .await;
+                        .await?;
+                    // A conflict without a key would be on the batch id (a fresh UUID).
+                    return existing
+                        .map($crate::store::Enqueue::Existing)
+                        .ok_or_else(|| sqlx::Error::RowNotFound.into());
                 }
-                for job in jobs {
-                    sqlx::query(
-                        "INSERT INTO jobs (id, series_id, segmentation_id, request, status, \
-                         created_at_ms, idempotency_key, batch_id, tenant_id) \
-                         VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)",
-                    )
-                    .bind(&job.id)
-                    .bind(&job.series_id)
-                    .bind(&job.segmentation_id)
-                    .bind(&job.request)
-                    .bind(batch.created_at_ms)
-                    .bind(&job.idempotency_key)
-                    .bind(&batch.id)
-                    .bind(&batch.tenant_id)
-                    .execute(&mut *tx)
-                    .await?;
+                for (i, job) in jobs.iter().enumerate() {
+                    let job = $crate::store::NewJob {
+                        tenant_id: batch.tenant_id.clone(),
+                        ..job.clone()
+                    };
+                    let inserted = $crate::store::sql::enqueue_job!(
+                        &mut tx,
+                        $share,
+                        "",
+                        &job,
+                        Some(batch.id.as_str()),
+                        batch.created_at_ms
+                    );
+                    if !inserted {
+                        tx.rollback().await?;
+                        return self.upload_gone(i, &job).await;
+                    }
                 }
                 tx.commit().await?;
-                Ok(None)
+                Ok($crate::store::Enqueue::Inserted)
             }
 
             async fn batch(
@@ -487,7 +513,10 @@ macro_rules! impl_database {
                 };
                 let now = $crate::store::now_ms();
                 // The first statement writes, so a SQLite transaction holds the write lock
-                // from the start (a read first could not be upgraded under contention).
+                // from the start (a read first could not be upgraded under contention). On
+                // PostgreSQL the UPDATE locks the row: it waits for a job insert holding a
+                // share lock on it (see `enqueue_job`), and the job check below (a new
+                // snapshot under READ COMMITTED) then sees that job.
                 let mut tx = self.pool.begin().await?;
                 let key: Option<String> = sqlx::query_scalar(tombstone_sql)
                     .bind(now)
@@ -1230,3 +1259,71 @@ macro_rules! claim_job {
     }};
 }
 pub(crate) use claim_job;
+
+/// Insert one queued job in the transaction `$tx` if its series and segmentation are live
+/// rows of its tenant and the segmentation belongs to the series; evaluates to whether a
+/// row was inserted (`false` also for an `$on_conflict` that did nothing).
+///
+/// With a `$share` clause (PostgreSQL: `FOR SHARE`), the series row, then the
+/// segmentation row, are locked first: a concurrent deletion's `UPDATE` of either waits
+/// until this transaction ends and then finds the job, while an insert that waited for a
+/// deletion re-reads the row, sees its tombstone and inserts nothing. Series before
+/// segmentation is the order a series deletion takes them, so the two cannot deadlock.
+/// Without (`""`, SQLite), the conditional `INSERT … SELECT` is a single statement that
+/// takes the database's write lock before it reads, so no deletion can run in between
+/// (callers make it, or another write, the first statement of the transaction).
+macro_rules! enqueue_job {
+    ($tx:expr, $share:tt, $on_conflict:literal, $job:expr, $batch_id:expr, $created_at_ms:expr) => {{
+        let job: &$crate::store::NewJob = $job;
+        let tx: &mut sqlx::Transaction<'_, _> = $tx;
+        $crate::store::sql::lock_uploads!(tx, $share, job);
+        let done = sqlx::query(concat!(
+            "INSERT INTO jobs (id, series_id, segmentation_id, request, status, \
+             created_at_ms, idempotency_key, batch_id, tenant_id) \
+             SELECT $1, s.id, g.id, $4, 'queued', $5, $6, $7, $8 \
+             FROM series s JOIN segmentations g ON g.series_id = s.id \
+             WHERE s.id = $2 AND g.id = $3 AND s.tenant_id = $8 AND g.tenant_id = $8 \
+             AND s.deleted_at_ms IS NULL AND g.deleted_at_ms IS NULL ",
+            $on_conflict
+        ))
+        .bind(&job.id)
+        .bind(&job.series_id)
+        .bind(&job.segmentation_id)
+        .bind(&job.request)
+        .bind($created_at_ms)
+        .bind(&job.idempotency_key)
+        .bind($batch_id)
+        .bind(&job.tenant_id)
+        .execute(&mut **tx)
+        .await?;
+        done.rows_affected() == 1
+    }};
+}
+pub(crate) use enqueue_job;
+
+/// The row locks of [`enqueue_job`]: none for `""` (SQLite), else `SELECT … $share` on the
+/// job's series, then its segmentation.
+macro_rules! lock_uploads {
+    ($tx:expr, "", $job:expr) => {};
+    ($tx:expr, $share:literal, $job:expr) => {
+        sqlx::query(concat!(
+            "SELECT id FROM series WHERE id = $1 AND tenant_id = $2 \
+             AND deleted_at_ms IS NULL ",
+            $share
+        ))
+        .bind(&$job.series_id)
+        .bind(&$job.tenant_id)
+        .fetch_optional(&mut **$tx)
+        .await?;
+        sqlx::query(concat!(
+            "SELECT id FROM segmentations WHERE id = $1 AND tenant_id = $2 \
+             AND deleted_at_ms IS NULL ",
+            $share
+        ))
+        .bind(&$job.segmentation_id)
+        .bind(&$job.tenant_id)
+        .fetch_optional(&mut **$tx)
+        .await?;
+    };
+}
+pub(crate) use lock_uploads;

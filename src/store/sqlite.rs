@@ -52,7 +52,7 @@ impl SqliteStore {
     }
 }
 
-impl_database!(SqliteStore, Backend::Sqlite, {
+impl_database!(SqliteStore, Backend::Sqlite, "", {
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("./migrations/sqlite")
             .run(&self.pool)

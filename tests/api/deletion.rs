@@ -273,3 +273,94 @@ async fn the_healthcheck_command_probes_healthz() {
     assert!(!down.status.success());
     assert!(String::from_utf8_lossy(&down.stderr).contains("connecting to 127.0.0.1"));
 }
+
+/// Rounds of [`a_job_and_a_deletion_of_its_series_never_both_succeed`].
+const RACE_ROUNDS: usize = 16;
+
+/// `POST /v1/jobs` and `DELETE /v1/series/{id}` sent at the same time (the deletion
+/// staggered by 0 to 2 ms) on fresh uploads: in every round exactly one of them wins —
+/// 202 and a 409 naming the job, or a 422 `series-deleted` and 204 — unless the job had
+/// already finished when the deletion ran. Every job that won runs to success on a series
+/// that still answers 200; the series of every round the deletion won answers 410.
+#[tokio::test]
+async fn a_job_and_a_deletion_of_its_series_never_both_succeed() {
+    let app = spawn_app().await;
+    // One DICOM conversion of the digital phantom, uploaded afresh every round.
+    let dicom_dir = tempfile::tempdir().unwrap();
+    let phantom = shared_data().join("ibsi1/digital_phantom/nifti");
+    run_support(
+        "nifti_to_dicom.py",
+        &[
+            "--image",
+            phantom.join("image/phantom.nii.gz").to_str().unwrap(),
+            "--out-dir",
+            dicom_dir.path().to_str().unwrap(),
+        ],
+    );
+    let zip = zip_files(&dicom_files(dicom_dir.path()));
+    let mask = std::fs::read(phantom.join("mask/mask.nii.gz")).unwrap();
+
+    let (mut jobs_won, mut deletions_won) = (Vec::new(), Vec::new());
+    for round in 0..RACE_ROUNDS {
+        let (status, series) = app.post_series_zip(zip.clone()).await;
+        assert_eq!(status, 201, "{series}");
+        let series_id = series["id"].as_str().unwrap().to_string();
+        let (status, seg) = app
+            .post_segmentation(&series_id, mask.clone(), "mask.nii.gz")
+            .await;
+        assert_eq!(status, 201, "{seg}");
+        let body = lesion_body(&series_id, seg["id"].as_str().unwrap());
+        let path = format!("/v1/series/{series_id}");
+        let stagger = Duration::from_micros(500 * (round % 5) as u64);
+        let ((job_status, _, job), (delete_status, deleted)) =
+            tokio::join!(app.post_job(&body), async {
+                tokio::time::sleep(stagger).await;
+                app.delete(&path).await
+            });
+        match (job_status, delete_status) {
+            (202, 409) => {
+                let job_id = job["id"].as_str().unwrap().to_string();
+                assert_problem(409, &deleted, 409, "upload-in-use", &[&job_id]);
+                assert_eq!(deleted["job_ids"], json!([job_id]), "{deleted}");
+                jobs_won.push((job_id, series_id));
+            }
+            (422, 204) => {
+                assert_problem(422, &job, 422, "series-deleted", &[&series_id]);
+                deletions_won.push(series_id);
+            }
+            (202, 204) => {
+                // Allowed only when the job had finished before the deletion.
+                let job_id = job["id"].as_str().unwrap();
+                let (_, done) = app.get_json(&format!("/v1/jobs/{job_id}")).await;
+                let (_, gone) = app.get_json(&path).await;
+                let (finished, deleted_at) =
+                    (done["finished_at"].as_str(), gone["deleted_at"].as_str());
+                assert!(
+                    done["status"] == "succeeded" && finished.is_some() && finished <= deleted_at,
+                    "round {round}: both the job and the deletion succeeded: {done} {gone}"
+                );
+            }
+            _ => {
+                panic!("round {round}: job {job_status} {job}, deletion {delete_status} {deleted}")
+            }
+        }
+    }
+    eprintln!(
+        "{} of {RACE_ROUNDS} rounds: the job won; {} the deletion",
+        jobs_won.len(),
+        deletions_won.len()
+    );
+    for (job_id, series_id) in &jobs_won {
+        let done = app.wait_for_job(&format!("/v1/jobs/{job_id}")).await;
+        assert_eq!(done["status"], "succeeded", "{done}");
+        let (status, series) = app.get_json(&format!("/v1/series/{series_id}")).await;
+        assert_eq!(
+            status, 200,
+            "the series of a job that won is kept: {series}"
+        );
+    }
+    for series_id in &deletions_won {
+        let (status, problem) = app.get_json(&format!("/v1/series/{series_id}")).await;
+        assert_problem(status, &problem, 410, "gone", &[series_id]);
+    }
+}

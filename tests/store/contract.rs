@@ -6,8 +6,8 @@ use std::time::Duration;
 use radscore::jobs::RetryPolicy;
 use radscore::jobs::retry::recover_expired_leases;
 use radscore::store::{
-    BatchRow, DEFAULT_TENANT, Db, ModelRow, NewJob, SHARED_TENANT, SegmentationRow, SeriesRow,
-    StowTriggerRow, now_ms,
+    BatchRow, DEFAULT_TENANT, Db, Enqueue, ModelRow, NewJob, SHARED_TENANT, SegmentationRow,
+    SeriesRow, StowTriggerRow, now_ms,
 };
 
 /// The tenant of the rows the queue tests use.
@@ -68,7 +68,7 @@ async fn db_with_jobs(db: &Db, n: usize) {
             .insert_job(&new_job(&format!("j{i}"), None))
             .await
             .unwrap();
-        assert!(inserted.is_none(), "a new job is inserted, not found");
+        assert!(inserted.is_inserted(), "a new job is inserted, not found");
     }
 }
 
@@ -217,18 +217,27 @@ pub async fn idempotency_key_returns_the_existing_job(db: &Db) {
         db.insert_job(&new_job("a", Some("k1")))
             .await
             .unwrap()
-            .is_none()
+            .is_inserted()
     );
-    let existing = db
-        .insert_job(&new_job("b", Some("k1")))
-        .await
-        .unwrap()
-        .expect("key taken");
+    let Enqueue::Existing(existing) = db.insert_job(&new_job("b", Some("k1"))).await.unwrap()
+    else {
+        panic!("key taken")
+    };
     assert_eq!(existing.id, "a");
     assert_eq!(existing.idempotency_key.as_deref(), Some("k1"));
     assert!(db.job(T, "b").await.unwrap().is_none());
-    assert!(db.insert_job(&new_job("c", None)).await.unwrap().is_none());
-    assert!(db.insert_job(&new_job("d", None)).await.unwrap().is_none());
+    assert!(
+        db.insert_job(&new_job("c", None))
+            .await
+            .unwrap()
+            .is_inserted()
+    );
+    assert!(
+        db.insert_job(&new_job("d", None))
+            .await
+            .unwrap()
+            .is_inserted()
+    );
     assert_eq!(db.queued_jobs().await.unwrap(), 3);
 }
 
@@ -287,10 +296,11 @@ pub async fn a_batch_is_stored_whole_or_not_at_all(db: &Db) {
     orphan.series_id = "no-such-series".into();
     let failed = db
         .insert_batch(&batch("x"), &[new_job("b1", None), orphan])
-        .await;
+        .await
+        .unwrap();
     assert!(
-        failed.is_err(),
-        "a job referencing no series fails the batch"
+        matches!(&failed, Enqueue::UploadGone { job: 1, kind: radscore::store::UploadKind::Series, id } if id == "no-such-series"),
+        "a job referencing no series fails the batch: {failed:?}"
     );
     assert!(db.batch(T, "x").await.unwrap().is_none());
     assert!(
@@ -299,12 +309,20 @@ pub async fn a_batch_is_stored_whole_or_not_at_all(db: &Db) {
     );
 
     let jobs = [new_job("b1", None), new_job("b2", None)];
-    assert!(db.insert_batch(&batch("x"), &jobs).await.unwrap().is_none());
+    assert!(
+        db.insert_batch(&batch("x"), &jobs)
+            .await
+            .unwrap()
+            .is_inserted()
+    );
     let replay = db
         .insert_batch(&batch("y"), &[new_job("b3", None)])
         .await
         .unwrap();
-    assert_eq!(replay.expect("key taken").id, "x");
+    let Enqueue::Existing(replay) = replay else {
+        panic!("key taken: {replay:?}")
+    };
+    assert_eq!(replay.id, "x");
     assert!(db.job(T, "b3").await.unwrap().is_none());
     let ids: Vec<String> = db
         .batch_jobs(T, "x")
@@ -753,10 +771,42 @@ pub async fn tenants_see_only_their_own_rows(db: &Db) {
         Deletion::NotFound
     );
 
-    // The other tenant may use the same keys for its own objects.
+    // A job never uses another tenant's uploads, deleted or live.
+    add_upload(db, "s2", "g2").await;
     let mut theirs = new_job("o1", Some("same"));
     theirs.tenant_id = other.into();
-    assert!(db.insert_job(&theirs).await.unwrap().is_none(), "inserted");
+    for (s, g) in [("s1", "g1"), ("s2", "g2")] {
+        theirs.series_id = s.into();
+        theirs.segmentation_id = g.into();
+        let refused = db.insert_job(&theirs).await.unwrap();
+        assert!(
+            matches!(&refused, Enqueue::UploadGone { id, .. } if id == s),
+            "{refused:?}"
+        );
+    }
+    // The other tenant may use the same keys for its own objects.
+    let series = SeriesRow {
+        tenant_id: other.into(),
+        ..db.series(T, "s2").await.unwrap().unwrap()
+    };
+    let series = SeriesRow {
+        id: "os".into(),
+        ..series
+    };
+    db.insert_series(&series).await.unwrap();
+    let seg = SegmentationRow {
+        id: "og".into(),
+        tenant_id: other.into(),
+        series_id: "os".into(),
+        ..db.segmentation(T, "g2").await.unwrap().unwrap()
+    };
+    db.insert_segmentation(&seg).await.unwrap();
+    theirs.series_id = "os".into();
+    theirs.segmentation_id = "og".into();
+    assert!(
+        db.insert_job(&theirs).await.unwrap().is_inserted(),
+        "inserted"
+    );
     assert_eq!(
         db.job_by_key(other, "same").await.unwrap().unwrap().id,
         "o1"
@@ -766,7 +816,12 @@ pub async fn tenants_see_only_their_own_rows(db: &Db) {
         tenant_id: other.into(),
         ..batch
     };
-    assert!(db.insert_batch(&their_batch, &[]).await.unwrap().is_none());
+    assert!(
+        db.insert_batch(&their_batch, &[])
+            .await
+            .unwrap()
+            .is_inserted()
+    );
     assert_eq!(
         db.batch(other, "ob").await.unwrap().unwrap().tenant_id,
         other
@@ -1003,4 +1058,157 @@ pub async fn tenant_settings_and_stow_triggers_round_trip(db: &Db) {
     assert_eq!(db.jobs(T, Some("queued"), 1).await.unwrap().len(), 1);
     assert!(db.jobs(T, Some("succeeded"), 10).await.unwrap().is_empty());
     assert!(db.jobs("other", None, 10).await.unwrap().is_empty());
+/// Rounds of [`a_job_creation_and_a_deletion_of_its_upload_never_both_succeed`].
+const RACE_ROUNDS: usize = 64;
+
+/// Rounds of that test run at the same time.
+const RACE_PARALLEL: usize = 8;
+
+/// A live series `s` with its segmentation `g` in tenant [`T`].
+async fn add_upload(db: &Db, s: &str, g: &str) {
+    let series = SeriesRow {
+        id: s.into(),
+        tenant_id: T.into(),
+        series_uid: format!("1.2.9.{}", s.len()),
+        frame_of_reference_uid: None,
+        instance_count: 1,
+        geometry: "{}".into(),
+        warnings: "[]".into(),
+        blob_prefix: format!("series/{s}"),
+        created_at_ms: 1,
+    };
+    db.insert_series(&series).await.unwrap();
+    let seg = SegmentationRow {
+        id: g.into(),
+        tenant_id: T.into(),
+        series_id: s.into(),
+        format: "nifti".into(),
+        file_name: None,
+        blob_key: format!("segmentations/{g}"),
+        lesions: "[]".into(),
+        created_at_ms: 2,
+    };
+    db.insert_segmentation(&seg).await.unwrap();
+}
+
+/// An enqueue without an idempotency key, which never finds an existing row.
+fn without_existing<T: std::fmt::Debug>(
+    e: radscore::store::Enqueue<T>,
+) -> radscore::store::Enqueue<()> {
+    use radscore::store::Enqueue;
+    match e {
+        Enqueue::Inserted => Enqueue::Inserted,
+        Enqueue::UploadGone { job, kind, id } => Enqueue::UploadGone { job, kind, id },
+        Enqueue::Existing(row) => panic!("no idempotency key, yet an existing row: {row:?}"),
+    }
+}
+
+/// One round: enqueue a job (round 0, 1 mod 4: alone; 2, 3: in a batch) on fresh uploads
+/// while deleting its series (even rounds) or segmentation (odd rounds) at the same time.
+/// Exactly one of them succeeds; returns whether the job did.
+async fn race_round(db: Db, round: usize) -> bool {
+    use radscore::store::{Deletion, DeletionReason, Enqueue, UploadKind};
+    let (s, g, j) = (
+        format!("rs{round}"),
+        format!("rg{round}"),
+        format!("rj{round}"),
+    );
+    add_upload(&db, &s, &g).await;
+    let job = NewJob {
+        id: j.clone(),
+        tenant_id: T.into(),
+        series_id: s.clone(),
+        segmentation_id: g.clone(),
+        request: "{}".into(),
+        idempotency_key: None,
+    };
+    let (kind, target) = if round % 2 == 0 {
+        (UploadKind::Series, s.clone())
+    } else {
+        (UploadKind::Segmentation, g.clone())
+    };
+    let in_batch = round % 4 >= 2;
+    let enqueue = {
+        let db = db.clone();
+        tokio::spawn(async move {
+            if in_batch {
+                let batch = BatchRow {
+                    id: format!("rb{round}"),
+                    tenant_id: T.into(),
+                    idempotency_key: None,
+                    request: "[]".into(),
+                    job_count: 1,
+                    created_at_ms: 3,
+                };
+                without_existing(db.insert_batch(&batch, &[job]).await.unwrap())
+            } else {
+                without_existing(db.insert_job(&job).await.unwrap())
+            }
+        })
+    };
+    let delete = {
+        let db = db.clone();
+        let target = target.clone();
+        tokio::spawn(async move {
+            db.delete_upload(kind, Some(T), &target, DeletionReason::Deleted)
+                .await
+                .unwrap()
+        })
+    };
+    let (enqueued, deleted) = (enqueue.await.unwrap(), delete.await.unwrap());
+    match (&enqueued, &deleted) {
+        (Enqueue::Inserted, Deletion::InUse(jobs)) => {
+            assert_eq!(jobs, &[j.clone()], "round {round}: the 409 names the job");
+            let row = db.job(T, &j).await.unwrap().expect("the job is stored");
+            assert_eq!(row.status, "queued");
+            assert!(db.series(T, &s).await.unwrap().is_some(), "series live");
+            assert!(db.segmentation(T, &g).await.unwrap().is_some(), "seg live");
+            true
+        }
+        (
+            Enqueue::UploadGone {
+                job,
+                kind: gone,
+                id,
+            },
+            Deletion::Deleted(_),
+        ) => {
+            assert_eq!((*job, *gone, id), (0, kind, &target), "round {round}");
+            assert!(
+                db.job(T, &j).await.unwrap().is_none(),
+                "round {round}: no job"
+            );
+            assert!(
+                db.tombstone(kind, Some(T), &target)
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+            false
+        }
+        _ => panic!(
+            "round {round} ({} deletion, batch: {in_batch}): exactly one of the job \
+             ({enqueued:?}) and the deletion ({deleted:?}) must succeed",
+            kind.as_str()
+        ),
+    }
+}
+
+/// A job creation (single or in a batch) and a deletion of the series or segmentation it
+/// uses, run at the same time on a database with several connections, never both succeed:
+/// either the job is stored and the deletion is refused naming it, or the upload is a
+/// tombstone and the job is refused naming the upload. Many rounds run concurrently.
+pub async fn a_job_creation_and_a_deletion_of_its_upload_never_both_succeed(db: &Db) {
+    let mut job_won = 0;
+    for wave in 0..RACE_ROUNDS / RACE_PARALLEL {
+        let mut set = tokio::task::JoinSet::new();
+        for i in 0..RACE_PARALLEL {
+            set.spawn(race_round(db.clone(), wave * RACE_PARALLEL + i));
+        }
+        while let Some(won) = set.join_next().await {
+            job_won += usize::from(won.expect("round panicked"));
+        }
+    }
+    // Which side wins depends on timing; both outcomes are checked when they occur.
+    eprintln!("{job_won} of {RACE_ROUNDS} rounds: the job won; the deletion won the others");
 }

@@ -10,6 +10,7 @@ mod contract;
 pub struct TestDb {
     pub db: radscore::store::Db,
     _schema: Option<pg::PgSchema>,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl TestDb {
@@ -19,6 +20,21 @@ impl TestDb {
                 .await
                 .expect("in-memory SQLite"),
             _schema: None,
+            _dir: None,
+        }
+    }
+
+    /// A SQLite database file with the production pool (several connections, WAL), for
+    /// tests of concurrent writers: an in-memory database has a single connection.
+    pub async fn sqlite_file() -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let url = format!("sqlite://{}", dir.path().join("radscore.db").display());
+        TestDb {
+            db: radscore::store::Db::connect(&url)
+                .await
+                .expect("SQLite file opens and migrates"),
+            _schema: None,
+            _dir: Some(dir),
         }
     }
 
@@ -30,6 +46,7 @@ impl TestDb {
         TestDb {
             db,
             _schema: Some(schema),
+            _dir: None,
         }
     }
 }
@@ -81,6 +98,24 @@ on_both_backends!(
     api_keys_round_trip_and_revoke,
     audit_events_are_read_back_in_order,
 );
+
+/// A job creation racing the deletion of its upload, on SQLite with several connections
+/// (the file the server uses) and on PostgreSQL, with tasks on several threads.
+mod race {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn sqlite_a_job_creation_and_a_deletion_of_its_upload_never_both_succeed() {
+        let t = crate::TestDb::sqlite_file().await;
+        crate::contract::a_job_creation_and_a_deletion_of_its_upload_never_both_succeed(&t.db)
+            .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn postgres_a_job_creation_and_a_deletion_of_its_upload_never_both_succeed() {
+        let t = crate::TestDb::postgres().await;
+        crate::contract::a_job_creation_and_a_deletion_of_its_upload_never_both_succeed(&t.db)
+            .await;
+    }
+}
 
 /// Append one audit event through the store.
 async fn append_one(db: &radscore::store::Db) {
