@@ -1122,7 +1122,7 @@ async fn race_round(db: Db, round: usize) -> bool {
         request: "{}".into(),
         idempotency_key: None,
     };
-    let (kind, target) = if round % 2 == 0 {
+    let (kind, target) = if round.is_multiple_of(2) {
         (UploadKind::Series, s.clone())
     } else {
         (UploadKind::Segmentation, g.clone())
@@ -1158,7 +1158,11 @@ async fn race_round(db: Db, round: usize) -> bool {
     let (enqueued, deleted) = (enqueue.await.unwrap(), delete.await.unwrap());
     match (&enqueued, &deleted) {
         (Enqueue::Inserted, Deletion::InUse(jobs)) => {
-            assert_eq!(jobs, &[j.clone()], "round {round}: the 409 names the job");
+            assert_eq!(
+                jobs,
+                std::slice::from_ref(&j),
+                "round {round}: the 409 names the job"
+            );
             let row = db.job(T, &j).await.unwrap().expect("the job is stored");
             assert_eq!(row.status, "queued");
             assert!(db.series(T, &s).await.unwrap().is_some(), "series live");
