@@ -150,7 +150,7 @@ pub async fn create(
 
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("job_id", id.as_str());
-    state
+    let enqueued = state
         .db
         .insert_job(&NewJob {
             id: id.clone(),
@@ -161,6 +161,10 @@ pub async fn create(
             idempotency_key: None,
         })
         .await?;
+    // A concurrent DELETE wrote its tombstone after the checks above.
+    if let crate::store::Enqueue::UploadGone { kind, id, .. } = enqueued {
+        return Err(super::jobs::unknown_reference(&state, tenant, kind, &id).await);
+    }
     state.job_enqueued.notify_waiters();
     let detail = json!({
         "via": "ups-rs",

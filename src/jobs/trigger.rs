@@ -31,7 +31,7 @@ use super::JobRequest;
 use super::worker::JobContext;
 use crate::features::Location;
 use crate::pipeline::LesionRequest;
-use crate::store::{AuditEvent, Db, NewJob, StoreError, StowTriggerRow, now_ms};
+use crate::store::{AuditEvent, Db, Enqueue, NewJob, StoreError, StowTriggerRow, now_ms};
 
 /// How often the background task looks for due triggers and orphaned deliveries.
 const BACKGROUND_TICK: Duration = Duration::from_secs(1);
@@ -195,9 +195,14 @@ pub async fn fire_due(ctx: &JobContext) -> Result<usize, StoreError> {
         let span = tracing::info_span!("auto_trigger", segmentation_id = %trigger.segmentation_id,
             series_uid = %trigger.series_uid);
         let _enter = span.enter();
-        match job_request(&ctx.db, &trigger).await? {
-            Ok(request) => {
-                let (job_id, new) = create_job(&ctx.db, &trigger, &request).await?;
+        let created_job = match job_request(&ctx.db, &trigger).await? {
+            Ok(request) => create_job(&ctx.db, &trigger, &request)
+                .await?
+                .map(|(job_id, new)| (job_id, new, request)),
+            Err(reason) => Err(reason),
+        };
+        match created_job {
+            Ok((job_id, new, request)) => {
                 ctx.db
                     .finish_stow_trigger(&trigger.segmentation_id, Some(&job_id), None)
                     .await?;
@@ -264,12 +269,13 @@ async fn job_request(
     }))
 }
 
-/// Insert the job (once per trigger) and audit it; `(job id, whether this call made it)`.
+/// Insert the job (once per trigger) and audit it; `(job id, whether this call made it)`,
+/// or why none was made (its series or segmentation was deleted meanwhile).
 async fn create_job(
     db: &Db,
     trigger: &StowTriggerRow,
     request: &JobRequest,
-) -> Result<(String, bool), StoreError> {
+) -> Result<Result<(String, bool), String>, StoreError> {
     let id = uuid::Uuid::now_v7().to_string();
     let existing = db
         .insert_job(&NewJob {
@@ -281,8 +287,15 @@ async fn create_job(
             idempotency_key: Some(format!("{IDEMPOTENCY_PREFIX}{}", trigger.segmentation_id)),
         })
         .await?;
-    if let Some(previous) = existing {
-        return Ok((previous.id, false));
+    match existing {
+        Enqueue::Inserted => {}
+        Enqueue::Existing(previous) => return Ok(Ok((previous.id, false))),
+        Enqueue::UploadGone { kind, id, .. } => {
+            return Ok(Err(format!(
+                "{} '{id}' was deleted before the job was queued",
+                kind.as_str()
+            )));
+        }
     }
     let detail = json!({
         "via": "auto-trigger",
@@ -302,7 +315,7 @@ async fn create_job(
         detail: detail.to_string(),
     })
     .await?;
-    Ok((id, true))
+    Ok(Ok((id, true)))
 }
 
 #[cfg(test)]

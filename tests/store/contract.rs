@@ -1058,6 +1058,8 @@ pub async fn tenant_settings_and_stow_triggers_round_trip(db: &Db) {
     assert_eq!(db.jobs(T, Some("queued"), 1).await.unwrap().len(), 1);
     assert!(db.jobs(T, Some("succeeded"), 10).await.unwrap().is_empty());
     assert!(db.jobs("other", None, 10).await.unwrap().is_empty());
+}
+
 /// Rounds of [`a_job_creation_and_a_deletion_of_its_upload_never_both_succeed`].
 const RACE_ROUNDS: usize = 64;
 
