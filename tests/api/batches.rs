@@ -11,21 +11,7 @@ use crate::helpers::*;
 const BATCH_TIMEOUT: Duration = Duration::from_secs(180);
 
 async fn upload_demo_case(app: &TestApp) -> (String, String, Vec<u8>) {
-    let dir = tempfile::tempdir().unwrap();
-    let case = radscore::demo::generate(dir.path(), 3, &radscore::demo::DemoOptions::default())
-        .expect("demo case");
-    let (status, series) = app
-        .post_series_zip(std::fs::read(&case.series_zip).unwrap())
-        .await;
-    assert_eq!(status, 201, "{series}");
-    let series_id = series["id"].as_str().unwrap().to_string();
-    let labelmap = std::fs::read(&case.labelmap).unwrap();
-    let (status, seg) = app
-        .post_segmentation(&series_id, labelmap, "lesions.nii.gz")
-        .await;
-    assert_eq!(status, 201, "{seg}");
-    let labels = case.lesions.iter().map(|l| l.label).collect();
-    (series_id, seg["id"].as_str().unwrap().to_string(), labels)
+    app.upload_demo_case(3).await
 }
 
 async fn post_batch(app: &TestApp, body: &Value, key: Option<&str>) -> (u16, Value) {

@@ -308,6 +308,27 @@ impl TestApp {
         status_json(resp).await
     }
 
+    /// Generate the demo case of `seed` (`radscore demo-data`), upload its series and label
+    /// map; `(series id, segmentation id, lesion labels)`.
+    pub async fn upload_demo_case(&self, seed: u64) -> (String, String, Vec<u8>) {
+        let dir = tempfile::tempdir().unwrap();
+        let case =
+            radscore::demo::generate(dir.path(), seed, &radscore::demo::DemoOptions::default())
+                .expect("demo case");
+        let (status, series) = self
+            .post_series_zip(std::fs::read(&case.series_zip).unwrap())
+            .await;
+        assert_eq!(status, 201, "{series}");
+        let series_id = series["id"].as_str().unwrap().to_string();
+        let labelmap = std::fs::read(&case.labelmap).unwrap();
+        let (status, seg) = self
+            .post_segmentation(&series_id, labelmap, "lesions.nii.gz")
+            .await;
+        assert_eq!(status, 201, "{seg}");
+        let labels = case.lesions.iter().map(|l| l.label).collect();
+        (series_id, seg["id"].as_str().unwrap().to_string(), labels)
+    }
+
     /// POST a series as multipart, one part per file.
     pub async fn post_series_multipart(&self, files: &[(String, Vec<u8>)]) -> (u16, Value) {
         let mut form = reqwest::multipart::Form::new();

@@ -28,21 +28,8 @@ const PARAMS_COLUMNS: [&str; 3] = [
 
 /// A demo series with its label map; (series id, segmentation id, first label).
 async fn demo_case(app: &TestApp) -> (String, String, u8) {
-    let dir = tempfile::tempdir().unwrap();
-    let case = radscore::demo::generate(dir.path(), 5, &radscore::demo::DemoOptions::default())
-        .expect("demo case");
-    let (status, series) = app
-        .post_series_zip(std::fs::read(&case.series_zip).unwrap())
-        .await;
-    assert_eq!(status, 201, "{series}");
-    let series_id = series["id"].as_str().unwrap().to_string();
-    let labelmap = std::fs::read(&case.labelmap).unwrap();
-    let (status, seg) = app
-        .post_segmentation(&series_id, labelmap, "lesions.nii.gz")
-        .await;
-    assert_eq!(status, 201, "{seg}");
-    let seg_id = seg["id"].as_str().unwrap().to_string();
-    (series_id, seg_id, case.lesions[0].label)
+    let (series_id, seg_id, labels) = app.upload_demo_case(5).await;
+    (series_id, seg_id, labels[0])
 }
 
 fn job_body(series: &str, seg: &str, label: u8, extra: Value) -> Value {

@@ -8,20 +8,8 @@ use crate::helpers::*;
 
 /// A demo series and its label map, uploaded; `(series id, segmentation id)`.
 async fn inputs(app: &TestApp) -> (String, String) {
-    let dir = tempfile::tempdir().unwrap();
-    let case = radscore::demo::generate(dir.path(), 3, &radscore::demo::DemoOptions::default())
-        .expect("demo case");
-    let (status, series) = app
-        .post_series_zip(std::fs::read(&case.series_zip).unwrap())
-        .await;
-    assert_eq!(status, 201, "{series}");
-    let series_id = series["id"].as_str().unwrap().to_string();
-    let labelmap = std::fs::read(&case.labelmap).unwrap();
-    let (status, seg) = app
-        .post_segmentation(&series_id, labelmap, "lesions.nii.gz")
-        .await;
-    assert_eq!(status, 201, "{seg}");
-    (series_id, seg["id"].as_str().unwrap().to_string())
+    let (series_id, seg_id, _) = app.upload_demo_case(3).await;
+    (series_id, seg_id)
 }
 
 async fn client(app: &TestApp, series: &str, seg: &str, mode: &str) -> Value {
