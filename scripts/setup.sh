@@ -8,7 +8,7 @@
 #   scripts/setup.sh deny-bin print the path of that cargo-deny
 #   scripts/setup.sh system   Debian packages the tests use: dcmtk (dsrdump), orthanc and
 #                             orthanc-dicomweb (the DICOMweb server of the push tests)
-#   scripts/setup.sh all      all three
+#   scripts/setup.sh all      ort, python, deny and system
 #
 # Needs python3 (with venv and pip) and access to the Python package index. Safe to run
 # again: each step checks whether its result is already in place and skips it if so.
