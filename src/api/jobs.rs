@@ -387,11 +387,28 @@ pub(super) async fn check_references(
     tenant: &str,
     req: &JobRequest,
 ) -> ApiResult<crate::store::SegmentationRow> {
+    check_series_ready(state, tenant, &req.series_id).await?;
     if state.db.series(tenant, &req.series_id).await?.is_none() {
         let kind = UploadKind::Series;
         return Err(unknown_reference(state, tenant, kind, &req.series_id).await);
     }
     let Some(seg) = state.db.segmentation(tenant, &req.segmentation_id).await? else {
+        if let Some(pending) = state
+            .db
+            .pending_segmentation(tenant, &req.segmentation_id)
+            .await?
+        {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "segmentation-pending",
+                "Segmentation not bound yet",
+                format!(
+                    "segmentation '{}' received by STOW-RS waits for the CT instances of \
+                     series '{}': {}",
+                    pending.id, pending.series_id, pending.reason
+                ),
+            ));
+        }
         let kind = UploadKind::Segmentation;
         return Err(unknown_reference(state, tenant, kind, &req.segmentation_id).await);
     };
@@ -408,6 +425,26 @@ pub(super) async fn check_references(
     check_model(state, tenant, req).await?;
     check_labels(&seg, req)?;
     Ok(seg)
+}
+
+/// 409 while a series received by STOW-RS is still receiving instances or is incomplete
+/// (see [`crate::jobs::trigger::Readiness`]), naming why.
+async fn check_series_ready(state: &AppState, tenant: &str, series_id: &str) -> ApiResult<()> {
+    let readiness =
+        crate::jobs::trigger::readiness(&state.db, tenant, series_id, state.stow_stable).await?;
+    match readiness.refusal(series_id) {
+        None => Ok(()),
+        Some(detail) => {
+            let (kind, title) = match readiness {
+                crate::jobs::trigger::Readiness::Receiving { .. } => {
+                    ("series-not-stable", "Series still receiving instances")
+                }
+                _ => ("series-incomplete", "Series incomplete"),
+            };
+            Err(Problem::new(StatusCode::CONFLICT, kind, title, detail)
+                .with("stow_state", readiness.as_str()))
+        }
+    }
 }
 
 /// The job's model must be registered (`model_id`), or the tenant must have an active

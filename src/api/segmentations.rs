@@ -100,6 +100,20 @@ pub(super) async fn create_from_bytes(
     file_name: Option<String>,
     bytes: Bytes,
 ) -> ApiResult<SegmentationRow> {
+    let id = uuid::Uuid::now_v7().to_string();
+    create_from_bytes_as(state, caller, series, &id, file_name, bytes).await
+}
+
+/// As [`create_from_bytes`], with the id the segmentation gets (a STOW-RS segmentation
+/// that waited for its series keeps the id it was answered with).
+pub(super) async fn create_from_bytes_as(
+    state: &AppState,
+    caller: &Caller,
+    series: &crate::store::SeriesRow,
+    id: &str,
+    file_name: Option<String>,
+    bytes: Bytes,
+) -> ApiResult<SegmentationRow> {
     let grid = super::series::grid_from_row(series)?;
     refuse_dicom_on_resampled(&bytes, series)?;
     let frame_of_reference = series.frame_of_reference_uid.clone();
@@ -120,9 +134,8 @@ pub(super) async fn create_from_bytes(
     .await
     .map_err(|e| Problem::internal(&e))??;
 
-    let id = uuid::Uuid::now_v7().to_string();
-    tracing::Span::current().record("segmentation_id", id.as_str());
-    let row = store_segmentation(state, &id, series, format, file_name, bytes, &seg).await?;
+    tracing::Span::current().record("segmentation_id", id);
+    let row = store_segmentation(state, id, series, format, file_name, bytes, &seg).await?;
     tracing::info!(
         lesions = seg.lesions.len(),
         format = format.as_str(),
@@ -136,7 +149,7 @@ pub(super) async fn create_from_bytes(
         caller,
         "segmentation.upload",
         "segmentation",
-        &id,
+        id,
         detail,
     )
     .await?;
@@ -207,6 +220,17 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let Some(row) = state.db.segmentation(&tenant, &id).await? else {
+        // A STOW-RS segmentation waiting for the CT instances it maps onto.
+        if let Some(pending) = state.db.pending_segmentation(&tenant, &id).await? {
+            return Ok(Json(json!({
+                "id": pending.id,
+                "series_id": pending.series_id,
+                "status": "pending",
+                "reason": pending.reason,
+                "file_name": pending.file_name,
+                "lesions": [],
+            })));
+        }
         let kind = UploadKind::Segmentation;
         return Err(super::deletion::missing(&state, &tenant, kind, &id).await);
     };
@@ -312,6 +336,7 @@ fn segmentation_json(row: &SegmentationRow) -> ApiResult<Value> {
     Ok(json!({
         "id": row.id,
         "series_id": row.series_id,
+        "status": "bound",
         "format": row.format,
         "file_name": row.file_name,
         "lesions": lesions,

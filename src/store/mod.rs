@@ -19,8 +19,8 @@ pub mod sqlite;
 pub use blobs::{BlobLocation, BlobStore};
 pub use db::{
     ApiKeyRow, AuditEvent, Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason,
-    DeliveryRow, Enqueue, ExpiredUpload, JobRow, NewJob, SegmentationRow, SeriesRow,
-    StowTriggerRow, TenantSettingsRow, Tombstone, UploadKind,
+    DeliveryRow, Enqueue, ExpiredUpload, JobRow, NewJob, PendingSegmentationRow, SegmentationRow,
+    SeriesRow, StowInstanceRow, StowSeriesRow, StowTriggerRow, TenantSettingsRow, Tombstone, UploadKind,
 };
 pub use models::{DEFAULT_TENANT, ModelRow, SHARED_TENANT};
 
