@@ -301,8 +301,8 @@ async fn store_segmentation(
     let (series, stow) = match target {
         SegTarget::Bind(series, stow) => (series, stow),
         SegTarget::Wait(stow, reason) => {
-            let id = stow_series::wait_for_series(state, &stow, Some(file.name), bytes, reason)
-                .await?;
+            let id =
+                stow_series::wait_for_series(state, &stow, Some(file.name), bytes, reason).await?;
             outcomes
                 .stored
                 .push((identity, format!("/v1/segmentations/{id}")));
@@ -325,7 +325,9 @@ async fn store_segmentation(
         // Its frames may lie on CT instances that have not arrived yet.
         Err(problem)
             if problem.status.is_client_error()
-                && stow.as_ref().is_some_and(|s| stow_series::may_wait(state, s)) =>
+                && stow
+                    .as_ref()
+                    .is_some_and(|s| stow_series::may_wait(state, s)) =>
         {
             let stow = stow.as_ref().expect("checked just above");
             let id =

@@ -71,7 +71,7 @@ enum Staged {
 
 /// Stage the CT instances of `series_uid` a request carries and re-assemble the series
 /// resource from every instance received so far.
-#[tracing::instrument(skip_all, fields(series_uid, series_id = tracing::field::Empty))]
+#[tracing::instrument(skip_all, fields(series_uid = %series_uid, series_id = tracing::field::Empty))]
 pub(super) async fn receive_ct(
     state: &AppState,
     caller: &Caller,
@@ -115,12 +115,18 @@ pub(super) async fn receive_ct(
         match stage(state, &series, &mut known, &instance).await? {
             Staged::New => {
                 new_instances += 1;
-                outcomes.stored.push((instance.pushed.identity, url.clone()));
+                outcomes
+                    .stored
+                    .push((instance.pushed.identity, url.clone()));
             }
-            Staged::Again => outcomes.stored.push((instance.pushed.identity, url.clone())),
+            Staged::Again => outcomes
+                .stored
+                .push((instance.pushed.identity, url.clone())),
             Staged::Conflict(comment) => {
                 let identity = instance.pushed.identity;
-                outcomes.failed.push((identity, PROCESSING_FAILURE, comment));
+                outcomes
+                    .failed
+                    .push((identity, PROCESSING_FAILURE, comment));
             }
         }
     }
@@ -140,7 +146,10 @@ pub(super) async fn receive_ct(
 
 /// The per-instance checks, off the runtime: parseable with a SOPInstanceUID, native Pixel
 /// Data of the declared size that decodes. A failing instance fails alone.
-async fn check_instances(instances: Vec<Pushed>, outcomes: &mut Outcomes) -> ApiResult<Vec<Checked>> {
+async fn check_instances(
+    instances: Vec<Pushed>,
+    outcomes: &mut Outcomes,
+) -> ApiResult<Vec<Checked>> {
     let results = tokio::task::spawn_blocking(move || {
         instances
             .into_iter()
@@ -178,7 +187,9 @@ fn check_instance(pushed: &Pushed) -> Result<(String, String), String> {
         .clone()
         .filter(|u| !u.is_empty())
     else {
-        return Err(format!("{name}: the instance has no SOPInstanceUID (0008,0018)"));
+        return Err(format!(
+            "{name}: the instance has no SOPInstanceUID (0008,0018)"
+        ));
     };
     dicom::check_instance(&pushed.file).map_err(|e| format!("{name} refused: {e}"))?;
     let bytes = std::fs::read(&pushed.file.path)
@@ -188,7 +199,10 @@ fn check_instance(pushed: &Pushed) -> Result<(String, String), String> {
 
 /// Serialise the requests of one series in this process (the guard's lifetime): its CT
 /// instances and the segmentations that reference it.
-pub(super) async fn series_lock(tenant: &str, series_uid: &str) -> tokio::sync::OwnedMutexGuard<()> {
+pub(super) async fn series_lock(
+    tenant: &str,
+    series_uid: &str,
+) -> tokio::sync::OwnedMutexGuard<()> {
     type Locks = Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>;
     static LOCKS: OnceLock<Locks> = OnceLock::new();
     let lock = {
@@ -270,7 +284,11 @@ async fn open_next(
         Some(p) => state.db.stow_instances(&p.id).await?,
         None => Vec::new(),
     };
-    tracing::info!(version, carried = carried.len(), "STOW-RS series resource opened");
+    tracing::info!(
+        version,
+        carried = carried.len(),
+        "STOW-RS series resource opened"
+    );
     for instance in carried {
         let bytes = state.blobs.get(&instance.blob_key).await?;
         let key = instance_key(&opened.id, &instance.sop_instance_uid);
@@ -315,7 +333,10 @@ async fn stage(
         blob_key: instance_key(&series.id, uid),
         received_at_ms: now_ms(),
     };
-    state.blobs.put_file(&row.blob_key, &instance.pushed.file.path).await?;
+    state
+        .blobs
+        .put_file(&row.blob_key, &instance.pushed.file.path)
+        .await?;
     let staged = match state.db.stage_stow_instance(&row).await? {
         None => Staged::New,
         // Staged meanwhile by another process.
@@ -351,7 +372,9 @@ async fn assemble(state: &AppState, series: &StowSeriesRow) -> ApiResult<Option<
     let summary = match summary {
         Ok(summary) => summary,
         Err(dicom::DicomError::Io { .. }) => {
-            return Err(Problem::internal(&"a staged STOW-RS instance could not be read"));
+            return Err(Problem::internal(
+                &"a staged STOW-RS instance could not be read",
+            ));
         }
         Err(e) => {
             let reason = e.to_string();
@@ -447,7 +470,10 @@ pub(super) async fn seg_target(
                 let reason = format!(
                     "the CT instances of series '{}' received so far are not a series{}",
                     stow.id,
-                    error.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+                    error
+                        .as_deref()
+                        .map(|e| format!(": {e}"))
+                        .unwrap_or_default()
                 );
                 SegTarget::Wait(stow, reason)
             }

@@ -396,8 +396,11 @@ pub trait Database: Send + Sync {
 
     /// The STOW-RS assembly state of series `id` of `tenant` (`None` for a series that did
     /// not come from STOW-RS).
-    async fn stow_series(&self, tenant: &str, id: &str)
-    -> Result<Option<StowSeriesRow>, StoreError>;
+    async fn stow_series(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<StowSeriesRow>, StoreError>;
 
     /// Stage an instance of a STOW-RS series; `None` when inserted, else the instance
     /// already staged under that SOPInstanceUID (nothing is changed).

@@ -20,7 +20,8 @@ pub use blobs::{BlobLocation, BlobStore};
 pub use db::{
     ApiKeyRow, AuditEvent, Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason,
     DeliveryRow, Enqueue, ExpiredUpload, JobRow, NewJob, PendingSegmentationRow, SegmentationRow,
-    SeriesRow, StowInstanceRow, StowSeriesRow, StowTriggerRow, TenantSettingsRow, Tombstone, UploadKind,
+    SeriesRow, StowInstanceRow, StowSeriesRow, StowTriggerRow, TenantSettingsRow, Tombstone,
+    UploadKind,
 };
 pub use models::{DEFAULT_TENANT, ModelRow, SHARED_TENANT};
 

@@ -128,7 +128,10 @@ async fn wait_for_stow_state(app: &TestApp, url: &str, state: &str) -> Value {
         if series["stow"]["state"] == state {
             return series;
         }
-        assert!(started.elapsed() < SETTLE_TIMEOUT, "never {state}: {series}");
+        assert!(
+            started.elapsed() < SETTLE_TIMEOUT,
+            "never {state}: {series}"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
 }
@@ -366,7 +369,10 @@ async fn a_series_split_over_requests_is_one_series_equal_to_a_single_upload() {
     let (status, seg) = app.get_json(&seg_url).await;
     assert_eq!(status, 200, "{seg}");
     assert_eq!(seg["status"], "pending", "{seg}");
-    assert!(seg["reason"].as_str().is_some_and(|r| !r.is_empty()), "{seg}");
+    assert!(
+        seg["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{seg}"
+    );
 
     // Re-sent instances are the same instances; other bytes under a known UID are refused.
     let again = push_split(&app, &rest[..3], 3).await;
@@ -411,16 +417,23 @@ async fn a_series_split_over_requests_is_one_series_equal_to_a_single_upload() {
     wait_for_stow_state(&app, &url, "complete").await;
     let split = app.run_job(series_id, seg_id, lesions.clone()).await;
 
-    let (status, whole) = app.post_series_multipart(&dicom_files(&ct_phantom().join("dicom/image"))).await;
+    let (status, whole) = app
+        .post_series_multipart(&dicom_files(&ct_phantom().join("dicom/image")))
+        .await;
     assert_eq!(status, 201, "{whole}");
     let whole_id = whole["id"].as_str().unwrap();
     let seg_bytes = std::fs::read(&seg_path).unwrap();
-    let (status, whole_seg) = app.post_segmentation(whole_id, seg_bytes, "mask.seg.dcm").await;
+    let (status, whole_seg) = app
+        .post_segmentation(whole_id, seg_bytes, "mask.seg.dcm")
+        .await;
     assert_eq!(status, 201, "{whole_seg}");
     let single = app
         .run_job(whole_id, whole_seg["id"].as_str().unwrap(), lesions)
         .await;
-    assert_eq!(split["lesions"][0]["features"], single["lesions"][0]["features"]);
+    assert_eq!(
+        split["lesions"][0]["features"],
+        single["lesions"][0]["features"]
+    );
     assert_eq!(
         split["lesions"][0]["response_probability"],
         single["lesions"][0]["response_probability"]
@@ -467,10 +480,18 @@ async fn auto_trigger_fires_once_on_the_stable_series_and_gaps_stay_incomplete()
         assert!(started.elapsed() < SETTLE_TIMEOUT, "no auto-triggered job");
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     };
-    assert_eq!(job["series_id"], url.trim_start_matches("/v1/series/"), "{job}");
+    assert_eq!(
+        job["series_id"],
+        url.trim_start_matches("/v1/series/"),
+        "{job}"
+    );
     tokio::time::sleep(std::time::Duration::from_secs(3)).await;
     let (_, jobs) = admin.get_json("/v1/jobs").await;
-    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "fired more than once: {jobs}");
+    assert_eq!(
+        jobs["jobs"].as_array().unwrap().len(),
+        1,
+        "fired more than once: {jobs}"
+    );
 
     // After a job used it, a re-sent instance changes nothing; a new one opens version 2.
     let again = push(&admin, &[paths[0].as_str()]).await;
@@ -517,5 +538,11 @@ async fn auto_trigger_fires_once_on_the_stable_series_and_gaps_stay_incomplete()
         "lesions": [{ "label": 1, "location": "pleura" }],
     });
     let (status, _, problem) = gap.post_job(&body).await;
-    assert_problem(status, &problem, 409, "series-incomplete", &[reason.as_str()]);
+    assert_problem(
+        status,
+        &problem,
+        409,
+        "series-incomplete",
+        &[reason.as_str()],
+    );
 }

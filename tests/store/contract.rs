@@ -6,9 +6,8 @@ use std::time::Duration;
 use radscore::jobs::RetryPolicy;
 use radscore::jobs::retry::recover_expired_leases;
 use radscore::store::{
-    BatchRow, DEFAULT_TENANT, Db, Enqueue, ModelRow, NewJob, PendingSegmentationRow,
-    SHARED_TENANT, SegmentationRow, SeriesRow, StowInstanceRow, StowSeriesRow, StowTriggerRow,
-    now_ms,
+    BatchRow, DEFAULT_TENANT, Db, Enqueue, ModelRow, NewJob, PendingSegmentationRow, SHARED_TENANT,
+    SegmentationRow, SeriesRow, StowInstanceRow, StowSeriesRow, StowTriggerRow, now_ms,
 };
 
 /// The tenant of the rows the queue tests use.
@@ -1251,7 +1250,12 @@ pub async fn stow_series_stage_instances_once_and_keep_the_largest_union(db: &Db
         db.latest_stow_series(T, "1.2.3").await.unwrap().unwrap().id,
         "s2"
     );
-    assert!(db.latest_stow_series("other", "1.2.3").await.unwrap().is_none());
+    assert!(
+        db.latest_stow_series("other", "1.2.3")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(db.stow_series("other", "s1").await.unwrap().is_none());
 
     let instance = StowInstanceRow {
@@ -1271,11 +1275,23 @@ pub async fn stow_series_stage_instances_once_and_keep_the_largest_union(db: &Db
     assert_eq!(db.stow_instances("s1").await.unwrap().len(), 1);
     assert!(db.stow_instances("s2").await.unwrap().is_empty());
 
-    assert!(db.record_stow_assembly("s1", 2, Some("gap"), Some(20)).await.unwrap());
-    assert!(!db.record_stow_assembly("s1", 1, None, Some(15)).await.unwrap());
+    assert!(
+        db.record_stow_assembly("s1", 2, Some("gap"), Some(20))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.record_stow_assembly("s1", 1, None, Some(15))
+            .await
+            .unwrap()
+    );
     let s = db.stow_series(T, "s1").await.unwrap().unwrap();
     assert_eq!(
-        (s.instance_count, s.assembly_error.as_deref(), s.last_instance_at_ms),
+        (
+            s.instance_count,
+            s.assembly_error.as_deref(),
+            s.last_instance_at_ms
+        ),
         (2, Some("gap"), 20)
     );
     assert!(db.record_stow_assembly("s1", 3, None, None).await.unwrap());
@@ -1290,7 +1306,10 @@ pub async fn stow_series_stage_instances_once_and_keep_the_largest_union(db: &Db
         ..series.clone()
     };
     assert!(db.update_series_assembly(&bigger).await.unwrap());
-    assert!(!db.update_series_assembly(&series).await.unwrap(), "3 < 4 instances");
+    assert!(
+        !db.update_series_assembly(&series).await.unwrap(),
+        "3 < 4 instances"
+    );
     assert_eq!(db.series(T, "s1").await.unwrap().unwrap().instance_count, 4);
     assert_eq!(db.series_job_count("s1").await.unwrap(), 0);
     db.insert_job(&new_job("j1", None)).await.unwrap();
@@ -1307,7 +1326,12 @@ pub async fn stow_series_stage_instances_once_and_keep_the_largest_union(db: &Db
     };
     db.insert_pending_segmentation(&pending).await.unwrap();
     assert_eq!(db.pending_segmentations("s2").await.unwrap().len(), 1);
-    assert!(db.pending_segmentation("other", "p1").await.unwrap().is_none());
+    assert!(
+        db.pending_segmentation("other", "p1")
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(db.take_pending_segmentation("p1").await.unwrap());
     assert!(!db.take_pending_segmentation("p1").await.unwrap());
     assert!(db.pending_segmentation(T, "p1").await.unwrap().is_none());
