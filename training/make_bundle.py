@@ -13,8 +13,11 @@ graph) and <ID>.onnx per sub-model, ready for POST /v1/models with parts
 `manifest` and `model.<ID>`.
 
 The checks the service makes again are made here first, so a bad bundle fails before
-upload: ids, disjoint locations, one shared settings hash.
+upload: ids, disjoint locations, one shared settings hash. `training/pipeline.py
+--per-location` trains the sub-models and calls `assemble` itself.
 """
+
+from __future__ import annotations
 
 import argparse
 import hashlib
@@ -42,6 +45,52 @@ def parse_sub(spec: str):
     return sub_id, Path(model_dir), locs
 
 
+def assemble(name: str, version: str, out: Path, subs: list[tuple[str, Path, list[str]]],
+             intended_use: str | None = None) -> dict:
+    """Write the bundle for `subs` (id, model directory, locations) into `out`: manifest.json
+    and <id>.onnx per sub-model; returns the bundle manifest. Exits with a message on a bad
+    bundle (repeated id, location in two sub-models, differing settings hashes)."""
+    bundled, owner, hashes = [], {}, set()
+    out.mkdir(parents=True, exist_ok=True)
+    for sub_id, model_dir, locations in subs:
+        if any(s["id"] == sub_id for s in bundled):
+            raise SystemExit(f"sub-model id {sub_id!r} appears twice")
+        for loc in locations:
+            if loc in owner:
+                raise SystemExit(f"location {loc!r} is covered by {owner[loc]!r} and {sub_id!r}")
+            owner[loc] = sub_id
+        manifest = json.loads((model_dir / "manifest.json").read_text())
+        hashes.add(manifest["settings_hash"])
+        graph = (model_dir / "model.onnx").read_bytes()
+        shutil.copyfile(model_dir / "model.onnx", out / f"{sub_id}.onnx")
+        bundled.append({
+            "id": sub_id,
+            "locations": locations,
+            "sha256": "sha256:" + hashlib.sha256(graph).hexdigest(),
+            "manifest": manifest,
+        })
+    if len(hashes) != 1:
+        raise SystemExit(f"sub-models use different settings hashes: {sorted(hashes)}")
+    synthetic = any(s["manifest"].get("synthetic_demo", False) for s in bundled)
+    bundle = {
+        "bundle_version": 1,
+        "name": name,
+        "version": version,
+        "synthetic_demo": synthetic,
+        "intended_use": intended_use
+        or "; ".join(f"{s['id']}: {s['manifest']['intended_use']}" for s in bundled),
+        "sub_models": bundled,
+    }
+    (out / "manifest.json").write_text(json.dumps(bundle, indent=2))
+    return bundle
+
+
+def uncovered(bundle: dict) -> list[str]:
+    """The locations no sub-model of `bundle` covers."""
+    covered = {loc for s in bundle["sub_models"] for loc in s["locations"]}
+    return sorted(LOCATIONS - covered)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--name", required=True)
@@ -51,41 +100,10 @@ def main() -> None:
     ap.add_argument("--intended-use", default=None)
     a = ap.parse_args()
 
-    subs, owner, hashes = [], {}, set()
-    a.out.mkdir(parents=True, exist_ok=True)
-    for spec in a.sub:
-        sub_id, model_dir, locations = parse_sub(spec)
-        if any(s["id"] == sub_id for s in subs):
-            raise SystemExit(f"sub-model id {sub_id!r} appears twice")
-        for loc in locations:
-            if loc in owner:
-                raise SystemExit(f"location {loc!r} is covered by {owner[loc]!r} and {sub_id!r}")
-            owner[loc] = sub_id
-        manifest = json.loads((model_dir / "manifest.json").read_text())
-        hashes.add(manifest["settings_hash"])
-        graph = (model_dir / "model.onnx").read_bytes()
-        shutil.copyfile(model_dir / "model.onnx", a.out / f"{sub_id}.onnx")
-        subs.append({
-            "id": sub_id,
-            "locations": locations,
-            "sha256": "sha256:" + hashlib.sha256(graph).hexdigest(),
-            "manifest": manifest,
-        })
-    if len(hashes) != 1:
-        raise SystemExit(f"sub-models use different settings hashes: {sorted(hashes)}")
-    synthetic = any(s["manifest"].get("synthetic_demo", False) for s in subs)
-    bundle = {
-        "bundle_version": 1,
-        "name": a.name,
-        "version": a.version,
-        "synthetic_demo": synthetic,
-        "intended_use": a.intended_use
-        or "; ".join(f"{s['id']}: {s['manifest']['intended_use']}" for s in subs),
-        "sub_models": subs,
-    }
-    (a.out / "manifest.json").write_text(json.dumps(bundle, indent=2))
-    uncovered = sorted(LOCATIONS - set(owner))
-    print(f"bundle {a.name} {a.version}: {len(subs)} sub-models; uncovered: {uncovered or 'none'}")
+    bundle = assemble(a.name, a.version, a.out, [parse_sub(spec) for spec in a.sub],
+                      a.intended_use)
+    print(f"bundle {a.name} {a.version}: {len(bundle['sub_models'])} sub-models; "
+          f"uncovered: {uncovered(bundle) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -38,16 +38,28 @@ Steps
 Outputs (in --out): model.onnx, manifest.json, report.md, roc.png, calibration.png,
 confusion.png, oof_predictions.csv (lesion_id, patient_id, fold, outcome, probability).
 
+Per location (--per-location): the steps above run once per location of the features CSV
+(or per --location-group ID=LOC[,LOC...], for locations too rare to train alone), each on
+that location's rows only, so each sub-model has its own robust features (assessed at its
+own locations), ranges, metrics and fingerprint. --out then holds the location bundle of
+docs/model-bundles.md, ready for POST /v1/models: manifest.json (bundle_version 1) and
+<ID>.onnx per sub-model (assembled by training/make_bundle.py's `assemble`), with each
+sub-model's full outputs and its training_rows.csv in sub_models/<ID>/.
+
     .venv/bin/python training/pipeline.py --features training/data/cohort.csv \\
         --icc training/data/robustness.csv --meta training/data/cohort_meta.json --out out/
+    .venv/bin/python training/pipeline.py ... --out bundle/ --per-location \\
+        --location-group rest=lymph_node,soft_tissue
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import hashlib
 import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,6 +82,9 @@ from sklearn.metrics import brier_score_loss, confusion_matrix, roc_auc_score, r
 from sklearn.model_selection import StratifiedGroupKFold  # noqa: E402
 from sklearn.pipeline import Pipeline  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import make_bundle  # noqa: E402
 
 ID_COLUMNS = ["patient_id", "lesion_id", "location", "outcome"]
 IGNORED_COLUMNS = ["seed", "label"]
@@ -453,6 +468,62 @@ def run(features: Path, icc_path: Path, meta_path: Path, out: Path, options: Opt
     return manifest
 
 
+def location_groups(locations: list[str], groups: dict[str, list[str]]) -> dict[str, list[str]]:
+    """Sub-model id -> locations: each `groups` entry, then every other location of the data
+    alone under its own name. Exits on an unknown location, a location in two groups, or a
+    group id that is also an ungrouped location's."""
+    owner: dict[str, str] = {}
+    for sub_id, locs in groups.items():
+        if not make_bundle.ID_PATTERN.match(sub_id):
+            raise SystemExit(f"location group {sub_id!r}: id must be 1-64 letters, digits, '_' or '-'")
+        for loc in locs:
+            if loc not in make_bundle.LOCATIONS:
+                raise SystemExit(f"location group {sub_id!r}: {loc!r} is not one of "
+                                 f"{sorted(make_bundle.LOCATIONS)}")
+            if loc in owner:
+                raise SystemExit(f"location {loc!r} is in groups {owner[loc]!r} and {sub_id!r}")
+            owner[loc] = sub_id
+    result = dict(groups)
+    for loc in locations:
+        if loc not in owner:
+            if loc in result:
+                raise SystemExit(f"location group id {loc!r} is also an ungrouped location")
+            result[loc] = [loc]
+    return result
+
+
+def run_per_location(features: Path, icc_path: Path, meta_path: Path, out: Path, options: Options,
+                     groups: dict[str, list[str]] | None = None,
+                     acquisition: dict | None = None) -> dict:
+    """Train one model per location group (see `location_groups`) on that group's rows and
+    write the location bundle into `out`; returns the bundle manifest."""
+    table = pd.read_csv(features)
+    subs = []
+    for sub_id, locations in location_groups(sorted(table["location"].unique()),
+                                             groups or {}).items():
+        rows = table[table["location"].isin(locations)]
+        if rows.empty:
+            raise SystemExit(f"location group {sub_id!r}: no rows at {locations}")
+        sub_dir = out / "sub_models" / sub_id
+        sub_dir.mkdir(parents=True, exist_ok=True)
+        # The sub-model's own training data, so its fingerprint and ranges are of its rows.
+        rows_csv = sub_dir / "training_rows.csv"
+        rows.to_csv(rows_csv, index=False)
+        sub_options = dataclasses.replace(options, name=f"{options.name}-{sub_id}")
+        run(rows_csv, icc_path, meta_path, sub_dir, sub_options, acquisition)
+        subs.append((sub_id, sub_dir, locations))
+    return make_bundle.assemble(options.name, options.version, out, subs, options.intended_use)
+
+
+def parse_group(spec: str) -> tuple[str, list[str]]:
+    """ID=LOC[,LOC...] of --location-group."""
+    sub_id, sep, locations = spec.partition("=")
+    locs = [loc for loc in locations.split(",") if loc]
+    if not sep or not locs:
+        raise SystemExit(f"--location-group {spec!r}: expected ID=LOCATION[,LOCATION...]")
+    return sub_id, locs
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--features", type=Path, required=True)
@@ -473,7 +544,14 @@ def main() -> None:
                     help="JSON file with the training series' acquisition envelope "
                          "(slice_thickness_mm / pixel_spacing_mm / kvp as {min, max}, "
                          "convolution_kernels, on_violation: warn|refuse), copied into the manifest")
+    ap.add_argument("--per-location", action="store_true",
+                    help="train one model per location (or --location-group) and write a "
+                         "location bundle into --out")
+    ap.add_argument("--location-group", action="append", default=[], metavar="ID=LOC[,LOC...]",
+                    help="with --per-location: train these locations together as sub-model ID")
     a = ap.parse_args()
+    if a.location_group and not a.per_location:
+        ap.error("--location-group needs --per-location")
     options = Options(
         accept=tuple(s.strip() for s in a.accept.split(",") if s.strip()),
         max_abs_corr=a.max_abs_corr, c=a.c, folds=a.folds, bootstrap=a.bootstrap, seed=a.seed,
@@ -481,6 +559,21 @@ def main() -> None:
         intended_use=a.intended_use,
     )
     acquisition = json.loads(a.acquisition.read_text()) if a.acquisition else None
+    if a.per_location:
+        groups: dict[str, list[str]] = {}
+        for spec in a.location_group:
+            sub_id, locs = parse_group(spec)
+            if sub_id in groups:
+                raise SystemExit(f"--location-group {sub_id!r} given twice")
+            groups[sub_id] = locs
+        bundle = run_per_location(a.features, a.icc, a.meta, a.out, options, groups, acquisition)
+        for sub in bundle["sub_models"]:
+            m = sub["manifest"]["metrics"]
+            print(f"{sub['id']} ({', '.join(sub['locations'])}): "
+                  f"{len(sub['manifest']['feature_names'])} features; CV AUC {m['cv_auc_pooled']:.3f}")
+        print(f"bundle {bundle['name']} {bundle['version']} -> {a.out}; "
+              f"uncovered: {make_bundle.uncovered(bundle) or 'none'}")
+        return
     manifest = run(a.features, a.icc, a.meta, a.out, options, acquisition)
     m = manifest["metrics"]
     print(f"{len(manifest['feature_names'])} features; CV AUC {m['cv_auc_pooled']:.3f} "

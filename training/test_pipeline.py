@@ -7,13 +7,19 @@ matrix at it; the calibrated model refitted by scikit-learn equals the ONNX expo
 patient is in two folds; every selected feature is robust at every assessed location and
 no two selected features have |Spearman ρ| at or above the cut; the manifest's training
 ranges are the data's; its linear terms reproduce the ONNX probabilities and its robustness
-classes are the ICC table's. Exits non-zero with a message on the first failure.
+classes are the ICC table's. Then trains per location (`run_per_location`, two locations
+grouped) and checks the bundle: one sub-model per group with disjoint locations, each
+trained on its own rows only (count, fingerprint, ranges, grouped folds), its features
+robust at its own locations, its AUC recomputed by scikit-learn, its graph equal to
+scikit-learn's refitted model and to the bundle's digest. Exits non-zero with a message on
+the first failure.
 
     .venv/bin/python training/test_pipeline.py
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 import tempfile
@@ -62,6 +68,7 @@ def main() -> None:
     metrics = manifest["metrics"]
     y, p, fold = oof["outcome"].to_numpy(), oof["probability"].to_numpy(), oof["fold"].to_numpy()
     check((oof["lesion_id"] == cohort["lesion_id"]).all(), "OOF rows are not in cohort order")
+    icc = pd.read_csv(DATA / "robustness.csv").set_index(["location", "feature"])
 
     # Grouping: no patient in two folds.
     folds_per_patient = oof.groupby("patient_id")["fold"].nunique()
@@ -85,18 +92,9 @@ def main() -> None:
     # The exported model is scikit-learn's calibrated model refitted on all rows.
     names = manifest["feature_names"]
     x = cohort[names].to_numpy(dtype=np.float64)
-    groups = cohort["patient_id"].astype(str).to_numpy()
-    splits = StratifiedGroupKFold(n_splits=options.calibration_folds, shuffle=True,
-                                  random_state=options.seed + 1).split(x, y, groups)
-    base = Pipeline([("scale", StandardScaler()),
-                     ("logreg", LogisticRegression(C=options.c, max_iter=10_000))])
-    reference = CalibratedClassifierCV(base, method="sigmoid", cv=list(splits), ensemble=False)
-    want = reference.fit(x, y).predict_proba(x)[:, 1]
-    got = onnx.run(["probabilities"], {"input": x.astype(np.float32)})[0][:, 1]
-    check(np.max(np.abs(got - want)) < ONNX_TOLERANCE, "ONNX differs from scikit-learn")
+    got = check_graph(onnx, cohort, names, options, "ONNX")
 
     # Feature selection invariants.
-    icc = pd.read_csv(DATA / "robustness.csv").set_index(["location", "feature"])
     for loc in manifest["feature_selection"]["assessed_locations"]:
         for name in names:
             check(icc.loc[(loc, name), "class"] in options.accept, f"{name} not robust at {loc}")
@@ -126,6 +124,79 @@ def main() -> None:
 
     print(f"OK: {len(names)} features, AUC {metrics['cv_auc_pooled']:.3f}, "
           f"{len(set(fold))} grouped folds")
+    check_bundle(cohort, icc)
+
+
+def check_graph(onnx, rows: pd.DataFrame, names: list[str], options, what: str) -> np.ndarray:
+    """The graph's P(responder) on `rows`, checked against scikit-learn's calibrated model
+    refitted on them with the pipeline's options."""
+    x = rows[names].to_numpy(dtype=np.float64)
+    y = rows["outcome"].to_numpy(dtype=int)
+    groups = rows["patient_id"].astype(str).to_numpy()
+    splits = StratifiedGroupKFold(n_splits=options.calibration_folds, shuffle=True,
+                                  random_state=options.seed + 1).split(x, y, groups)
+    base = Pipeline([("scale", StandardScaler()),
+                     ("logreg", LogisticRegression(C=options.c, max_iter=10_000))])
+    reference = CalibratedClassifierCV(base, method="sigmoid", cv=list(splits), ensemble=False)
+    want = reference.fit(x, y).predict_proba(x)[:, 1]
+    got = onnx.run(["probabilities"], {"input": x.astype(np.float32)})[0][:, 1]
+    check(np.max(np.abs(got - want)) < ONNX_TOLERANCE, f"{what} differs from scikit-learn")
+    return got
+
+
+# Sub-models of the per-location check: two rarer locations trained together.
+BUNDLE_GROUPS = {"rest": ["lymph_node", "soft_tissue"]}
+EXPECTED_SUB_MODELS = {"rest": ["lymph_node", "soft_tissue"], "peritoneum": ["peritoneum"],
+                       "pleura": ["pleura"]}
+
+
+def check_bundle(cohort: pd.DataFrame, icc: pd.DataFrame) -> None:
+    options = pipeline.Options(bootstrap=50, name="by-location")
+    with tempfile.TemporaryDirectory(prefix="radscore-bundle-") as tmp:
+        out = Path(tmp)
+        bundle = pipeline.run_per_location(DATA / "cohort.csv", DATA / "robustness.csv",
+                                           DATA / "cohort_meta.json", out, options, BUNDLE_GROUPS)
+        written = json.loads((out / "manifest.json").read_text())
+        check(written == bundle, "bundle manifest on disk differs from the returned one")
+        check(bundle["bundle_version"] == 1 and bundle["name"] == "by-location", "bundle header")
+        subs = {s["id"]: s for s in bundle["sub_models"]}
+        check({k: s["locations"] for k, s in subs.items()} == EXPECTED_SUB_MODELS,
+              f"sub-models {[(k, s['locations']) for k, s in subs.items()]}")
+        check(len({s["manifest"]["settings_hash"] for s in subs.values()}) == 1, "one settings hash")
+        for sub_id, sub in subs.items():
+            check_sub_model(out, sub_id, sub, cohort, icc, options)
+    print(f"OK: bundle of {len(subs)} sub-models, each trained on its own locations")
+
+
+def check_sub_model(out: Path, sub_id: str, sub: dict, cohort: pd.DataFrame, icc: pd.DataFrame,
+                    options) -> None:
+    manifest, sub_dir = sub["manifest"], out / "sub_models" / sub_id
+    rows = cohort[cohort["location"].isin(sub["locations"])].reset_index(drop=True)
+    graph = (out / f"{sub_id}.onnx").read_bytes()
+    check(graph == (sub_dir / "model.onnx").read_bytes(), f"{sub_id}: bundled graph is the sub-model's")
+    check(sub["sha256"] == "sha256:" + hashlib.sha256(graph).hexdigest(), f"{sub_id}: graph digest")
+    data = manifest["training_data"]
+    check(data["n_lesions"] == len(rows), f"{sub_id}: trained on {data['n_lesions']} of {len(rows)} rows")
+    fingerprint = hashlib.sha256((sub_dir / "training_rows.csv").read_bytes()).hexdigest()
+    check(data["fingerprint"] == "sha256:" + fingerprint, f"{sub_id}: fingerprint of its rows")
+    names = manifest["feature_names"]
+    for name in names:
+        r = manifest["training_ranges"][name]
+        check(r == {"min": rows[name].min(), "max": rows[name].max()}, f"{sub_id}: range of {name}")
+
+    assessed = manifest["feature_selection"]["assessed_locations"]
+    check(set(assessed) <= set(sub["locations"]), f"{sub_id}: assessed at other locations {assessed}")
+    for loc in assessed:
+        for name in names:
+            check(icc.loc[(loc, name), "class"] in options.accept, f"{sub_id}: {name} not robust at {loc}")
+
+    oof = pd.read_csv(sub_dir / "oof_predictions.csv")
+    check((oof["lesion_id"] == rows["lesion_id"]).all(), f"{sub_id}: OOF rows are not its rows")
+    check(oof.groupby("patient_id")["fold"].nunique().max() == 1, f"{sub_id}: a patient in two folds")
+    auc = roc_auc_score(oof["outcome"], oof["probability"])
+    check(abs(manifest["metrics"]["cv_auc_pooled"] - auc) < EXACT, f"{sub_id}: pooled AUC")
+    sub_options = pipeline.Options(**{**options.__dict__, "name": f"{options.name}-{sub_id}"})
+    check_graph(ort.InferenceSession(graph), rows, names, sub_options, f"{sub_id}: ONNX")
 
 
 if __name__ == "__main__":

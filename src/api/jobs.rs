@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::audit::audit_caller;
 use super::auth::{Caller, Tenant};
 use super::series::clip;
+use super::upload::UploadLimits;
 use super::{ApiResult, AppState, Problem};
 use crate::features::Location;
 use crate::jobs::JobRequest;
@@ -118,20 +119,17 @@ pub(super) async fn read_json_request(
     req: Request,
 ) -> ApiResult<(Option<String>, Value)> {
     let limits = state.limits.for_json();
-    let too_large = |p: Problem| {
-        if p.status == StatusCode::PAYLOAD_TOO_LARGE {
-            limits.json_too_large("the request body")
-        } else {
-            p
-        }
-    };
-    limits.check_declared_length(&req).map_err(too_large)?;
+    let too_large = UploadLimits::rename_too_large(|| limits.json_too_large("the request body"));
+    limits.check_declared_length(&req).map_err(&too_large)?;
     let idempotency_key = idempotency_key(&req)?;
     let media = super::upload::media_type(&req);
     if media != "application/json" {
         return Err(super::series::unsupported_media(&media, "application/json"));
     }
-    let body = limits.read_body(req.into_body()).await.map_err(too_large)?;
+    let body = limits
+        .read_body(req.into_body())
+        .await
+        .map_err(&too_large)?;
     let doc: Value = serde_json::from_slice(&body).map_err(|e| {
         Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
     })?;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::audit::audit_caller;
 use super::auth::{Caller, Tenant};
 use super::series::{dicom_problem, unsupported_media};
-use super::upload::{media_type, read_multipart};
+use super::upload::{UploadLimits, media_type, read_multipart};
 use super::{ApiResult, AppState, Problem};
 use crate::image::Segmentation;
 use crate::pipeline::{self, SegmentationError, SegmentationFormat};
@@ -39,26 +39,25 @@ pub async fn create(
     // A segmentation is read into memory to be mapped: its own, smaller body limit, and a
     // 413 that names it.
     let limits = state.limits.for_segmentation();
-    let too_large = |p: Problem| {
-        if p.status == StatusCode::PAYLOAD_TOO_LARGE {
-            state
-                .limits
-                .segmentation_too_large("the segmentation upload")
-        } else {
-            p
-        }
-    };
-    limits.check_declared_length(&req).map_err(too_large)?;
+    let too_large = UploadLimits::rename_too_large(|| {
+        state
+            .limits
+            .segmentation_too_large("the segmentation upload")
+    });
+    limits.check_declared_length(&req).map_err(&too_large)?;
     let (series_id, file_name, bytes) = match media_type(&req).as_str() {
         "multipart/form-data" => {
-            let parts = read_multipart(req, &limits).await.map_err(too_large)?;
+            let parts = read_multipart(req, &limits).await.map_err(&too_large)?;
             from_multipart(parts, query)?
         }
         "application/octet-stream"
         | "application/dicom"
         | "application/gzip"
         | "application/x-gzip" => {
-            let body = limits.read_body(req.into_body()).await.map_err(too_large)?;
+            let body = limits
+                .read_body(req.into_body())
+                .await
+                .map_err(&too_large)?;
             let series_id = query.series_id.ok_or_else(|| {
                 Problem::bad_request(
                     "missing-series-id",
