@@ -12,7 +12,7 @@
 //! A process owns the deliveries it works on through a lease (renewed before each
 //! attempt); a delivery cut off by a process exit is left `pending` with a lapsing lease,
 //! and the worker's periodic sweep ([`Pusher::resume_orphans`], also at startup) takes it
-//! up again once the lease has ended.
+//! up again once the lease has ended, with the attempts it has left (the count is kept).
 //!
 //! Retried: connection errors, timeouts, 408, 429 and 5xx answers. Not retried: other
 //! 4xx answers (the destination refuses the object; retrying would not change that).
@@ -316,7 +316,19 @@ impl Pusher {
         report: &[u8],
     ) -> Result<(), String> {
         let max = self.config.max_attempts.max(1);
-        let mut attempt = 1;
+        // A resumed delivery goes on from the attempts made before it was cut off, so a
+        // crash loop cannot retry a destination forever.
+        let made = match db.delivery(job_id).await {
+            Ok(Some(delivery)) => u32::try_from(delivery.attempts).unwrap_or(u32::MAX),
+            Ok(None) => 0,
+            Err(e) => return Err(format!("the delivery cannot be read: {e}")),
+        };
+        if made >= max {
+            return Err(format!(
+                "no attempt left: {made} of {max} were made before the delivery was interrupted"
+            ));
+        }
+        let mut attempt = made + 1;
         loop {
             let error = match self.store_once(destination, report).await {
                 Ok(()) => return Ok(()),
@@ -430,5 +442,92 @@ mod tests {
             body,
             b"--b1\r\nContent-Type: application/dicom\r\n\r\nDICM\r\n--b1--\r\n"
         );
+    }
+
+    /// A delivery cut off after two of its three attempts makes one more when resumed,
+    /// not three: the count is kept across processes.
+    #[tokio::test]
+    async fn a_resumed_delivery_keeps_counting_its_attempts() {
+        use crate::store::{NewJob, SegmentationRow, SeriesRow};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+
+        let db = Db::connect("sqlite::memory:").await.unwrap();
+        let series = SeriesRow {
+            id: "s1".into(),
+            tenant_id: "t".into(),
+            series_uid: "1.2.3".into(),
+            frame_of_reference_uid: None,
+            instance_count: 1,
+            geometry: "{}".into(),
+            warnings: "[]".into(),
+            blob_prefix: "series/s1".into(),
+            created_at_ms: 1,
+        };
+        db.insert_series(&series).await.unwrap();
+        let seg = SegmentationRow {
+            id: "g1".into(),
+            tenant_id: "t".into(),
+            series_id: "s1".into(),
+            format: "nifti".into(),
+            file_name: None,
+            blob_key: "segmentations/g1".into(),
+            lesions: "[]".into(),
+            created_at_ms: 2,
+        };
+        db.insert_segmentation(&seg).await.unwrap();
+        let job = NewJob {
+            id: "j1".into(),
+            tenant_id: "t".into(),
+            series_id: "s1".into(),
+            segmentation_id: "g1".into(),
+            request: "{}".into(),
+            idempotency_key: None,
+        };
+        db.insert_job(&job).await.unwrap();
+        db.insert_delivery("j1", "http://127.0.0.1").await.unwrap();
+        for _ in 0..2 {
+            db.record_delivery_attempt("j1", PENDING, Some("cut off"))
+                .await
+                .unwrap();
+        }
+
+        // A destination that answers every request 503 (transient), counting them.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut socket, _)) = listener.accept().await {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = vec![0_u8; 65536];
+                let _ = socket.read(&mut buf).await;
+                let answer = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\
+                              connection: close\r\n\r\n";
+                let _ = socket.write_all(answer.as_bytes()).await;
+            }
+        });
+        let pusher = Pusher::new(PushConfig {
+            url: None,
+            authorization: None,
+            max_attempts: 3,
+            retry: RetryPolicy {
+                base: Duration::from_millis(1),
+                max: Duration::from_millis(1),
+            },
+            timeout: Duration::from_secs(5),
+        })
+        .unwrap();
+        let destination = Destination::new(&format!("http://{address}"), None).unwrap();
+        let outcome = pusher.attempts(&db, "j1", &destination, b"report").await;
+        assert!(outcome.is_err());
+        assert_eq!(hits.load(Ordering::SeqCst), 1, "one attempt was left");
+        // `deliver` records the last attempt; resumed again, none is left.
+        db.record_delivery_attempt("j1", PENDING, Some("503"))
+            .await
+            .unwrap();
+        let outcome = pusher.attempts(&db, "j1", &destination, b"report").await;
+        assert!(outcome.unwrap_err().contains("no attempt left"));
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
 }
