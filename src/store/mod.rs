@@ -19,7 +19,7 @@ pub mod sqlite;
 pub use blobs::{BlobLocation, BlobStore};
 pub use db::{
     ApiKeyRow, AuditEvent, Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason,
-    DeliveryRow, Enqueue, ExpiredUpload, JobRow, NewJob, SegmentationRow, SeriesRow,
+    DeliveryRow, Enqueue, ExpiredUpload, JobKind, JobRow, NewJob, SegmentationRow, SeriesRow,
     StowTriggerRow, TenantSettingsRow, Tombstone, UploadKind,
 };
 pub use models::{DEFAULT_TENANT, ModelRow, SHARED_TENANT};
