@@ -142,7 +142,10 @@ pub async fn jobs_keep_their_kind_and_list_by_kind(db: &Db) {
 
     let first = db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
     let second = db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
-    let claimed = [(first.id, first.kind()), (second.id, second.kind())];
+    let claimed = [
+        (first.id.clone(), first.kind()),
+        (second.id.clone(), second.kind()),
+    ];
     assert!(
         claimed.contains(&("r0".to_string(), JobKind::Robustness)),
         "{claimed:?}"
