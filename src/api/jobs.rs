@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use super::audit::audit_caller;
 use super::auth::{Caller, Tenant};
 use super::series::clip;
+use super::upload::UploadLimits;
 use super::{ApiResult, AppState, Problem};
 use crate::features::Location;
 use crate::jobs::JobRequest;
@@ -154,20 +155,17 @@ pub(super) async fn read_json_request(
     req: Request,
 ) -> ApiResult<(Option<String>, Value)> {
     let limits = state.limits.for_json();
-    let too_large = |p: Problem| {
-        if p.status == StatusCode::PAYLOAD_TOO_LARGE {
-            limits.json_too_large("the request body")
-        } else {
-            p
-        }
-    };
-    limits.check_declared_length(&req).map_err(too_large)?;
+    let too_large = UploadLimits::rename_too_large(|| limits.json_too_large("the request body"));
+    limits.check_declared_length(&req).map_err(&too_large)?;
     let idempotency_key = idempotency_key(&req)?;
     let media = super::upload::media_type(&req);
     if media != "application/json" {
         return Err(super::series::unsupported_media(&media, "application/json"));
     }
-    let body = limits.read_body(req.into_body()).await.map_err(too_large)?;
+    let body = limits
+        .read_body(req.into_body())
+        .await
+        .map_err(&too_large)?;
     let doc: Value = serde_json::from_slice(&body).map_err(|e| {
         Problem::bad_request("malformed-json", format!("the body is not valid JSON: {e}"))
     })?;
@@ -468,18 +466,36 @@ pub(super) async fn check_references(
 }
 
 /// The segmentation `segmentation_id` of `tenant`, which must belong to its series
-/// `series_id`; 422 naming the missing (or deleted) upload, or the mismatch.
+/// `series_id`; 422 naming the missing (or deleted) upload, or the mismatch; 409 while
+/// either still waits for STOW-RS instances.
 pub(super) async fn check_uploads(
     state: &AppState,
     tenant: &str,
     series_id: &str,
     segmentation_id: &str,
 ) -> ApiResult<crate::store::SegmentationRow> {
+    check_series_ready(state, tenant, series_id).await?;
     if state.db.series(tenant, series_id).await?.is_none() {
         let kind = UploadKind::Series;
         return Err(unknown_reference(state, tenant, kind, series_id).await);
     }
     let Some(seg) = state.db.segmentation(tenant, segmentation_id).await? else {
+        if let Some(pending) = state
+            .db
+            .pending_segmentation(tenant, segmentation_id)
+            .await?
+        {
+            return Err(Problem::new(
+                StatusCode::CONFLICT,
+                "segmentation-pending",
+                "Segmentation not bound yet",
+                format!(
+                    "segmentation '{}' received by STOW-RS waits for the CT instances of \
+                     series '{}': {}",
+                    pending.id, pending.series_id, pending.reason
+                ),
+            ));
+        }
         let kind = UploadKind::Segmentation;
         return Err(unknown_reference(state, tenant, kind, segmentation_id).await);
     };
@@ -496,6 +512,26 @@ pub(super) async fn check_uploads(
         ));
     }
     Ok(seg)
+}
+
+/// 409 while a series received by STOW-RS is still receiving instances or is incomplete
+/// (see [`crate::jobs::trigger::Readiness`]), naming why.
+async fn check_series_ready(state: &AppState, tenant: &str, series_id: &str) -> ApiResult<()> {
+    let readiness =
+        crate::jobs::trigger::readiness(&state.db, tenant, series_id, state.stow_stable).await?;
+    match readiness.refusal(series_id) {
+        None => Ok(()),
+        Some(detail) => {
+            let (kind, title) = match readiness {
+                crate::jobs::trigger::Readiness::Receiving { .. } => {
+                    ("series-not-stable", "Series still receiving instances")
+                }
+                _ => ("series-incomplete", "Series incomplete"),
+            };
+            Err(Problem::new(StatusCode::CONFLICT, kind, title, detail)
+                .with("stow_state", readiness.as_str()))
+        }
+    }
 }
 
 /// The job's model must be registered (`model_id`), or the tenant must have an active

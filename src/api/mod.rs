@@ -28,6 +28,7 @@ pub mod segmentations;
 pub mod series;
 pub mod spool;
 pub mod stow;
+pub mod stow_series;
 pub mod tenant;
 pub mod upload;
 pub mod workitems;

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use super::audit::audit_caller;
 use super::auth::{Caller, Tenant};
 use super::series::{dicom_problem, unsupported_media};
-use super::upload::{media_type, read_multipart};
+use super::upload::{UploadLimits, media_type, read_multipart};
 use super::{ApiResult, AppState, Problem};
 use crate::image::Segmentation;
 use crate::pipeline::{self, SegmentationError, SegmentationFormat};
@@ -39,26 +39,25 @@ pub async fn create(
     // A segmentation is read into memory to be mapped: its own, smaller body limit, and a
     // 413 that names it.
     let limits = state.limits.for_segmentation();
-    let too_large = |p: Problem| {
-        if p.status == StatusCode::PAYLOAD_TOO_LARGE {
-            state
-                .limits
-                .segmentation_too_large("the segmentation upload")
-        } else {
-            p
-        }
-    };
-    limits.check_declared_length(&req).map_err(too_large)?;
+    let too_large = UploadLimits::rename_too_large(|| {
+        state
+            .limits
+            .segmentation_too_large("the segmentation upload")
+    });
+    limits.check_declared_length(&req).map_err(&too_large)?;
     let (series_id, file_name, bytes) = match media_type(&req).as_str() {
         "multipart/form-data" => {
-            let parts = read_multipart(req, &limits).await.map_err(too_large)?;
+            let parts = read_multipart(req, &limits).await.map_err(&too_large)?;
             from_multipart(parts, query)?
         }
         "application/octet-stream"
         | "application/dicom"
         | "application/gzip"
         | "application/x-gzip" => {
-            let body = limits.read_body(req.into_body()).await.map_err(too_large)?;
+            let body = limits
+                .read_body(req.into_body())
+                .await
+                .map_err(&too_large)?;
             let series_id = query.series_id.ok_or_else(|| {
                 Problem::bad_request(
                     "missing-series-id",
@@ -100,6 +99,20 @@ pub(super) async fn create_from_bytes(
     file_name: Option<String>,
     bytes: Bytes,
 ) -> ApiResult<SegmentationRow> {
+    let id = uuid::Uuid::now_v7().to_string();
+    create_from_bytes_as(state, caller, series, &id, file_name, bytes).await
+}
+
+/// As [`create_from_bytes`], with the id the segmentation gets (a STOW-RS segmentation
+/// that waited for its series keeps the id it was answered with).
+pub(super) async fn create_from_bytes_as(
+    state: &AppState,
+    caller: &Caller,
+    series: &crate::store::SeriesRow,
+    id: &str,
+    file_name: Option<String>,
+    bytes: Bytes,
+) -> ApiResult<SegmentationRow> {
     let grid = super::series::grid_from_row(series)?;
     refuse_dicom_on_resampled(&bytes, series)?;
     let frame_of_reference = series.frame_of_reference_uid.clone();
@@ -120,9 +133,8 @@ pub(super) async fn create_from_bytes(
     .await
     .map_err(|e| Problem::internal(&e))??;
 
-    let id = uuid::Uuid::now_v7().to_string();
-    tracing::Span::current().record("segmentation_id", id.as_str());
-    let row = store_segmentation(state, &id, series, format, file_name, bytes, &seg).await?;
+    tracing::Span::current().record("segmentation_id", id);
+    let row = store_segmentation(state, id, series, format, file_name, bytes, &seg).await?;
     tracing::info!(
         lesions = seg.lesions.len(),
         format = format.as_str(),
@@ -136,7 +148,7 @@ pub(super) async fn create_from_bytes(
         caller,
         "segmentation.upload",
         "segmentation",
-        &id,
+        id,
         detail,
     )
     .await?;
@@ -207,6 +219,17 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let Some(row) = state.db.segmentation(&tenant, &id).await? else {
+        // A STOW-RS segmentation waiting for the CT instances it maps onto.
+        if let Some(pending) = state.db.pending_segmentation(&tenant, &id).await? {
+            return Ok(Json(json!({
+                "id": pending.id,
+                "series_id": pending.series_id,
+                "status": "pending",
+                "reason": pending.reason,
+                "file_name": pending.file_name,
+                "lesions": [],
+            })));
+        }
         let kind = UploadKind::Segmentation;
         return Err(super::deletion::missing(&state, &tenant, kind, &id).await);
     };
@@ -312,6 +335,7 @@ fn segmentation_json(row: &SegmentationRow) -> ApiResult<Value> {
     Ok(json!({
         "id": row.id,
         "series_id": row.series_id,
+        "status": "bound",
         "format": row.format,
         "file_name": row.file_name,
         "lesions": lesions,

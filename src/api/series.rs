@@ -14,7 +14,8 @@ use super::upload::{form_boundary, media_type};
 use super::{ApiResult, AppState, Problem};
 use crate::dicom::{self, FileRef, GeometryStatus, SeriesSummary};
 use crate::image::Grid;
-use crate::store::{SeriesRow, UploadKind, now_ms};
+use crate::jobs::trigger;
+use crate::store::{SeriesRow, StowSeriesRow, UploadKind, now_ms};
 
 /// Query parameters of a series upload.
 #[derive(Debug, Default, Deserialize)]
@@ -127,10 +128,53 @@ pub async fn get(
     Tenant(tenant): Tenant,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    let Some(row) = state.db.series(&tenant, &id).await? else {
-        return Err(super::deletion::missing(&state, &tenant, UploadKind::Series, &id).await);
+    let stow = state.db.stow_series(&tenant, &id).await?;
+    let row = state.db.series(&tenant, &id).await?;
+    let mut doc = match (&row, &stow) {
+        (Some(row), _) => series_json(row)?,
+        // Received by STOW-RS, but its instances have never assembled into a series.
+        (None, Some(stow))
+            if state
+                .db
+                .tombstone(UploadKind::Series, Some(&tenant), &id)
+                .await?
+                .is_none() =>
+        {
+            json!({
+                "id": stow.id,
+                "series_instance_uid": stow.series_uid,
+                "instance_count": stow.instance_count,
+                "warnings": [],
+            })
+        }
+        _ => return Err(super::deletion::missing(&state, &tenant, UploadKind::Series, &id).await),
     };
-    Ok(Json(series_json(&row)?))
+    if let (Some(stow), Some(d)) = (stow, doc.as_object_mut()) {
+        d.insert("stow".into(), stow_json(&stow, state.stow_stable));
+    }
+    Ok(Json(doc))
+}
+
+/// The `stow` member of a series received by STOW-RS: its version, whether it is still
+/// receiving, complete or incomplete, and why (see [`trigger::Readiness`]).
+fn stow_json(stow: &StowSeriesRow, stable: std::time::Duration) -> Value {
+    let readiness = trigger::Readiness::of(stow, now_ms(), stable);
+    let (stable_at_ms, reason) = match &readiness {
+        trigger::Readiness::Ready => (None, None),
+        trigger::Readiness::Receiving {
+            stable_at_ms,
+            reason,
+        } => (Some(*stable_at_ms), reason.clone()),
+        trigger::Readiness::Incomplete { reason } => (None, Some(reason.clone())),
+    };
+    json!({
+        "state": readiness.as_str(),
+        "version": stow.version,
+        "instances_received": stow.instance_count,
+        "last_instance_at_ms": stow.last_instance_at_ms,
+        "stable_at_ms": stable_at_ms,
+        "reason": reason,
+    })
 }
 
 /// `DELETE /v1/series/{id}`: the series and its segmentations, unless unfinished jobs use
@@ -152,23 +196,8 @@ pub(super) async fn store_series(
     files: &[FileRef],
     summary: &SeriesSummary,
 ) -> ApiResult<SeriesRow> {
-    let prefix = format!("series/{id}");
-    let row = SeriesRow {
-        id: id.to_string(),
-        tenant_id: tenant.to_string(),
-        series_uid: summary.series_uid.clone(),
-        frame_of_reference_uid: summary.frame_of_reference_uid.clone(),
-        instance_count: i64::try_from(summary.instance_count).unwrap_or(i64::MAX),
-        geometry: geometry_json(
-            &summary.grid,
-            summary.measured_slice_spacing_mm,
-            &summary.geometry,
-        )
-        .to_string(),
-        warnings: serde_json::to_string(&summary.warnings).unwrap_or_else(|_| "[]".into()),
-        blob_prefix: prefix.clone(),
-        created_at_ms: now_ms(),
-    };
+    let row = series_row(tenant, id, summary);
+    let prefix = row.blob_prefix.clone();
     let stored = async {
         for (n, f) in files.iter().enumerate() {
             state
@@ -186,6 +215,27 @@ pub(super) async fn store_series(
         return Err(e.into());
     }
     Ok(row)
+}
+
+/// The row of series `id` of `tenant` assembled as `summary`; its instance blobs live under
+/// `series/{id}`.
+pub(super) fn series_row(tenant: &str, id: &str, summary: &SeriesSummary) -> SeriesRow {
+    SeriesRow {
+        id: id.to_string(),
+        tenant_id: tenant.to_string(),
+        series_uid: summary.series_uid.clone(),
+        frame_of_reference_uid: summary.frame_of_reference_uid.clone(),
+        instance_count: i64::try_from(summary.instance_count).unwrap_or(i64::MAX),
+        geometry: geometry_json(
+            &summary.grid,
+            summary.measured_slice_spacing_mm,
+            &summary.geometry,
+        )
+        .to_string(),
+        warnings: serde_json::to_string(&summary.warnings).unwrap_or_else(|_| "[]".into()),
+        blob_prefix: format!("series/{id}"),
+        created_at_ms: now_ms(),
+    }
 }
 
 /// The geometry document of a series (x/y/z keys are world axes of the array: x = column,

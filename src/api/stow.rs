@@ -1,22 +1,22 @@
 //! DICOMweb STOW-RS (PS3.18 10.5): `POST /studies` and `POST /studies/{study}`, so that a
 //! PACS or `dicomweb-client` can push instances directly.
 //!
-//! Each body part is one DICOM instance. CT instances are grouped by SeriesInstanceUID and
-//! each group is assembled and stored like a `POST /v1/series` upload; a DICOM
-//! Segmentation is stored like a `POST /v1/segmentations` upload, bound to the stored series
-//! its ReferencedSeriesSequence names (pushed in the same request or before). Anything else
-//! fails alone. The answer is the Store Instances Response Module (PS3.18 10.5.3, Table
-//! 10.5.3-1) as DICOM JSON (PS3.18 F.2): ReferencedSOPSequence for stored instances, each
-//! with a RetrieveURL naming the radscore resource it became (`/v1/series/{id}` or
-//! `/v1/segmentations/{id}`), FailedSOPSequence with a FailureReason (PS3.4 GG.4-1 codes)
-//! and an ErrorComment saying why. Status: 200 all stored, 202 some, 409 none.
+//! Each body part is one DICOM instance. CT instances are staged under the series resource
+//! of their SeriesInstanceUID, which is re-assembled from every instance received so far,
+//! in this request or earlier ones (see [`super::stow_series`]: one series per
+//! SeriesInstanceUID however a PACS splits it, complete once stable for
+//! `RADSCORE_STOW_STABLE_S`). A DICOM Segmentation is stored like a `POST
+//! /v1/segmentations` upload, bound to the series its ReferencedSeriesSequence names
+//! (pushed in the same request or before), or waits for that series' CT instances when it
+//! does not map onto those received so far. Anything else fails alone. The answer is the
+//! Store Instances Response Module (PS3.18 10.5.3, Table 10.5.3-1) as DICOM JSON (PS3.18
+//! F.2): ReferencedSOPSequence for stored instances, each with a RetrieveURL naming the
+//! radscore resource it became (`/v1/series/{id}` or `/v1/segmentations/{id}`),
+//! FailedSOPSequence with a FailureReason (PS3.4 GG.4-1 codes) and an ErrorComment saying
+//! why. Status: 200 all stored, 202 some, 409 none.
 //!
-//! A stored segmentation arms the tenant's auto-trigger rule, and every stored CT series
+//! A bound segmentation arms the tenant's auto-trigger rule, and every new CT instance
 //! postpones the waiting triggers of its SeriesInstanceUID (see [`crate::jobs::trigger`]).
-//!
-//! LIMITATION: each request assembles the CT instances it carries; instances of one series
-//! pushed in several requests become several series (a segmentation binds to the newest),
-//! so a PACS should send a series in one request.
 
 use std::collections::BTreeMap;
 
@@ -25,11 +25,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use super::audit::audit_caller;
 use super::auth::Caller;
 use super::related::{self, APPLICATION_DICOM, RelatedError};
 use super::spool::{Spool, SpooledPart};
-use super::{ApiResult, AppState, Problem};
+use super::stow_series::{self, SegTarget};
+use super::{ApiResult, AppState, Problem, segmentations};
 use crate::dicom::{self, FileRef, InstanceIdentity};
 use crate::jobs::trigger;
 
@@ -45,7 +45,7 @@ const CT_IMAGE_STORAGE: [&str; 3] = [
 const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
 
 /// Failure Reason values (PS3.18 Table 10.5.3-2, PS3.4 GG.4-1).
-const PROCESSING_FAILURE: u16 = 0x0110;
+pub(super) const PROCESSING_FAILURE: u16 = 0x0110;
 const OUT_OF_RESOURCES: u16 = 0xA700;
 const SOP_CLASS_NOT_SUPPORTED: u16 = 0x0122;
 const DOES_NOT_MATCH: u16 = 0xA900;
@@ -83,16 +83,18 @@ pub async fn store_in_study(
 }
 
 /// One pushed instance on its way through (its bytes spooled to disk).
-struct Pushed {
-    file: FileRef,
-    identity: InstanceIdentity,
+pub(super) struct Pushed {
+    pub(super) file: FileRef,
+    pub(super) identity: InstanceIdentity,
 }
 
 /// The outcome of every instance, in body order.
 #[derive(Default)]
-struct Outcomes {
-    stored: Vec<(InstanceIdentity, String)>,
-    failed: Vec<(InstanceIdentity, u16, String)>,
+pub(super) struct Outcomes {
+    /// Stored instances with the RetrieveURL of the resource they joined.
+    pub(super) stored: Vec<(InstanceIdentity, String)>,
+    /// Failed instances with their Failure Reason and Error Comment.
+    pub(super) failed: Vec<(InstanceIdentity, u16, String)>,
 }
 
 async fn store_instances(
@@ -112,7 +114,7 @@ async fn store_instances(
     let mut outcomes = Outcomes::default();
     let (ct, segs) = sort_parts(parts, study.as_deref(), &mut outcomes).await?;
     for (series_uid, instances) in ct {
-        store_ct_series(&state, &caller, &series_uid, instances, &mut outcomes).await?;
+        store_ct_instances(&state, &caller, &series_uid, instances, &mut outcomes).await?;
     }
     for seg in segs {
         store_segmentation(&state, &caller, seg, &mut outcomes).await?;
@@ -254,44 +256,31 @@ fn identify_part(part: &SpooledPart) -> Result<InstanceIdentity, PartFailure> {
     })
 }
 
-/// Assemble and store one pushed CT series; its instances are stored or fail together.
-async fn store_ct_series(
+/// Stage the pushed CT instances of one SeriesInstanceUID (see [`super::stow_series`]).
+async fn store_ct_instances(
     state: &AppState,
     caller: &Caller,
     series_uid: &str,
     instances: Vec<Pushed>,
     outcomes: &mut Outcomes,
 ) -> ApiResult<()> {
-    let (identities, files): (Vec<_>, Vec<_>) =
-        instances.into_iter().map(|p| (p.identity, p.file)).unzip();
-    let (files, summary) = super::series::check_series(files, state.limits.geometry, false).await?;
-    match summary {
-        Ok(summary) => {
-            let id = uuid::Uuid::now_v7().to_string();
-            super::series::store_series(state, &caller.tenant, &id, &files, &summary).await?;
-            tracing::info!(series_id = %id, series_uid, "STOW-RS series stored");
-            let detail = json!({ "instances": summary.instance_count, "via": "stow-rs" });
-            audit_caller(state, caller, "series.upload", "series", &id, detail).await?;
-            let stable = state.stow_stable;
-            trigger::series_arrived(&state.db, &caller.tenant, series_uid, stable).await?;
-            let url = format!("/v1/series/{id}");
-            outcomes
-                .stored
-                .extend(identities.into_iter().map(|i| (i, url.clone())));
-        }
-        Err(e) => {
-            let comment = format!("series {series_uid} refused: {e}");
-            outcomes.failed.extend(
-                identities
-                    .into_iter()
-                    .map(|i| (i, PROCESSING_FAILURE, comment.clone())),
+    if series_uid.is_empty() {
+        for pushed in instances {
+            let comment = format!(
+                "{}: the instance has no SeriesInstanceUID (0020,000E)",
+                pushed.file.name
             );
+            outcomes
+                .failed
+                .push((pushed.identity, CANNOT_UNDERSTAND, comment));
         }
+        return Ok(());
     }
-    Ok(())
+    stow_series::receive_ct(state, caller, series_uid, instances, outcomes).await
 }
 
-/// Store one pushed segmentation on the series it references.
+/// Store one pushed segmentation on the series it references, or keep it waiting for
+/// that series' CT instances.
 async fn store_segmentation(
     state: &AppState,
     caller: &Caller,
@@ -300,45 +289,53 @@ async fn store_segmentation(
 ) -> ApiResult<()> {
     let Pushed { file, identity } = seg;
     let referenced = identity.referenced_series_uid.clone().unwrap_or_default();
-    let Some(series) = state.db.series_by_uid(&caller.tenant, &referenced).await? else {
-        let comment = format!(
-            "{}: the referenced series '{referenced}' has not been stored; push the CT first \
-             or in the same request",
-            file.name
-        );
-        outcomes.failed.push((identity, DOES_NOT_MATCH, comment));
-        return Ok(());
+    let bytes = match read_segmentation(state, &file).await? {
+        Ok(bytes) => bytes,
+        Err(comment) => {
+            outcomes.failed.push((identity, OUT_OF_RESOURCES, comment));
+            return Ok(());
+        }
     };
-    // A segmentation is read into memory to be mapped (as a `POST /v1/segmentations`
-    // upload is), so it has the segmentation limit; series instances stay on disk.
-    let limit = state.limits.segmentation_limit_bytes();
-    let size = match tokio::fs::metadata(&file.path).await {
-        Ok(meta) => meta.len(),
-        Err(e) => return Err(Problem::internal(&e)),
+    let _serialised = stow_series::series_lock(&caller.tenant, &referenced).await;
+    let target = stow_series::seg_target(state, &caller.tenant, &file.name, &referenced).await?;
+    let (series, stow) = match target {
+        SegTarget::Bind(series, stow) => (series, stow),
+        SegTarget::Wait(stow, reason) => {
+            let id =
+                stow_series::wait_for_series(state, &stow, Some(file.name), bytes, reason).await?;
+            outcomes
+                .stored
+                .push((identity, format!("/v1/segmentations/{id}")));
+            return Ok(());
+        }
+        SegTarget::Refuse(comment) => {
+            outcomes.failed.push((identity, DOES_NOT_MATCH, comment));
+            return Ok(());
+        }
     };
-    if size > limit {
-        let comment = format!("{}: {}", file.name, {
-            state
-                .limits
-                .segmentation_too_large(&format!("the segmentation ({size} bytes)"))
-                .detail
-        });
-        outcomes.failed.push((identity, OUT_OF_RESOURCES, comment));
-        return Ok(());
-    }
-    let bytes = match tokio::fs::read(&file.path).await {
-        Ok(bytes) => bytes::Bytes::from(bytes),
-        Err(e) => return Err(Problem::internal(&e)),
-    };
-    match super::segmentations::create_from_bytes(state, caller, &series, Some(file.name), bytes)
-        .await
-    {
+    let name = Some(file.name.clone());
+    match segmentations::create_from_bytes(state, caller, &series, name, bytes.clone()).await {
         Ok(row) => {
             let (db, stable) = (&state.db, state.stow_stable);
             trigger::segmentation_arrived(db, &caller.tenant, &row.id, &series.series_uid, stable)
                 .await?;
             let url = format!("/v1/segmentations/{}", row.id);
             outcomes.stored.push((identity, url));
+        }
+        // Its frames may lie on CT instances that have not arrived yet.
+        Err(problem)
+            if problem.status.is_client_error()
+                && stow
+                    .as_ref()
+                    .is_some_and(|s| stow_series::may_wait(state, s)) =>
+        {
+            let stow = stow.as_ref().expect("checked just above");
+            let id =
+                stow_series::wait_for_series(state, stow, Some(file.name), bytes, problem.detail)
+                    .await?;
+            outcomes
+                .stored
+                .push((identity, format!("/v1/segmentations/{id}")));
         }
         Err(problem) if problem.status.is_client_error() => {
             outcomes
@@ -348,6 +345,29 @@ async fn store_segmentation(
         Err(problem) => return Err(problem),
     }
     Ok(())
+}
+
+/// A pushed segmentation's bytes, or a comment naming the segmentation limit it exceeds: a
+/// segmentation is read into memory to be mapped (as a `POST /v1/segmentations` upload
+/// is), so it has the segmentation limit; series instances stay on disk.
+async fn read_segmentation(
+    state: &AppState,
+    file: &FileRef,
+) -> ApiResult<Result<bytes::Bytes, String>> {
+    let limit = state.limits.segmentation_limit_bytes();
+    let size = match tokio::fs::metadata(&file.path).await {
+        Ok(meta) => meta.len(),
+        Err(e) => return Err(Problem::internal(&e)),
+    };
+    if size > limit {
+        let what = format!("the segmentation ({size} bytes)");
+        let detail = state.limits.segmentation_too_large(&what).detail;
+        return Ok(Err(format!("{}: {detail}", file.name)));
+    }
+    match tokio::fs::read(&file.path).await {
+        Ok(bytes) => Ok(Ok(bytes::Bytes::from(bytes))),
+        Err(e) => Err(Problem::internal(&e)),
+    }
 }
 
 /// The Store Instances Response as DICOM JSON with the PS3.18 status.

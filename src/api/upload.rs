@@ -56,6 +56,19 @@ impl UploadLimits {
         .with("limit_bytes", limit)
     }
 
+    /// A mapper for the errors of a body read under a narrowed limit ([`Self::for_json`],
+    /// [`Self::for_segmentation`]): a 413 becomes `named()`, the narrower limit's own
+    /// message; any other problem passes through.
+    pub fn rename_too_large(named: impl Fn() -> Problem) -> impl Fn(Problem) -> Problem {
+        move |p| {
+            if p.status == StatusCode::PAYLOAD_TOO_LARGE {
+                named()
+            } else {
+                p
+            }
+        }
+    }
+
     /// The limits of a JSON request document (jobs, batches): the body limit lowered to
     /// [`MAX_JSON_BODY_BYTES`].
     pub fn for_json(&self) -> UploadLimits {

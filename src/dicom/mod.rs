@@ -37,7 +37,7 @@ pub use rtstruct::read_rtstruct;
 pub use seg::read_seg;
 pub use series::{
     AssembledSeries, FileRef, InstanceSource, SeriesPlan, SeriesSummary, assemble_series,
-    assemble_series_from, assemble_series_with, plan_series, scan_series,
+    assemble_series_from, assemble_series_with, check_instance, plan_series, scan_series,
 };
 
 use bytes::Bytes;

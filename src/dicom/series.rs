@@ -243,6 +243,15 @@ pub fn scan_series(files: &[FileRef], policy: GeometryPolicy) -> Result<SeriesSu
     Ok(summarise(parsed, policy)?.0)
 }
 
+/// The checks one instance passes on its own (as in [`scan_series`]): it parses, and its
+/// native Pixel Data has the declared size and decodes.
+///
+/// # Errors
+/// As [`scan_series`] for a single file, without the series-level checks.
+pub fn check_instance(file: &FileRef) -> Result<(), DicomError> {
+    read_headers(std::slice::from_ref(file), true).map(drop)
+}
+
 /// Parse every file of `files`, one in memory at a time, check each plane's native Pixel
 /// Data length (and, with `decode`, decode it to prove it decodable), and keep only the
 /// headers: every plane records the file it came from.

@@ -4,10 +4,12 @@
 //! The rule ([`TriggerRule`], JSON in the tenant settings, set by an admin with `radscore
 //! tenants set-trigger` or `PUT /v1/tenant/dicomweb`) gives the lesion location: from each
 //! segment's label when it names one (see [`location_from_label`]), else the rule's
-//! default. A segmentation stored by STOW-RS under a rule is recorded as a waiting trigger
-//! due `RADSCORE_STOW_STABLE_S` seconds later; every further instance of the referenced
-//! series pushes that time back, so the job starts once the series has been stable that
-//! long (the completeness rule PACS routers use). The worker's background task
+//! default. A segmentation bound by STOW-RS under a rule (at once, or when the CT instances
+//! it waited for arrive, see [`crate::api::stow_series`]) is recorded as a waiting trigger
+//! due `RADSCORE_STOW_STABLE_S` seconds later; every further new instance of the referenced
+//! series pushes that time back, so the job starts once, when the series has been stable
+//! that long (the completeness rule PACS routers use, see [`Readiness`]); a series whose
+//! instances are then not a series (a gap) skips the trigger with that reason. The worker's background task
 //! ([`run_background`]) creates the job for each due trigger, audited as `job.create` with
 //! `"via": "auto-trigger"`; it is then an ordinary job (`GET /v1/jobs`, events, push).
 //!
@@ -31,7 +33,9 @@ use super::JobRequest;
 use super::worker::JobContext;
 use crate::features::Location;
 use crate::pipeline::LesionRequest;
-use crate::store::{AuditEvent, Db, Enqueue, NewJob, StoreError, StowTriggerRow, now_ms};
+use crate::store::{
+    AuditEvent, Db, Enqueue, NewJob, StoreError, StowSeriesRow, StowTriggerRow, now_ms,
+};
 
 /// How often the background task looks for due triggers and orphaned deliveries.
 const BACKGROUND_TICK: Duration = Duration::from_secs(1);
@@ -123,6 +127,84 @@ pub async fn tenant_rule(db: &Db, tenant: &str) -> Result<Option<TriggerRule>, S
             Ok(None)
         }
     }
+}
+
+/// Whether a series may be used by a job: a series received by STOW-RS is complete once no
+/// new instance arrived for the stability delay and its instances assemble.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// Uploaded with `POST /v1/series`, or received by STOW-RS, stable and assembled.
+    Ready,
+    /// Still receiving instances: stable at `stable_at_ms` (Unix ms) unless more arrive;
+    /// `reason` says why the instances received so far are not a series, if they are not.
+    Receiving {
+        stable_at_ms: i64,
+        reason: Option<String>,
+    },
+    /// Stable, but the instances received are not a series (gap, single slice…).
+    Incomplete { reason: String },
+}
+
+impl Readiness {
+    /// The readiness of a STOW-RS series resource at `now_ms` with the delay `stable`.
+    pub fn of(row: &StowSeriesRow, now_ms: i64, stable: Duration) -> Self {
+        let stable_ms = i64::try_from(stable.as_millis()).unwrap_or(i64::MAX);
+        let stable_at_ms = row.last_instance_at_ms.saturating_add(stable_ms);
+        match (&row.assembly_error, now_ms < stable_at_ms) {
+            (reason, true) => Readiness::Receiving {
+                stable_at_ms,
+                reason: reason.clone(),
+            },
+            (Some(reason), false) => Readiness::Incomplete {
+                reason: reason.clone(),
+            },
+            (None, false) => Readiness::Ready,
+        }
+    }
+
+    /// The state's wire name in `GET /v1/series/{id}` (`stow.state`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Readiness::Ready => "complete",
+            Readiness::Receiving { .. } => "receiving",
+            Readiness::Incomplete { .. } => "incomplete",
+        }
+    }
+
+    /// Why a job may not use the series yet (`None` when it may).
+    pub fn refusal(&self, series_id: &str) -> Option<String> {
+        match self {
+            Readiness::Ready => None,
+            Readiness::Receiving {
+                stable_at_ms,
+                reason,
+            } => Some(format!(
+                "series '{series_id}' is still receiving instances by STOW-RS; it is complete \
+                 once none arrives until {stable_at_ms} (Unix ms, RADSCORE_STOW_STABLE_S after \
+                 the last){}",
+                reason
+                    .as_deref()
+                    .map(|r| format!("; the instances so far are not a series: {r}"))
+                    .unwrap_or_default()
+            )),
+            Readiness::Incomplete { reason } => Some(format!(
+                "series '{series_id}' received by STOW-RS is incomplete: {reason}"
+            )),
+        }
+    }
+}
+
+/// The readiness of series `series_id` of `tenant` (see [`Readiness`]).
+pub async fn readiness(
+    db: &Db,
+    tenant: &str,
+    series_id: &str,
+    stable: Duration,
+) -> Result<Readiness, StoreError> {
+    Ok(match db.stow_series(tenant, series_id).await? {
+        Some(row) => Readiness::of(&row, now_ms(), stable),
+        None => Readiness::Ready,
+    })
 }
 
 /// A CT series arrived by STOW-RS: waiting triggers of that series wait `stable` longer.
@@ -238,6 +320,11 @@ async fn job_request(
     else {
         return Ok(Err("the segmentation was deleted".into()));
     };
+    // Due once the series was stable for the delay: only whether it assembled is left.
+    let ready = readiness(db, &trigger.tenant_id, &seg.series_id, Duration::ZERO).await?;
+    if let Some(reason) = ready.refusal(&seg.series_id) {
+        return Ok(Err(reason));
+    }
     let summaries: Vec<serde_json::Value> = serde_json::from_str(&seg.lesions)?;
     let lesions: Vec<LesionRequest> = summaries
         .iter()

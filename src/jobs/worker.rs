@@ -392,11 +392,8 @@ pub(super) async fn load_inputs(ctx: &JobContext, job: &JobRow) -> Result<JobInp
                 job.segmentation_id
             ))
         })?;
-    let files = BlobInstances {
-        runtime: tokio::runtime::Handle::current(),
-        blobs: ctx.blobs.clone(),
-        keys: ctx.blobs.list(&series_row.blob_prefix).await?,
-    };
+    let keys = ctx.blobs.list(&series_row.blob_prefix).await?;
+    let files = BlobInstances::new(ctx.blobs.clone(), keys);
     let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
     Ok(JobInputs {
         series_row,
@@ -492,13 +489,25 @@ fn record_settings(
     result.settings_source = Some(source.unwrap_or(super::SettingsSource::Service));
 }
 
-/// Read back every stored instance file of a series.
-/// A series' instance blobs, fetched one at a time by the blocking extraction thread
-/// (so a job holds one instance in memory besides its volume, not the whole upload).
-pub(super) struct BlobInstances {
+/// A series' instance blobs, fetched one at a time by a blocking thread (so a job, or a
+/// STOW-RS re-assembly, holds one instance in memory, not the whole series).
+pub struct BlobInstances {
     runtime: tokio::runtime::Handle,
     blobs: BlobStore,
     keys: Vec<String>,
+}
+
+impl BlobInstances {
+    /// The blobs `keys` of `blobs`, read through the current runtime (call from within it;
+    /// fetch only from a blocking thread).
+    pub fn new(blobs: BlobStore, keys: Vec<String>) -> Self {
+        let runtime = tokio::runtime::Handle::current();
+        Self {
+            runtime,
+            blobs,
+            keys,
+        }
+    }
 }
 
 impl InstanceSource for BlobInstances {

@@ -382,6 +382,78 @@ pub trait Database: Send + Sync {
         segmentation_id: &str,
     ) -> Result<Option<StowTriggerRow>, StoreError>;
 
+    /// Open the STOW-RS series resource `row` (its tenant, SeriesInstanceUID and version);
+    /// when a concurrent request opened that version first, nothing is inserted. Returns
+    /// the row that holds the version.
+    async fn open_stow_series(&self, row: &StowSeriesRow) -> Result<StowSeriesRow, StoreError>;
+
+    /// The newest STOW-RS series resource of `tenant` with this SeriesInstanceUID.
+    async fn latest_stow_series(
+        &self,
+        tenant: &str,
+        series_uid: &str,
+    ) -> Result<Option<StowSeriesRow>, StoreError>;
+
+    /// The STOW-RS assembly state of series `id` of `tenant` (`None` for a series that did
+    /// not come from STOW-RS).
+    async fn stow_series(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<StowSeriesRow>, StoreError>;
+
+    /// Stage an instance of a STOW-RS series; `None` when inserted, else the instance
+    /// already staged under that SOPInstanceUID (nothing is changed).
+    async fn stage_stow_instance(
+        &self,
+        row: &StowInstanceRow,
+    ) -> Result<Option<StowInstanceRow>, StoreError>;
+
+    /// Every staged instance of a STOW-RS series resource.
+    async fn stow_instances(&self, series_id: &str) -> Result<Vec<StowInstanceRow>, StoreError>;
+
+    /// Record the outcome of assembling `instance_count` instances of a STOW-RS series
+    /// (`assembly_error` names why they are not a series) unless a larger union was
+    /// recorded already (a concurrent request assembled more), and move the time of the
+    /// last new instance forward to `last_instance_at_ms` when given. Returns whether the
+    /// outcome was recorded.
+    async fn record_stow_assembly(
+        &self,
+        series_id: &str,
+        instance_count: i64,
+        assembly_error: Option<&str>,
+        last_instance_at_ms: Option<i64>,
+    ) -> Result<bool, StoreError>;
+
+    /// Replace the assembled members of a live series row (geometry, instance count,
+    /// warnings, frame of reference) unless it already holds more instances.
+    async fn update_series_assembly(&self, row: &SeriesRow) -> Result<bool, StoreError>;
+
+    /// How many jobs (any state) use series `id`.
+    async fn series_job_count(&self, series_id: &str) -> Result<i64, StoreError>;
+
+    /// Record a STOW-RS segmentation waiting for its series.
+    async fn insert_pending_segmentation(
+        &self,
+        row: &PendingSegmentationRow,
+    ) -> Result<(), StoreError>;
+
+    /// A waiting STOW-RS segmentation of `tenant` by id.
+    async fn pending_segmentation(
+        &self,
+        tenant: &str,
+        id: &str,
+    ) -> Result<Option<PendingSegmentationRow>, StoreError>;
+
+    /// The waiting STOW-RS segmentations of a series resource, oldest first.
+    async fn pending_segmentations(
+        &self,
+        series_id: &str,
+    ) -> Result<Vec<PendingSegmentationRow>, StoreError>;
+
+    /// Remove a waiting segmentation to bind it; `false` when another request took it.
+    async fn take_pending_segmentation(&self, id: &str) -> Result<bool, StoreError>;
+
     /// The newest live segmentation of a series of `tenant`.
     async fn latest_segmentation(
         &self,
@@ -568,6 +640,50 @@ impl fmt::Debug for TenantSettingsRow {
             .field("auto_trigger", &self.auto_trigger)
             .finish()
     }
+}
+
+/// A series resource assembled by STOW-RS from instances received in several requests.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct StowSeriesRow {
+    /// The series id (`/v1/series/{id}`), also before its instances assemble.
+    pub id: String,
+    pub tenant_id: String,
+    pub series_uid: String,
+    /// 1 for the first resource of the SeriesInstanceUID; one more for each resource opened
+    /// because a job had used the previous one.
+    pub version: i64,
+    pub instance_count: i64,
+    /// Why the instances are not a series yet (gap, single slice…); `None` when they are.
+    pub assembly_error: Option<String>,
+    /// When the last new instance arrived.
+    pub last_instance_at_ms: i64,
+    pub created_at_ms: i64,
+}
+
+/// One instance staged for a STOW-RS series resource.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct StowInstanceRow {
+    pub series_id: String,
+    pub sop_instance_uid: String,
+    /// SHA-256 of the instance file, hex: the same SOPInstanceUID with other bytes conflicts.
+    pub sha256: String,
+    pub blob_key: String,
+    pub received_at_ms: i64,
+}
+
+/// A STOW-RS segmentation waiting for its series to receive the instances it maps onto.
+#[derive(Debug, Clone, FromRow, Serialize)]
+pub struct PendingSegmentationRow {
+    /// The segmentation id it will have once bound.
+    pub id: String,
+    pub tenant_id: String,
+    /// The STOW-RS series resource it waits for.
+    pub series_id: String,
+    pub blob_key: String,
+    pub file_name: Option<String>,
+    /// Why it is not bound yet (the mapping error on the instances received so far).
+    pub reason: String,
+    pub created_at_ms: i64,
 }
 
 /// A segmentation received by STOW-RS that starts a job once its series is stable.

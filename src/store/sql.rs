@@ -25,6 +25,15 @@ macro_rules! series_columns {
 }
 pub(crate) use series_columns;
 
+/// The column list of [`super::StowSeriesRow`].
+macro_rules! stow_series_columns {
+    () => {
+        "id, tenant_id, series_uid, version, instance_count, assembly_error, \
+         last_instance_at_ms, created_at_ms"
+    };
+}
+pub(crate) use stow_series_columns;
+
 /// The column list of [`super::BatchRow`].
 macro_rules! batch_columns {
     () => {
@@ -1074,6 +1083,239 @@ macro_rules! impl_database {
                 .bind(segmentation_id)
                 .fetch_optional(&self.pool)
                 .await?)
+            }
+
+            async fn open_stow_series(
+                &self,
+                row: &$crate::store::StowSeriesRow,
+            ) -> Result<$crate::store::StowSeriesRow, $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO stow_series (id, tenant_id, series_uid, version, \
+                     instance_count, assembly_error, last_instance_at_ms, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+                )
+                .bind(&row.id)
+                .bind(&row.tenant_id)
+                .bind(&row.series_uid)
+                .bind(row.version)
+                .bind(row.instance_count)
+                .bind(&row.assembly_error)
+                .bind(row.last_instance_at_ms)
+                .bind(row.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(sqlx::query_as::<_, $crate::store::StowSeriesRow>(concat!(
+                    "SELECT ",
+                    $crate::store::sql::stow_series_columns!(),
+                    " FROM stow_series WHERE tenant_id = $1 AND series_uid = $2 AND version = $3"
+                ))
+                .bind(&row.tenant_id)
+                .bind(&row.series_uid)
+                .bind(row.version)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn latest_stow_series(
+                &self,
+                tenant: &str,
+                series_uid: &str,
+            ) -> Result<Option<$crate::store::StowSeriesRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::StowSeriesRow>(concat!(
+                    "SELECT ",
+                    $crate::store::sql::stow_series_columns!(),
+                    " FROM stow_series WHERE tenant_id = $1 AND series_uid = $2 \
+                     ORDER BY version DESC LIMIT 1"
+                ))
+                .bind(tenant)
+                .bind(series_uid)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn stow_series(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<$crate::store::StowSeriesRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::StowSeriesRow>(concat!(
+                    "SELECT ",
+                    $crate::store::sql::stow_series_columns!(),
+                    " FROM stow_series WHERE tenant_id = $1 AND id = $2"
+                ))
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn stage_stow_instance(
+                &self,
+                row: &$crate::store::StowInstanceRow,
+            ) -> Result<Option<$crate::store::StowInstanceRow>, $crate::store::StoreError> {
+                let inserted = sqlx::query(
+                    "INSERT INTO stow_instances (series_id, sop_instance_uid, sha256, blob_key, \
+                     received_at_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                )
+                .bind(&row.series_id)
+                .bind(&row.sop_instance_uid)
+                .bind(&row.sha256)
+                .bind(&row.blob_key)
+                .bind(row.received_at_ms)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                if inserted > 0 {
+                    return Ok(None);
+                }
+                Ok(sqlx::query_as::<_, $crate::store::StowInstanceRow>(
+                    "SELECT series_id, sop_instance_uid, sha256, blob_key, received_at_ms \
+                     FROM stow_instances WHERE series_id = $1 AND sop_instance_uid = $2",
+                )
+                .bind(&row.series_id)
+                .bind(&row.sop_instance_uid)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn stow_instances(
+                &self,
+                series_id: &str,
+            ) -> Result<Vec<$crate::store::StowInstanceRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::StowInstanceRow>(
+                    "SELECT series_id, sop_instance_uid, sha256, blob_key, received_at_ms \
+                     FROM stow_instances WHERE series_id = $1 ORDER BY sop_instance_uid",
+                )
+                .bind(series_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn record_stow_assembly(
+                &self,
+                series_id: &str,
+                instance_count: i64,
+                assembly_error: Option<&str>,
+                last_instance_at_ms: Option<i64>,
+            ) -> Result<bool, $crate::store::StoreError> {
+                if let Some(at_ms) = last_instance_at_ms {
+                    sqlx::query(
+                        "UPDATE stow_series SET last_instance_at_ms = $1 \
+                         WHERE id = $2 AND last_instance_at_ms < $1",
+                    )
+                    .bind(at_ms)
+                    .bind(series_id)
+                    .execute(&self.pool)
+                    .await?;
+                }
+                let recorded = sqlx::query(
+                    "UPDATE stow_series SET instance_count = $1, assembly_error = $2 \
+                     WHERE id = $3 AND instance_count <= $1",
+                )
+                .bind(instance_count)
+                .bind(assembly_error)
+                .bind(series_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(recorded > 0)
+            }
+
+            async fn update_series_assembly(
+                &self,
+                row: &$crate::store::SeriesRow,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let updated = sqlx::query(
+                    "UPDATE series SET frame_of_reference_uid = $1, instance_count = $2, \
+                     geometry = $3, warnings = $4 WHERE id = $5 AND tenant_id = $6 \
+                     AND deleted_at_ms IS NULL AND instance_count <= $2",
+                )
+                .bind(&row.frame_of_reference_uid)
+                .bind(row.instance_count)
+                .bind(&row.geometry)
+                .bind(&row.warnings)
+                .bind(&row.id)
+                .bind(&row.tenant_id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated > 0)
+            }
+
+            async fn series_job_count(
+                &self,
+                series_id: &str,
+            ) -> Result<i64, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM jobs WHERE series_id = $1",
+                )
+                .bind(series_id)
+                .fetch_one(&self.pool)
+                .await?)
+            }
+
+            async fn insert_pending_segmentation(
+                &self,
+                row: &$crate::store::PendingSegmentationRow,
+            ) -> Result<(), $crate::store::StoreError> {
+                sqlx::query(
+                    "INSERT INTO stow_pending_segmentations (id, tenant_id, series_id, \
+                     blob_key, file_name, reason, created_at_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&row.id)
+                .bind(&row.tenant_id)
+                .bind(&row.series_id)
+                .bind(&row.blob_key)
+                .bind(&row.file_name)
+                .bind(&row.reason)
+                .bind(row.created_at_ms)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn pending_segmentation(
+                &self,
+                tenant: &str,
+                id: &str,
+            ) -> Result<Option<$crate::store::PendingSegmentationRow>, $crate::store::StoreError>
+            {
+                Ok(sqlx::query_as::<_, $crate::store::PendingSegmentationRow>(
+                    "SELECT id, tenant_id, series_id, blob_key, file_name, reason, \
+                     created_at_ms FROM stow_pending_segmentations \
+                     WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
+            async fn pending_segmentations(
+                &self,
+                series_id: &str,
+            ) -> Result<Vec<$crate::store::PendingSegmentationRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::PendingSegmentationRow>(
+                    "SELECT id, tenant_id, series_id, blob_key, file_name, reason, \
+                     created_at_ms FROM stow_pending_segmentations WHERE series_id = $1 \
+                     ORDER BY created_at_ms, id",
+                )
+                .bind(series_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
+            async fn take_pending_segmentation(
+                &self,
+                id: &str,
+            ) -> Result<bool, $crate::store::StoreError> {
+                let taken = sqlx::query("DELETE FROM stow_pending_segmentations WHERE id = $1")
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(taken > 0)
             }
 
             async fn latest_segmentation(

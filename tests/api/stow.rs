@@ -1,6 +1,7 @@
 //! DICOMweb STOW-RS (`POST /studies`): the real `dicomweb-client` package pushes the CT
-//! phantom and a highdicom SEG to the running server; hand-built bodies check the
-//! partial-failure (202), all-failed (409) and media-type (415) answers.
+//! phantom and a highdicom SEG to the running server, in one request or split over many
+//! as a PACS router does; hand-built bodies check the partial-failure (202), all-failed
+//! (409) and media-type (415) answers.
 
 use serde_json::Value;
 
@@ -18,6 +19,14 @@ const CANNOT_UNDERSTAND: u64 = 0xC000;
 const DOES_NOT_MATCH: u64 = 0xA900;
 /// PS3.4 Table B.2-1: Refused: Out of Resources.
 const OUT_OF_RESOURCES: u64 = 0xA700;
+/// PS3.4 GG.4-1: Processing failure.
+const PROCESSING_FAILURE: u64 = 0x0110;
+
+/// `RADSCORE_STOW_STABLE_S` of the tests that split a series over requests: long enough
+/// for every push of the series to land within it on a loaded machine, short for the wait.
+const STABLE_S: u64 = 8;
+/// Longest wait for a series to become stable, or an auto-triggered job to appear.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
 
 const BOUNDARY: &str = "radscore-test-boundary";
 
@@ -49,6 +58,82 @@ async fn push(app: &TestApp, paths: &[&str]) -> Value {
     .await
     .expect("push finished");
     serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// Push `paths` with dicomweb-client `per_request` instances per request, in order; the
+/// responses of the requests.
+async fn push_split(app: &TestApp, paths: &[String], per_request: usize) -> Vec<Value> {
+    let mut args = vec![
+        "--url".to_owned(),
+        app.base.clone(),
+        "--api-key".to_owned(),
+        app.key.clone(),
+        "--per-request".to_owned(),
+        per_request.to_string(),
+    ];
+    args.extend(paths.iter().cloned());
+    let out = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_support("stow_push.py", &args)
+    })
+    .await
+    .expect("push finished");
+    serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+/// The RetrieveURL of every stored instance of a response.
+fn stored_urls(response: &Value) -> Vec<String> {
+    items(response, REFERENCED_SOP_SEQUENCE)
+        .iter()
+        .map(|i| first_value(i, RETRIEVE_URL).as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// The phantom's CT instance files, sorted by name.
+fn phantom_paths() -> Vec<String> {
+    let mut paths: Vec<String> = std::fs::read_dir(ct_phantom().join("dicom/image"))
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .filter(|p| p.ends_with(".dcm"))
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// A SEG of the phantom's mask written by highdicom into `dir`.
+fn phantom_seg(dir: &std::path::Path) -> String {
+    let seg_path = dir.join("mask.seg.dcm");
+    let series_dir = ct_phantom().join("dicom/image");
+    let mask = ct_phantom().join("nifti/mask/mask.nii.gz");
+    run_support(
+        "make_seg.py",
+        &[
+            "--series",
+            series_dir.to_str().unwrap(),
+            "--mask",
+            mask.to_str().unwrap(),
+            "--out",
+            seg_path.to_str().unwrap(),
+        ],
+    );
+    seg_path.display().to_string()
+}
+
+/// Poll `GET {url}` until its `stow.state` is `state`.
+async fn wait_for_stow_state(app: &TestApp, url: &str, state: &str) -> Value {
+    let started = std::time::Instant::now();
+    loop {
+        let (status, series) = app.get_json(url).await;
+        assert_eq!(status, 200, "{series}");
+        if series["stow"]["state"] == state {
+            return series;
+        }
+        assert!(
+            started.elapsed() < SETTLE_TIMEOUT,
+            "never {state}: {series}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// A multipart/related body of `(content type, bytes)` parts.
@@ -249,5 +334,215 @@ async fn other_media_types_are_refused() {
         415,
         "unsupported-media-type",
         &["application/dicom"],
+    );
+}
+
+/// A PACS pushing one instance per request, out of order, re-sending some and a SEG before
+/// the last slice (in the middle of the series): one series with all 60 slices behind one URL, the SEG waits and then
+/// binds to the whole series, jobs wait for stability, and the result equals the one of
+/// the same series uploaded at once.
+#[tokio::test]
+async fn a_series_split_over_requests_is_one_series_equal_to_a_single_upload() {
+    let app = spawn_app_configured(2, |c| c.stow_stable_s = STABLE_S).await;
+    let paths = phantom_paths();
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = phantom_seg(dir.path());
+
+    // Out of order, one per request; a slice in the lesion is held back (the SEG's frames
+    // lie on it, and the others leave a gap).
+    let mut rest = paths.clone();
+    let last = rest.remove(30);
+    let mut shuffled: Vec<String> = rest.iter().step_by(2).cloned().collect();
+    shuffled.extend(rest.iter().skip(1).step_by(2).rev().cloned());
+    let responses = push_split(&app, &shuffled, 1).await;
+    assert_eq!(responses.len(), 59);
+    let url = stored_urls(&responses[0])[0].clone();
+    assert!(url.starts_with("/v1/series/"), "{url}");
+    for response in &responses {
+        assert_eq!(stored_urls(response), vec![url.clone()], "{response}");
+    }
+
+    // The SEG before the last slice waits for it.
+    let response = push(&app, &[seg_path.as_str()]).await;
+    let seg_url = stored_urls(&response)[0].clone();
+    assert!(seg_url.starts_with("/v1/segmentations/"), "{response}");
+    let (status, seg) = app.get_json(&seg_url).await;
+    assert_eq!(status, 200, "{seg}");
+    assert_eq!(seg["status"], "pending", "{seg}");
+    assert!(
+        seg["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{seg}"
+    );
+
+    // Re-sent instances are the same instances; other bytes under a known UID are refused.
+    let again = push_split(&app, &rest[..3], 3).await;
+    assert_eq!(stored_urls(&again[0]), vec![url.clone(); 3], "{again:?}");
+    let mut altered = std::fs::read(&rest[0]).unwrap();
+    let end = altered.len() - 1;
+    altered[end] ^= 0x01;
+    let (status, response) = post_related(
+        &app,
+        "/studies",
+        &dicom_related(),
+        related_body(&[("application/dicom", altered.as_slice())]),
+    )
+    .await;
+    assert_eq!(status, 409, "{response}");
+    let failed = items(&response, FAILED_SOP_SEQUENCE);
+    assert_eq!(first_value(failed[0], FAILURE_REASON), PROCESSING_FAILURE);
+    let comment = first_value(failed[0], ERROR_COMMENT).as_str().unwrap();
+    assert!(comment.contains("other content"), "{comment}");
+
+    // The last slice completes the series and binds the waiting SEG to all of it.
+    let response = push(&app, &[last.as_str()]).await;
+    assert_eq!(stored_urls(&response), vec![url.clone()], "{response}");
+    let (_, seg) = app.get_json(&seg_url).await;
+    let series_id = url.trim_start_matches("/v1/series/");
+    assert_eq!(seg["status"], "bound", "{seg}");
+    assert_eq!(seg["series_id"], series_id, "{seg}");
+    assert_eq!(seg["lesions"][0]["voxel_count"], 125_256, "{seg}");
+    let (_, series) = app.get_json(&url).await;
+    assert_eq!(series["instance_count"], 60, "{series}");
+    assert_eq!(series["dimensions"]["z"], 60, "{series}");
+    assert_eq!(series["stow"]["state"], "receiving", "{series}");
+
+    // Jobs wait for the stability delay, then run on the whole series.
+    let seg_id = seg["id"].as_str().unwrap();
+    let lesions = serde_json::json!([{ "label": 1, "location": "pleura" }]);
+    let body = serde_json::json!({
+        "series_id": series_id, "segmentation_id": seg_id, "lesions": lesions
+    });
+    let (status, _, problem) = app.post_job(&body).await;
+    assert_problem(status, &problem, 409, "series-not-stable", &[series_id]);
+    wait_for_stow_state(&app, &url, "complete").await;
+    let split = app.run_job(series_id, seg_id, lesions.clone()).await;
+
+    let (status, whole) = app
+        .post_series_multipart(&dicom_files(&ct_phantom().join("dicom/image")))
+        .await;
+    assert_eq!(status, 201, "{whole}");
+    let whole_id = whole["id"].as_str().unwrap();
+    let seg_bytes = std::fs::read(&seg_path).unwrap();
+    let (status, whole_seg) = app
+        .post_segmentation(whole_id, seg_bytes, "mask.seg.dcm")
+        .await;
+    assert_eq!(status, 201, "{whole_seg}");
+    let single = app
+        .run_job(whole_id, whole_seg["id"].as_str().unwrap(), lesions)
+        .await;
+    assert_eq!(
+        split["lesions"][0]["features"],
+        single["lesions"][0]["features"]
+    );
+    assert_eq!(
+        split["lesions"][0]["response_probability"],
+        single["lesions"][0]["response_probability"]
+    );
+    assert!(split["lesions"][0]["features"].is_object(), "{split}");
+}
+
+/// Under an auto-trigger rule, a series pushed in six requests with its SEG in between
+/// starts exactly one job, after the stability delay; a later new instance opens the next
+/// version of the series, leaving the one the job used as it was. A series with a missing
+/// slice stays incomplete and refuses jobs with the reason.
+#[tokio::test]
+async fn auto_trigger_fires_once_on_the_stable_series_and_gaps_stay_incomplete() {
+    let app = spawn_app_configured(2, |c| c.stow_stable_s = STABLE_S).await;
+    let admin = app.as_tenant("stow-auto", true).await;
+    let rule = serde_json::json!({ "auto_trigger": { "default_location": "pleura" } });
+    let resp = admin
+        .client
+        .put(admin.url("/v1/tenant/dicomweb"))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let paths = phantom_paths();
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = phantom_seg(dir.path());
+
+    push_split(&admin, &paths[..30], 10).await;
+    let seg_url = stored_urls(&push(&admin, &[seg_path.as_str()]).await)[0].clone();
+    let responses = push_split(&admin, &paths[30..], 10).await;
+    let url = stored_urls(&responses[0])[0].clone();
+    let (_, seg) = admin.get_json(&seg_url).await;
+    assert_eq!(seg["status"], "bound", "{seg}");
+    let (_, jobs) = admin.get_json("/v1/jobs").await;
+    assert!(jobs["jobs"].as_array().unwrap().is_empty(), "early: {jobs}");
+
+    let started = std::time::Instant::now();
+    let job = loop {
+        let (_, jobs) = admin.get_json("/v1/jobs").await;
+        if let Some(job) = jobs["jobs"].as_array().unwrap().first() {
+            break job.clone();
+        }
+        assert!(started.elapsed() < SETTLE_TIMEOUT, "no auto-triggered job");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(
+        job["series_id"],
+        url.trim_start_matches("/v1/series/"),
+        "{job}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (_, jobs) = admin.get_json("/v1/jobs").await;
+    assert_eq!(
+        jobs["jobs"].as_array().unwrap().len(),
+        1,
+        "fired more than once: {jobs}"
+    );
+
+    // After a job used it, a re-sent instance changes nothing; a new one opens version 2.
+    let again = push(&admin, &[paths[0].as_str()]).await;
+    assert_eq!(stored_urls(&again), vec![url.clone()], "{again}");
+    let edited = dir.path().join("edited");
+    run_support(
+        "edit_dicom.py",
+        &[
+            "--in-dir",
+            ct_phantom().join("dicom/image").to_str().unwrap(),
+            "--out-dir",
+            edited.to_str().unwrap(),
+            "--set-first",
+            "SOPInstanceUID=1.2.826.0.1.3680043.10.1234.9",
+        ],
+    );
+    let mut edited_paths: Vec<_> = std::fs::read_dir(&edited)
+        .unwrap()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect();
+    edited_paths.sort();
+    let response = push(&admin, &[edited_paths[0].as_str()]).await;
+    let next = stored_urls(&response)[0].clone();
+    assert_ne!(next, url, "{response}");
+    let (_, series) = admin.get_json(&next).await;
+    assert_eq!(series["stow"]["version"], 2, "{series}");
+    assert_eq!(series["stow"]["instances_received"], 61, "{series}");
+    let (_, used) = admin.get_json(&url).await;
+    assert_eq!(used["instance_count"], 60, "{used}");
+    assert_eq!(used["stow"]["state"], "complete", "{used}");
+
+    // Another tenant's copy with a slice missing in the middle: incomplete, jobs refused.
+    let gap = app.as_tenant("stow-gap", false).await;
+    let mut holed = paths.clone();
+    holed.remove(30);
+    let responses = push_split(&gap, &holed, 20).await;
+    let gap_url = stored_urls(&responses[0])[0].clone();
+    let series = wait_for_stow_state(&gap, &gap_url, "incomplete").await;
+    let reason = series["stow"]["reason"].as_str().unwrap().to_owned();
+    assert!(!reason.is_empty(), "{series}");
+    let body = serde_json::json!({
+        "series_id": gap_url.trim_start_matches("/v1/series/"),
+        "segmentation_id": "none",
+        "lesions": [{ "label": 1, "location": "pleura" }],
+    });
+    let (status, _, problem) = gap.post_job(&body).await;
+    assert_problem(
+        status,
+        &problem,
+        409,
+        "series-incomplete",
+        &[reason.as_str()],
     );
 }

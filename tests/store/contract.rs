@@ -6,8 +6,8 @@ use std::time::Duration;
 use radscore::jobs::RetryPolicy;
 use radscore::jobs::retry::recover_expired_leases;
 use radscore::store::{
-    BatchRow, DEFAULT_TENANT, Db, Enqueue, ModelRow, NewJob, SHARED_TENANT, SegmentationRow,
-    SeriesRow, StowTriggerRow, now_ms,
+    BatchRow, DEFAULT_TENANT, Db, Enqueue, ModelRow, NewJob, PendingSegmentationRow, SHARED_TENANT,
+    SegmentationRow, SeriesRow, StowInstanceRow, StowSeriesRow, StowTriggerRow, now_ms,
 };
 
 /// The tenant of the rows the queue tests use.
@@ -1259,4 +1259,122 @@ pub async fn a_job_creation_and_a_deletion_of_its_upload_never_both_succeed(db: 
     }
     // Which side wins depends on timing; both outcomes are checked when they occur.
     eprintln!("{job_won} of {RACE_ROUNDS} rounds: the job won; the deletion won the others");
+}
+
+/// A STOW-RS series resource: one row per (tenant, SeriesInstanceUID, version) however
+/// many requests open it; an instance is staged once (the first bytes stay); a smaller
+/// union never overwrites a larger one; a series row is updated only while live; waiting
+/// segmentations are taken once.
+pub async fn stow_series_stage_instances_once_and_keep_the_largest_union(db: &Db) {
+    let row = StowSeriesRow {
+        id: "s1".into(),
+        tenant_id: T.into(),
+        series_uid: "1.2.3".into(),
+        version: 1,
+        instance_count: 0,
+        assembly_error: None,
+        last_instance_at_ms: 10,
+        created_at_ms: 10,
+    };
+    assert_eq!(db.open_stow_series(&row).await.unwrap().id, "s1");
+    let racing = StowSeriesRow {
+        id: "s-late".into(),
+        ..row.clone()
+    };
+    assert_eq!(db.open_stow_series(&racing).await.unwrap().id, "s1");
+    let v2 = StowSeriesRow {
+        id: "s2".into(),
+        version: 2,
+        ..row.clone()
+    };
+    db.open_stow_series(&v2).await.unwrap();
+    assert_eq!(
+        db.latest_stow_series(T, "1.2.3").await.unwrap().unwrap().id,
+        "s2"
+    );
+    assert!(
+        db.latest_stow_series("other", "1.2.3")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.stow_series("other", "s1").await.unwrap().is_none());
+
+    let instance = StowInstanceRow {
+        series_id: "s1".into(),
+        sop_instance_uid: "1.2.3.1".into(),
+        sha256: "aa".into(),
+        blob_key: "series/s1/1.2.3.1.dcm".into(),
+        received_at_ms: 11,
+    };
+    assert!(db.stage_stow_instance(&instance).await.unwrap().is_none());
+    let other_bytes = StowInstanceRow {
+        sha256: "bb".into(),
+        ..instance.clone()
+    };
+    let kept = db.stage_stow_instance(&other_bytes).await.unwrap().unwrap();
+    assert_eq!(kept.sha256, "aa");
+    assert_eq!(db.stow_instances("s1").await.unwrap().len(), 1);
+    assert!(db.stow_instances("s2").await.unwrap().is_empty());
+
+    assert!(
+        db.record_stow_assembly("s1", 2, Some("gap"), Some(20))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !db.record_stow_assembly("s1", 1, None, Some(15))
+            .await
+            .unwrap()
+    );
+    let s = db.stow_series(T, "s1").await.unwrap().unwrap();
+    assert_eq!(
+        (
+            s.instance_count,
+            s.assembly_error.as_deref(),
+            s.last_instance_at_ms
+        ),
+        (2, Some("gap"), 20)
+    );
+    assert!(db.record_stow_assembly("s1", 3, None, None).await.unwrap());
+    let s = db.stow_series(T, "s1").await.unwrap().unwrap();
+    assert_eq!((s.instance_count, s.assembly_error), (3, None));
+
+    add_series_and_segmentation(db).await;
+    let series = db.series(T, "s1").await.unwrap().unwrap();
+    let bigger = SeriesRow {
+        instance_count: 4,
+        geometry: "{\"shape\":[4,2,2]}".into(),
+        ..series.clone()
+    };
+    assert!(db.update_series_assembly(&bigger).await.unwrap());
+    assert!(
+        !db.update_series_assembly(&series).await.unwrap(),
+        "3 < 4 instances"
+    );
+    assert_eq!(db.series(T, "s1").await.unwrap().unwrap().instance_count, 4);
+    assert_eq!(db.series_job_count("s1").await.unwrap(), 0);
+    db.insert_job(&new_job("j1", None)).await.unwrap();
+    assert_eq!(db.series_job_count("s1").await.unwrap(), 1);
+
+    let pending = PendingSegmentationRow {
+        id: "p1".into(),
+        tenant_id: T.into(),
+        series_id: "s2".into(),
+        blob_key: "segmentations/p1".into(),
+        file_name: None,
+        reason: "frame outside".into(),
+        created_at_ms: 12,
+    };
+    db.insert_pending_segmentation(&pending).await.unwrap();
+    assert_eq!(db.pending_segmentations("s2").await.unwrap().len(), 1);
+    assert!(
+        db.pending_segmentation("other", "p1")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(db.take_pending_segmentation("p1").await.unwrap());
+    assert!(!db.take_pending_segmentation("p1").await.unwrap());
+    assert!(db.pending_segmentation(T, "p1").await.unwrap().is_none());
 }

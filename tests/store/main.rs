@@ -95,6 +95,7 @@ on_both_backends!(
     a_delivery_counts_attempts_until_its_outcome,
     an_interrupted_delivery_is_claimed_once_and_resumed_after_its_lease,
     tenant_settings_and_stow_triggers_round_trip,
+    stow_series_stage_instances_once_and_keep_the_largest_union,
     tenants_see_only_their_own_rows,
     api_keys_round_trip_and_revoke,
     audit_events_are_read_back_in_order,

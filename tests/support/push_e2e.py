@@ -126,6 +126,9 @@ def start_radscore(args, work, push_url):
         "RADSCORE_LOG_FORMAT": "json",
         "RUST_LOG": "debug",
         "RADSCORE_WORKERS": "1",
+        # The series arrives in one STOW-RS request and its job is asked for at once: no
+        # stability delay (a split series would need one).
+        "RADSCORE_STOW_STABLE_S": "0",
         "RADSCORE_DICOMWEB_PUSH_URL": push_url,
         "RADSCORE_DICOMWEB_PUSH_MAX_ATTEMPTS": str(PUSH_MAX_ATTEMPTS),
         "RADSCORE_DICOMWEB_PUSH_RETRY_BASE_MS": str(PUSH_RETRY_BASE_MS),

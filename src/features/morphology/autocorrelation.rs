@@ -10,7 +10,8 @@
 //! phantom). On a voxel grid the weight depends only on the index offset, so each double
 //! sum is `Σ_i a_i (w ∗ b)_i`, a 3D convolution of a masked field with the weight kernel,
 //! which we evaluate exactly (up to rounding) by FFT in O(M log M), M ≈ 8 × the
-//! bounding-box volume. The Geary sum expands to
+//! bounding-box volume; the transforms skip the zero padding, so the working buffer is
+//! half of M. The Geary sum expands to
 //! `2 Σ_i m_i x_i² (w ∗ m)_i − 2 Σ_i x_i (w ∗ x)_i` with `x = (X − μ) m` and `m` the mask,
 //! so two convolutions suffice; they share one complex FFT as real and imaginary parts.
 //!
@@ -21,14 +22,14 @@
 
 use ndarray::Array3;
 use rand::SeedableRng;
+use rustfft::FftPlanner;
 use rustfft::num_complex::Complex;
-use rustfft::{FftDirection, FftPlanner};
 
 use super::moments::position_mm;
 
-/// Largest FFT grid (points) for the exact path: one complex `f64` grid of this size
-/// takes 64 MiB (the kernel's spectrum is folded to an eighth, see `EvenSpectrum`, before
-/// the field's grid is allocated). The CT phantom (config A) needs 54 × 200 × 200 =
+/// Largest FFT grid (points) for the exact path. The convolution holds half the grid as
+/// complex `f64` (see [`PrunedConvolution`]): 32 MiB at this size, plus the kernel
+/// spectrum's octant (about 4 MiB). The CT phantom (config A) needs 54 × 200 × 200 =
 /// 2.16 M points.
 pub const MAX_FFT_POINTS: usize = 1 << 22;
 
@@ -118,123 +119,262 @@ fn exact_by_fft(
     let n = voxels.len();
     let mean = voxels.iter().map(|(_, v)| v).sum::<f64>() / n as f64;
     let ss: f64 = voxels.iter().map(|(_, v)| (v - mean).powi(2)).sum();
-    let index = |p: [usize; 3]| (p[0] * grid[1] + p[1]) * grid[2] + p[2];
-    let len = grid.iter().product();
-
-    // Kernel w(o) = 1/‖o·spacing‖ at every offset the box can hold, w(0) = 0, stored
-    // circularly; a grid of ≥ 2n − 1 per axis keeps the convolution free of wrap-around.
-    let mut kernel = vec![Complex::new(0.0, 0.0); len];
-    let span = extent.map(|e| e as isize - 1);
-    for oz in -span[0]..=span[0] {
-        for oy in -span[1]..=span[1] {
-            for ox in -span[2]..=span[2] {
-                let o = [oz, oy, ox];
-                let d2: f64 = (0..3).map(|k| (o[k] as f64 * spacing_mm[k]).powi(2)).sum();
-                if d2 > 0.0 {
-                    let wrapped = [0, 1, 2].map(|k| o[k].rem_euclid(grid[k] as isize) as usize);
-                    kernel[index(wrapped)] = Complex::new(1.0 / d2.sqrt(), 0.0);
-                }
-            }
-        }
-    }
     let mut planner = FftPlanner::new();
-    fft_3d(&mut planner, &mut kernel, grid, FftDirection::Forward);
-    let spectrum = EvenSpectrum::new(&kernel, grid);
-    drop(kernel);
+    let spectrum = EvenSpectrum::new(&mut planner, extent, grid, spacing_mm);
 
     // Real part: the mask m; imaginary part: x = (X − μ) m.
-    let mut field = vec![Complex::new(0.0, 0.0); len];
+    let mut conv = PrunedConvolution::new(extent, grid);
     for &(p, v) in voxels {
-        field[index(p)] = Complex::new(1.0, v - mean);
+        conv.set(p, Complex::new(1.0, v - mean));
     }
-    fft_3d(&mut planner, &mut field, grid, FftDirection::Forward);
-    spectrum.multiply(&mut field);
-    fft_3d(&mut planner, &mut field, grid, FftDirection::Inverse);
-    let scale = 1.0 / len as f64;
+    conv.convolve(&mut planner, &spectrum);
 
     let (mut w_sum, mut moran_sum, mut sq_w_sum) = (0.0, 0.0, 0.0);
     for &(p, v) in voxels {
-        let conv = field[index(p)] * scale; // (w ∗ m, w ∗ x) at p
+        let c = conv.get(p); // (w ∗ m, w ∗ x) at p
         let x = v - mean;
-        w_sum += conv.re;
-        moran_sum += x * conv.im;
-        sq_w_sum += x * x * conv.re;
+        w_sum += c.re;
+        moran_sum += x * c.im;
+        sq_w_sum += x * x * c.re;
     }
     let geary_sum = 2.0 * sq_w_sum - 2.0 * moran_sum;
     finish(n, w_sum, moran_sum, geary_sum, ss)
 }
 
-/// The spectrum of the weight kernel, kept in one eighth of the grid.
+/// The spectrum of the weight kernel on one octant of the grid, computed without the
+/// full grid.
 ///
-/// The kernel is real and even along every axis (`w(o)` depends on `o_k²` only), so its
-/// DFT is real and even along every axis too: `K[k] = K[fold(k)]` with
-/// `fold(k) = min(k, g − k)` per axis. Keeping the real part of the folded octant (the
-/// imaginary parts and the other octants differ from it by rounding only) lets the
-/// complex kernel grid be freed before the field's grid is allocated, so the exact path
-/// peaks at one complex grid instead of two.
+/// The kernel `w(o) = 1 / ‖o · spacing‖` (`w(0) = 0`) is real and even along every axis
+/// (it depends on `o_k²` only), so its DFT is real and even along every axis too:
+/// `K[k] = K[fold(k)]` with `fold(k) = min(k, g − k)` per axis. The 3D DFT is taken one
+/// axis at a time (x, then y, then z); after each step the values stay real and even in
+/// the axes not yet transformed, so each step reads the non-negative offsets of the next
+/// axis only and keeps the `g / 2 + 1` non-negative frequencies of its own. Every
+/// intermediate holds about an eighth of the grid as `f64`.
 struct EvenSpectrum {
     /// `[z, y, x]` sizes of the folded octant: `g / 2 + 1` per axis.
     half: [usize; 3],
-    /// The full grid.
-    grid: [usize; 3],
-    /// Real parts of the kernel spectrum on the octant, row-major.
+    /// Kernel spectrum on the octant, row-major.
     values: Vec<f64>,
 }
 
 impl EvenSpectrum {
-    /// Fold the (complex) kernel spectrum on `grid`.
-    fn new(kernel: &[Complex<f64>], grid: [usize; 3]) -> Self {
+    fn new(
+        planner: &mut FftPlanner<f64>,
+        extent: [usize; 3],
+        grid: [usize; 3],
+        spacing_mm: [f64; 3],
+    ) -> Self {
         let half = grid.map(|g| g / 2 + 1);
-        let mut values = Vec::with_capacity(half.iter().product());
-        for z in 0..half[0] {
-            for y in 0..half[1] {
-                for x in 0..half[2] {
-                    values.push(kernel[(z * grid[1] + y) * grid[2] + x].re);
-                }
-            }
+        let [ez, ey, ex] = extent;
+        // Offsets `o_k` in `0..e_k` on the axes still in space, frequencies on the others.
+        let mut space = vec![0.0; ez * ey * ex];
+        for (i, w) in space.iter_mut().enumerate() {
+            let o = [i / (ey * ex), (i / ex) % ey, i % ex];
+            let d2: f64 = (0..3).map(|k| (o[k] as f64 * spacing_mm[k]).powi(2)).sum();
+            *w = if d2 > 0.0 { 1.0 / d2.sqrt() } else { 0.0 };
         }
-        EvenSpectrum { half, grid, values }
+        // x: [ez, ey, ex] offsets → [ez, ey, hx] frequencies.
+        let along_x = even_dft(planner, &space, [ez * ey, ex, 1], grid[2]);
+        drop(space);
+        // y: [ez, ey, hx] → [ez, hy, hx], one line per (z, fx).
+        let along_y = even_dft_middle(planner, &along_x, [ez, ey, half[2]], grid[1]);
+        drop(along_x);
+        // z: [ez, hy, hx] → [hz, hy, hx], one line per (fy, fx).
+        let plane = half[1] * half[2];
+        let along_z = even_dft(
+            planner,
+            &transpose_outer(&along_y, ez, plane),
+            [plane, ez, 1],
+            grid[0],
+        );
+        let values = transpose_outer(&along_z, plane, half[0]);
+        EvenSpectrum { half, values }
     }
 
-    /// `field[k] *= K[k]` over the whole grid.
-    fn multiply(&self, field: &mut [Complex<f64>]) {
-        let fold = |k: usize, g: usize| k.min(g - k);
-        let [gz, gy, gx] = self.grid;
-        for z in 0..gz {
-            let fz = fold(z, gz);
-            for y in 0..gy {
-                let row = (fz * self.half[1] + fold(y, gy)) * self.half[2];
-                let line = (z * gy + y) * gx;
-                for x in 0..gx {
-                    field[line + x] *= self.values[row + fold(x, gx)];
-                }
-            }
-        }
+    /// `K` at the frequency `[kz, ky, kx]` of the full grid.
+    fn at(&self, k: [usize; 3], grid: [usize; 3]) -> f64 {
+        let f = [0, 1, 2].map(|a| k[a].min(grid[a] - k[a]));
+        self.values[(f[0] * self.half[1] + f[1]) * self.half[2] + f[2]]
     }
 }
 
-/// In-place 3D FFT (unnormalised) of a row-major `[z, y, x]` grid.
-fn fft_3d(
+/// Real DFT of lines that are even about offset 0: `lines` rows of `len` non-negative
+/// offsets (`[lines, len, 1]`, contiguous), each extended to `−o` and laid out circularly
+/// on `g` points; returns the `g / 2 + 1` non-negative frequencies of every line.
+fn even_dft(
     planner: &mut FftPlanner<f64>,
-    data: &mut [Complex<f64>],
-    grid: [usize; 3],
-    direction: FftDirection,
-) {
-    let strides = [grid[1] * grid[2], grid[2], 1];
-    for axis in 0..3 {
-        let n = grid[axis];
-        let fft = planner.plan_fft(n, direction);
-        let mut line = vec![Complex::new(0.0, 0.0); n];
-        let mut scratch = vec![Complex::new(0.0, 0.0); fft.get_inplace_scratch_len()];
-        // Every line along `axis` starts at an index whose `axis` coordinate is 0.
-        let starts = (0..data.len()).filter(|i| (i / strides[axis]).is_multiple_of(n));
-        for start in starts {
-            for (k, l) in line.iter_mut().enumerate() {
-                *l = data[start + k * strides[axis]];
+    data: &[f64],
+    [lines, len, _]: [usize; 3],
+    g: usize,
+) -> Vec<f64> {
+    let h = g / 2 + 1;
+    let fft = planner.plan_fft_forward(g);
+    let mut line = vec![Complex::new(0.0, 0.0); g];
+    let mut scratch = vec![Complex::new(0.0, 0.0); fft.get_inplace_scratch_len()];
+    let mut out = Vec::with_capacity(lines * h);
+    for row in data.chunks_exact(len) {
+        line.fill(Complex::new(0.0, 0.0));
+        for (o, &v) in row.iter().enumerate() {
+            line[o] = Complex::new(v, 0.0);
+            if o > 0 {
+                line[g - o] = Complex::new(v, 0.0);
             }
-            fft.process_with_scratch(&mut line, &mut scratch);
-            for (k, l) in line.iter().enumerate() {
-                data[start + k * strides[axis]] = *l;
+        }
+        fft.process_with_scratch(&mut line, &mut scratch);
+        out.extend(line[..h].iter().map(|c| c.re));
+    }
+    out
+}
+
+/// [`even_dft`] along the middle axis of a `[outer, len, inner]` array.
+fn even_dft_middle(
+    planner: &mut FftPlanner<f64>,
+    data: &[f64],
+    [outer, len, inner]: [usize; 3],
+    g: usize,
+) -> Vec<f64> {
+    let h = g / 2 + 1;
+    let mut out = vec![0.0; outer * h * inner];
+    let mut column = vec![0.0; inner * len];
+    for o in 0..outer {
+        // Gather the block as `inner` contiguous lines of `len`, transform, scatter back.
+        for m in 0..len {
+            for i in 0..inner {
+                column[i * len + m] = data[(o * len + m) * inner + i];
+            }
+        }
+        let spectra = even_dft(planner, &column, [inner, len, 1], g);
+        for i in 0..inner {
+            for f in 0..h {
+                out[(o * h + f) * inner + i] = spectra[i * h + f];
+            }
+        }
+    }
+    out
+}
+
+/// `[a, b]` → `[b, a]` for a row-major array of `a` rows of `b` values.
+fn transpose_outer(data: &[f64], a: usize, b: usize) -> Vec<f64> {
+    let mut out = vec![0.0; a * b];
+    for i in 0..a {
+        for j in 0..b {
+            out[j * a + i] = data[i * b + j];
+        }
+    }
+    out
+}
+
+/// Circular convolution with an even kernel of a field that is zero outside `extent`,
+/// read back inside `extent` only.
+///
+/// A grid of ≥ 2e − 1 points per axis keeps the convolution free of wrap-around, so most
+/// of it is zero padding in space and never read back. The transform skips both: x runs on
+/// the `ez · ey` rows that hold the field, y on the `ez` planes, z on every line; the
+/// inverse keeps only what lies inside the extent. One complex buffer of `ez × gy × gx`
+/// (about half the grid) holds every stage, the data of the x and y stages in place.
+struct PrunedConvolution {
+    extent: [usize; 3],
+    grid: [usize; 3],
+    /// `[ez, gy, gx]`, row-major.
+    data: Vec<Complex<f64>>,
+}
+
+impl PrunedConvolution {
+    fn new(extent: [usize; 3], grid: [usize; 3]) -> Self {
+        let len = extent[0] * grid[1] * grid[2];
+        PrunedConvolution {
+            extent,
+            grid,
+            data: vec![Complex::new(0.0, 0.0); len],
+        }
+    }
+
+    fn index(&self, [z, y, x]: [usize; 3]) -> usize {
+        (z * self.grid[1] + y) * self.grid[2] + x
+    }
+
+    fn set(&mut self, p: [usize; 3], v: Complex<f64>) {
+        let i = self.index(p);
+        self.data[i] = v;
+    }
+
+    /// The convolution at `p` (inside the extent), normalised.
+    fn get(&self, p: [usize; 3]) -> Complex<f64> {
+        let scale = 1.0 / self.grid.iter().product::<usize>() as f64;
+        self.data[self.index(p)] * scale
+    }
+
+    /// Replace the field by its (unnormalised) convolution with the kernel.
+    fn convolve(&mut self, planner: &mut FftPlanner<f64>, spectrum: &EvenSpectrum) {
+        let [ez, ey, _] = self.extent;
+        let [gz, gy, gx] = self.grid;
+        let forward_x = planner.plan_fft_forward(gx);
+        let inverse_x = planner.plan_fft_inverse(gx);
+        let (forward_y, inverse_y) = (planner.plan_fft_forward(gy), planner.plan_fft_inverse(gy));
+        let (forward_z, inverse_z) = (planner.plan_fft_forward(gz), planner.plan_fft_inverse(gz));
+        let mut scratch = Vec::new();
+        let mut run = |fft: &dyn rustfft::Fft<f64>, line: &mut [Complex<f64>]| {
+            scratch.resize(fft.get_inplace_scratch_len(), Complex::new(0.0, 0.0));
+            fft.process_with_scratch(line, &mut scratch);
+        };
+        // x: the rows that hold the field (contiguous).
+        for z in 0..ez {
+            for y in 0..ey {
+                let start = (z * gy + y) * gx;
+                run(&*forward_x, &mut self.data[start..start + gx]);
+            }
+        }
+        // y: every column of the planes that hold the field.
+        let mut line = vec![Complex::new(0.0, 0.0); gy.max(gz)];
+        for z in 0..ez {
+            for x in 0..gx {
+                let col = |y: usize| (z * gy + y) * gx + x;
+                for (y, l) in line[..gy].iter_mut().enumerate() {
+                    *l = self.data[col(y)];
+                }
+                run(&*forward_y, &mut line[..gy]);
+                for (y, l) in line[..gy].iter().enumerate() {
+                    self.data[col(y)] = *l;
+                }
+            }
+        }
+        // z: forward on the padded line, multiply by the kernel spectrum, inverse, and
+        // keep the extent.
+        for y in 0..gy {
+            for x in 0..gx {
+                let col = |z: usize| (z * gy + y) * gx + x;
+                line[..gz].fill(Complex::new(0.0, 0.0));
+                for (z, l) in line[..ez].iter_mut().enumerate() {
+                    *l = self.data[col(z)];
+                }
+                run(&*forward_z, &mut line[..gz]);
+                for (z, l) in line[..gz].iter_mut().enumerate() {
+                    *l *= spectrum.at([z, y, x], self.grid);
+                }
+                run(&*inverse_z, &mut line[..gz]);
+                for (z, l) in line[..ez].iter().enumerate() {
+                    self.data[col(z)] = *l;
+                }
+            }
+        }
+        // Inverse y, then x, on the planes and rows inside the extent.
+        for z in 0..ez {
+            for x in 0..gx {
+                let col = |y: usize| (z * gy + y) * gx + x;
+                for (y, l) in line[..gy].iter_mut().enumerate() {
+                    *l = self.data[col(y)];
+                }
+                run(&*inverse_y, &mut line[..gy]);
+                for (y, l) in line[..ey].iter().enumerate() {
+                    self.data[col(y)] = *l;
+                }
+            }
+        }
+        for z in 0..ez {
+            for y in 0..ey {
+                let start = (z * gy + y) * gx;
+                run(&*inverse_x, &mut self.data[start..start + gx]);
             }
         }
     }
