@@ -230,6 +230,7 @@ impl Config {
                 max: std::time::Duration::from_secs(self.job_retry_max_s),
             },
             retention: self.retention()?,
+            max_queued_jobs: self.max_queued_jobs,
             ..crate::jobs::QueueConfig::default()
         })
     }

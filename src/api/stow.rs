@@ -8,14 +8,15 @@
 //! `RADSCORE_STOW_STABLE_S`). A DICOM Segmentation is stored like a `POST
 //! /v1/segmentations` upload, bound to the series its ReferencedSeriesSequence names
 //! (pushed in the same request or before), or waits for that series' CT instances when it
-//! does not map onto those received so far. Anything else fails alone. The answer is the
+//! does not map onto those received so far; an RT Structure Set likewise, on the series
+//! its Referenced Frame of Reference Sequence names. Anything else fails alone. The answer is the
 //! Store Instances Response Module (PS3.18 10.5.3, Table 10.5.3-1) as DICOM JSON (PS3.18
 //! F.2): ReferencedSOPSequence for stored instances, each with a RetrieveURL naming the
 //! radscore resource it became (`/v1/series/{id}` or `/v1/segmentations/{id}`),
 //! FailedSOPSequence with a FailureReason (PS3.4 GG.4-1 codes) and an ErrorComment saying
 //! why. Status: 200 all stored, 202 some, 409 none.
 //!
-//! A bound segmentation arms the tenant's auto-trigger rule, and every new CT instance
+//! A bound segmentation (SEG or RTSTRUCT) arms the tenant's auto-trigger rule, and every new CT instance
 //! postpones the waiting triggers of its SeriesInstanceUID (see [`crate::jobs::trigger`]).
 
 use std::collections::BTreeMap;
@@ -36,13 +37,15 @@ use crate::jobs::trigger;
 /// PS3.18 F.2: the media type of the response.
 const DICOM_JSON: &str = "application/dicom+json";
 
-/// SOP Class UIDs (PS3.4 B.5): the CT images radscore assembles, and DICOM Segmentation.
+/// SOP Class UIDs (PS3.4 B.5): the CT images radscore assembles, DICOM Segmentation and
+/// RT Structure Set (both stored as segmentations).
 const CT_IMAGE_STORAGE: [&str; 3] = [
     "1.2.840.10008.5.1.4.1.1.2",
     "1.2.840.10008.5.1.4.1.1.2.1",
     "1.2.840.10008.5.1.4.1.1.2.2",
 ];
 const SEGMENTATION_STORAGE: &str = "1.2.840.10008.5.1.4.1.1.66.4";
+const RT_STRUCTURE_SET_STORAGE: &str = crate::dicom::rtstruct::RT_STRUCTURE_SET_STORAGE;
 
 /// Failure Reason values (PS3.18 Table 10.5.3-2, PS3.4 GG.4-1).
 pub(super) const PROCESSING_FAILURE: u16 = 0x0110;
@@ -219,11 +222,14 @@ async fn sort_parts(
         if CT_IMAGE_STORAGE.contains(&class) {
             let series = identity.series_instance_uid.clone().unwrap_or_default();
             ct.entry(series).or_default().push(pushed);
-        } else if class == SEGMENTATION_STORAGE {
+        } else if class == SEGMENTATION_STORAGE || class == RT_STRUCTURE_SET_STORAGE {
+            // LIMITATION: an RTSTRUCT is routed by its RT Referenced Series Sequence only
+            // (not by Frame of Reference or contour image references); without it, it fails.
             segs.push(pushed);
         } else {
             let comment = format!(
-                "{}: SOP Class {class} is not stored here (CT images and segmentations only)",
+                "{}: SOP Class {class} is not stored here (CT images, segmentations and RT \
+                 structure sets only)",
                 pushed.file.name
             );
             outcomes.failed.push(fail(SOP_CLASS_NOT_SUPPORTED, comment));
@@ -289,6 +295,15 @@ async fn store_segmentation(
 ) -> ApiResult<()> {
     let Pushed { file, identity } = seg;
     let referenced = identity.referenced_series_uid.clone().unwrap_or_default();
+    if referenced.is_empty() {
+        let comment = format!(
+            "{}: names no referenced series (ReferencedSeriesSequence, or for an RTSTRUCT the \
+             RT Referenced Series Sequence)",
+            file.name
+        );
+        outcomes.failed.push((identity, DOES_NOT_MATCH, comment));
+        return Ok(());
+    }
     let bytes = match read_segmentation(state, &file).await? {
         Ok(bytes) => bytes,
         Err(comment) => {

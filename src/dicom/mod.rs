@@ -345,7 +345,9 @@ pub struct InstanceIdentity {
     pub study_instance_uid: Option<String>,
     pub series_instance_uid: Option<String>,
     /// For a segmentation: the SeriesInstanceUID of the first ReferencedSeriesSequence item
-    /// (PS3.3 C.12.2 Common Instance Reference).
+    /// (PS3.3 C.12.2 Common Instance Reference); for an RT Structure Set without one, of the
+    /// first RT Referenced Series of the first RT Referenced Study of the first Referenced
+    /// Frame of Reference (PS3.3 C.8.8.5 Structure Set Module).
     pub referenced_series_uid: Option<String>,
 }
 
@@ -370,6 +372,7 @@ pub fn identify(name: &str, bytes: &[u8]) -> Result<InstanceIdentity, DicomError
             .ok()
             .flatten()
     })
+    .or_else(|| rt_referenced_series(&obj, name))
     .map(|u| sanitize_uid(&u));
     Ok(InstanceIdentity {
         sop_class_uid: uid(tags::SOP_CLASS_UID, "SOPClassUID")?,
@@ -378,6 +381,47 @@ pub fn identify(name: &str, bytes: &[u8]) -> Result<InstanceIdentity, DicomError
         series_instance_uid: uid(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?,
         referenced_series_uid: referenced,
     })
+}
+
+/// The series an RT Structure Set's ROIs lie on: Referenced Frame of Reference Sequence
+/// (3006,0010) > RT Referenced Study Sequence (3006,0012) > RT Referenced Series Sequence
+/// (3006,0014) > SeriesInstanceUID, first items (PS3.3 C.8.8.5); `None` when absent.
+fn rt_referenced_series(obj: &InMemDicomObject, name: &str) -> Option<String> {
+    use dicom_dictionary_std::tags;
+    let frame = opt_first_item(
+        obj,
+        name,
+        (
+            tags::REFERENCED_FRAME_OF_REFERENCE_SEQUENCE,
+            "ReferencedFrameOfReferenceSequence",
+        ),
+    )
+    .ok()??;
+    let study = opt_first_item(
+        frame,
+        name,
+        (
+            tags::RT_REFERENCED_STUDY_SEQUENCE,
+            "RTReferencedStudySequence",
+        ),
+    )
+    .ok()??;
+    let series = opt_first_item(
+        study,
+        name,
+        (
+            tags::RT_REFERENCED_SERIES_SEQUENCE,
+            "RTReferencedSeriesSequence",
+        ),
+    )
+    .ok()??;
+    opt_str(
+        series,
+        name,
+        (tags::SERIES_INSTANCE_UID, "SeriesInstanceUID"),
+    )
+    .ok()
+    .flatten()
 }
 
 /// A data element reference for messages: tag and its PS3.6 keyword.

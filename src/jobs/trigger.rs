@@ -1,5 +1,6 @@
-//! Auto-trigger: a job starts without an API call when a segmentation arrives by STOW-RS
-//! for a stored series and the tenant's rule says so.
+//! Auto-trigger: a job starts without an API call when a segmentation (DICOM SEG or RT
+//! Structure Set) arrives by STOW-RS for a series and the tenant's rule says so (an RT
+//! Structure Set's ROI Names play the Segment Labels' part).
 //!
 //! The rule ([`TriggerRule`], JSON in the tenant settings, set by an admin with `radscore
 //! tenants set-trigger` or `PUT /v1/tenant/dicomweb`) gives the lesion location: from each
@@ -13,12 +14,13 @@
 //! ([`run_background`]) creates the job for each due trigger, audited as `job.create` with
 //! `"via": "auto-trigger"`; it is then an ordinary job (`GET /v1/jobs`, events, push).
 //!
+//! While the job queue holds `RADSCORE_MAX_QUEUED_JOBS` jobs, a due trigger waits (tried
+//! again every few seconds) instead of adding to it, as `POST /v1/jobs` answers 429.
+//!
 //! Each trigger creates at most one job, also with several worker processes: the job's
 //! idempotency key is `auto-trigger:{segmentation id}`, so a second insert returns the
 //! first job.
 //!
-//! LIMITATION: STOW-RS stores only CT and SEG instances, so the rule fires on a SEG; an
-//! RTSTRUCT is not accepted by STOW-RS (upload it with `POST /v1/segmentations`).
 //! LIMITATION: SEG Anatomic Region codes are not read; the location comes from the
 //! Segment Label or the rule's default.
 
@@ -42,6 +44,9 @@ const BACKGROUND_TICK: Duration = Duration::from_secs(1);
 
 /// Most triggers fired per tick.
 const TRIGGER_BATCH: i64 = 50;
+
+/// How long a due trigger waits when the job queue is full before it is tried again.
+const QUEUE_FULL_WAIT: Duration = Duration::from_secs(5);
 
 /// Most lesions of an automatically created job (as for `POST /v1/jobs`).
 const MAX_LESIONS: usize = 1000;
@@ -274,6 +279,19 @@ pub async fn run_background(ctx: Arc<JobContext>, shutdown: CancellationToken) {
 pub async fn fire_due(ctx: &JobContext) -> Result<usize, StoreError> {
     let mut created = 0;
     for trigger in ctx.db.due_stow_triggers(now_ms(), TRIGGER_BATCH).await? {
+        // The queue bound holds for these jobs too: a full queue delays the trigger (as a
+        // 429 delays a client), it never drops it.
+        let queued = u64::try_from(ctx.db.queued_jobs().await?).unwrap_or(0);
+        if queued >= ctx.queue.max_queued_jobs {
+            tracing::warn!(segmentation_id = %trigger.segmentation_id, queued,
+                "job queue full; the auto-trigger waits");
+            let (tenant, series_uid) = (&trigger.tenant_id, &trigger.series_uid);
+            let due = due_after(QUEUE_FULL_WAIT);
+            ctx.db
+                .postpone_stow_triggers(tenant, series_uid, due)
+                .await?;
+            continue;
+        }
         let span = tracing::info_span!("auto_trigger", segmentation_id = %trigger.segmentation_id,
             series_uid = %trigger.series_uid);
         let _enter = span.enter();

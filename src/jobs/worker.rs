@@ -39,6 +39,9 @@ pub struct QueueConfig {
     pub retry: super::RetryPolicy,
     /// Retention of uploads; its purge task runs beside the workers.
     pub retention: super::retention::RetentionPolicy,
+    /// Most queued jobs (`RADSCORE_MAX_QUEUED_JOBS`): an auto-trigger waits while the
+    /// queue holds this many, as `POST /v1/jobs` answers 429 then.
+    pub max_queued_jobs: u64,
 }
 
 impl Default for QueueConfig {
@@ -53,6 +56,7 @@ impl Default for QueueConfig {
                 period: None,
                 sweep_interval: DEFAULT_RETENTION_SWEEP,
             },
+            max_queued_jobs: u64::MAX,
         }
     }
 }

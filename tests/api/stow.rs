@@ -546,3 +546,101 @@ async fn auto_trigger_fires_once_on_the_stable_series_and_gaps_stay_incomplete()
         &[reason.as_str()],
     );
 }
+
+/// An RT Structure Set pushed by STOW-RS after its CT is stored as the series'
+/// segmentation (its closed ROIs as lesions) and, under an auto-trigger rule, starts one
+/// job on them once the series is stable.
+#[tokio::test]
+async fn an_rtstruct_pushed_by_stow_rs_arms_the_auto_trigger_like_a_seg() {
+    let app = spawn_app_configured(2, |c| c.stow_stable_s = STABLE_S).await;
+    let admin = app.as_tenant("stow-rt", true).await;
+    let rule = serde_json::json!({ "auto_trigger": { "default_location": "soft_tissue" } });
+    let resp = admin
+        .client
+        .put(admin.url("/v1/tenant/dicomweb"))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let dir = tempfile::tempdir().unwrap();
+    let rs_path = dir.path().join("rs.dcm");
+    let series_dir = ct_phantom().join("dicom/image");
+    run_support(
+        "make_rtstruct.py",
+        &[
+            "--series",
+            series_dir.to_str().unwrap(),
+            "--out",
+            rs_path.to_str().unwrap(),
+        ],
+    );
+
+    let responses = push_split(&admin, &phantom_paths(), 60).await;
+    let url = stored_urls(&responses[0])[0].clone();
+    let rs = std::fs::read(&rs_path).unwrap();
+    let body = related_body(&[("application/dicom", rs.as_slice())]);
+    let (status, response) = post_related(&admin, "/studies", &dicom_related(), body).await;
+    assert_eq!(status, 200, "{response}");
+    let seg_url = stored_urls(&response)[0].clone();
+    let (status, seg) = admin.get_json(&seg_url).await;
+    assert_eq!(status, 200, "{seg}");
+    assert_eq!(seg["format"], "dicom_rtstruct", "{seg}");
+    assert_eq!(
+        seg["series_id"],
+        url.trim_start_matches("/v1/series/"),
+        "{seg}"
+    );
+    let rois = seg["lesions"].as_array().unwrap().len();
+    assert!(rois >= 1, "{seg}");
+
+    let started = std::time::Instant::now();
+    let job = loop {
+        let (_, jobs) = admin.get_json("/v1/jobs").await;
+        if let Some(job) = jobs["jobs"].as_array().unwrap().first() {
+            break job.clone();
+        }
+        assert!(started.elapsed() < SETTLE_TIMEOUT, "no auto-triggered job");
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    };
+    assert_eq!(job["segmentation_id"], seg["id"], "{job}");
+    assert_eq!(job["lesions"].as_array().unwrap().len(), rois, "{job}");
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    let (_, jobs) = admin.get_json("/v1/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
+}
+
+/// With the job queue full (`RADSCORE_MAX_QUEUED_JOBS` = 0), a due auto-trigger waits
+/// instead of queueing a job past the bound: no job after the stability delay, and the
+/// segmentation stays bound and usable.
+#[tokio::test]
+async fn auto_trigger_respects_the_queue_bound() {
+    let app = spawn_app_configured(2, |c| {
+        c.stow_stable_s = 1;
+        c.max_queued_jobs = 0;
+    })
+    .await;
+    let admin = app.as_tenant("stow-full", true).await;
+    let rule = serde_json::json!({ "auto_trigger": { "default_location": "pleura" } });
+    let resp = admin
+        .client
+        .put(admin.url("/v1/tenant/dicomweb"))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = phantom_seg(dir.path());
+    push_split(&admin, &phantom_paths(), 60).await;
+    let seg_url = stored_urls(&push(&admin, &[seg_path.as_str()]).await)[0].clone();
+    let (_, seg) = admin.get_json(&seg_url).await;
+    assert_eq!(seg["status"], "bound", "{seg}");
+    // Stable after 1 s; the background task looks every second.
+    tokio::time::sleep(std::time::Duration::from_secs(6)).await;
+    let (_, jobs) = admin.get_json("/v1/jobs").await;
+    assert!(
+        jobs["jobs"].as_array().unwrap().is_empty(),
+        "past the bound: {jobs}"
+    );
+}

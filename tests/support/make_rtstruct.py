@@ -180,7 +180,7 @@ def write_labels(geo, datasets, path):
     nib.save(img, str(path))
 
 
-def structure_set(frame, study, roi_items, other_frame_roi=None):
+def structure_set(frame, study, roi_items, other_frame_roi=None, series=None):
     """An RT Structure Set data set: ROI number -> (name, contours), all in `frame`
     except ROI `other_frame_roi`."""
     meta = FileMetaDataset()
@@ -198,6 +198,15 @@ def structure_set(frame, study, roi_items, other_frame_roi=None):
     rs.StructureSetLabel = "radscore test"
     ref_frame = Dataset()
     ref_frame.FrameOfReferenceUID = frame
+    if series is not None:
+        # PS3.3 C.8.8.5: the image series the ROIs lie on (how STOW-RS routes an RTSTRUCT).
+        ref_series = Dataset()
+        ref_series.SeriesInstanceUID = series
+        ref_study = Dataset()
+        ref_study.ReferencedSOPClassUID = "1.2.840.10008.3.1.2.3.1"
+        ref_study.ReferencedSOPInstanceUID = study
+        ref_study.RTReferencedSeriesSequence = [ref_series]
+        ref_frame.RTReferencedStudySequence = [ref_study]
     rs.ReferencedFrameOfReferenceSequence = [ref_frame]
     declared, contours = [], []
     for number, (name, items) in roi_items.items():
@@ -223,7 +232,8 @@ def build(datasets, case):
     geo = Geometry(datasets)
     ds0 = datasets[0]
     rs = structure_set(ds0.FrameOfReferenceUID, ds0.StudyInstanceUID, rois(geo, datasets, case),
-                       other_frame_roi=1 if case == "other-frame" else None)
+                       other_frame_roi=1 if case == "other-frame" else None,
+                       series=ds0.SeriesInstanceUID)
     return rs, geo
 
 
