@@ -1,5 +1,6 @@
 //! `radscore::robustness` end to end on synthetic cases: deterministic with a seed,
-//! identical raters give ICC 1, and the CSV / PNG outputs are written.
+//! identical raters give ICC 1, the CSV / PNG outputs are written, progress counts
+//! perturbations and a stop request ends a run.
 
 use std::path::Path;
 
@@ -105,4 +106,32 @@ fn unperturbed_raters_agree_perfectly() {
         }
     }
     assert!(report.features.iter().any(|r| r.icc.is_some()));
+}
+
+/// Progress advances once per perturbation of every lesion, and a stop request ends the
+/// run at the next perturbation.
+#[test]
+fn progress_counts_perturbations_and_a_stop_ends_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = cases(dir.path());
+    let settings = ExtractionSettings::bundled();
+    let opts = options(PerturbationLimits::default());
+    let steps = cases.iter().map(|c| c.lesions.len()).sum::<usize>() * opts.perturbations;
+
+    let mut seen = Vec::new();
+    robustness::analyse(&cases, &settings, &opts, &mut |p| seen.push(p)).unwrap();
+    let expected: Vec<f64> = (1..=steps).map(|i| i as f64 / steps as f64).collect();
+    assert_eq!(seen, expected);
+
+    let ticks = std::cell::Cell::new(0usize);
+    let stop_after = 2;
+    let stopped = robustness::analyse_until(
+        &cases,
+        &settings,
+        &opts,
+        &mut |_| ticks.set(ticks.get() + 1),
+        &|| ticks.get() >= stop_after,
+    );
+    assert!(matches!(stopped, Err(robustness::RobustnessError::Stopped)));
+    assert_eq!(ticks.get(), stop_after);
 }

@@ -44,7 +44,7 @@ pub async fn create(
         let pair = (request.series_id.clone(), request.segmentation_id.clone());
         match checked.get(&pair) {
             Some(seg) if request.model.is_none() && request.model_id.is_none() => {
-                check_labels(seg, request).map_err(|p| in_job(i, p))?;
+                check_labels(seg, &request.lesions).map_err(|p| in_job(i, p))?;
             }
             _ => {
                 let seg = check_references(&state, tenant, request)
@@ -74,6 +74,7 @@ pub async fn create(
             segmentation_id: request.segmentation_id.clone(),
             request: serde_json::to_string(request).map_err(|e| Problem::internal(&e))?,
             idempotency_key: None,
+            kind: crate::store::JobKind::Extraction,
         });
     }
     let batch = BatchRow {

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use super::auth::Tenant;
 use super::{ApiResult, AppState, Problem};
+use crate::store::JobKind;
 
 /// Jobs listed when `limit` is not given.
 pub const DEFAULT_JOB_LIST_LIMIT: i64 = 100;
@@ -24,11 +25,13 @@ pub const JOB_STATES: [&str; 5] = ["queued", "running", "succeeded", "failed", "
 pub struct JobListQuery {
     /// Only jobs in this state.
     pub status: Option<String>,
+    /// Only jobs of this kind (`extraction` or `robustness`).
+    pub kind: Option<String>,
     /// At most this many jobs (1 to [`MAX_JOB_LIST_LIMIT`]).
     pub limit: Option<i64>,
 }
 
-/// `GET /v1/jobs?status=&limit=`.
+/// `GET /v1/jobs?status=&kind=&limit=`.
 pub async fn list(
     State(state): State<AppState>,
     Tenant(tenant): Tenant,
@@ -47,6 +50,20 @@ pub async fn list(
             ),
         ));
     }
+    let kind = match query.kind.as_deref() {
+        None => None,
+        Some(name) => Some(JobKind::parse(name).ok_or_else(|| {
+            let kinds: Vec<&str> = JobKind::ALL.iter().map(|k| k.as_str()).collect();
+            Problem::bad_request(
+                "invalid-query",
+                format!(
+                    "'kind' must be one of {}, got '{}'",
+                    kinds.join(", "),
+                    super::series::clip(name)
+                ),
+            )
+        })?),
+    };
     let limit = query.limit.unwrap_or(DEFAULT_JOB_LIST_LIMIT);
     if !(1..=MAX_JOB_LIST_LIMIT).contains(&limit) {
         return Err(Problem::bad_request(
@@ -56,7 +73,7 @@ pub async fn list(
     }
     let rows = state
         .db
-        .jobs(&tenant, query.status.as_deref(), limit)
+        .jobs(&tenant, query.status.as_deref(), kind, limit)
         .await?;
     let jobs: Vec<Value> = rows.iter().map(super::jobs::job_json).collect();
     Ok(Json(json!({ "jobs": jobs })))

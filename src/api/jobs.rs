@@ -18,7 +18,7 @@ use crate::features::Location;
 use crate::jobs::JobRequest;
 use crate::pipeline::LesionRequest;
 use crate::robustness::interval::{IntervalOptions, MAX_INTERVAL_PERTURBATIONS};
-use crate::store::{Enqueue, JobRow, NewJob, UploadKind};
+use crate::store::{Enqueue, JobKind, JobRow, NewJob, UploadKind};
 
 /// Label value of the background in label maps; never a lesion.
 pub const BACKGROUND_LABEL: u32 = 0;
@@ -39,13 +39,45 @@ pub async fn create(
     super::job_settings::settle(&mut request, &state.settings);
     check_references(&state, tenant, &request).await?;
     let request_json = serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?;
+    let job = Submission {
+        kind: JobKind::Extraction,
+        series_id: request.series_id,
+        segmentation_id: request.segmentation_id,
+        request_json,
+        idempotency_key,
+        audit_detail: json!({ "lesions": request.lesions.len() }),
+    };
+    enqueue(&state, &caller, job).await
+}
+
+/// A validated job of any kind, ready to be queued.
+pub(super) struct Submission {
+    pub kind: JobKind,
+    pub series_id: String,
+    pub segmentation_id: String,
+    /// The validated request as stored in the job row (and compared on replays).
+    pub request_json: String,
+    pub idempotency_key: Option<String>,
+    /// Non-identifying facts for the audit log besides the series and segmentation ids.
+    pub audit_detail: Value,
+}
+
+/// Queue a validated job: replay an earlier job with the same `Idempotency-Key`, else 429
+/// when the queue is full, else insert it (atomically with its uploads being live), wake a
+/// worker, audit `job.create` and answer 202 with the job's status document.
+pub(super) async fn enqueue(
+    state: &AppState,
+    caller: &Caller,
+    job: Submission,
+) -> ApiResult<(StatusCode, HeaderMap, Json<Value>)> {
+    let tenant = caller.tenant.as_str();
     // A client retry is answered from the stored job, even when the queue is full now.
-    if let Some(key) = &idempotency_key
+    if let Some(key) = &job.idempotency_key
         && let Some(previous) = state.db.job_by_key(tenant, key).await?
     {
-        return replay(previous, &request_json);
+        return replay(previous, &job.request_json);
     }
-    check_backpressure(&state).await?;
+    check_backpressure(state).await?;
 
     let id = uuid::Uuid::now_v7().to_string();
     tracing::Span::current().record("job_id", id.as_str());
@@ -54,28 +86,32 @@ pub async fn create(
         .insert_job(&NewJob {
             id: id.clone(),
             tenant_id: tenant.to_string(),
-            series_id: request.series_id.clone(),
-            segmentation_id: request.segmentation_id.clone(),
-            request: request_json.clone(),
-            idempotency_key,
+            series_id: job.series_id.clone(),
+            segmentation_id: job.segmentation_id.clone(),
+            request: job.request_json.clone(),
+            idempotency_key: job.idempotency_key,
+            kind: job.kind,
         })
         .await?;
     match enqueued {
         Enqueue::Inserted => {}
-        Enqueue::Existing(previous) => return replay(previous, &request_json),
+        Enqueue::Existing(previous) => return replay(previous, &job.request_json),
         // A concurrent DELETE wrote its tombstone after the checks above.
         Enqueue::UploadGone { kind, id, .. } => {
-            return Err(unknown_reference(&state, tenant, kind, &id).await);
+            return Err(unknown_reference(state, tenant, kind, &id).await);
         }
     }
     state.job_enqueued.notify_waiters();
-    tracing::info!(lesions = request.lesions.len(), "job queued");
-    let detail = json!({
-        "series_id": request.series_id,
-        "segmentation_id": request.segmentation_id,
-        "lesions": request.lesions.len(),
+    tracing::info!(kind = job.kind.as_str(), "job queued");
+    let mut detail = json!({
+        "kind": job.kind.as_str(),
+        "series_id": job.series_id,
+        "segmentation_id": job.segmentation_id,
     });
-    audit_caller(&state, &caller, "job.create", "job", &id, detail).await?;
+    if let (Some(obj), Value::Object(extra)) = (detail.as_object_mut(), job.audit_detail) {
+        obj.extend(extra);
+    }
+    audit_caller(state, caller, "job.create", "job", &id, detail).await?;
 
     let row = state
         .db
@@ -238,23 +274,50 @@ pub async fn job_document(state: &AppState, row: &JobRow) -> ApiResult<Value> {
     Ok(doc)
 }
 
-/// `GET /v1/jobs/{id}/result`: the per-lesion result once the job succeeded.
+/// `GET /v1/jobs/{id}/result`: the result document once the job succeeded (per-lesion
+/// features and scores, or a robustness report).
 pub async fn result(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let row = tenant_job(&state, &caller.tenant, &id).await?;
+    let result = succeeded_result(&row)?.to_owned();
+    audit_caller(&state, &caller, "result.read", "job", &row.id, json!({})).await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], result))
+}
+
+/// 409 `wrong-job-kind` unless `row` is a job of `kind`; `what` names the artefact asked
+/// for (e.g. "a DICOM report").
+pub(super) fn require_kind(row: &JobRow, kind: JobKind, what: &str) -> ApiResult<()> {
+    let actual = row.kind();
+    if actual == kind {
+        return Ok(());
+    }
+    Err(Problem::new(
+        StatusCode::CONFLICT,
+        "wrong-job-kind",
+        "Not available for this kind of job",
+        format!(
+            "job '{}' is of kind '{}'; {what} exists only for '{}' jobs",
+            clip(&row.id),
+            actual.as_str(),
+            kind.as_str()
+        ),
+    )
+    .with("kind", actual.as_str()))
+}
+
+/// The stored result of a succeeded job; 409 naming the job's state otherwise.
+pub(super) fn succeeded_result(row: &JobRow) -> ApiResult<&str> {
+    let id = clip(&row.id);
     match (row.status.as_str(), &row.result) {
-        ("succeeded", Some(result)) => {
-            audit_caller(&state, &caller, "result.read", "job", &row.id, json!({})).await?;
-            Ok(([(header::CONTENT_TYPE, "application/json")], result.clone()))
-        }
+        ("succeeded", Some(result)) => Ok(result),
         ("cancelled", _) => Err(Problem::new(
             StatusCode::CONFLICT,
             "job-cancelled",
             "Job cancelled",
-            format!("job '{}' was cancelled", clip(&id)),
+            format!("job '{id}' was cancelled"),
         )),
         ("failed", _) => Err(Problem::new(
             StatusCode::CONFLICT,
@@ -328,6 +391,28 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
             Some(options)
         }
     };
+    let lesions = parse_lesions(obj, invalid)?;
+    Ok(JobRequest {
+        series_id,
+        segmentation_id,
+        lesions,
+        model,
+        model_id,
+        settings: chosen.settings,
+        settings_source: chosen.source,
+        pyradiomics_params: chosen.pyradiomics_params,
+        naming: chosen.naming,
+        prediction_interval,
+    })
+}
+
+/// The required `lesions` array of a job request object: 1 to [`MAX_LESIONS_PER_JOB`]
+/// entries `{label, location}` with distinct positive labels; faults are reported through
+/// `invalid` (each request kind has its own problem type).
+pub(super) fn parse_lesions(
+    obj: &serde_json::Map<String, Value>,
+    invalid: fn(String) -> Problem,
+) -> ApiResult<Vec<LesionRequest>> {
     let items = bounded_array(obj, "lesions", MAX_LESIONS_PER_JOB, invalid)?;
     let mut lesions = Vec::with_capacity(items.len());
     let mut seen = HashSet::new();
@@ -363,18 +448,7 @@ pub fn parse_job_request(doc: &Value) -> ApiResult<JobRequest> {
         }
         lesions.push(LesionRequest { label, location });
     }
-    Ok(JobRequest {
-        series_id,
-        segmentation_id,
-        lesions,
-        model,
-        model_id,
-        settings: chosen.settings,
-        settings_source: chosen.source,
-        pyradiomics_params: chosen.pyradiomics_params,
-        naming: chosen.naming,
-        prediction_interval,
-    })
+    Ok(lesions)
 }
 
 /// Check that the series, the segmentation (of that series), the model and every requested
@@ -385,15 +459,30 @@ pub(super) async fn check_references(
     tenant: &str,
     req: &JobRequest,
 ) -> ApiResult<crate::store::SegmentationRow> {
-    check_series_ready(state, tenant, &req.series_id).await?;
-    if state.db.series(tenant, &req.series_id).await?.is_none() {
+    let seg = check_uploads(state, tenant, &req.series_id, &req.segmentation_id).await?;
+    check_model(state, tenant, req).await?;
+    check_labels(&seg, &req.lesions)?;
+    Ok(seg)
+}
+
+/// The segmentation `segmentation_id` of `tenant`, which must belong to its series
+/// `series_id`; 422 naming the missing (or deleted) upload, or the mismatch; 409 while
+/// either still waits for STOW-RS instances.
+pub(super) async fn check_uploads(
+    state: &AppState,
+    tenant: &str,
+    series_id: &str,
+    segmentation_id: &str,
+) -> ApiResult<crate::store::SegmentationRow> {
+    check_series_ready(state, tenant, series_id).await?;
+    if state.db.series(tenant, series_id).await?.is_none() {
         let kind = UploadKind::Series;
-        return Err(unknown_reference(state, tenant, kind, &req.series_id).await);
+        return Err(unknown_reference(state, tenant, kind, series_id).await);
     }
-    let Some(seg) = state.db.segmentation(tenant, &req.segmentation_id).await? else {
+    let Some(seg) = state.db.segmentation(tenant, segmentation_id).await? else {
         if let Some(pending) = state
             .db
-            .pending_segmentation(tenant, &req.segmentation_id)
+            .pending_segmentation(tenant, segmentation_id)
             .await?
         {
             return Err(Problem::new(
@@ -408,20 +497,20 @@ pub(super) async fn check_references(
             ));
         }
         let kind = UploadKind::Segmentation;
-        return Err(unknown_reference(state, tenant, kind, &req.segmentation_id).await);
+        return Err(unknown_reference(state, tenant, kind, segmentation_id).await);
     };
-    if seg.series_id != req.series_id {
+    if seg.series_id != series_id {
         return Err(Problem::unprocessable(
             "segmentation-series-mismatch",
             "Segmentation belongs to another series",
             format!(
                 "segmentation '{}' belongs to series '{}', not '{}'",
-                seg.id, seg.series_id, req.series_id
+                seg.id,
+                seg.series_id,
+                clip(series_id)
             ),
         ));
     }
-    check_model(state, tenant, req).await?;
-    check_labels(&seg, req)?;
     Ok(seg)
 }
 
@@ -474,7 +563,10 @@ async fn check_model(state: &AppState, tenant: &str, req: &JobRequest) -> ApiRes
 }
 
 /// Every requested label must be a lesion of the segmentation (its stored lesion list).
-pub(super) fn check_labels(seg: &crate::store::SegmentationRow, req: &JobRequest) -> ApiResult<()> {
+pub(super) fn check_labels(
+    seg: &crate::store::SegmentationRow,
+    requested: &[LesionRequest],
+) -> ApiResult<()> {
     let lesions: Value = serde_json::from_str(&seg.lesions).map_err(|e| Problem::internal(&e))?;
     let available: Vec<u64> = lesions
         .as_array()
@@ -482,8 +574,7 @@ pub(super) fn check_labels(seg: &crate::store::SegmentationRow, req: &JobRequest
         .flatten()
         .filter_map(|l| l["label"].as_u64())
         .collect();
-    let absent: Vec<u32> = req
-        .lesions
+    let absent: Vec<u32> = requested
         .iter()
         .map(|l| l.label)
         .filter(|label| !available.contains(&u64::from(*label)))
@@ -578,8 +669,10 @@ pub fn job_json(row: &JobRow) -> Value {
     let settings = request.get("settings").and_then(|s| {
         serde_json::from_value::<crate::features::ExtractionSettings>(s.clone()).ok()
     });
-    json!({
+    let kind = row.kind();
+    let mut doc = json!({
         "id": row.id,
+        "kind": kind.as_str(),
         "status": row.status,
         "progress": row.progress,
         "attempts": row.attempts,
@@ -596,9 +689,20 @@ pub fn job_json(row: &JobRow) -> Value {
         "started_at": rfc3339(row.started_at_ms),
         "finished_at": rfc3339(row.finished_at_ms),
         "result_url": (row.status == "succeeded").then(|| format!("/v1/jobs/{}/result", row.id)),
-        "report_url": (row.status == "succeeded")
+        "report_url": (row.status == "succeeded" && kind == JobKind::Extraction)
             .then(|| format!("/v1/jobs/{}/result.dcm", row.id)),
-    })
+        "csv_url": (row.status == "succeeded" && kind == JobKind::Robustness)
+            .then(|| format!("/v1/jobs/{}/result.csv", row.id)),
+        "heatmap_url": (row.status == "succeeded" && kind == JobKind::Robustness)
+            .then(|| format!("/v1/jobs/{}/result.png", row.id)),
+    });
+    if kind == JobKind::Robustness
+        && let Some(obj) = doc.as_object_mut()
+    {
+        let options = request.get("options").cloned().unwrap_or(Value::Null);
+        obj.insert("robustness".into(), options);
+    }
+    doc
 }
 
 pub(super) fn rfc3339(ms: Option<i64>) -> Option<String> {

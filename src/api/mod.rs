@@ -23,6 +23,7 @@ pub mod oidc;
 pub mod problem;
 pub mod related;
 pub mod report;
+pub mod robustness;
 pub mod segmentations;
 pub mod series;
 pub mod spool;
@@ -115,6 +116,9 @@ pub fn router_with(state: AppState, probes: bool) -> Router {
         .route("/v1/jobs/{id}", get(jobs::get).delete(jobs::cancel))
         .route("/v1/jobs/{id}/result", get(jobs::result))
         .route("/v1/jobs/{id}/result.dcm", get(report::result_dcm))
+        .route("/v1/jobs/{id}/result.csv", get(robustness::result_csv))
+        .route("/v1/jobs/{id}/result.png", get(robustness::result_png))
+        .route("/v1/robustness", post(robustness::create))
         .route("/v1/jobs/{id}/events", get(events::job_events))
         .route("/v1/models", get(models::list).post(models::create))
         .route("/v1/models/{id}", get(models::get))

@@ -13,6 +13,7 @@ use super::series::clip;
 use super::{ApiResult, AppState, Problem};
 use crate::jobs::report::{ReportError, report_for_job};
 use crate::sr::DICOM_MEDIA_TYPE;
+use crate::store::JobKind;
 
 /// The report as `application/dicom`; 409 while the job has not succeeded.
 #[tracing::instrument(skip_all, fields(job_id = %id))]
@@ -22,6 +23,7 @@ pub async fn result_dcm(
     Path(id): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let row = super::jobs::tenant_job(&state, &caller.tenant, &id).await?;
+    super::jobs::require_kind(&row, JobKind::Extraction, "a DICOM report")?;
     match report_for_job(&state.db, &state.blobs, &row).await {
         Ok(bytes) => {
             audit_caller(

@@ -159,6 +159,7 @@ pub async fn create(
             segmentation_id: request.segmentation_id.clone(),
             request: serde_json::to_string(&request).map_err(|e| Problem::internal(&e))?,
             idempotency_key: None,
+            kind: crate::store::JobKind::Extraction,
         })
         .await?;
     // A concurrent DELETE wrote its tombstone after the checks above.
@@ -215,7 +216,9 @@ pub async fn search(
     let fetch = i64::try_from(limit.saturating_add(offset)).unwrap_or(i64::MAX);
     let mut rows: Vec<JobRow> = Vec::new();
     for status in statuses {
-        rows.extend(state.db.jobs(&tenant, status, fetch).await?);
+        // Work items are extraction jobs (see `workitem_job`).
+        let kind = Some(crate::store::JobKind::Extraction);
+        rows.extend(state.db.jobs(&tenant, status, kind, fetch).await?);
     }
     rows.sort_by(|a, b| (b.created_at_ms, &b.id).cmp(&(a.created_at_ms, &a.id)));
     let mut items = Vec::new();
@@ -305,7 +308,10 @@ async fn cancel(state: &AppState, caller: &Caller, row: &JobRow) -> ApiResult<Jo
 async fn workitem_job(state: &AppState, tenant: &str, uid: &str) -> ApiResult<JobRow> {
     let not_found = || Problem::not_found("work item", uid);
     let id = job_id_of(uid).ok_or_else(not_found)?;
-    state.db.job(tenant, &id).await?.ok_or_else(not_found)
+    // Work items are extraction jobs; a robustness job has no UPS representation.
+    let row = state.db.job(tenant, &id).await?;
+    row.filter(|r| r.kind() == crate::store::JobKind::Extraction)
+        .ok_or_else(not_found)
 }
 
 /// The request body: a DICOM JSON array of one dataset (or the dataset itself).

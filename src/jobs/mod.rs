@@ -1,6 +1,7 @@
-//! Extraction jobs: the request and result types, the tokio worker pool that claims
-//! queued jobs from the database, runs the [`crate::pipeline`] and stores results, and the
-//! deletion and retention of uploads ([`retention`]) that runs beside it.
+//! Jobs: the request and result types, the tokio worker pool that claims queued jobs from
+//! the database, runs them by kind (extraction with the [`crate::pipeline`], or a
+//! [`robustness`] analysis) and stores results, and the deletion and retention of uploads
+//! ([`retention`]) that runs beside it.
 //!
 //! The job table in [`crate::store`] is the queue (see its docs for lease semantics).
 
@@ -10,6 +11,7 @@ pub mod report;
 pub mod result;
 pub mod retention;
 pub mod retry;
+pub mod robustness;
 pub mod scoring;
 pub mod settings;
 pub mod trigger;
@@ -95,6 +97,8 @@ pub enum JobError {
     Request(String),
     #[error("the extraction task was aborted: {0}")]
     Aborted(String),
+    #[error("the result could not be written: {0}")]
+    Result(String),
 }
 
 impl JobError {

@@ -390,6 +390,7 @@ async fn create_job(
             segmentation_id: request.segmentation_id.clone(),
             request: serde_json::to_string(request)?,
             idempotency_key: Some(format!("{IDEMPOTENCY_PREFIX}{}", trigger.segmentation_id)),
+            kind: crate::store::JobKind::Extraction,
         })
         .await?;
     match existing {

@@ -1,7 +1,7 @@
 //! The tokio worker pool: claim, heartbeat, run, store.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
@@ -11,13 +11,14 @@ use tracing::{Instrument, field};
 use super::registry::{ModelRegistry, RegistryError};
 use super::scoring::{annotate, attach_intervals, interval_rows, intervals, model_summary, score};
 use super::{JobError, JobRequest, JobResult, LesionResult, ModelSummary};
-use crate::dicom::InstanceSource;
 use crate::dicom::acquisition::{Acquisition, read_acquisition};
+use crate::dicom::{AssembledSeries, InstanceSource};
 use crate::features::ExtractionSettings;
+use crate::image::Segmentation;
 use crate::model::LoadedModel;
 use crate::pipeline::{self, LesionFeatures};
 use crate::store::ModelRow;
-use crate::store::{BlobStore, Db, JobRow};
+use crate::store::{BlobStore, Db, JobKind, JobRow, SegmentationRow, SeriesRow};
 
 /// Time between retention passes when not configured.
 const DEFAULT_RETENTION_SWEEP: Duration = Duration::from_secs(300);
@@ -138,35 +139,39 @@ async fn worker_loop(ctx: Arc<JobContext>, worker_id: String, shutdown: Cancella
 
 /// Run one claimed job to a stored outcome, renewing its lease meanwhile.
 async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
-    let span = tracing::info_span!("job", job_id = %job.id, series_uid = field::Empty);
+    let kind = job.kind();
+    let span = tracing::info_span!(
+        "job",
+        job_id = %job.id,
+        kind = kind.as_str(),
+        series_uid = field::Empty
+    );
     async {
         let started = Instant::now();
         tracing::info!(attempt = job.attempts, "job started");
         let progress = Arc::new(AtomicU64::new(0f64.to_bits()));
+        let lost = Arc::new(AtomicBool::new(false));
         let beat = tokio::spawn(heartbeat(
             ctx.clone(),
             job.id.clone(),
             worker_id.into(),
             progress.clone(),
+            lost.clone(),
         ));
 
-        let outcome = run_job(ctx, &job, progress).await;
+        let outcome = match kind {
+            JobKind::Extraction => run_job(ctx, &job, progress).await.and_then(to_json),
+            JobKind::Robustness => super::robustness::run(ctx, &job, progress, lost)
+                .await
+                .and_then(to_json),
+        };
         beat.abort();
 
         let (status, stored) = match &outcome {
-            Ok(result) => match serde_json::to_string(result) {
-                Ok(json) => (
-                    "succeeded",
-                    finish_with_delivery(ctx, &job, worker_id, &json).await,
-                ),
-                Err(e) => {
-                    let reason = format!("the result could not be serialised: {e}");
-                    (
-                        "failed",
-                        ctx.db.finish_job(&job.id, worker_id, Err(&reason)).await,
-                    )
-                }
-            },
+            Ok(json) => (
+                "succeeded",
+                finish_with_delivery(ctx, &job, worker_id, json).await,
+            ),
             Err(e) if e.is_transient() => {
                 let retry_at = ctx
                     .queue
@@ -203,7 +208,7 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
         match stored {
             Ok(true) => {
                 tracing::info!(status, duration_s = seconds, "job finished");
-                if status == "succeeded" {
+                if status == "succeeded" && kind == JobKind::Extraction {
                     tokio::spawn(ctx.push.clone().deliver(
                         ctx.db.clone(),
                         ctx.blobs.clone(),
@@ -220,23 +225,34 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
     .await;
 }
 
-/// Store a succeeded job's result; with a push destination, its delivery is recorded as
-/// pending first, so whoever sees the job succeeded also sees the delivery to come.
+/// Store a succeeded job's result; with a push destination, an extraction's delivery is
+/// recorded as pending first, so whoever sees the job succeeded also sees the delivery to
+/// come (other kinds have no DICOM report to push).
 async fn finish_with_delivery(
     ctx: &JobContext,
     job: &JobRow,
     worker_id: &str,
     result_json: &str,
 ) -> Result<bool, crate::store::StoreError> {
-    ctx.push.prepare(&ctx.db, &job.tenant_id, &job.id).await?;
+    if job.kind() == JobKind::Extraction {
+        ctx.push.prepare(&ctx.db, &job.tenant_id, &job.id).await?;
+    }
     ctx.db.finish_job(&job.id, worker_id, Ok(result_json)).await
 }
 
+/// The result document of a job as stored.
+fn to_json<T: serde::Serialize>(result: T) -> Result<String, JobError> {
+    serde_json::to_string(&result).map_err(|e| JobError::Result(e.to_string()))
+}
+
+/// Renew the job's lease and record its progress every heartbeat; `lost` is set once the
+/// lease is gone (the job was cancelled, or another worker took it over).
 async fn heartbeat(
     ctx: Arc<JobContext>,
     job_id: String,
     worker_id: String,
     progress: Arc<AtomicU64>,
+    lost: Arc<AtomicBool>,
 ) {
     let mut tick = tokio::time::interval(ctx.queue.heartbeat);
     loop {
@@ -248,7 +264,10 @@ async fn heartbeat(
             .await
         {
             Ok(true) => {}
-            Ok(false) => tracing::warn!("lease lost"),
+            Ok(false) => {
+                lost.store(true, Ordering::Relaxed);
+                tracing::warn!("lease lost");
+            }
             Err(e) => tracing::warn!(error.message = %e, "heartbeat failed"),
         }
     }
@@ -269,30 +288,14 @@ async fn run_job(
 ) -> Result<JobResult, JobError> {
     let request: JobRequest =
         serde_json::from_str(&job.request).map_err(|e| JobError::Request(e.to_string()))?;
-    let series_row = ctx
-        .db
-        .series(&job.tenant_id, &job.series_id)
-        .await?
-        .ok_or_else(|| JobError::Series(format!("series {} no longer exists", job.series_id)))?;
-    tracing::Span::current().record("series_uid", series_row.series_uid.as_str());
-    let seg_row = ctx
-        .db
-        .segmentation(&job.tenant_id, &job.segmentation_id)
-        .await?
-        .ok_or_else(|| {
-            JobError::Segmentation(format!(
-                "segmentation {} no longer exists",
-                job.segmentation_id
-            ))
-        })?;
-
+    let inputs = load_inputs(ctx, job).await?;
     let (row, model) = job_model(ctx, &job.tenant_id, &request).await?;
-    let files = BlobInstances {
-        runtime: tokio::runtime::Handle::current(),
-        blobs: ctx.blobs.clone(),
-        keys: ctx.blobs.list(&series_row.blob_prefix).await?,
-    };
-    let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
+    let JobInputs {
+        series_row,
+        seg_row,
+        files,
+        seg_bytes,
+    } = inputs;
 
     let settings = super::settings::effective(&request, &ctx.settings);
     let extract_settings = settings.clone();
@@ -309,18 +312,7 @@ async fn run_job(
     let extract_started = Instant::now();
     let extracted = tokio::task::spawn_blocking(move || -> Result<Extracted, JobError> {
         let series_error = |e: crate::dicom::DicomError| JobError::Series(e.to_string());
-        // Headers first, then the segmentation on the known grid, then the voxels: the
-        // label map is released before the volume is allocated.
-        let plan = crate::dicom::plan_series(&files, policy).map_err(series_error)?;
-        let (_, seg) = pipeline::read_segmentation(
-            &seg_bytes,
-            seg_row.file_name.as_deref(),
-            &plan.summary().grid,
-            plan.summary().frame_of_reference_uid.as_deref(),
-        )
-        .map_err(|e| JobError::Segmentation(e.to_string()))?;
-        drop(seg_bytes);
-        let series = plan.decode(&files).map_err(series_error)?;
+        let (series, seg) = decode_case(&files, seg_bytes, seg_row.file_name.as_deref(), policy)?;
         let first = files.fetch(0).map_err(series_error)?;
         let acquisition =
             read_acquisition(std::slice::from_ref(&first), series.volume.grid.spacing_mm);
@@ -374,6 +366,68 @@ async fn run_job(
     result.patient_summary = Some(super::result::PatientSummary::of(&result.lesions));
     super::settings::apply_naming(&mut result, &request, &settings);
     Ok(result)
+}
+
+/// The stored rows and files of a job's series and segmentation.
+pub(super) struct JobInputs {
+    pub series_row: SeriesRow,
+    pub seg_row: SegmentationRow,
+    /// The series' instance blobs, fetched one at a time while decoding.
+    pub files: BlobInstances,
+    pub seg_bytes: bytes::Bytes,
+}
+
+/// Look up the job's series and segmentation of its tenant (recording the series UID in
+/// the job span) and fetch the segmentation file.
+pub(super) async fn load_inputs(ctx: &JobContext, job: &JobRow) -> Result<JobInputs, JobError> {
+    let series_row = ctx
+        .db
+        .series(&job.tenant_id, &job.series_id)
+        .await?
+        .ok_or_else(|| JobError::Series(format!("series {} no longer exists", job.series_id)))?;
+    tracing::Span::current().record("series_uid", series_row.series_uid.as_str());
+    let seg_row = ctx
+        .db
+        .segmentation(&job.tenant_id, &job.segmentation_id)
+        .await?
+        .ok_or_else(|| {
+            JobError::Segmentation(format!(
+                "segmentation {} no longer exists",
+                job.segmentation_id
+            ))
+        })?;
+    let keys = ctx.blobs.list(&series_row.blob_prefix).await?;
+    let files = BlobInstances::new(ctx.blobs.clone(), keys);
+    let seg_bytes = ctx.blobs.get(&seg_row.blob_key).await?;
+    Ok(JobInputs {
+        series_row,
+        seg_row,
+        files,
+        seg_bytes,
+    })
+}
+
+/// Decode a stored case on a blocking thread: headers first, then the segmentation on the
+/// known grid, then the voxels, so the label map is released before the volume is
+/// allocated.
+pub(super) fn decode_case(
+    files: &BlobInstances,
+    seg_bytes: bytes::Bytes,
+    seg_file_name: Option<&str>,
+    policy: crate::dicom::GeometryPolicy,
+) -> Result<(AssembledSeries, Segmentation), JobError> {
+    let series_error = |e: crate::dicom::DicomError| JobError::Series(e.to_string());
+    let plan = crate::dicom::plan_series(files, policy).map_err(series_error)?;
+    let (_, seg) = pipeline::read_segmentation(
+        &seg_bytes,
+        seg_file_name,
+        &plan.summary().grid,
+        plan.summary().frame_of_reference_uid.as_deref(),
+    )
+    .map_err(|e| JobError::Segmentation(e.to_string()))?;
+    drop(seg_bytes);
+    let series = plan.decode(files).map_err(series_error)?;
+    Ok((series, seg))
 }
 
 /// The registry row and loaded model a job runs with: its `model_id`, else the tenant's

@@ -29,7 +29,7 @@ use std::collections::BTreeMap;
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::features::{ExtractionSettings, Location};
@@ -38,8 +38,13 @@ use crate::pipeline::LesionRequest;
 pub use perturb::Perturbation;
 pub use report::{FeatureRobustness, LesionOutcome, RobustnessClass, RobustnessReport};
 
+/// Most perturbations of one run: each one re-extracts every lesion, so this bounds the
+/// work one request (CLI or API job) can ask for at 100 extractions per lesion.
+pub const MAX_PERTURBATIONS: usize = 100;
+
 /// How strongly lesions are perturbed.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct PerturbationLimits {
     /// Rotations are drawn uniformly from ±this, degrees, in the axial plane.
     pub max_rotation_deg: f64,
@@ -69,7 +74,8 @@ impl Default for PerturbationLimits {
 }
 
 /// ICC thresholds of the robustness classes.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Thresholds {
     /// ICC at or above this is `good` (Koo & Li 2016: 0.75).
     pub good: f64,
@@ -87,7 +93,7 @@ impl Default for Thresholds {
 }
 
 /// Everything a robustness run is configured with.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RobustnessOptions {
     /// Number of perturbations `k` (raters); at least 2.
     pub perturbations: usize,
@@ -121,6 +127,10 @@ pub enum RobustnessError {
     Thresholds { good: f64, excellent: f64 },
     #[error("perturbation limits must be finite and ≥ 0: {0}")]
     Limits(&'static str),
+    #[error("at most {MAX_PERTURBATIONS} perturbations are allowed, {0} requested")]
+    TooManyPerturbations(usize),
+    #[error("the analysis was stopped before it finished")]
+    Stopped,
 }
 
 /// One case: a volume, its segmentation and the lesions to analyse.
@@ -141,6 +151,9 @@ impl RobustnessOptions {
         if self.perturbations < 2 {
             return Err(RobustnessError::TooFewPerturbations(self.perturbations));
         }
+        if self.perturbations > MAX_PERTURBATIONS {
+            return Err(RobustnessError::TooManyPerturbations(self.perturbations));
+        }
         let Thresholds { good, excellent } = self.thresholds;
         if !(good > 0.0 && good <= excellent && excellent <= 1.0) {
             return Err(RobustnessError::Thresholds { good, excellent });
@@ -159,7 +172,8 @@ impl RobustnessOptions {
     }
 }
 
-/// Perturb, re-extract and compute the ICC table. `progress` receives the fraction done.
+/// Perturb, re-extract and compute the ICC table. `progress` receives the fraction done
+/// after every perturbation of every lesion.
 ///
 /// # Errors
 /// [`RobustnessError`] for invalid options; lesions that cannot be computed are reported
@@ -170,6 +184,21 @@ pub fn analyse(
     options: &RobustnessOptions,
     progress: &mut dyn FnMut(f64),
 ) -> Result<RobustnessReport, RobustnessError> {
+    analyse_until(cases, settings, options, progress, &|| false)
+}
+
+/// [`analyse`] that gives up between two perturbations once `stop` answers `true` (a job
+/// that was cancelled or lost its lease).
+///
+/// # Errors
+/// As [`analyse`]; [`RobustnessError::Stopped`] when `stop` ended the run.
+pub fn analyse_until(
+    cases: &[RobustnessCase],
+    settings: &ExtractionSettings,
+    options: &RobustnessOptions,
+    progress: &mut dyn FnMut(f64),
+    stop: &dyn Fn() -> bool,
+) -> Result<RobustnessReport, RobustnessError> {
     options.validate()?;
     let perturbations = perturb::draw_perturbations(
         options.perturbations,
@@ -177,21 +206,27 @@ pub fn analyse(
         &mut ChaCha8Rng::seed_from_u64(options.seed),
     );
 
-    let total: usize = cases.iter().map(|c| c.lesions.len()).sum();
+    let total = cases.iter().map(|c| c.lesions.len()).sum::<usize>() * perturbations.len();
     let mut done = 0usize;
-    let mut outcomes = Vec::with_capacity(total);
+    let mut tick = || -> Result<(), RobustnessError> {
+        done += 1;
+        progress(done as f64 / total.max(1) as f64);
+        if stop() {
+            return Err(RobustnessError::Stopped);
+        }
+        Ok(())
+    };
+    let mut outcomes = Vec::new();
     let mut by_location: BTreeMap<Location, LocationTable> = BTreeMap::new();
     for (case_index, case) in cases.iter().enumerate() {
         for request in &case.lesions {
-            let measured = measure_lesion(
+            let lesion = LesionRun {
                 case,
                 case_index,
                 request,
-                settings,
-                &perturbations,
-                options.seed,
-            );
-            match measured {
+                seed: options.seed,
+            };
+            match lesion.measure(settings, &perturbations, &mut tick)? {
                 Ok((names, ratings)) => {
                     by_location
                         .entry(request.location)
@@ -202,8 +237,6 @@ pub fn analyse(
                 }
                 Err(reason) => outcomes.push(LesionOutcome::excluded(case, request, reason)),
             }
-            done += 1;
-            progress(done as f64 / total.max(1) as f64);
         }
     }
 
@@ -261,34 +294,68 @@ impl LocationTable {
 }
 
 /// Feature names and `[perturbation][feature]` values of one lesion, or why it is excluded.
-fn measure_lesion(
-    case: &RobustnessCase,
+type Measured = Result<(Vec<String>, Vec<Vec<f64>>), String>;
+
+/// One lesion of one case, measured under every perturbation.
+struct LesionRun<'a> {
+    case: &'a RobustnessCase,
     case_index: usize,
-    request: &LesionRequest,
-    settings: &ExtractionSettings,
-    perturbations: &[Perturbation],
+    request: &'a LesionRequest,
     seed: u64,
-) -> Result<(Vec<String>, Vec<Vec<f64>>), String> {
-    let lesion = case
-        .segmentation
-        .lesions
-        .iter()
-        .find(|l| l.label == request.label)
-        .ok_or_else(|| format!("label {} is not present in the segmentation", request.label))?;
-    let profile = settings.for_location(request.location);
-    let mut names = Vec::new();
-    let mut ratings = Vec::with_capacity(perturbations.len());
-    for (j, p) in perturbations.iter().enumerate() {
-        let mut rng = lesion_rng(seed, case_index, request.label, j);
-        let perturbed = perturb::perturb_lesion(&case.volume, lesion, p, &mut rng);
-        let features = crate::pipeline::compute_lesion(&perturbed.volume, &perturbed.mask, profile)
-            .map_err(|e| format!("perturbation {j}: {e}"))?;
-        if names.is_empty() {
-            names = features.iter().map(|f| f.name.clone()).collect();
+}
+
+impl LesionRun<'_> {
+    /// Re-extract the lesion under each perturbation; `tick` runs after each one and ends
+    /// the run when it fails (the outer `Err`). Every perturbation is ticked, also those
+    /// skipped after the lesion is excluded, so progress counts perturbations evenly.
+    fn measure(
+        &self,
+        settings: &ExtractionSettings,
+        perturbations: &[Perturbation],
+        tick: &mut dyn FnMut() -> Result<(), RobustnessError>,
+    ) -> Result<Measured, RobustnessError> {
+        let mut measured: Measured = self.lesion().map(|_| (Vec::new(), Vec::new()));
+        for (j, p) in perturbations.iter().enumerate() {
+            if let Ok((names, ratings)) = &mut measured {
+                match self.extract(settings, p, j) {
+                    Ok(features) => {
+                        if names.is_empty() {
+                            *names = features.iter().map(|f| f.name.clone()).collect();
+                        }
+                        ratings.push(features.iter().map(|f| f.value).collect());
+                    }
+                    Err(reason) => measured = Err(reason),
+                }
+            }
+            tick()?;
         }
-        ratings.push(features.iter().map(|f| f.value).collect());
+        Ok(measured)
     }
-    Ok((names, ratings))
+
+    fn lesion(&self) -> Result<&crate::image::LesionMask, String> {
+        let label = self.request.label;
+        self.case
+            .segmentation
+            .lesions
+            .iter()
+            .find(|l| l.label == label)
+            .ok_or_else(|| format!("label {label} is not present in the segmentation"))
+    }
+
+    /// The features of perturbation number `j`.
+    fn extract(
+        &self,
+        settings: &ExtractionSettings,
+        p: &Perturbation,
+        j: usize,
+    ) -> Result<Vec<crate::features::Feature>, String> {
+        let lesion = self.lesion()?;
+        let profile = settings.for_location(self.request.location);
+        let mut rng = lesion_rng(self.seed, self.case_index, self.request.label, j);
+        let perturbed = perturb::perturb_lesion(&self.case.volume, lesion, p, &mut rng);
+        crate::pipeline::compute_lesion(&perturbed.volume, &perturbed.mask, profile)
+            .map_err(|e| format!("perturbation {j}: {e}"))
+    }
 }
 
 /// The random stream of one (case, lesion, perturbation), independent of processing order.

@@ -16,7 +16,7 @@ use ndarray::{Array3, Zip};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, Normal};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::supervoxels;
 use crate::image::{Grid, LesionMask, Volume};
@@ -31,7 +31,7 @@ const MASK_FRACTION_THRESHOLD: f64 = 0.5;
 const CROP_SLACK_VOX: usize = 2;
 
 /// One perturbation: the same settings are applied to every lesion (a fixed "rater").
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Perturbation {
     /// Rotation about the lesion's centre in the axial (y–x) plane, degrees.
     pub rotation_deg: f64,

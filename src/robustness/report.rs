@@ -3,7 +3,7 @@
 
 use std::io::Write;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::icc::{Icc, IccError};
 use super::{Perturbation, RobustnessCase, RobustnessOptions, Thresholds};
@@ -11,7 +11,7 @@ use crate::features::Location;
 use crate::pipeline::LesionRequest;
 
 /// How reproducible a feature is at a location (Koo & Li 2016, thresholds configurable).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RobustnessClass {
     /// ICC ≥ the `excellent` threshold.
@@ -47,7 +47,7 @@ impl RobustnessClass {
 }
 
 /// One row of the table: a feature at a location.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureRobustness {
     pub location: Location,
     pub feature: String,
@@ -96,13 +96,13 @@ impl FeatureRobustness {
 }
 
 /// Whether a lesion took part, and why not.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LesionOutcome {
     pub case_id: String,
     pub label: u32,
     pub location: Location,
     /// `included` or `excluded`.
-    pub status: &'static str,
+    pub status: String,
     /// Why it was excluded (e.g. an erosion left too few voxels).
     pub reason: Option<String>,
 }
@@ -113,14 +113,14 @@ impl LesionOutcome {
             case_id: case.case_id.clone(),
             label: request.label,
             location: request.location,
-            status: "included",
+            status: "included".into(),
             reason: None,
         }
     }
 
     pub(super) fn excluded(case: &RobustnessCase, request: &LesionRequest, reason: String) -> Self {
         LesionOutcome {
-            status: "excluded",
+            status: "excluded".into(),
             reason: Some(reason),
             ..Self::included(case, request)
         }
@@ -128,7 +128,7 @@ impl LesionOutcome {
 }
 
 /// The full result of a robustness run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RobustnessReport {
     pub settings_name: String,
     pub settings_hash: String,

@@ -461,11 +461,13 @@ pub trait Database: Send + Sync {
         series_id: &str,
     ) -> Result<Option<SegmentationRow>, StoreError>;
 
-    /// The tenant's jobs, newest first, optionally of one status, at most `limit`.
+    /// The tenant's jobs, newest first, optionally of one status and of one kind, at most
+    /// `limit`.
     async fn jobs(
         &self,
         tenant: &str,
         status: Option<&str>,
+        kind: Option<JobKind>,
         limit: i64,
     ) -> Result<Vec<JobRow>, StoreError>;
     /// Store a new API key (its hash, never the key).
@@ -546,6 +548,43 @@ pub struct JobRow {
     pub idempotency_key: Option<String>,
     /// Not claimable before this time (backoff after a failed attempt).
     pub run_after_ms: i64,
+    /// What the job computes ([`JobKind`]'s stored name).
+    pub kind: String,
+}
+
+impl JobRow {
+    /// What the job computes; an unknown stored name reads as [`JobKind::Extraction`],
+    /// the kind of every job before kinds existed.
+    pub fn kind(&self) -> JobKind {
+        JobKind::parse(&self.kind).unwrap_or(JobKind::Extraction)
+    }
+}
+
+/// What a job computes. Every kind shares the queue, leases, retries and cancellation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    /// Features and scores of the lesions (`POST /v1/jobs`, batches, triggers, work items).
+    Extraction,
+    /// Per-location feature ICCs under perturbations (`POST /v1/robustness`).
+    Robustness,
+}
+
+impl JobKind {
+    /// Every kind, in the order listings name them.
+    pub const ALL: [JobKind; 2] = [JobKind::Extraction, JobKind::Robustness];
+
+    /// The stored and wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Extraction => "extraction",
+            JobKind::Robustness => "robustness",
+        }
+    }
+
+    /// The kind of a stored or wire name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
 }
 
 /// A batch of jobs submitted together.
@@ -674,6 +713,8 @@ pub struct NewJob {
     pub request: String,
     /// Client-supplied `Idempotency-Key`, unique across the tenant's jobs.
     pub idempotency_key: Option<String>,
+    /// What the job computes.
+    pub kind: JobKind,
 }
 
 /// What an enqueue ([`Database::insert_job`], [`Database::insert_batch`]) did.

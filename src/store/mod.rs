@@ -19,9 +19,9 @@ pub mod sqlite;
 pub use blobs::{BlobLocation, BlobStore};
 pub use db::{
     ApiKeyRow, AuditEvent, Backend, BatchRow, BlobRemoval, Database, Db, Deletion, DeletionReason,
-    DeliveryRow, Enqueue, ExpiredUpload, JobRow, NewJob, PendingSegmentationRow, SegmentationRow,
-    SeriesRow, StowInstanceRow, StowSeriesRow, StowTriggerRow, TenantSettingsRow, Tombstone,
-    UploadKind,
+    DeliveryRow, Enqueue, ExpiredUpload, JobKind, JobRow, NewJob, PendingSegmentationRow,
+    SegmentationRow, SeriesRow, StowInstanceRow, StowSeriesRow, StowTriggerRow, TenantSettingsRow,
+    Tombstone, UploadKind,
 };
 pub use models::{DEFAULT_TENANT, ModelRow, SHARED_TENANT};
 

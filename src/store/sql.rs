@@ -11,7 +11,7 @@ macro_rules! job_columns {
     () => {
         "id, tenant_id, series_id, segmentation_id, request, status, progress, attempts, \
          lease_owner, lease_expires_at_ms, error, result, created_at_ms, started_at_ms, \
-         finished_at_ms, idempotency_key, run_after_ms"
+         finished_at_ms, idempotency_key, run_after_ms, kind"
     };
 }
 pub(crate) use job_columns;
@@ -1338,6 +1338,7 @@ macro_rules! impl_database {
                 &self,
                 tenant: &str,
                 status: Option<&str>,
+                kind: Option<$crate::store::JobKind>,
                 limit: i64,
             ) -> Result<Vec<$crate::store::JobRow>, $crate::store::StoreError> {
                 let sql = concat!(
@@ -1345,11 +1346,13 @@ macro_rules! impl_database {
                     $crate::store::sql::job_columns!(),
                     " FROM jobs WHERE tenant_id = $1 \
                      AND (CAST($2 AS TEXT) IS NULL OR status = $2) \
-                     ORDER BY created_at_ms DESC, id DESC LIMIT $3"
+                     AND (CAST($3 AS TEXT) IS NULL OR kind = $3) \
+                     ORDER BY created_at_ms DESC, id DESC LIMIT $4"
                 );
                 Ok(sqlx::query_as::<_, $crate::store::JobRow>(sql)
                     .bind(tenant)
                     .bind(status)
+                    .bind(kind.map($crate::store::JobKind::as_str))
                     .bind(limit)
                     .fetch_all(&self.pool)
                     .await?)
@@ -1521,8 +1524,8 @@ macro_rules! enqueue_job {
         $crate::store::sql::lock_uploads!(tx, $share, job);
         let done = sqlx::query(concat!(
             "INSERT INTO jobs (id, series_id, segmentation_id, request, status, \
-             created_at_ms, idempotency_key, batch_id, tenant_id) \
-             SELECT $1, s.id, g.id, $4, 'queued', $5, $6, $7, $8 \
+             created_at_ms, idempotency_key, batch_id, tenant_id, kind) \
+             SELECT $1, s.id, g.id, $4, 'queued', $5, $6, $7, $8, $9 \
              FROM series s JOIN segmentations g ON g.series_id = s.id \
              WHERE s.id = $2 AND g.id = $3 AND s.tenant_id = $8 AND g.tenant_id = $8 \
              AND s.deleted_at_ms IS NULL AND g.deleted_at_ms IS NULL ",
@@ -1536,6 +1539,7 @@ macro_rules! enqueue_job {
         .bind(&job.idempotency_key)
         .bind($batch_id)
         .bind(&job.tenant_id)
+        .bind(job.kind.as_str())
         .execute(&mut **tx)
         .await?;
         done.rows_affected() == 1

@@ -28,6 +28,7 @@ mod process;
 mod push;
 mod queue;
 mod report;
+mod robustness;
 mod s3;
 mod segmentation_formats;
 mod stow;

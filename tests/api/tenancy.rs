@@ -143,6 +143,8 @@ async fn another_tenants_ids_answer_like_missing_ones_on_every_route() {
         ("GET", "/v1/jobs/{id}", &o.job_id, None),
         ("GET", "/v1/jobs/{id}/result", &o.job_id, None),
         ("GET", "/v1/jobs/{id}/result.dcm", &o.job_id, None),
+        ("GET", "/v1/jobs/{id}/result.csv", &o.job_id, None),
+        ("GET", "/v1/jobs/{id}/result.png", &o.job_id, None),
         ("GET", "/v1/jobs/{id}/events", &o.job_id, None),
         ("DELETE", "/v1/jobs/{id}", &o.job_id, None),
         ("GET", "/v1/batches/{id}", &o.batch_id, None),
@@ -154,6 +156,12 @@ async fn another_tenants_ids_answer_like_missing_ones_on_every_route() {
         (
             "POST",
             "/v1/jobs",
+            &o.series_id,
+            Some(job_body("{id}", &o.seg_id)),
+        ),
+        (
+            "POST",
+            "/v1/robustness",
             &o.series_id,
             Some(job_body("{id}", &o.seg_id)),
         ),

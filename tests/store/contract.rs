@@ -58,6 +58,7 @@ fn new_job(id: &str, key: Option<&str>) -> NewJob {
         segmentation_id: "g1".into(),
         request: format!("{{\"job\":\"{id}\"}}"),
         idempotency_key: key.map(str::to_string),
+        kind: radscore::store::JobKind::Extraction,
     }
 }
 
@@ -113,6 +114,41 @@ pub async fn a_job_is_claimed_once_and_finished_by_its_owner_only(db: &Db) {
     assert!(
         !db.finish_job("j0", "w1", Ok("{}")).await.unwrap(),
         "finished once"
+    );
+}
+
+/// A job keeps its kind through insert, claim and listing, and listings filter by kind.
+pub async fn jobs_keep_their_kind_and_list_by_kind(db: &Db) {
+    use radscore::store::JobKind;
+    db_with_jobs(db, 1).await;
+    let robustness = NewJob {
+        kind: JobKind::Robustness,
+        ..new_job("r0", None)
+    };
+    assert!(db.insert_job(&robustness).await.unwrap().is_inserted());
+    assert_eq!(
+        db.job(T, "j0").await.unwrap().unwrap().kind(),
+        JobKind::Extraction
+    );
+    assert_eq!(db.job(T, "r0").await.unwrap().unwrap().kind, "robustness");
+
+    let ids = |rows: Vec<radscore::store::JobRow>| -> Vec<String> {
+        rows.into_iter().map(|j| j.id).collect()
+    };
+    let of = |kind| db.jobs(T, None, Some(kind), 10);
+    assert_eq!(ids(of(JobKind::Robustness).await.unwrap()), ["r0"]);
+    assert_eq!(ids(of(JobKind::Extraction).await.unwrap()), ["j0"]);
+    assert_eq!(db.jobs(T, None, None, 10).await.unwrap().len(), 2);
+
+    let first = db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
+    let second = db.claim_job("w1", LONG_LEASE, 3).await.unwrap().unwrap();
+    let claimed = [
+        (first.id.clone(), first.kind()),
+        (second.id.clone(), second.kind()),
+    ];
+    assert!(
+        claimed.contains(&("r0".to_string(), JobKind::Robustness)),
+        "{claimed:?}"
     );
 }
 
@@ -1048,16 +1084,21 @@ pub async fn tenant_settings_and_stow_triggers_round_trip(db: &Db) {
             .is_none()
     );
     let all: Vec<String> = db
-        .jobs(T, None, 10)
+        .jobs(T, None, None, 10)
         .await
         .unwrap()
         .into_iter()
         .map(|j| j.id)
         .collect();
     assert_eq!(all.len(), 2);
-    assert_eq!(db.jobs(T, Some("queued"), 1).await.unwrap().len(), 1);
-    assert!(db.jobs(T, Some("succeeded"), 10).await.unwrap().is_empty());
-    assert!(db.jobs("other", None, 10).await.unwrap().is_empty());
+    assert_eq!(db.jobs(T, Some("queued"), None, 1).await.unwrap().len(), 1);
+    assert!(
+        db.jobs(T, Some("succeeded"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(db.jobs("other", None, None, 10).await.unwrap().is_empty());
 }
 
 /// Rounds of [`a_job_creation_and_a_deletion_of_its_upload_never_both_succeed`].
@@ -1123,6 +1164,7 @@ async fn race_round(db: Db, round: usize) -> bool {
         segmentation_id: g.clone(),
         request: "{}".into(),
         idempotency_key: None,
+        kind: radscore::store::JobKind::Extraction,
     };
     let (kind, target) = if round.is_multiple_of(2) {
         (UploadKind::Series, s.clone())

@@ -79,6 +79,7 @@ macro_rules! on_both_backends {
 on_both_backends!(
     rows_round_trip,
     a_job_is_claimed_once_and_finished_by_its_owner_only,
+    jobs_keep_their_kind_and_list_by_kind,
     an_expired_lease_is_requeued_with_backoff_then_failed_after_max_attempts,
     a_retry_waits_for_its_backoff,
     concurrent_claimers_never_share_a_job,
