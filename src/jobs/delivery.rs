@@ -482,6 +482,7 @@ mod tests {
             segmentation_id: "g1".into(),
             request: "{}".into(),
             idempotency_key: None,
+            kind: crate::store::JobKind::Extraction,
         };
         db.insert_job(&job).await.unwrap();
         db.insert_delivery("j1", "http://127.0.0.1").await.unwrap();
