@@ -10,8 +10,8 @@
 //! implementations handle with tolerances or joggling. A point on the plane of a face is
 //! treated as not visible, so coplanar hull faces stay split into several triangles; that
 //! changes neither the hull volume nor its area. Before insertion the points are reduced
-//! to the extremes of every lattice row along x and along y: a point between two others
-//! on a line cannot be a hull vertex.
+//! to the extremes of every lattice row along x, y and z: a point between two others on a
+//! line cannot be a hull vertex.
 //!
 //! Written here rather than taken from a crate: `chull` 0.2 describes itself as a
 //! convex-hull approximation with floating-point tolerances, and `qhull` 0.4 binds the C
@@ -160,10 +160,12 @@ fn initial_simplex(points: &[LatticePoint], candidates: &[usize]) -> Option<[usi
 }
 
 /// Indices of the points that are extreme along their lattice row in x (fixed z, y) and
-/// then in y (fixed z, x). Interior row points are convex combinations of the extremes.
+/// then in y (fixed z, x) and in z (fixed y, x). Interior row points are convex
+/// combinations of the extremes.
 fn row_extremes(points: &[LatticePoint]) -> Vec<usize> {
     let along_x = extremes_along(points, (0..points.len()).collect(), 2);
-    extremes_along(points, along_x, 1)
+    let along_y = extremes_along(points, along_x, 1);
+    extremes_along(points, along_y, 0)
 }
 
 /// Of `indices`, those holding the minimum or maximum coordinate `axis` among the points
