@@ -5,7 +5,8 @@
 //! counter-clockwise seen from outside, as indices into the input.
 //!
 //! Algorithm: incremental (beneath–beyond) insertion, as in O'Rourke, *Computational
-//! Geometry in C*, 2nd ed., chapter 4, with exact `i128` orientation tests. Mesh vertices lie on a half-voxel lattice, so many are coplanar; exact
+//! Geometry in C*, 2nd ed., chapter 4, with exact `i128` orientation tests, driven by
+//! quickhull's conflict lists so that a point found inside is never tested again. Mesh vertices lie on a half-voxel lattice, so many are coplanar; exact
 //! arithmetic makes every visibility decision consistent, which floating-point quickhull
 //! implementations handle with tolerances or joggling. A point on the plane of a face is
 //! treated as not visible, so coplanar hull faces stay split into several triangles; that
@@ -41,26 +42,56 @@ pub fn hull_triangles(points: &[LatticePoint]) -> Option<Vec<[usize; 3]>> {
         faces.push(f);
     }
     let mut alive = vec![true; faces.len()];
-    let mut order: Vec<usize> = candidates
-        .into_iter()
-        .filter(|i| !simplex.contains(i))
-        .collect();
-    // Far points first: the hull grows to near its final shape early and most later
-    // points then fall inside it, which costs one scan and no new faces.
-    let centre = centroid(points, &simplex);
-    order.sort_by_key(|&i| std::cmp::Reverse(squared_distance(points[i], centre)));
-    for p in order {
-        insert_point(points, p, &mut faces, &mut alive);
+    // Conflict lists (Barber, Dobkin & Huhdanpaa 1996, "The quickhull algorithm for convex
+    // hulls"): every point outside the hull so far is kept with one face it sees; a point
+    // that sees no face is inside and is never tested again.
+    let mut outside: Vec<Vec<usize>> = vec![Vec::new(); faces.len()];
+    let rest = candidates.into_iter().filter(|i| !simplex.contains(i));
+    assign(points, rest, &faces, 0..faces.len(), &mut outside);
+    let mut pending: Vec<usize> = (0..faces.len()).collect();
+    while let Some(f) = pending.pop() {
+        if !alive[f] || outside[f].is_empty() {
+            continue;
+        }
+        // The point farthest above the face is a vertex of the final hull.
+        let conflicts = std::mem::take(&mut outside[f]);
+        let &p = conflicts
+            .iter()
+            .max_by_key(|&&q| orient(points, faces[f], points[q]))
+            .expect("non-empty");
+        let first_new = faces.len();
+        let visible = insert_point(points, p, &mut faces, &mut alive);
+        outside.resize(faces.len(), Vec::new());
+        // Points of the removed faces go to a new face they see, or are inside.
+        let orphans: Vec<usize> = conflicts
+            .into_iter()
+            .chain(
+                visible
+                    .iter()
+                    .flat_map(|&v| std::mem::take(&mut outside[v])),
+            )
+            .filter(|&q| q != p)
+            .collect();
+        assign(
+            points,
+            orphans,
+            &faces,
+            first_new..faces.len(),
+            &mut outside,
+        );
+        pending.extend(first_new..faces.len());
         let dead = alive.iter().filter(|a| !**a).count();
         if dead > DEAD_FACE_COMPACTION_RATIO * (alive.len() - dead) {
-            let kept: Vec<[usize; 3]> = faces
+            let keep: Vec<usize> = (0..faces.len()).filter(|&i| alive[i]).collect();
+            faces = keep.iter().map(|&i| faces[i]).collect();
+            outside = keep
                 .iter()
-                .zip(&alive)
-                .filter(|(_, a)| **a)
-                .map(|(f, _)| *f)
+                .map(|&i| std::mem::take(&mut outside[i]))
                 .collect();
-            faces = kept;
             alive = vec![true; faces.len()];
+            pending = (0..faces.len())
+                .filter(|&i| !outside[i].is_empty())
+                .collect();
         }
     }
     Some(
@@ -73,18 +104,38 @@ pub fn hull_triangles(points: &[LatticePoint]) -> Option<Vec<[usize; 3]>> {
     )
 }
 
+/// Put each of `candidates` on the conflict list of the first face of `among` it sees;
+/// a point that sees none of them is dropped (inside the hull).
+fn assign(
+    points: &[LatticePoint],
+    candidates: impl IntoIterator<Item = usize>,
+    faces: &[[usize; 3]],
+    among: std::ops::Range<usize>,
+    outside: &mut [Vec<usize>],
+) {
+    for q in candidates {
+        if let Some(f) = among
+            .clone()
+            .find(|&f| orient(points, faces[f], points[q]) > 0)
+        {
+            outside[f].push(q);
+        }
+    }
+}
+
 /// Add point `p` to the hull: remove the faces that see it and cone the horizon to it.
+/// Returns the removed faces.
 fn insert_point(
     points: &[LatticePoint],
     p: usize,
     faces: &mut Vec<[usize; 3]>,
     alive: &mut Vec<bool>,
-) {
+) -> Vec<usize> {
     let visible: Vec<usize> = (0..faces.len())
         .filter(|&f| alive[f] && orient(points, faces[f], points[p]) > 0)
         .collect();
     if visible.is_empty() {
-        return; // inside or on the hull
+        return visible; // inside or on the hull
     }
     let edges: HashSet<(usize, usize)> =
         visible.iter().flat_map(|&f| face_edges(faces[f])).collect();
@@ -101,6 +152,7 @@ fn insert_point(
         faces.push([a, b, p]);
         alive.push(true);
     }
+    visible
 }
 
 fn face_edges(f: [usize; 3]) -> [(usize, usize); 3] {
@@ -130,15 +182,6 @@ fn cross(a: [i128; 3], b: [i128; 3]) -> [i128; 3] {
 
 fn squared_norm(v: [i128; 3]) -> i128 {
     v[0] * v[0] + v[1] * v[1] + v[2] * v[2]
-}
-
-/// Four times the centroid of the simplex, to stay on the integer lattice.
-fn centroid(points: &[LatticePoint], simplex: &[usize; 4]) -> [i128; 3] {
-    [0, 1, 2].map(|k| simplex.iter().map(|&i| i128::from(points[i][k])).sum())
-}
-
-fn squared_distance(p: LatticePoint, centre_x4: [i128; 3]) -> i128 {
-    squared_norm([0, 1, 2].map(|k| 4 * i128::from(p[k]) - centre_x4[k]))
 }
 
 /// Four candidate points spanning a tetrahedron of non-zero volume, if any.
