@@ -399,9 +399,14 @@ impl TestApp {
 
     /// POST a job; returns (status, Location header, body).
     pub async fn post_job(&self, body: &Value) -> (u16, Option<String>, Value) {
+        self.post_located("/v1/jobs", body).await
+    }
+
+    /// POST a JSON document that creates a resource; (status, Location header, body).
+    pub async fn post_located(&self, path: &str, body: &Value) -> (u16, Option<String>, Value) {
         let resp = self
             .client
-            .post(self.url("/v1/jobs"))
+            .post(self.url(path))
             .json(body)
             .send()
             .await

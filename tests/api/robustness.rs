@@ -46,19 +46,7 @@ fn body(series_id: &str, segmentation_id: &str, lesions: &[(u8, &str)]) -> Value
 impl TestApp {
     /// POST a robustness request; (status, Location header, body).
     async fn post_robustness(&self, body: &Value) -> (u16, Option<String>, Value) {
-        let resp = self
-            .client
-            .post(self.url("/v1/robustness"))
-            .json(body)
-            .send()
-            .await
-            .expect("request");
-        let location = resp
-            .headers()
-            .get("location")
-            .map(|v| v.to_str().unwrap().to_string());
-        let (status, json) = status_json(resp).await;
-        (status, location, json)
+        self.post_located("/v1/robustness", body).await
     }
 
     /// GET `path` as bytes with its status and content type.

@@ -119,6 +119,19 @@ fn phantom_seg(dir: &std::path::Path) -> String {
     seg_path.display().to_string()
 }
 
+/// Give the admin's tenant an auto-trigger rule with this default location.
+async fn set_auto_trigger(admin: &TestApp, default_location: &str) {
+    let rule = serde_json::json!({ "auto_trigger": { "default_location": default_location } });
+    let resp = admin
+        .client
+        .put(admin.url("/v1/tenant/dicomweb"))
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+}
+
 /// Poll `GET {url}` until its `stow.state` is `state`.
 async fn wait_for_stow_state(app: &TestApp, url: &str, state: &str) -> Value {
     let started = std::time::Instant::now();
@@ -449,15 +462,7 @@ async fn a_series_split_over_requests_is_one_series_equal_to_a_single_upload() {
 async fn auto_trigger_fires_once_on_the_stable_series_and_gaps_stay_incomplete() {
     let app = spawn_app_configured(2, |c| c.stow_stable_s = STABLE_S).await;
     let admin = app.as_tenant("stow-auto", true).await;
-    let rule = serde_json::json!({ "auto_trigger": { "default_location": "pleura" } });
-    let resp = admin
-        .client
-        .put(admin.url("/v1/tenant/dicomweb"))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    set_auto_trigger(&admin, "pleura").await;
     let paths = phantom_paths();
     let dir = tempfile::tempdir().unwrap();
     let seg_path = phantom_seg(dir.path());
@@ -554,15 +559,7 @@ async fn auto_trigger_fires_once_on_the_stable_series_and_gaps_stay_incomplete()
 async fn an_rtstruct_pushed_by_stow_rs_arms_the_auto_trigger_like_a_seg() {
     let app = spawn_app_configured(2, |c| c.stow_stable_s = STABLE_S).await;
     let admin = app.as_tenant("stow-rt", true).await;
-    let rule = serde_json::json!({ "auto_trigger": { "default_location": "soft_tissue" } });
-    let resp = admin
-        .client
-        .put(admin.url("/v1/tenant/dicomweb"))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    set_auto_trigger(&admin, "soft_tissue").await;
     let dir = tempfile::tempdir().unwrap();
     let rs_path = dir.path().join("rs.dcm");
     let series_dir = ct_phantom().join("dicom/image");
@@ -621,15 +618,7 @@ async fn auto_trigger_respects_the_queue_bound() {
     })
     .await;
     let admin = app.as_tenant("stow-full", true).await;
-    let rule = serde_json::json!({ "auto_trigger": { "default_location": "pleura" } });
-    let resp = admin
-        .client
-        .put(admin.url("/v1/tenant/dicomweb"))
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status().as_u16(), 200);
+    set_auto_trigger(&admin, "pleura").await;
     let dir = tempfile::tempdir().unwrap();
     let seg_path = phantom_seg(dir.path());
     push_split(&admin, &phantom_paths(), 60).await;
