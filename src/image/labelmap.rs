@@ -127,7 +127,7 @@ pub fn read_nifti_labelmap(
 ) -> Result<Segmentation, LabelMapError> {
     let nifti = NiftiData::parse(bytes, file_name)?;
     let own = nifti.grid()?;
-    map_labels(&own, nifti.values()?, file_name, series)
+    map_labels(&own, nifti.labelled()?, file_name, series)
 }
 
 /// Read a NIfTI image as a [`Volume`] (intensities scaled by `scl_slope`/`scl_inter` when
@@ -159,8 +159,9 @@ pub fn read_nifti_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelM
     })
 }
 
-/// Map a label map stored on grid `own` onto `series` (see the module docs): `values`
-/// are its voxels in file order (the fastest axis is `own`'s x, i.e. `[z, y, x]` C order).
+/// Map a label map stored on grid `own` onto `series` (see the module docs): `labelled`
+/// holds its non-zero voxels as (index in file order, value); the fastest axis of the file
+/// order is `own`'s x, i.e. `[z, y, x]` C order.
 /// Label value 0 is background; every other value must be a non-negative integer, and at
 /// least one voxel must carry one (an all-background map is refused, as an RT Structure
 /// Set without a closed contour is).
@@ -170,7 +171,7 @@ pub fn read_nifti_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelM
 /// [`LabelMapError::BadLabel`], or [`LabelMapError::NoLabels`].
 pub(crate) fn map_labels(
     own: &Grid,
-    values: impl Iterator<Item = f64>,
+    labelled: impl Iterator<Item = (usize, f64)>,
     file_name: &str,
     series: &Grid,
 ) -> Result<Segmentation, LabelMapError> {
@@ -188,10 +189,7 @@ pub(crate) fn map_labels(
 
     let [nz, ny, nx] = own.shape_vox;
     let mut by_label: BTreeMap<u32, Vec<[usize; 3]>> = BTreeMap::new();
-    for (n, v) in values.enumerate() {
-        if v == 0.0 {
-            continue;
-        }
+    for (n, v) in labelled {
         if v.fract() != 0.0 || v < 0.0 || v > f64::from(u32::MAX) {
             return Err(LabelMapError::BadLabel {
                 file: file_name.into(),
@@ -437,6 +435,29 @@ impl<'a> NiftiData<'a> {
             origin_mm: origin,
             direction,
         })
+    }
+
+    /// The non-zero voxels as (index in file order, value), for [`map_labels`]. An unscaled
+    /// `uint8` map (the usual label map) is scanned as bytes; every other type goes through
+    /// [`Self::values`].
+    fn labelled(&self) -> Result<Box<dyn Iterator<Item = (usize, f64)> + '_>, LabelMapError> {
+        let unscaled = !(self.header.scl_slope != 0.0 && self.header.scl_slope.is_finite());
+        if unscaled && nifti_datatype(self.header.datatype) == Some(StoredType::U8) {
+            // `values` checks the offsets and the length; read the same bytes directly.
+            let count = self.shape_xyz.iter().product::<usize>();
+            self.values()?;
+            let offset = self.header.vox_offset as usize;
+            let data = &self.bytes[offset..offset + count];
+            return Ok(Box::new(
+                data.iter()
+                    .enumerate()
+                    .filter(|(_, b)| **b != 0)
+                    .map(|(n, &b)| (n, f64::from(b))),
+            ));
+        }
+        Ok(Box::new(
+            self.values()?.enumerate().filter(|(_, v)| *v != 0.0),
+        ))
     }
 
     /// All voxel values as `f64` in file order (i fastest), scaled when `scl_slope` is set.

@@ -61,7 +61,12 @@ pub fn read_nrrd_labelmap(
     series: &Grid,
 ) -> Result<Segmentation, LabelMapError> {
     let nrrd = Nrrd::parse(bytes, file_name)?;
-    let mut seg = map_labels(&nrrd.grid, nrrd.values(), file_name, series)?;
+    let mut seg = map_labels(
+        &nrrd.grid,
+        nrrd.values().enumerate().filter(|(_, v)| *v != 0.0),
+        file_name,
+        series,
+    )?;
     for lesion in &mut seg.lesions {
         lesion.name = nrrd.header.segment_names.get(&lesion.label).cloned();
     }
