@@ -437,15 +437,17 @@ impl<'a> NiftiData<'a> {
         })
     }
 
-    /// The non-zero voxels as (index in file order, value), for [`map_labels`]. An unscaled
-    /// `uint8` map (the usual label map) is scanned as bytes; every other type goes through
+    /// The non-zero voxels as (index in file order, value), for [`map_labels`]. A `uint8`
+    /// map without scaling (or with slope 1, intercept 0: the usual label map) is scanned
+    /// as bytes; every other type goes through
     /// [`Self::values`].
     fn labelled(&self) -> Result<Box<dyn Iterator<Item = (usize, f64)> + '_>, LabelMapError> {
-        let unscaled = !(self.header.scl_slope != 0.0 && self.header.scl_slope.is_finite());
+        let (slope, inter) = (self.header.scl_slope, self.header.scl_inter);
+        let unscaled = !(slope != 0.0 && slope.is_finite()) || (slope == 1.0 && inter == 0.0);
         if unscaled && nifti_datatype(self.header.datatype) == Some(StoredType::U8) {
             // `values` checks the offsets and the length; read the same bytes directly.
             let count = self.shape_xyz.iter().product::<usize>();
-            self.values()?;
+            let _checked = self.values()?;
             let offset = self.header.vox_offset as usize;
             let data = &self.bytes[offset..offset + count];
             return Ok(Box::new(
