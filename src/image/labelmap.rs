@@ -438,20 +438,15 @@ impl<'a> NiftiData<'a> {
     }
 
     /// The non-zero voxels as (index in file order, value), for [`map_labels`]. A `uint8`
-    /// map without scaling (or with slope 1, intercept 0: the usual label map) is scanned
-    /// as bytes; every other type goes through
-    /// [`Self::values`].
+    /// map without scaling (the usual label map) is scanned as bytes; every other type goes
+    /// through [`Self::values`].
     fn labelled(&self) -> Result<Box<dyn Iterator<Item = (usize, f64)> + '_>, LabelMapError> {
-        let (slope, inter) = (self.header.scl_slope, self.header.scl_inter);
-        let unscaled = !(slope != 0.0 && slope.is_finite()) || (slope == 1.0 && inter == 0.0);
-        if unscaled && nifti_datatype(self.header.datatype) == Some(StoredType::U8) {
-            // `values` checks the offsets and the length; read the same bytes directly.
-            let count = self.shape_xyz.iter().product::<usize>();
-            let _checked = self.values()?;
-            let offset = self.header.vox_offset as usize;
-            let data = &self.bytes[offset..offset + count];
+        let stored = self.stored()?;
+        if stored.datatype == StoredType::U8 && stored.scale.is_none() {
             return Ok(Box::new(
-                data.iter()
+                stored
+                    .data
+                    .iter()
                     .enumerate()
                     .filter(|(_, b)| **b != 0)
                     .map(|(n, &b)| (n, f64::from(b))),
@@ -467,6 +462,22 @@ impl<'a> NiftiData<'a> {
     /// An iterator, not a `Vec<f64>`: widening every stored byte to 8 bytes up front would
     /// turn a 2 GiB `uint8` file into a 16 GiB allocation.
     fn values(&self) -> Result<impl Iterator<Item = f64> + '_, LabelMapError> {
+        let StoredVoxels {
+            datatype,
+            data,
+            little_endian,
+            scale,
+        } = self.stored()?;
+        Ok(datatype
+            .decode_all(data, little_endian)
+            .map(move |v| match scale {
+                Some((m, q)) => v * m + q,
+                None => v,
+            }))
+    }
+
+    /// The voxel bytes after checking the data type, `vox_offset` and the file length.
+    fn stored(&self) -> Result<StoredVoxels<'_>, LabelMapError> {
         let h = &self.header;
         let datatype =
             nifti_datatype(h.datatype).ok_or_else(|| LabelMapError::UnsupportedDataType {
@@ -501,15 +512,26 @@ impl<'a> NiftiData<'a> {
                 found_bytes: self.bytes.len(),
             })?;
 
-        let little = h.endianness == nifti::Endianness::Little;
-        let scale = (h.scl_slope != 0.0 && h.scl_slope.is_finite())
+        // Slope 1 and intercept 0 (the nifti writers' default) change nothing.
+        let identity = h.scl_slope == 1.0 && h.scl_inter == 0.0;
+        let scale = (h.scl_slope != 0.0 && h.scl_slope.is_finite() && !identity)
             .then(|| (f64::from(h.scl_slope), f64::from(h.scl_inter)));
-        let values = datatype.decode_all(data, little).map(move |v| match scale {
-            Some((m, q)) => v * m + q,
-            None => v,
-        });
-        Ok(values)
+        Ok(StoredVoxels {
+            datatype,
+            data,
+            little_endian: h.endianness == nifti::Endianness::Little,
+            scale,
+        })
     }
+}
+
+/// The checked voxel bytes of a NIfTI file and how to read them.
+struct StoredVoxels<'a> {
+    datatype: StoredType,
+    data: &'a [u8],
+    little_endian: bool,
+    /// `(scl_slope, scl_inter)` when they change the values.
+    scale: Option<(f64, f64)>,
 }
 
 /// The stored type of a NIfTI-1 `datatype` code (nifti1.h `DT_*`); complex and RGB are

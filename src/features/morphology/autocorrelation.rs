@@ -278,6 +278,8 @@ struct PrunedConvolution {
     grid: [usize; 3],
     /// `[ez, gy, gx]`, row-major.
     data: Vec<Complex<f64>>,
+    /// Normalisation of the inverse transform: 1 / grid points.
+    scale: f64,
 }
 
 impl PrunedConvolution {
@@ -287,6 +289,7 @@ impl PrunedConvolution {
             extent,
             grid,
             data: vec![Complex::new(0.0, 0.0); len],
+            scale: 1.0 / grid.iter().product::<usize>() as f64,
         }
     }
 
@@ -301,8 +304,7 @@ impl PrunedConvolution {
 
     /// The convolution at `p` (inside the extent), normalised.
     fn get(&self, p: [usize; 3]) -> Complex<f64> {
-        let scale = 1.0 / self.grid.iter().product::<usize>() as f64;
-        self.data[self.index(p)] * scale
+        self.data[self.index(p)] * self.scale
     }
 
     /// Replace the field by its (unnormalised) convolution with the kernel.
