@@ -252,9 +252,9 @@ pub fn check_instance(file: &FileRef) -> Result<(), DicomError> {
     read_headers(std::slice::from_ref(file), true).map(drop)
 }
 
-/// Parse every file of `files`, one in memory at a time, check each plane's native Pixel
-/// Data length (and, with `decode`, decode it to prove it decodable), and keep only the
-/// headers: every plane records the file it came from.
+/// Parse every file of `files` (in parallel, one in memory per worker thread), check each
+/// plane's native Pixel Data length (and, with `decode`, decode it to prove it decodable),
+/// and keep only the headers: every plane records the file it came from.
 fn read_headers<S: InstanceSource + ?Sized>(
     files: &S,
     decode: bool,
@@ -262,8 +262,10 @@ fn read_headers<S: InstanceSource + ?Sized>(
     if files.count() == 0 {
         return Err(DicomError::NoFiles);
     }
-    let mut parsed = Vec::with_capacity(files.count());
-    for index in 0..files.count() {
+    use rayon::prelude::*;
+    // In parallel on rayon's pool, one file in memory per thread; the first failing file
+    // in upload order is reported, as a sequential read would.
+    let read = |index: usize| -> Result<Instance, DicomError> {
         let mut instance = read_instance(&files.fetch(index)?)?;
         for plane in &mut instance.planes {
             let obj = plane.obj.take().ok_or_else(|| no_pixels(plane))?;
@@ -273,9 +275,11 @@ fn read_headers<S: InstanceSource + ?Sized>(
             }
             plane.source = index;
         }
-        parsed.push(instance);
-    }
-    Ok(parsed)
+        Ok(instance)
+    };
+    let outcomes: Vec<Result<Instance, DicomError>> =
+        (0..files.count()).into_par_iter().map(read).collect();
+    outcomes.into_iter().collect()
 }
 
 /// The series-level checks and the stack geometry of parsed instances.
