@@ -360,6 +360,7 @@ impl<'a> NiftiData<'a> {
         let bytes = if raw.starts_with(&GZIP_MAGIC) {
             // Only the header and the voxels it declares are kept in memory; bytes past
             // them are inflated and counted, never held (they are ignored uncompressed too).
+            // LIMITATION: a header declaring a large volume still holds up to MAX_NIFTI_BYTES per upload.
             let head = NIFTI1_HEADER_BYTES as u64;
             let keep = |h: &[u8]| declared_end_bytes(h).unwrap_or(MAX_NIFTI_BYTES);
             let inflated =
