@@ -210,7 +210,16 @@ fn compute_image(
         spacing_mm: roi.spacing_mm,
     };
     let image_type = image.filter.image_type();
-    let values = features::compute_all(&filtered_roi, &settings.for_filtered(image))?;
+    let values = features::compute_all(&filtered_roi, &settings.for_filtered(image)).map_err(
+        |e| match e {
+            // Name the feature as it is output, with its image type.
+            FeatureError::Undefined { feature, reason } => FeatureError::Undefined {
+                feature: features::filtered_name(&image_type, &feature),
+                reason,
+            },
+            other => other,
+        },
+    )?;
     Ok(values
         .into_iter()
         .map(|f| Feature::new(features::filtered_name(&image_type, &f.name), f.value))

@@ -242,6 +242,7 @@ fn digital_phantom_settings() -> FamilySettings {
         image_filters: Default::default(),
         normalisation: None,
         features: None,
+        flat_region_values: None,
     }
 }
 
@@ -362,6 +363,7 @@ fn ct_phantom_config_a_matches_ibsi_reference() {
         image_filters: Default::default(),
         normalisation: None,
         features: None,
+        flat_region_values: None,
     };
     check("config_A", &compute(&roi, &settings));
 }

@@ -378,3 +378,51 @@ fn base_configuration_matches_the_pyradiomics_baselines() {
     }
     assert!(compared > 250, "only {compared} features compared");
 }
+
+/// A filtered image on which some features are undefined by IBSI does not cost the lesion
+/// its other features: breast1 with `exampleCT.yaml` has a flat GLCM on the LoG σ = 5 mm
+/// image (and one discretised grey level, where IBSI's histogram skewness is undefined).
+/// The unselected histogram moments are dropped, and the selected GLCM correlation and
+/// Imc1 take PyRadiomics' documented flat-region values (1 and 0; PyRadiomics 3.x gives
+/// exactly these on this case), so every column PyRadiomics writes is present.
+#[test]
+fn flat_filtered_images_keep_the_lesion_with_pyradiomics_values() {
+    let data = shared_data().join("pyradiomics");
+    let out = tempfile::tempdir().unwrap();
+    let json = out.path().join("breast1.json");
+    let run = radscore(&[
+        "extract",
+        "--series",
+        data.join("images/breast1_image.nrrd").to_str().unwrap(),
+        "--mask",
+        data.join("images/breast1_label.nrrd").to_str().unwrap(),
+        "--params",
+        data.join("params/exampleCT.yaml").to_str().unwrap(),
+        "--out",
+        json.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let doc: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let lesion = &doc["lesions"][0];
+    assert_eq!(lesion["status"], "ok", "{}", lesion["error"]);
+    let features = lesion["features"].as_object().unwrap();
+    let expected = params::output_names(
+        &params::parse(
+            &std::fs::read_to_string(data.join("params/exampleCT.yaml")).unwrap(),
+            "exampleCT.yaml",
+        )
+        .unwrap(),
+    );
+    let missing: Vec<&String> = expected
+        .iter()
+        .filter(|n| !features.contains_key(n.as_str()))
+        .collect();
+    assert!(missing.is_empty(), "{missing:?}");
+    assert_eq!(features["log-sigma-5-0-mm-3D_glcm_Correlation"], 1.0);
+    assert_eq!(features["log-sigma-5-0-mm-3D_glcm_Imc1"], 0.0);
+}

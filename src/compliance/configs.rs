@@ -55,6 +55,7 @@ pub fn base_settings(aggregations: &[TextureAggregation]) -> FamilySettings {
         image_filters: Default::default(),
         normalisation: None,
         features: None,
+        flat_region_values: None,
     }
 }
 

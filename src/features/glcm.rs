@@ -15,13 +15,16 @@
 //!
 //! Undefined values: IBSI gives no convention for correlation when the marginal variance
 //! is zero, nor for information correlation 1 when the marginal entropy is zero (a matrix
-//! with one grey level). radscore then returns [`FeatureError::Undefined`] instead of a
-//! made-up number; an aggregation without any non-empty matrix is an error too.
+//! with one grey level). radscore then gives NaN instead of a made-up number, which
+//! [`super::compute_all`] turns into [`FeatureError::Undefined`] when the feature is
+//! selected (an unselected one costs the lesion nothing); an aggregation without any
+//! non-empty matrix is an error.
 //!
 //! Internally the matrix is stored over the grey levels that occur in the ROI only (zero
 //! rows and columns add nothing to any feature), while the features use the grey level
 //! values themselves and `N_g` from discretisation.
 
+use super::settings::FlatRegionValues;
 use super::texture::{
     self, Degenerate, FamilyTags, LevelIndex, MatrixFamily, TextureMatrix, scale,
 };
@@ -61,6 +64,14 @@ pub const FEATURES: [&str; 25] = [
 
 /// Number of GLCM features (IBSI 3.6).
 const N_FEATURES: usize = FEATURES.len();
+
+/// Correlation of a matrix with zero marginal variance under PyRadiomics' convention
+/// (`radiomics/glcm.py`, Correlation: "an arbitrary value of 1", per angle).
+const PYRADIOMICS_FLAT_CORRELATION: f64 = 1.0;
+
+/// Information correlation 1 of a matrix with zero marginal entropy under PyRadiomics'
+/// convention (`radiomics/glcm.py`, Imc1: "an arbitrary value of 0", per angle).
+const PYRADIOMICS_FLAT_INFO_CORR1: f64 = 0.0;
 
 /// Tags of the family: `cm_<feature>_<aggregation>`.
 const TAGS: FamilyTags<N_FEATURES> = FamilyTags {
@@ -126,16 +137,18 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
         .ok()
         .filter(|d| *d >= 1)
         .ok_or_else(|| FeatureError::InvalidSettings("texture_distance_vox must be ≥ 1".into()))?;
+    let pyradiomics_flat = s.flat_region_values == Some(FlatRegionValues::Pyradiomics);
     texture::aggregate_by_direction(
-        &Glcm(&levels),
+        &Glcm(&levels, pyradiomics_flat),
         &s.texture_aggregations,
         levels.n_slices(),
         |d, zs| count(&levels, scale(d, delta), zs),
     )
 }
 
-/// The GLCM as [`texture::aggregate_by_direction`] sees it.
-struct Glcm<'a>(&'a LevelIndex);
+/// The GLCM as [`texture::aggregate_by_direction`] sees it, and whether flat matrices
+/// take PyRadiomics' values ([`FlatRegionValues::Pyradiomics`]).
+struct Glcm<'a>(&'a LevelIndex, bool);
 
 impl MatrixFamily<N_FEATURES> for Glcm<'_> {
     type Matrix = Matrix;
@@ -149,7 +162,7 @@ impl MatrixFamily<N_FEATURES> for Glcm<'_> {
     }
 
     fn features(&self, m: &Matrix) -> Result<Option<[f64; N_FEATURES]>, Degenerate> {
-        features(self.0, m)
+        features(self.0, m, self.1)
     }
 }
 
@@ -207,7 +220,11 @@ fn count(levels: &LevelIndex, d: [isize; 3], zs: std::ops::Range<usize>) -> Matr
 }
 
 /// The 25 features of one matrix (order of [`FEATURES`]); `None` for an empty matrix.
-fn features(levels: &LevelIndex, m: &Matrix) -> Result<Option<[f64; N_FEATURES]>, Degenerate> {
+fn features(
+    levels: &LevelIndex,
+    m: &Matrix,
+    pyradiomics_flat: bool,
+) -> Result<Option<[f64; N_FEATURES]>, Degenerate> {
     let total: f64 = m.counts.iter().sum();
     if total <= 0.0 {
         return Ok(None);
@@ -277,14 +294,19 @@ fn features(levels: &LevelIndex, m: &Matrix) -> Result<Option<[f64; N_FEATURES]>
         .skip(1)
         .map(|(k, p)| p / (k * k) as f64)
         .sum();
-    if var <= 0.0 {
-        return Err(("corr", "zero marginal variance (one grey level)"));
-    }
-    f[18] /= var;
-    if hx <= 0.0 {
-        return Err(("info_corr1", "zero marginal entropy (one grey level)"));
-    }
-    f[23] = (hxy - hxy1) / hx;
+    // Zero marginal variance or entropy (one grey level): correlation and the first
+    // information correlation are NaN, refused by `features::compute_all` only when
+    // selected (a mean over slices or directions stays NaN).
+    f[18] = match (var > 0.0, pyradiomics_flat) {
+        (true, _) => f[18] / var,
+        (false, true) => PYRADIOMICS_FLAT_CORRELATION,
+        (false, false) => f64::NAN,
+    };
+    f[23] = match (hx > 0.0, pyradiomics_flat) {
+        (true, _) => (hxy - hxy1) / hx,
+        (false, true) => PYRADIOMICS_FLAT_INFO_CORR1,
+        (false, false) => f64::NAN,
+    };
     let hxy2 = 2.0 * hx;
     f[24] = (1.0 - (-2.0 * (hxy2 - hxy)).exp()).max(0.0).sqrt();
     Ok(Some(f))
@@ -338,11 +360,19 @@ mod tests {
     fn pairs_need_both_voxels_in_mask_and_flat_roi_is_undefined() {
         let mut r = roi(1, 1, 3, &[1.0, 1.0, 5.0]);
         r.intensity_mask[[0, 0, 2]] = false;
-        let s = settings("glcm", vec![TextureAggregation::D3Avg]);
+        let mut s = settings("glcm", vec![TextureAggregation::D3Avg]);
         assert!(matches!(
-            compute(&r, &s),
-            Err(FeatureError::Undefined { .. })
+            crate::features::compute_all(&r, &s),
+            Err(FeatureError::Undefined { feature, .. }) if feature == "cm_corr_3D_avg"
         ));
+        s.features = Some(vec!["cm_contrast_3D_avg".into()]);
+        let kept = crate::features::compute_all(&r, &s).unwrap();
+        assert_eq!(kept[0].value, 0.0, "one grey level: no contrast");
+        // PyRadiomics' convention gives them values.
+        s.features = Some(vec!["cm_corr_3D_avg".into(), "cm_info_corr1_3D_avg".into()]);
+        s.flat_region_values = Some(crate::features::settings::FlatRegionValues::Pyradiomics);
+        let flat = crate::features::compute_all(&r, &s).unwrap();
+        assert_eq!((flat[0].value, flat[1].value), (1.0, 0.0));
     }
 
     #[test]

@@ -12,8 +12,9 @@
 //! moments, as in IBSI 3.3.
 //!
 //! Undefined values: skewness and kurtosis of a single grey level (zero variance), and
-//! the histogram gradient when `N_g = 1` (IBSI's `H'` needs two bins), are
-//! [`FeatureError::Undefined`].
+//! the histogram gradient features when `N_g = 1` (IBSI's `H'` needs two bins), are NaN
+//! here; [`super::compute_all`] turns a selected NaN into [`FeatureError::Undefined`] and
+//! drops an unselected one, so they cost a lesion nothing unless asked for.
 
 use super::intensity_stats::percentile;
 use super::{FamilySettings, Feature, FeatureError, Roi};
@@ -119,7 +120,7 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
             *c += 1.0;
         }
     }
-    let moments = Moments::of(&x)?;
+    let moments = Moments::of(&x);
     let p = |q| percentile(&x, q);
     let (p10, p90, p25, p75) = (
         p(P10_FRACTION),
@@ -141,12 +142,15 @@ pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureErr
     let probabilities = counts.iter().filter(|&&c| c > 0.0).map(|c| c / n);
     let entropy = -probabilities.clone().map(|p| p * p.log2()).sum::<f64>();
     let uniformity = probabilities.map(|p| p * p).sum::<f64>();
-    let gradient = histogram_gradient(&counts).ok_or_else(|| FeatureError::Undefined {
-        feature: "ih_max_grad".into(),
-        reason: "the histogram gradient needs at least two grey levels (N_g = 1)",
-    })?;
-    let (max_grad_g, max_grad) = extreme(&gradient, |a, b| a > b);
-    let (min_grad_g, min_grad) = extreme(&gradient, |a, b| a < b);
+    // The histogram gradient needs at least two grey levels (N_g = 1 leaves the four
+    // gradient features NaN, which `features::compute_all` refuses only when selected).
+    let ((max_grad_g, max_grad), (min_grad_g, min_grad)) = match histogram_gradient(&counts) {
+        Some(gradient) => (
+            extreme(&gradient, |a, b| a > b),
+            extreme(&gradient, |a, b| a < b),
+        ),
+        None => ((f64::NAN, f64::NAN), (f64::NAN, f64::NAN)),
+    };
     let values = [
         moments.mean,
         moments.var,
@@ -188,23 +192,26 @@ struct Moments {
 }
 
 impl Moments {
-    fn of(x: &[f64]) -> Result<Self, FeatureError> {
+    /// Skewness and kurtosis are NaN for zero variance (one grey level).
+    fn of(x: &[f64]) -> Self {
         let n = x.len() as f64;
         let mean = x.iter().sum::<f64>() / n;
         let central = |k: i32| x.iter().map(|v| (v - mean).powi(k)).sum::<f64>() / n;
         let var = central(2);
-        if var <= 0.0 {
-            return Err(FeatureError::Undefined {
-                feature: "ih_skew".into(),
-                reason: "zero variance of the discretised intensities (one grey level)",
-            });
-        }
-        Ok(Moments {
+        let (skew, kurt) = if var > 0.0 {
+            (
+                central(3) / var.powf(1.5),
+                central(4) / (var * var) - NORMAL_KURTOSIS,
+            )
+        } else {
+            (f64::NAN, f64::NAN)
+        };
+        Moments {
             mean,
             var,
-            skew: central(3) / var.powf(1.5),
-            kurt: central(4) / (var * var) - NORMAL_KURTOSIS,
-        })
+            skew,
+            kurt,
+        }
     }
 }
 
@@ -317,11 +324,27 @@ mod tests {
     }
 
     #[test]
-    fn one_grey_level_is_undefined() {
-        let s = settings(Discretisation::None);
-        assert!(matches!(
-            compute(&roi(&[2.0, 2.0]), &s),
-            Err(FeatureError::Undefined { .. })
-        ));
+    fn one_grey_level_leaves_only_the_moments_undefined() {
+        let mut s = settings(Discretisation::None);
+        s.families = vec!["intensity_histogram".into()];
+        let flat = roi(&[2.0, 2.0]);
+        let f = compute(&flat, &s).unwrap();
+        let undefined: Vec<&str> = f
+            .iter()
+            .filter(|f| f.value.is_nan())
+            .map(|f| f.name.as_str())
+            .collect();
+        // Grey levels run from 1 to the value 2 (no discretisation), so the gradient exists.
+        assert_eq!(undefined, ["ih_skew", "ih_kurt"]);
+        // Selected, the first undefined one is refused by name; unselected, the rest stays.
+        let err = crate::features::compute_all(&flat, &s).unwrap_err();
+        assert!(
+            matches!(&err, FeatureError::Undefined { feature, .. } if feature == "ih_skew"),
+            "{err}"
+        );
+        s.features = Some(vec!["ih_entropy".into(), "ih_uniformity".into()]);
+        let kept = crate::features::compute_all(&flat, &s).unwrap();
+        assert_eq!(kept.len(), 2);
+        assert_eq!((kept[0].value, kept[1].value), (0.0, 1.0));
     }
 }

@@ -8,6 +8,7 @@
 //!
 //! Moments use the population (biased) definitions of IBSI: `σ² = 1/N Σ (X_k − μ)²`.
 
+use super::settings::FlatRegionValues;
 use super::{FamilySettings, Feature, FeatureError, Roi};
 
 /// Feature tags in output order (IBSI 3.3.1 – 3.3.18).
@@ -74,9 +75,11 @@ pub fn names(_s: &FamilySettings) -> Vec<String> {
 ///
 /// # Errors
 /// [`FeatureError::EmptyRoi`] for an empty intensity mask; [`FeatureError::Undefined`]
-/// when skewness/kurtosis have zero variance, the coefficient of variation has zero mean
-/// or the quartile coefficient has `P75 + P25 = 0` (IBSI defines no value for these).
-pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
+/// for a non-finite intensity. Skewness/kurtosis with zero variance, the coefficient of
+/// variation with zero mean and the quartile coefficient with `P75 + P25 = 0` (IBSI
+/// defines no value for these) are NaN, which [`super::compute_all`] refuses by name when
+/// the feature is selected.
+pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
     let mut x: Vec<f64> = roi
         .hu
         .iter()
@@ -99,11 +102,14 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
     let central = |p: i32| x.iter().map(|v| (v - mean).powi(p)).sum::<f64>() / n;
     let var = central(2);
     let (m3, m4) = (central(3), central(4));
-    if var <= 0.0 {
-        return Err(undefined("stat_skew", "zero intensity variance"));
-    }
-    let skew = m3 / var.powf(1.5);
-    let kurt = m4 / (var * var) - NORMAL_KURTOSIS;
+    // Undefined values are NaN here; `features::compute_all` refuses them only when selected.
+    let (skew, kurt) = if var > 0.0 {
+        (m3 / var.powf(1.5), m4 / (var * var) - NORMAL_KURTOSIS)
+    } else if s.flat_region_values == Some(FlatRegionValues::Pyradiomics) {
+        (0.0, -NORMAL_KURTOSIS)
+    } else {
+        (f64::NAN, f64::NAN)
+    };
     let median = percentile(&x, MEDIAN_FRACTION);
     let (p10, p90) = (percentile(&x, P10_FRACTION), percentile(&x, P90_FRACTION));
     let (p25, p75) = (percentile(&x, P25_FRACTION), percentile(&x, P75_FRACTION));
@@ -118,14 +124,16 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
     let robust_mean = robust.iter().sum::<f64>() / robust.len() as f64;
     let rmad = robust.iter().map(|v| (v - robust_mean).abs()).sum::<f64>() / robust.len() as f64;
     let medad = x.iter().map(|v| (v - median).abs()).sum::<f64>() / n;
-    if mean == 0.0 {
-        return Err(undefined("stat_cov", "zero mean intensity"));
-    }
-    let cov = var.sqrt() / mean;
-    if p75 + p25 == 0.0 {
-        return Err(undefined("stat_qcod", "P75 + P25 is zero"));
-    }
-    let qcod = (p75 - p25) / (p75 + p25);
+    let cov = if mean != 0.0 {
+        var.sqrt() / mean
+    } else {
+        f64::NAN
+    };
+    let qcod = if p75 + p25 != 0.0 {
+        (p75 - p25) / (p75 + p25)
+    } else {
+        f64::NAN
+    };
     let energy = x.iter().map(|v| v * v).sum::<f64>();
     let rms = (energy / n).sqrt();
     let values = [
@@ -195,6 +203,7 @@ mod tests {
             image_filters: Default::default(),
             normalisation: None,
             features: None,
+            flat_region_values: None,
         }
     }
 
@@ -223,12 +232,25 @@ mod tests {
     }
 
     #[test]
-    fn masked_voxels_are_ignored_and_flat_roi_is_an_error() {
+    fn masked_voxels_are_ignored_and_flat_roi_is_an_error_when_selected() {
         let mut r = roi(&[5.0, 5.0, 100.0]);
         r.intensity_mask[[0, 0, 2]] = false;
+        let mut s = settings();
         assert!(matches!(
-            compute(&r, &settings()),
-            Err(FeatureError::Undefined { .. })
+            crate::features::compute_all(&r, &s),
+            Err(FeatureError::Undefined { feature, .. }) if feature == "stat_skew"
         ));
+        s.features = Some(vec!["stat_mean".into(), "stat_max".into()]);
+        let kept = crate::features::compute_all(&r, &s).unwrap();
+        assert_eq!(
+            kept.iter().map(|f| f.value).collect::<Vec<_>>(),
+            [5.0, 5.0],
+            "the masked 100 is ignored"
+        );
+        // PyRadiomics' convention: skewness 0, kurtosis 0 (= IBSI excess kurtosis − 3).
+        s.features = Some(vec!["stat_skew".into(), "stat_kurt".into()]);
+        s.flat_region_values = Some(FlatRegionValues::Pyradiomics);
+        let flat = crate::features::compute_all(&r, &s).unwrap();
+        assert_eq!((flat[0].value, flat[1].value), (0.0, -NORMAL_KURTOSIS));
     }
 }

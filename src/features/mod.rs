@@ -48,7 +48,9 @@ pub struct Roi {
 pub struct Feature {
     /// IBSI / MIRP tag, e.g. `stat_mean` or `cm_joint_max_3D_avg`.
     pub name: String,
-    /// The value; always finite (families return an error instead of NaN/∞).
+    /// The value. Always finite out of [`compute_all`]; a family may give NaN for a feature
+    /// IBSI leaves undefined on this region (e.g. skewness of one grey level), which
+    /// `compute_all` refuses by name if selected and drops otherwise.
     pub value: f64,
 }
 

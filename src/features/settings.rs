@@ -178,6 +178,22 @@ pub struct FamilySettings {
     /// Absent from the JSON (and the hash) when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub normalisation: Option<Normalisation>,
+    /// Values for the features IBSI leaves undefined on a flat region (one grey level).
+    /// `None`: undefined, so a selected one fails the lesion by name. Absent from the JSON
+    /// (and the hash) when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flat_region_values: Option<FlatRegionValues>,
+}
+
+/// A convention for features that are undefined on a flat region.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FlatRegionValues {
+    /// PyRadiomics' documented values (its feature docstrings), which its parameter files
+    /// imply: skewness 0 and kurtosis 0 for zero variance (PyRadiomics' kurtosis is not
+    /// excess, so `stat_kurt` = −3), GLCM correlation 1 and information correlation 1 = 0
+    /// for a matrix with zero marginal variance or entropy, per matrix before averaging.
+    Pyradiomics,
 }
 
 /// PyRadiomics' `normalize`: `f(x) = s · clip((x − μ) / σ, −n, n)` with the mean `μ` and the

@@ -18,8 +18,8 @@ use serde_json::Value;
 use super::image_types::map_image_types;
 use super::names::{self, CLASSES, MAPPINGS, Selection, UNAVAILABLE, UNAVAILABLE_CLASSES};
 use crate::features::settings::{
-    DEFAULT_MASK_THRESHOLD, ImageInterpolation, Interpolation, MaskInterpolation, Normalisation,
-    SETTINGS_SCHEMA_VERSION, TextureAggregation,
+    DEFAULT_MASK_THRESHOLD, FlatRegionValues, ImageInterpolation, Interpolation, MaskInterpolation,
+    Normalisation, SETTINGS_SCHEMA_VERSION, TextureAggregation,
 };
 use crate::features::{Discretisation, ExtractionSettings, FamilySettings, Location};
 
@@ -384,6 +384,7 @@ fn map_settings(
         voxel_array_shift,
         image_filters: Default::default(),
         normalisation,
+        flat_region_values: Some(FlatRegionValues::Pyradiomics),
     };
     match label {
         Ok(label) if label > 0 => Some((profile, label, force_2d)),
