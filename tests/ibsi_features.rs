@@ -218,11 +218,17 @@ fn digital_phantom_matches_ibsi_reference() {
         74,
         "phantom mask voxel count"
     );
-    let settings = FamilySettings {
+    // IVH "none": the phantom's intensities are already discrete (configs CSV).
+    let settings = digital_phantom_settings();
+    check("digital_phantom", &compute(&roi, &settings));
+}
+
+/// The digital phantom's IBSI settings (chapter 3 tables), every feature.
+fn digital_phantom_settings() -> FamilySettings {
+    FamilySettings {
         families: radscore::features::ibsi_families()
             .map(|f| f.name.to_string())
             .collect(),
-        // IVH "none": the phantom's intensities are already discrete (configs CSV).
         ivh_discretisation: None,
         ngldm_alpha: 0,
         resegment_range_hu: None,
@@ -235,8 +241,94 @@ fn digital_phantom_matches_ibsi_reference() {
         voxel_array_shift: None,
         image_filters: Default::default(),
         normalisation: None,
-    };
-    check("digital_phantom", &compute(&roi, &settings));
+        features: None,
+    }
+}
+
+/// A feature selection (`features`, what a PyRadiomics parameter file maps to) outputs
+/// exactly the selected tags, in family order, with the values of the full computation,
+/// and those values still meet the IBSI references; families and morphology parts that no
+/// selected feature needs are not run (their failure would fail the whole lesion).
+#[test]
+fn feature_selection_outputs_the_full_runs_values_for_its_tags() {
+    let roi = load_roi(
+        "ibsi1/digital_phantom",
+        "phantom.nii.gz",
+        "mask.nii.gz",
+        None,
+    );
+    let full_settings = digital_phantom_settings();
+    let full = radscore::features::compute_all(&roi, &full_settings).unwrap();
+    // PyRadiomics' shape class plus one feature of three other families, listed out of
+    // output order.
+    let selected = [
+        "cm_contrast_3D_avg",
+        "morph_volume",
+        "morph_vol_approx",
+        "morph_area_mesh",
+        "morph_av",
+        "morph_sphericity",
+        "morph_diam",
+        "morph_pca_maj_axis",
+        "morph_pca_min_axis",
+        "morph_pca_least_axis",
+        "morph_pca_elongation",
+        "morph_pca_flatness",
+        "stat_mean",
+        "szm_z_perc_3D",
+    ];
+    let mut settings = full_settings.clone();
+    settings.features = Some(selected.iter().map(|t| t.to_string()).collect());
+    let part = radscore::features::compute_all(&roi, &settings).unwrap();
+    let expected: Vec<&Feature> = full
+        .iter()
+        .filter(|f| selected.contains(&f.name.as_str()))
+        .collect();
+    assert_eq!(expected.len(), selected.len(), "every selected tag exists");
+    assert_eq!(part.iter().collect::<Vec<_>>(), expected);
+    assert_eq!(
+        radscore::features::feature_names(&settings),
+        expected.iter().map(|f| f.name.clone()).collect::<Vec<_>>()
+    );
+    let refs = common::references("digital_phantom");
+    for f in &part {
+        let row = refs
+            .iter()
+            .find(|r| r.tag == f.name)
+            .unwrap_or_else(|| panic!("{} has a reference row", f.name));
+        let tol = row.effective_tolerance() + FLOAT_SLACK_REL * row.value.abs();
+        assert!(
+            (f.value - row.value).abs() <= tol,
+            "{} = {} vs {row:?}",
+            f.name,
+            f.value
+        );
+    }
+
+    // A constant-intensity ROI: Moran's I and Geary's C are undefined, so the full
+    // morphology family fails, but a selection without them succeeds.
+    let mut flat = roi.clone();
+    flat.hu.fill(1.0);
+    let mut morph_only = full_settings.clone();
+    morph_only.families = vec!["morphology".into()];
+    let err = radscore::features::compute_all(&flat, &morph_only).unwrap_err();
+    assert!(err.to_string().contains("morph_moran_i"), "{err}");
+    morph_only.features = Some(vec!["morph_volume".into(), "morph_diam".into()]);
+    let ok = radscore::features::compute_all(&flat, &morph_only).unwrap();
+    let names: Vec<&str> = ok.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["morph_volume", "morph_diam"]);
+
+    // A tag no enabled family produces, or an empty selection, is refused by name.
+    morph_only.features = Some(vec!["morph_volume".into(), "cm_contrast_3D_avg".into()]);
+    let refused = morph_only.validate().unwrap_err();
+    assert!(refused.contains("'cm_contrast_3D_avg'"), "{refused}");
+    morph_only.features = Some(vec![]);
+    assert!(
+        morph_only
+            .validate()
+            .unwrap_err()
+            .contains("empty selection")
+    );
 }
 
 /// The CT phantom (PAT1 GTV-1) with configuration A against the IBSI reference values.
@@ -269,6 +361,7 @@ fn ct_phantom_config_a_matches_ibsi_reference() {
         voxel_array_shift: None,
         image_filters: Default::default(),
         normalisation: None,
+        features: None,
     };
     check("config_A", &compute(&roi, &settings));
 }

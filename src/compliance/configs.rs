@@ -54,6 +54,7 @@ pub fn base_settings(aggregations: &[TextureAggregation]) -> FamilySettings {
         voxel_array_shift: None,
         image_filters: Default::default(),
         normalisation: None,
+        features: None,
     }
 }
 

@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use dicom_object::DefaultDicomObject;
 use dicom_pixeldata::{ConvertOptions, ModalityLutOption, PixelDecoder, Rescale};
-use ndarray::{Array3, s};
+use ndarray::{Array3, ArrayViewMut2};
 
 use super::frames::{
     BITS_ALLOCATED, COLUMNS, IMAGE_ORIENTATION, Instance, PIXEL_DATA, PIXEL_SPACING, PatientStudy,
@@ -84,7 +84,7 @@ pub struct FileRef {
 /// Instance files of one upload that assembly reads one at a time, so only one instance
 /// (plus the volume being filled) is in memory: files held in memory, files on disk
 /// ([`FileRef`]) or blobs fetched on demand.
-pub trait InstanceSource {
+pub trait InstanceSource: Sync {
     /// Number of files.
     fn count(&self) -> usize;
 
@@ -257,9 +257,9 @@ pub fn check_instance(file: &FileRef) -> Result<(), DicomError> {
     read_headers(std::slice::from_ref(file), true).map(drop)
 }
 
-/// Parse every file of `files`, one in memory at a time, check each plane's native Pixel
-/// Data length (and, with `decode`, decode it to prove it decodable), and keep only the
-/// headers: every plane records the file it came from.
+/// Parse every file of `files` (in parallel, one in memory per worker thread), check each
+/// plane's native Pixel Data length (and, with `decode`, decode it to prove it decodable),
+/// and keep only the headers: every plane records the file it came from.
 fn read_headers<S: InstanceSource + ?Sized>(
     files: &S,
     decode: bool,
@@ -267,8 +267,10 @@ fn read_headers<S: InstanceSource + ?Sized>(
     if files.count() == 0 {
         return Err(DicomError::NoFiles);
     }
-    let mut parsed = Vec::with_capacity(files.count());
-    for index in 0..files.count() {
+    use rayon::prelude::*;
+    // In parallel on rayon's pool, one file in memory per thread; the first failing file
+    // in upload order is reported, as a sequential read would.
+    let read = |index: usize| -> Result<Instance, DicomError> {
         let mut instance = read_instance(&files.fetch(index)?)?;
         for plane in &mut instance.planes {
             let obj = plane.obj.take().ok_or_else(|| no_pixels(plane))?;
@@ -278,9 +280,11 @@ fn read_headers<S: InstanceSource + ?Sized>(
             }
             plane.source = index;
         }
-        parsed.push(instance);
-    }
-    Ok(parsed)
+        Ok(instance)
+    };
+    let outcomes: Vec<Result<Instance, DicomError>> =
+        (0..files.count()).into_par_iter().map(read).collect();
+    outcomes.into_iter().collect()
 }
 
 /// The series-level checks and the stack geometry of parsed instances.
@@ -487,7 +491,8 @@ fn common_rescale(slices: &[Slice]) -> Option<Rescale16> {
 ///
 /// The first slice is decoded before the volume is allocated, so a header that declares
 /// a huge Rows × Columns without the pixel data to match fails before any allocation
-/// (every native Pixel Data length was checked with the headers).
+/// (every native Pixel Data length was checked with the headers). The other planes are
+/// decoded in parallel ([`decode_planes`]).
 fn decode_volume<S: InstanceSource + ?Sized>(
     files: &S,
     slices: &[Slice],
@@ -498,55 +503,119 @@ fn decode_volume<S: InstanceSource + ?Sized>(
         return Ok(Intensities::Stored16 { samples, rescale });
     }
     // Planes with different rescales, or samples beyond 16 bits after the rescale.
-    let mut cache = ObjectCache::default();
-    let first = decode_slice(&slices[0], cache.object(files, &slices[0])?)?;
-    let (rows, cols) = (slices[0].rows as usize, slices[0].columns as usize);
-    let mut hu = Array3::<f32>::zeros((slices.len(), rows, cols));
-    hu.slice_mut(s![0, .., ..])
-        .assign(&plane_view(&slices[0], &first)?);
-    drop(first);
-    for (k, slice) in slices.iter().enumerate().skip(1) {
-        let values = decode_slice(slice, cache.object(files, slice)?)?;
-        hu.slice_mut(s![k, .., ..])
-            .assign(&plane_view(slice, &values)?);
-    }
+    let fill = |slice: &Slice, obj: &DefaultDicomObject, mut plane: ArrayViewMut2<f32>| {
+        plane.assign(&plane_view(slice, &decode_slice(slice, obj)?)?);
+        Ok(true)
+    };
+    let mut hu = allocate_after_first_plane(files, slices)?;
+    decode_planes(files, slices, hu.view_mut(), fill)?;
     Ok(Intensities::F32(hu))
 }
 
-/// [`decode_volume`] into 16-bit samples under `rescale`; `Ok(None)` as soon as a stored
-/// value has no exact 16-bit sample (the caller then decodes to `f32`).
+/// [`decode_volume`] into 16-bit samples under `rescale`; `Ok(None)` when a stored value
+/// has no exact 16-bit sample (the caller then decodes to `f32`).
 fn decode_volume_16<S: InstanceSource + ?Sized>(
     files: &S,
     slices: &[Slice],
     rescale: Rescale16,
 ) -> Result<Option<Array3<i16>>, DicomError> {
-    let mut cache = ObjectCache::default();
-    let (rows, cols) = (slices[0].rows as usize, slices[0].columns as usize);
-    let mut samples: Option<Array3<i16>> = None;
-    for (k, slice) in slices.iter().enumerate() {
-        let stored = decode_stored(slice, cache.object(files, slice)?)?;
+    let fill = |slice: &Slice, obj: &DefaultDicomObject, mut plane: ArrayViewMut2<i16>| {
+        let stored = decode_stored(slice, obj)?;
         // Under the identity the samples are HU: stored + the plane's whole intercept.
         let shift = if rescale == Rescale16::IDENTITY {
             slice.rescale_intercept as i64
         } else {
             0
         };
-        let volume =
-            samples.get_or_insert_with(|| Array3::<i16>::zeros((slices.len(), rows, cols)));
-        let mut plane = volume.slice_mut(s![k, .., ..]);
         let Some(target) = plane.as_slice_mut() else {
-            return Ok(None);
+            return Ok(false);
         };
         for (out, &v) in target.iter_mut().zip(&stored) {
             match i16::try_from(i64::from(v) + shift) {
                 Ok(sample) => *out = sample,
-                Err(_) => return Ok(None),
+                Err(_) => return Ok(false),
             }
         }
-    }
-    Ok(samples)
+        Ok(true)
+    };
+    let mut samples = allocate_after_first_plane(files, slices)?;
+    let fit = decode_planes(files, slices, samples.view_mut(), fill)?;
+    Ok(fit.then_some(samples))
 }
 
+/// The `[z, y, x]` volume of zeros (`T::default()`) for `slices`, allocated only after the first plane has
+/// decoded: a header that declares a huge Rows × Columns without the pixel data to match
+/// fails here, before any allocation of that size (native Pixel Data lengths were
+/// checked with the headers; this also covers encapsulated data).
+fn allocate_after_first_plane<S: InstanceSource + ?Sized, T: Clone + Default>(
+    files: &S,
+    slices: &[Slice],
+) -> Result<Array3<T>, DicomError> {
+    let first = slices.first().ok_or_else(|| missing_file(0))?;
+    let file = files.fetch(first.source)?;
+    drop(decode_stored(
+        first,
+        &super::parse_file(&file.name, &file.bytes)?,
+    )?);
+    let (rows, cols) = (first.rows as usize, first.columns as usize);
+    Ok(Array3::default((slices.len(), rows, cols)))
+}
+
+/// Planes decoded by one task before it hands over: few enough that both cores stay busy
+/// to the end, enough that a task's file reads are not dominated by scheduling.
+const PLANES_PER_TASK: usize = 8;
+
+/// Decode `slices[k]` into `volume[k]` with `fill`, which returns `false` when a plane
+/// cannot be represented (the whole decode then answers `false`).
+///
+/// Classic series (one file per plane) are decoded in parallel on rayon's pool, in runs
+/// of [`PLANES_PER_TASK`] consecutive planes, each run reading one file at a time, so at
+/// most one file per worker thread is in memory. Planes of a multi-frame instance are
+/// decoded in order by one thread, which parses the instance once for all of them.
+/// Errors are reported for the first failing plane in stack order, as a sequential
+/// decode would.
+fn decode_planes<S, T, F>(
+    files: &S,
+    slices: &[Slice],
+    mut volume: ndarray::ArrayViewMut3<'_, T>,
+    fill: F,
+) -> Result<bool, DicomError>
+where
+    S: InstanceSource + ?Sized,
+    T: Send,
+    F: Fn(&Slice, &DefaultDicomObject, ArrayViewMut2<'_, T>) -> Result<bool, DicomError> + Sync,
+{
+    use rayon::prelude::*;
+    let run = |first: usize, mut block: ndarray::ArrayViewMut3<'_, T>| {
+        let mut cache = ObjectCache::default();
+        for (i, plane) in block.outer_iter_mut().enumerate() {
+            let slice = &slices[first + i];
+            if !fill(slice, cache.object(files, slice)?, plane)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    };
+    let one_file_per_plane = slices.windows(2).all(|w| w[0].source != w[1].source);
+    if !one_file_per_plane {
+        return run(0, volume.view_mut());
+    }
+    let blocks: Vec<(usize, ndarray::ArrayViewMut3<'_, T>)> = volume
+        .axis_chunks_iter_mut(ndarray::Axis(0), PLANES_PER_TASK)
+        .enumerate()
+        .map(|(b, block)| (b * PLANES_PER_TASK, block))
+        .collect();
+    let outcomes: Vec<Result<bool, DicomError>> = blocks
+        .into_par_iter()
+        .map(|(first, block)| run(first, block))
+        .collect();
+    for outcome in outcomes {
+        if !outcome? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
 /// A decoded plane as a `rows × columns` view, or `PixelDataTooShort`.
 fn plane_view<'a, T>(
     slice: &Slice,

@@ -194,6 +194,7 @@ mod tests {
             voxel_array_shift: None,
             image_filters: Default::default(),
             normalisation: None,
+            features: None,
         }
     }
 

@@ -106,7 +106,9 @@ impl FeatureError {
 /// The signature every feature family implements.
 pub type FamilyFn = fn(&Roi, &FamilySettings) -> Result<Vec<Feature>, FeatureError>;
 
-/// The names a family outputs for given settings, in output order, without computing.
+/// The names a family outputs for given settings, in output order, without computing and
+/// before the feature selection ([`FamilySettings::features`]) is applied: a family's
+/// `compute` may leave out unselected features, and [`compute_all`] drops the rest.
 pub type NamesFn = fn(&FamilySettings) -> Vec<String>;
 
 /// A feature family: its name, computation and the names it produces.
@@ -199,6 +201,7 @@ pub fn ibsi_families() -> impl Iterator<Item = &'static Family> {
 pub fn feature_names(settings: &FamilySettings) -> Vec<String> {
     let mut names: Vec<String> = enabled(settings)
         .flat_map(|f| (f.names)(settings))
+        .filter(|n| settings.wants(n))
         .collect();
     for image in &settings.image_filters.images {
         let image_type = image.filter.image_type();
@@ -222,22 +225,31 @@ pub fn enabled(settings: &FamilySettings) -> impl Iterator<Item = &'static Famil
     FAMILIES.iter().filter(|f| settings.enables(f.name))
 }
 
+/// The enabled families that produce at least one selected feature
+/// ([`FamilySettings::features`]), in [`FAMILIES`] order: the ones worth computing.
+fn needed(settings: &FamilySettings) -> impl Iterator<Item = &'static Family> + '_ {
+    enabled(settings).filter(|f| {
+        settings.features.is_none() || (f.names)(settings).iter().any(|n| settings.wants(n))
+    })
+}
+
 /// Compute every enabled family of [`FAMILIES`] on one lesion; the families run in
-/// parallel on rayon's pool (they only read the ROI), the output is in family order.
+/// parallel on rayon's pool (they only read the ROI), the output is in family order and
+/// holds the selected features only ([`FamilySettings::features`]).
 ///
 /// # Errors
 /// The first family error in family order; a lesion either has its full feature vector or
 /// an error, so the result schema stays stable.
 pub fn compute_all(roi: &Roi, settings: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
     use rayon::prelude::*;
-    let families: Vec<&Family> = enabled(settings).collect();
+    let families: Vec<&Family> = needed(settings).collect();
     let per_family: Vec<Result<Vec<Feature>, FeatureError>> = families
         .par_iter()
         .map(|family| (family.compute)(roi, settings))
         .collect();
     let mut out = Vec::new();
     for features in per_family {
-        out.extend(features?);
+        out.extend(features?.into_iter().filter(|f| settings.wants(&f.name)));
     }
     if let Some(bad) = out.iter().find(|f| !f.value.is_finite()) {
         return Err(FeatureError::Undefined {

@@ -120,7 +120,7 @@ pub fn names(_s: &FamilySettings) -> Vec<String> {
 /// [`FeatureError::EmptyRoi`] if either mask is empty; [`FeatureError::Undefined`] for a
 /// degenerate mesh or hull, a planar ROI (no enclosing ellipsoid), intensities summing to
 /// zero (centre of mass) or a constant or single-voxel intensity mask (autocorrelation).
-pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
+pub fn compute(roi: &Roi, s: &FamilySettings) -> Result<Vec<Feature>, FeatureError> {
     let n_vox = roi.morph_mask.iter().filter(|&&m| m).count();
     let n_gl = roi.intensity_mask.iter().filter(|&&m| m).count();
     if n_vox == 0 || n_gl == 0 {
@@ -137,7 +137,9 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
     }
     let (v, a) = (volume_mm3, area_mm2);
     let sphere = SPHERE_AREA_VOLUME_CONSTANT * v * v;
-    let mut values = vec![
+    // One entry per tag, in TAGS order; an error is reported only if its feature is
+    // selected, and work no selected feature needs is skipped (value `SKIPPED`).
+    let mut values: Vec<Result<f64, FeatureError>> = [
         v,
         vol_approx_mm3,
         a,
@@ -147,56 +149,158 @@ pub fn compute(roi: &Roi, _s: &FamilySettings) -> Result<Vec<Feature>, FeatureEr
         a / sphere.cbrt(),
         sphere.cbrt() / a,
         (a.powi(3) / sphere).cbrt() - 1.0,
-    ];
-    values.push(centre_of_mass_shift(roi)?);
+    ]
+    .map(Ok)
+    .into();
+    values.push(if s.wants("morph_com") {
+        centre_of_mass_shift(roi)
+    } else {
+        Ok(SKIPPED)
+    });
+    let need = Needs::of(s);
     // Moran's I and Geary's C (an FFT convolution over the bounding box) need nothing of
-    // the mesh: compute them beside the hull, OMBB and MVEE chain (errors are still
-    // reported in tag order).
+    // the mesh: compute them beside the hull, OMBB and MVEE chain.
     let (ac, hull) = rayon::join(
-        || autocorrelation::autocorrelation(&roi.intensity_mask, &roi.hu, roi.spacing_mm),
         || {
-            let vertices = mesh::surface_vertices(&roi.morph_mask);
-            HullMeasures::of(&vertices, roi.spacing_mm).map(|h| {
-                let ombb = ombb::oriented_minimum_box(&h.vertices_mm, &h.faces);
-                let mvee = mvee::mvee_semi_axes_mm(&h.vertices_mm);
-                (vertices, h, ombb, mvee)
+            need.autocorrelation.then(|| {
+                autocorrelation::autocorrelation(&roi.intensity_mask, &roi.hu, roi.spacing_mm)
             })
         },
+        || {
+            let vertices = need
+                .vertices
+                .then(|| mesh::surface_vertices(&roi.morph_mask));
+            let hull = vertices.as_ref().filter(|_| need.hull).map(|vertices| {
+                HullMeasures::of(vertices, roi.spacing_mm).map(|h| {
+                    let ombb = need
+                        .ombb
+                        .then(|| ombb::oriented_minimum_box(&h.vertices_mm, &h.faces));
+                    let mvee = need.mvee.then(|| mvee::mvee_semi_axes_mm(&h.vertices_mm));
+                    (h, ombb, mvee)
+                })
+            });
+            (vertices, hull)
+        },
     );
-    let (vertices, hull, ombb, mvee) = hull?;
-    values.push(hull.diameter_mm);
-    let (axes, aee_densities) = principal_axes(roi, v, a)?;
+    let (vertices, hull) = hull;
+    let hull = hull.transpose();
+    let hull_value = |f: &dyn Fn(&HullMeasures) -> f64| match &hull {
+        Ok(Some((h, _, _))) => Ok(f(h)),
+        Ok(None) => Ok(SKIPPED),
+        Err(e) => Err(e.clone()),
+    };
+    values.push(hull_value(&|h| h.diameter_mm));
+    let (axes, aee_densities) = match principal_axes(roi, v, a) {
+        Ok((axes, aee)) => (axes.map(Ok), aee.map(Ok)),
+        Err(e) => (
+            std::array::from_fn(|_| Err(e.clone())),
+            std::array::from_fn(|_| Err(e.clone())),
+        ),
+    };
     values.extend(axes);
-    let (aabb_volume_mm3, aabb_area_mm2) = bounding_box(&vertices, roi.spacing_mm);
-    values.extend([v / aabb_volume_mm3, a / aabb_area_mm2]);
+    values.extend(
+        match &vertices {
+            Some(vertices) => {
+                let (aabb_volume_mm3, aabb_area_mm2) = bounding_box(vertices, roi.spacing_mm);
+                [v / aabb_volume_mm3, a / aabb_area_mm2]
+            }
+            None => [SKIPPED; 2],
+        }
+        .map(Ok),
+    );
     values.extend(aee_densities);
-    values.extend([v / hull.volume_mm3, a / hull.area_mm2]);
-    values.push(v * mean_intensity(roi));
-    let ac = ac.ok_or_else(|| {
-        undefined(
+    values.push(hull_value(&|h| v / h.volume_mm3));
+    values.push(hull_value(&|h| a / h.area_mm2));
+    values.push(Ok(v * mean_intensity(roi)));
+    let ac = match ac {
+        None => Ok([SKIPPED; 2]),
+        Some(Some(ac)) => Ok([ac.moran_i, ac.geary_c]),
+        Some(None) => Err(undefined(
             "morph_moran_i",
             "fewer than two voxels or constant intensity",
-        )
-    })?;
-    values.extend([ac.moran_i, ac.geary_c]);
-    let ombb =
-        ombb.ok_or_else(|| undefined("morph_vol_dens_ombb", "mesh vertices are coplanar"))?;
-    values.extend([v / ombb.volume_mm3, a / ombb.area_mm2]);
-    let [ma, mb, mc] =
-        mvee.ok_or_else(|| undefined("morph_vol_dens_mvee", "mesh vertices are coplanar"))?;
-    let mvee_volume_mm3 = 4.0 / 3.0 * std::f64::consts::PI * ma * mb * mc;
-    values.extend([v / mvee_volume_mm3, a / moments::ellipsoid_area(ma, mb, mc)]);
-    if let Some(i) = values.iter().position(|x| !x.is_finite()) {
-        return Err(undefined(
-            TAGS.get(i).copied().unwrap_or("morph"),
-            "non-finite",
-        ));
+        )),
+    };
+    values.extend([ac.clone().map(|x| x[0]), ac.map(|x| x[1])]);
+    let (ombb, mvee) = match hull {
+        Ok(Some((_, ombb, mvee))) => (Ok(ombb), Ok(mvee)),
+        Ok(None) => (Ok(None), Ok(None)),
+        Err(e) => (Err(e.clone()), Err(e)),
+    };
+    let ombb = ombb.and_then(|ombb| match ombb {
+        None => Ok([SKIPPED; 2]),
+        Some(Some(b)) => Ok([v / b.volume_mm3, a / b.area_mm2]),
+        Some(None) => Err(undefined(
+            "morph_vol_dens_ombb",
+            "mesh vertices are coplanar",
+        )),
+    });
+    values.extend([ombb.clone().map(|x| x[0]), ombb.map(|x| x[1])]);
+    let mvee = mvee.and_then(|mvee| match mvee {
+        None => Ok([SKIPPED; 2]),
+        Some(Some([ma, mb, mc])) => {
+            let mvee_volume_mm3 = 4.0 / 3.0 * std::f64::consts::PI * ma * mb * mc;
+            Ok([v / mvee_volume_mm3, a / moments::ellipsoid_area(ma, mb, mc)])
+        }
+        Some(None) => Err(undefined(
+            "morph_vol_dens_mvee",
+            "mesh vertices are coplanar",
+        )),
+    });
+    values.extend([mvee.clone().map(|x| x[0]), mvee.map(|x| x[1])]);
+    debug_assert_eq!(values.len(), TAGS.len());
+    let mut out = Vec::new();
+    for (tag, value) in TAGS.iter().zip(values) {
+        if !s.wants(tag) {
+            continue;
+        }
+        let value = value?;
+        if !value.is_finite() {
+            return Err(undefined(tag, "non-finite"));
+        }
+        out.push(Feature::new(*tag, value));
     }
-    Ok(TAGS
-        .iter()
-        .zip(values)
-        .map(|(t, v)| Feature::new(*t, v))
-        .collect())
+    Ok(out)
+}
+
+/// Placeholder of a value whose computation was skipped because its feature is not
+/// selected; never output (compute filters by selection before checking finiteness).
+const SKIPPED: f64 = f64::NAN;
+
+/// Which of the costly parts of [`compute`] a feature selection needs.
+struct Needs {
+    /// Moran's I and Geary's C (IBSI 3.1.28 – 3.1.29).
+    autocorrelation: bool,
+    /// The oriented minimum bounding box (IBSI 3.1.19 – 3.1.20).
+    ombb: bool,
+    /// The minimum-volume enclosing ellipsoid (IBSI 3.1.23 – 3.1.24).
+    mvee: bool,
+    /// The convex hull (diameter, hull densities, and the OMBB and MVEE built on it).
+    hull: bool,
+    /// The mesh vertices (the hull's input, and the AABB densities, IBSI 3.1.17 – 3.1.18).
+    vertices: bool,
+}
+
+impl Needs {
+    fn of(s: &FamilySettings) -> Self {
+        let autocorrelation = s.wants_any(&["morph_moran_i", "morph_geary_c"]);
+        let ombb = s.wants_any(&["morph_vol_dens_ombb", "morph_area_dens_ombb"]);
+        let mvee = s.wants_any(&["morph_vol_dens_mvee", "morph_area_dens_mvee"]);
+        let hull = ombb
+            || mvee
+            || s.wants_any(&[
+                "morph_diam",
+                "morph_vol_dens_conv_hull",
+                "morph_area_dens_conv_hull",
+            ]);
+        let vertices = hull || s.wants_any(&["morph_vol_dens_aabb", "morph_area_dens_aabb"]);
+        Needs {
+            autocorrelation,
+            ombb,
+            mvee,
+            hull,
+            vertices,
+        }
+    }
 }
 
 fn undefined(feature: &str, reason: &'static str) -> FeatureError {

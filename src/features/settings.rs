@@ -128,6 +128,13 @@ pub struct FamilySettings {
     /// Feature families to compute, by [`super::Family::name`]; output follows the order of
     /// [`super::FAMILIES`], not of this list.
     pub families: Vec<String>,
+    /// Only these features, by IBSI tag without image-type prefix (`morph_volume`,
+    /// `cm_contrast_3D_avg`), are computed and output, on the original and every filtered
+    /// image; `None` = every feature of the enabled families. Families skip the work that
+    /// no selected feature needs (e.g. the oriented minimum bounding box). Absent from the
+    /// JSON (and the hash) when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
     /// Re-segmentation range `[min, max]` in HU (IBSI 2.5, range re-segmentation):
     /// voxels outside are removed from the intensity mask only.
     #[serde(default)]
@@ -292,6 +299,19 @@ impl FamilySettings {
     pub fn enables(&self, name: &str) -> bool {
         self.families.iter().any(|f| f == name)
     }
+
+    /// Whether the feature `tag` (IBSI tag, no image-type prefix) is selected: always when
+    /// [`FamilySettings::features`] is `None`.
+    pub fn wants(&self, tag: &str) -> bool {
+        self.features
+            .as_ref()
+            .is_none_or(|selected| selected.iter().any(|t| t == tag))
+    }
+
+    /// Whether any of `tags` is selected.
+    pub fn wants_any(&self, tags: &[&str]) -> bool {
+        tags.iter().any(|t| self.wants(t))
+    }
 }
 
 /// A versioned settings document: defaults plus one profile per location.
@@ -445,7 +465,34 @@ impl FamilySettings {
                 known.join(", ")
             ));
         }
-        Ok(())
+        self.validate_selection()
+    }
+
+    /// Every selected feature must be produced by an enabled family (on the original image
+    /// or a filtered one), and the selection must not be empty.
+    fn validate_selection(&self) -> Result<(), String> {
+        let Some(selected) = &self.features else {
+            return Ok(());
+        };
+        if selected.is_empty() {
+            return Err("features is an empty selection; omit it to compute every feature".into());
+        }
+        let mut all = self.clone();
+        all.features = None;
+        let mut producible: std::collections::BTreeSet<String> =
+            super::enabled(&all).flat_map(|f| (f.names)(&all)).collect();
+        for image in &all.image_filters.images {
+            let on_image = all.for_filtered(image);
+            producible.extend(super::enabled(&on_image).flat_map(|f| (f.names)(&on_image)));
+        }
+        match selected.iter().find(|t| !producible.contains(t.as_str())) {
+            Some(unknown) => Err(format!(
+                "features: '{unknown}' is not produced by the enabled families ({}) with these \
+                 settings",
+                self.families.join(", ")
+            )),
+            None => Ok(()),
+        }
     }
 }
 
@@ -475,7 +522,11 @@ impl FamilySettings {
                     "filtered image {name}: morphology is computed on the original image only"
                 ));
             }
-            self.for_filtered(image)
+            // The selection is checked once, for the profile: it may name features that
+            // only the original image produces.
+            let mut on_image = self.for_filtered(image);
+            on_image.features = None;
+            on_image
                 .validate()
                 .map_err(|e| format!("filtered image {name}: {e}"))?;
         }

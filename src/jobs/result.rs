@@ -242,6 +242,40 @@ impl LesionResult {
 mod tests {
     use super::*;
 
+    /// Results are stored as JSON and read back for the report, the SR and the CSV: a
+    /// feature value must come back bit for bit. serde_json's default float parser is
+    /// only correct to within one ulp; the `float_roundtrip` feature (Cargo.toml) makes
+    /// it exact. Values: a xorshift sweep over all exponents and over HU-like magnitudes.
+    #[test]
+    fn stored_feature_values_read_back_bit_for_bit() {
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut features = serde_json::Map::new();
+        let mut written = Vec::new();
+        for i in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let v = if i % 2 == 0 {
+                f64::from_bits(x)
+            } else {
+                (x >> 11) as f64 / (1_u64 << 40) as f64 - 1000.0
+            };
+            if let Some(n) = serde_json::Number::from_f64(v) {
+                features.insert(format!("f{i}"), serde_json::Value::Number(n));
+                written.push((format!("f{i}"), v));
+            }
+        }
+        let json = serde_json::to_string(&features).unwrap();
+        let back: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&json).unwrap();
+        let off: Vec<String> = written
+            .iter()
+            .filter(|(k, v)| back[k].as_f64().map(f64::to_bits) != Some(v.to_bits()))
+            .map(|(k, v)| format!("{k}: {v:e} read back as {}", back[k]))
+            .take(3)
+            .collect();
+        assert!(off.is_empty(), "{off:?}");
+    }
+
     fn lesion(
         label: u32,
         status: &str,

@@ -353,8 +353,21 @@ fn map_settings(
         return None;
     }
     let families = families_for(selection);
+    // Compute only what the selection outputs: IBSI-only work such as Moran's I or the
+    // enclosing ellipsoids is skipped for a shape class that does not need it.
+    let mut features: Vec<String> = Vec::new();
+    for tag in selection
+        .mappings()
+        .iter()
+        .map(|m| names::ibsi_tag(m, force_2d))
+    {
+        if !features.contains(&tag) {
+            features.push(tag);
+        }
+    }
     let profile = FamilySettings {
         families,
+        features: Some(features),
         resegment_range_hu,
         discretisation,
         ivh_discretisation: None,
@@ -732,6 +745,12 @@ mod tests {
             Discretisation::FixedBinNumber { bins: 16 }
         );
         assert_eq!(s.families, vec!["glcm".to_string()]);
+        // Only the selected feature is computed, under its force2D (2.5D) tag.
+        assert_eq!(s.features, Some(vec!["cm_contrast_2_5D_avg".to_string()]));
+        assert_eq!(
+            crate::features::feature_names(s),
+            vec!["cm_contrast_2_5D_avg".to_string()]
+        );
         assert_eq!(s.texture_aggregations, vec![TextureAggregation::D25Avg]);
         assert_eq!(output_names(&p), vec!["original_glcm_Contrast".to_string()]);
     }
