@@ -171,6 +171,7 @@ async fn acquired_stack(
     {
         return Ok(None);
     }
+    // LIMITATION: every DICOM SEG/RTSTRUCT upload re-reads all instance headers of the series.
     let keys = state.blobs.list(&series.blob_prefix).await?;
     let files = crate::jobs::worker::BlobInstances::new(state.blobs.clone(), keys);
     let planned = tokio::task::spawn_blocking(move || {

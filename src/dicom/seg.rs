@@ -161,6 +161,8 @@ pub fn read_seg_on(
         }
         // On a resampled series: the acquired slice the frame lies on, as index 0 of its
         // one-slice grid; the frame's voxels are then `[slice, row, column]`.
+        // LIMITATION: frames drawn on the resampled grid (not on acquired slices) are refused.
+        // LIMITATION: a FRACTIONAL SEG is thresholded on the acquired slices, then resampled.
         let (grid, slice) = match target {
             MaskTarget::Grid(series) => (series, 0),
             MaskTarget::Acquired(stack) => {
