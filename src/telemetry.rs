@@ -8,10 +8,17 @@ use metrics::Unit;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tracing_subscriber::EnvFilter;
 
+/// The log filter when `RUST_LOG` is unset: `info`, except the `ort` crate at `warn`. At
+/// `info` ONNX Runtime narrates every session it builds (some 70 lines of graph-optimiser
+/// and thread-pool settings at each start) and notes that the ort crate was written for an
+/// older runtime; radscore logs the library it loaded itself (`ONNX Runtime loaded`).
+pub const DEFAULT_LOG_FILTER: &str = "info,ort=warn";
+
 /// Install the tracing subscriber: JSON lines when `RADSCORE_LOG_FORMAT=json`, else compact
-/// text; level from `RUST_LOG` (default `info`). Safe to call more than once.
+/// text; level from `RUST_LOG` (default [`DEFAULT_LOG_FILTER`]). Safe to call more than once.
 pub fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let json = std::env::var("RADSCORE_LOG_FORMAT").is_ok_and(|v| v == "json");
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -92,4 +99,45 @@ fn describe_metrics() {
         Unit::Bytes,
         "Bytes received in upload bodies, by kind (series, segmentation)"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The default filter keeps radscore's `info` lines and drops ONNX Runtime's `info`
+    /// narration, but not its warnings.
+    #[test]
+    fn default_filter_quiets_onnx_runtime_info_only() {
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_env_filter(EnvFilter::new(DEFAULT_LOG_FILTER))
+            .with_ansi(false)
+            .with_writer(move || SharedWriter(sink.clone()))
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info!(target: "radscore::model::runtime", "radscore-info");
+            tracing::info!(target: "ort::logging", "ort-info");
+            tracing::warn!(target: "ort::logging", "ort-warn");
+            tracing::debug!(target: "radscore", "radscore-debug");
+        });
+        let text = String::from_utf8(lines.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("radscore-info"), "{text}");
+        assert!(text.contains("ort-warn"), "{text}");
+        assert!(!text.contains("ort-info"), "{text}");
+        assert!(!text.contains("radscore-debug"), "{text}");
+    }
+
+    struct SharedWriter(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for SharedWriter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
 }

@@ -528,8 +528,15 @@ async fn check_series_ready(state: &AppState, tenant: &str, series_id: &str) -> 
                 }
                 _ => ("series-incomplete", "Series incomplete"),
             };
-            Err(Problem::new(StatusCode::CONFLICT, kind, title, detail)
-                .with("stow_state", readiness.as_str()))
+            let mut problem = Problem::new(StatusCode::CONFLICT, kind, title, detail)
+                .with("stow_state", readiness.as_str());
+            // A series still receiving is worth retrying once it is stable: say when, in
+            // the header clients and proxies honour and in the body.
+            if let Some(seconds) = readiness.retry_after_s(crate::store::now_ms()) {
+                problem.retry_after_s = Some(seconds);
+                problem = problem.with("retry_after_s", seconds);
+            }
+            Err(problem)
         }
     }
 }

@@ -32,9 +32,11 @@ pub struct CreateQuery {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<CreateQuery>,
+    query: Result<Query<CreateQuery>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
+    // A malformed parameter (`?deidentify=yes`) is a problem document like any other fault.
+    let Query(query) = query.map_err(|e| Problem::bad_request("invalid-query", e.body_text()))?;
     let limits = state.limits;
     limits.check_declared_length(&req)?;
     let mut spool = Spool::new()?;

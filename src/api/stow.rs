@@ -85,6 +85,25 @@ pub async fn store_in_study(
     store_instances(state, caller, Some(dicom::sanitize_uid(&study)), req).await
 }
 
+/// 400 when the query asks for `deidentify`: STOW-RS stores instances as pushed (the
+/// bytes are what dedupes a re-sent instance), so ignoring the parameter would keep the
+/// patient attributes the caller asked to drop; `POST /v1/series?deidentify=true` does it.
+fn refuse_deidentify(query: Option<&str>) -> ApiResult<()> {
+    let asked = query
+        .unwrap_or_default()
+        .split('&')
+        .any(|pair| pair.split('=').next() == Some("deidentify"));
+    if asked {
+        return Err(Problem::bad_request(
+            "unsupported-parameter",
+            "STOW-RS does not de-identify: the query parameter 'deidentify' is not supported \
+             on /studies, and nothing was stored; upload the series with \
+             POST /v1/series?deidentify=true instead",
+        ));
+    }
+    Ok(())
+}
+
 /// One pushed instance on its way through (its bytes spooled to disk).
 pub(super) struct Pushed {
     pub(super) file: FileRef,
@@ -106,6 +125,7 @@ async fn store_instances(
     study: Option<String>,
     req: Request,
 ) -> ApiResult<Response> {
+    refuse_deidentify(req.uri().query())?;
     let mut spool = Spool::new()?;
     let parts = read_body(&state, req, &mut spool).await?;
     if parts.is_empty() {

@@ -17,7 +17,7 @@ use ndarray::Array3;
 use nifti::NiftiHeader;
 
 use super::grid::dot;
-use super::voxels::{GZIP_MAGIC, InflateError, StoredType, gunzip_limited};
+use super::voxels::{GZIP_MAGIC, InflateError, StoredType, gunzip_bounded};
 use super::{GEOMETRY_TOLERANCE_FRACTION, Grid, GridMismatch, LesionMask, Segmentation, Volume};
 
 /// Largest decompressed NIfTI file accepted: 2 GiB (a 512×512×2000 float32 CT is 2 GB).
@@ -323,6 +323,30 @@ impl AxisMapping {
     }
 }
 
+/// Where a NIfTI-1 header (`head`, its first bytes) says the voxels end: `vox_offset` plus
+/// the voxel count times the datatype's size, bytes. `None` when the header does not parse
+/// or holds no such size; the checks after inflation then name the fault.
+fn declared_end_bytes(head: &[u8]) -> Option<u64> {
+    let h = NiftiHeader::from_reader(head).ok()?;
+    let size = nifti_datatype(h.datatype)?.size() as u64;
+    let dims = h.dim.map(|d| d as i16);
+    let rank = usize::try_from(dims[0])
+        .ok()
+        .filter(|r| (1..=7).contains(r))?;
+    // Sizes beyond the third may be 0 (read as 1, as the volume check does).
+    let count = dims[1..=rank]
+        .iter()
+        .enumerate()
+        .try_fold(1u64, |acc, (i, &d)| {
+            let d = u64::try_from(d).ok()?;
+            acc.checked_mul(if i >= 3 { d.max(1) } else { d })
+        })?;
+    if !(h.vox_offset.is_finite() && h.vox_offset >= 0.0) {
+        return None;
+    }
+    count.checked_mul(size)?.checked_add(h.vox_offset as u64)
+}
+
 /// A decompressed NIfTI-1 file with its parsed header.
 struct NiftiData<'a> {
     file: &'a str,
@@ -334,17 +358,23 @@ struct NiftiData<'a> {
 impl<'a> NiftiData<'a> {
     fn parse(raw: &'a [u8], file: &'a str) -> Result<Self, LabelMapError> {
         let bytes = if raw.starts_with(&GZIP_MAGIC) {
-            let inflated = gunzip_limited(raw, MAX_NIFTI_BYTES).map_err(|e| match e {
-                InflateError::Damaged => LabelMapError::NotNifti {
-                    file: file.into(),
-                    reason: "gzip stream is damaged",
-                },
-                InflateError::TooLarge => LabelMapError::TooLarge {
-                    file: file.into(),
-                    limit: MAX_NIFTI_BYTES,
-                },
-            })?;
-            std::borrow::Cow::Owned(inflated)
+            // Only the header and the voxels it declares are kept in memory; bytes past
+            // them are inflated and counted, never held (they are ignored uncompressed too).
+            // LIMITATION: a header declaring a large volume still holds up to MAX_NIFTI_BYTES per upload.
+            let head = NIFTI1_HEADER_BYTES as u64;
+            let keep = |h: &[u8]| declared_end_bytes(h).unwrap_or(MAX_NIFTI_BYTES);
+            let inflated =
+                gunzip_bounded(raw, head, keep, MAX_NIFTI_BYTES).map_err(|e| match e {
+                    InflateError::Damaged => LabelMapError::NotNifti {
+                        file: file.into(),
+                        reason: "gzip stream is damaged",
+                    },
+                    InflateError::TooLarge => LabelMapError::TooLarge {
+                        file: file.into(),
+                        limit: MAX_NIFTI_BYTES,
+                    },
+                })?;
+            std::borrow::Cow::Owned(inflated.0)
         } else {
             std::borrow::Cow::Borrowed(raw)
         };
@@ -677,6 +707,31 @@ mod tests {
         whole.extend([7, 9]);
         let volume = read_nifti_volume(&whole, "ok.nii").unwrap();
         assert_eq!(volume.hu.to_f32().as_slice(), Some(&[7.0f32, 9.0][..]));
+    }
+
+    /// A gzipped NIfTI keeps only its header and voxels in memory: megabytes of zeros
+    /// after them (a decompression bomb) are counted, not held, and change nothing; the
+    /// header's size is what bounds the inflation.
+    #[test]
+    fn gzip_inflation_stops_at_the_declared_voxels() {
+        use std::io::Write;
+        let mut whole = header_only([2, 1, 1]);
+        whole.extend([7, 9]);
+        assert_eq!(declared_end_bytes(&whole[..348]), Some(354));
+        let mut bomb = whole.clone();
+        bomb.resize(64 << 20, 0);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&bomb).unwrap();
+        let gz = gz.finish().unwrap();
+        let data = NiftiData::parse(&gz, "bomb.nii.gz").unwrap();
+        assert_eq!(data.bytes.len(), 354);
+        let volume = read_nifti_volume(&gz, "bomb.nii.gz").unwrap();
+        assert_eq!(volume.hu.to_f32().as_slice(), Some(&[7.0f32, 9.0][..]));
+        // A fourth size of 0 counts as 1, so the voxels are not cut short.
+        let mut four = whole.clone();
+        four[40..42].copy_from_slice(&4i16.to_le_bytes());
+        four[48..50].copy_from_slice(&0i16.to_le_bytes());
+        assert_eq!(declared_end_bytes(&four[..348]), Some(354));
     }
 
     #[test]

@@ -30,7 +30,7 @@ use ndarray::Array3;
 
 use super::grid::dot;
 use super::labelmap::{LabelMapError, MAX_NIFTI_BYTES, MAX_VOLUME_VOXELS, map_labels};
-use super::voxels::{InflateError, StoredType, gunzip_limited};
+use super::voxels::{InflateError, StoredType, gunzip_bounded};
 use super::{GEOMETRY_TOLERANCE_FRACTION, Grid, Segmentation, Volume};
 
 /// The first seven bytes of every NRRD file; the eighth is the format version digit.
@@ -193,9 +193,20 @@ impl Header {
         let body = skip_lines(body, self.line_skip)
             .ok_or_else(|| not_nrrd(file, "'line skip' passes the end of the file"))?;
         let needed = count.saturating_mul(self.stored.size());
+        // Bytes after the data, counted but (gzip) not held: a small gzip stream of zeros
+        // past the voxels is refused below without being inflated into memory.
+        let mut surplus_total = None;
         let data = match self.encoding {
             Encoding::Raw => std::borrow::Cow::Borrowed(body),
-            Encoding::Gzip => std::borrow::Cow::Owned(inflate(body, file)?),
+            Encoding::Gzip => {
+                let keep = match self.byte_skip {
+                    ByteSkip::Forward(n) => n.saturating_add(needed) as u64,
+                    ByteSkip::FromEnd => MAX_NRRD_BYTES,
+                };
+                let (kept, total) = inflate(body, keep, file)?;
+                surplus_total = Some(usize::try_from(total).unwrap_or(usize::MAX));
+                std::borrow::Cow::Owned(kept)
+            }
             Encoding::Hex => std::borrow::Cow::Owned(decode_hex(body, file)?),
             Encoding::Ascii => return check_ascii(body, count, file).map(Payload::Ascii),
         };
@@ -213,11 +224,12 @@ impl Header {
         }
         // Data past the voxels means the header does not describe the payload; reading the
         // first `count` values of it would give a silently wrong label map.
-        if data.len() > end {
+        let found_bytes = surplus_total.unwrap_or(data.len());
+        if found_bytes > end {
             return Err(LabelMapError::TrailingData {
                 file: file.into(),
                 expected_bytes: end,
-                found_bytes: data.len(),
+                found_bytes,
             });
         }
         Ok(Payload::Binary(match data {
@@ -231,8 +243,9 @@ impl Header {
     }
 }
 
-fn inflate(body: &[u8], file: &str) -> Result<Vec<u8>, LabelMapError> {
-    gunzip_limited(body, MAX_NRRD_BYTES).map_err(|e| match e {
+/// Inflate gzip data keeping its first `keep` bytes; returns them and the inflated size.
+fn inflate(body: &[u8], keep: u64, file: &str) -> Result<(Vec<u8>, u64), LabelMapError> {
+    gunzip_bounded(body, 0, |_| keep, MAX_NRRD_BYTES).map_err(|e| match e {
         InflateError::Damaged => not_nrrd(file, "the gzip data is damaged"),
         InflateError::TooLarge => LabelMapError::TooLarge {
             file: file.into(),
@@ -859,6 +872,27 @@ mod tests {
             (3, Some("GTV"))
         );
         assert_eq!(seg.lesions[0].voxel_count(), 2);
+    }
+
+    /// Gzip data past the voxels is refused with its true size, found by counting the
+    /// inflated stream rather than holding it (a decompression bomb costs no memory).
+    #[test]
+    fn gzip_surplus_is_counted_not_held() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&vec![0u8; 8 + (16 << 20)]).unwrap();
+        let f = file(
+            &with(&["type: uchar", "encoding: gzip"]),
+            &gz.finish().unwrap(),
+        );
+        match read_nrrd_volume(&f, "bomb.nrrd") {
+            Err(LabelMapError::TrailingData {
+                expected_bytes,
+                found_bytes,
+                ..
+            }) => assert_eq!((expected_bytes, found_bytes), (8, 8 + (16 << 20))),
+            other => panic!("expected trailing data, got {other:?}"),
+        }
     }
 
     #[test]

@@ -91,6 +91,44 @@ pub fn gunzip_limited(compressed: &[u8], limit: u64) -> Result<Vec<u8>, InflateE
     Ok(out)
 }
 
+/// Inflate a gzip stream (all its members) keeping at most `keep` bytes in memory: the
+/// first `head` bytes are read, `keep(head bytes)` says how much of the stream the caller
+/// needs (a header gives where its voxels end), and the rest is inflated into nothing, only
+/// counted, so the whole stream is still checked (length, CRC) without being held. A few
+/// kilobytes of zeros therefore cost time, not memory. Returns the kept bytes and the
+/// stream's whole inflated size.
+///
+/// # Errors
+/// [`InflateError::Damaged`] for a stream that is not valid gzip or ends early;
+/// [`InflateError::TooLarge`] when more than `limit` bytes in all would come out.
+pub fn gunzip_bounded(
+    compressed: &[u8],
+    head: u64,
+    keep: impl FnOnce(&[u8]) -> u64,
+    limit: u64,
+) -> Result<(Vec<u8>, u64), InflateError> {
+    let mut decoder = flate2::read::MultiGzDecoder::new(compressed);
+    let mut kept = Vec::new();
+    (&mut decoder)
+        .take(head.min(limit))
+        .read_to_end(&mut kept)
+        .map_err(|_| InflateError::Damaged)?;
+    let keep = keep(&kept).min(limit);
+    let more = keep.saturating_sub(kept.len() as u64);
+    (&mut decoder)
+        .take(more)
+        .read_to_end(&mut kept)
+        .map_err(|_| InflateError::Damaged)?;
+    let rest_limit = limit.saturating_sub(kept.len() as u64);
+    let rest = std::io::copy(&mut decoder.take(rest_limit + 1), &mut std::io::sink())
+        .map_err(|_| InflateError::Damaged)?;
+    if rest > rest_limit {
+        return Err(InflateError::TooLarge);
+    }
+    let total = kept.len() as u64 + rest;
+    Ok((kept, total))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,5 +156,28 @@ mod tests {
         assert_eq!(gunzip_limited(&gz, 1000).map(|v| v.len()), Ok(1000));
         assert_eq!(gunzip_limited(&gz, 999), Err(InflateError::TooLarge));
         assert_eq!(gunzip_limited(&gz[..10], 1000), Err(InflateError::Damaged));
+    }
+
+    #[test]
+    fn bounded_inflation_keeps_only_what_is_asked_and_checks_the_rest() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        let mut data = vec![7u8, 3, 0, 0];
+        data.resize(100_000, 0);
+        gz.write_all(&data).unwrap();
+        let gz = gz.finish().unwrap();
+        // The head says "keep 6 bytes": 6 kept, the whole 100 000 counted.
+        let (kept, total) = gunzip_bounded(&gz, 2, |h| u64::from(h[0]) - 1, 1 << 20).unwrap();
+        assert_eq!((kept.as_slice(), total), (&data[..6], 100_000));
+        assert_eq!(
+            gunzip_bounded(&gz, 2, |_| 6, 99_999),
+            Err(InflateError::TooLarge)
+        );
+        // A stream cut off after the kept bytes is still found damaged.
+        let cut = &gz[..gz.len() - 8];
+        assert_eq!(
+            gunzip_bounded(cut, 2, |_| 6, 1 << 20),
+            Err(InflateError::Damaged)
+        );
     }
 }

@@ -176,6 +176,18 @@ impl Readiness {
         }
     }
 
+    /// Whole seconds from `now_ms` until a series still receiving instances becomes
+    /// stable (at least 1, for a `Retry-After` header); `None` in the other states.
+    pub fn retry_after_s(&self, now_ms: i64) -> Option<u64> {
+        match self {
+            Readiness::Receiving { stable_at_ms, .. } => {
+                let wait_ms = u64::try_from(stable_at_ms.saturating_sub(now_ms)).unwrap_or(0);
+                Some(wait_ms.div_ceil(1000).max(1))
+            }
+            _ => None,
+        }
+    }
+
     /// Why a job may not use the series yet (`None` when it may).
     pub fn refusal(&self, series_id: &str) -> Option<String> {
         match self {
@@ -185,8 +197,15 @@ impl Readiness {
                 reason,
             } => Some(format!(
                 "series '{series_id}' is still receiving instances by STOW-RS; it is complete \
-                 once none arrives until {stable_at_ms} (Unix ms, RADSCORE_STOW_STABLE_S after \
-                 the last){}",
+                 once none arrives until {} (RADSCORE_STOW_STABLE_S after the last){}",
+                time::OffsetDateTime::from_unix_timestamp_nanos(
+                    i128::from(*stable_at_ms) * 1_000_000
+                )
+                .ok()
+                .and_then(|t| t
+                    .format(&time::format_description::well_known::Rfc3339)
+                    .ok())
+                .unwrap_or_else(|| format!("{stable_at_ms} (Unix ms)")),
                 reason
                     .as_deref()
                     .map(|r| format!("; the instances so far are not a series: {r}"))
@@ -463,5 +482,24 @@ mod tests {
         let e = TriggerRule::parse(r#"{"default_location":"lung"}"#).unwrap_err();
         assert!(e.contains("soft_tissue"), "{e}");
         assert!(TriggerRule::parse(r#"{"default_location":"pleura","x":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_receiving_series_says_when_to_retry() {
+        let receiving = Readiness::Receiving {
+            stable_at_ms: 10_500,
+            reason: None,
+        };
+        assert_eq!(receiving.retry_after_s(2_000), Some(9));
+        assert_eq!(receiving.retry_after_s(10_000), Some(1));
+        // Past the moment (a clock step, or the row not yet re-read): retry at once.
+        assert_eq!(receiving.retry_after_s(20_000), Some(1));
+        assert_eq!(Readiness::Ready.retry_after_s(0), None);
+        let incomplete = Readiness::Incomplete {
+            reason: "gap".into(),
+        };
+        assert_eq!(incomplete.retry_after_s(0), None);
+        let text = receiving.refusal("s1").unwrap();
+        assert!(text.contains("until 1970-01-01T00:00:10.5Z"), "{text}");
     }
 }

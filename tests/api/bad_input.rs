@@ -412,3 +412,51 @@ async fn rejects_inconsistent_instances_naming_attribute_and_files() {
         }
     }
 }
+
+/// A malformed `deidentify` on a series upload is a problem document naming it, and
+/// `deidentify` on STOW-RS, which does not de-identify, is refused before anything is
+/// stored instead of being ignored with the patient attributes kept.
+#[tokio::test]
+async fn deidentify_that_cannot_be_honoured_is_refused_by_name() {
+    let app = spawn_app().await;
+    let files = dicom_files(&ct_phantom().join("dicom/image"))[..2].to_vec();
+    let resp = app
+        .client
+        .post(app.url("/v1/series?deidentify=yes"))
+        .header("content-type", "application/zip")
+        .body(zip_files(&files))
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = status_json(resp).await;
+    assert_problem(status, &body, 400, "invalid-query", &["deidentify"]);
+
+    let boundary = "radscore-bad-input";
+    let mut related = Vec::new();
+    related.extend_from_slice(
+        format!("--{boundary}\r\nContent-Type: application/dicom\r\n\r\n").as_bytes(),
+    );
+    related.extend_from_slice(&files[0].1);
+    related.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let resp = app
+        .client
+        .post(app.url("/studies?deidentify=true"))
+        .header(
+            "content-type",
+            format!("multipart/related; type=\"application/dicom\"; boundary={boundary}"),
+        )
+        .body(related)
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = status_json(resp).await;
+    assert_problem(
+        status,
+        &body,
+        400,
+        "unsupported-parameter",
+        &["deidentify", "nothing was stored"],
+    );
+    let stored = std::fs::read_dir(app.blob_dir().join("series")).map_or(0, |d| d.count());
+    assert_eq!(stored, 0, "a refused push stored instances");
+}

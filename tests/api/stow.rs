@@ -427,6 +427,8 @@ async fn a_series_split_over_requests_is_one_series_equal_to_a_single_upload() {
     });
     let (status, _, problem) = app.post_job(&body).await;
     assert_problem(status, &problem, 409, "series-not-stable", &[series_id]);
+    let retry_after_s = problem["retry_after_s"].as_u64().expect("retry_after_s");
+    assert!((1..=STABLE_S).contains(&retry_after_s), "{problem}");
     wait_for_stow_state(&app, &url, "complete").await;
     let split = app.run_job(series_id, seg_id, lesions.clone()).await;
 
