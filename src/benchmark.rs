@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::Context;
 use serde::Serialize;
 
-use crate::dicom::GeometryPolicy;
+use crate::dicom::{GeometryPolicy, MaskTarget};
 use crate::features::settings::TextureAggregation;
 use crate::features::{self, ExtractionSettings};
 use crate::pipeline::{self, LesionRequest};
@@ -159,11 +159,12 @@ pub fn run(
     let t = stage("read the series headers and check the stack geometry", t);
 
     let mask_bytes = std::fs::read(mask).with_context(|| format!("reading {}", mask.display()))?;
-    let (_, seg) = pipeline::read_segmentation(
+    let summary = plan.summary();
+    let (_, seg) = pipeline::read_segmentation_on(
         &mask_bytes,
         mask.file_name().and_then(|n| n.to_str()),
-        &plan.summary().grid,
-        plan.summary().frame_of_reference_uid.as_deref(),
+        MaskTarget::new(&summary.grid, summary.acquired.as_ref()),
+        summary.frame_of_reference_uid.as_deref(),
     )?;
     drop(mask_bytes);
     let t = stage("map the segmentation onto the series grid", t);

@@ -609,19 +609,35 @@ pub fn read_segmentation(
     grid: &Grid,
     frame_of_reference_uid: Option<&str>,
 ) -> Result<(SegmentationFormat, Segmentation), SegmentationError> {
+    let target = crate::dicom::MaskTarget::Grid(grid);
+    read_segmentation_on(bytes, file_name, target, frame_of_reference_uid)
+}
+
+/// As [`read_segmentation`], onto `target`: for a resampled series
+/// ([`MaskTarget::Acquired`](crate::dicom::MaskTarget), from
+/// [`SeriesSummary::acquired`](crate::dicom::SeriesSummary::acquired)) a DICOM SEG or
+/// RTSTRUCT is placed on the acquired slices and resampled onto the series grid like the
+/// image; label maps are read on the series grid as they are.
+pub fn read_segmentation_on(
+    bytes: &[u8],
+    file_name: Option<&str>,
+    target: crate::dicom::MaskTarget<'_>,
+    frame_of_reference_uid: Option<&str>,
+) -> Result<(SegmentationFormat, Segmentation), SegmentationError> {
+    let grid = target.grid();
     let file = file_name.unwrap_or("segmentation").to_string();
     let format = SegmentationFormat::sniff(bytes)
         .ok_or_else(|| SegmentationError::UnknownFormat { file: file.clone() })?;
     let seg = match format {
         SegmentationFormat::DicomSeg | SegmentationFormat::DicomRtStruct => {
-            match crate::dicom::seg::read_seg(bytes, &file, grid, frame_of_reference_uid) {
+            match crate::dicom::seg::read_seg_on(bytes, &file, target, frame_of_reference_uid) {
                 Err(crate::dicom::DicomError::NotSegmentation { sop_class, .. })
                     if sop_class == crate::dicom::rtstruct::RT_STRUCTURE_SET_STORAGE =>
                 {
-                    let seg = crate::dicom::rtstruct::read_rtstruct(
+                    let seg = crate::dicom::rtstruct::read_rtstruct_on(
                         bytes,
                         &file,
-                        grid,
+                        target,
                         frame_of_reference_uid,
                     )?;
                     return Ok((SegmentationFormat::DicomRtStruct, seg));

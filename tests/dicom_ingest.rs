@@ -725,6 +725,39 @@ fn shuffled_two_segment_fractional_seg_is_placed_by_position() {
     }
 }
 
+/// Compressed SEG pixel data is decoded as the CT path decodes it and gives exactly the
+/// native SEG's masks: RLE Lossless (FRACTIONAL, two segments), JPEG 2000 Lossless (BINARY:
+/// frames of 0/1 samples, and FRACTIONAL), all encapsulated per frame by highdicom, and a
+/// Deflated Explicit VR data set (pydicom). JPEG-LS, which this build cannot decode, is
+/// refused naming its transfer syntax.
+#[test]
+fn compressed_seg_pixel_data_gives_the_native_masks() {
+    let native = seg_from_python(&["--box", "20,23,50,60,60,70"]).unwrap();
+    for extra in [
+        &["--transfer-syntax", "rle", "--fractional"][..],
+        &["--transfer-syntax", "j2k"][..],
+        &["--transfer-syntax", "j2k", "--fractional"][..],
+        &["--transfer-syntax", "deflate"][..],
+    ] {
+        let mut args = extra.to_vec();
+        args.extend_from_slice(&["--box", "20,23,50,60,60,70"]);
+        let seg = seg_from_python(&args).unwrap_or_else(|e| panic!("{extra:?}: {e}"));
+        assert_eq!(seg.lesions.len(), 2, "{extra:?}");
+        for (found, expected) in seg.lesions.iter().zip(&native.lesions) {
+            assert_eq!(found.label, expected.label, "{extra:?}");
+            assert_same_lesion(found, expected);
+        }
+    }
+    assert_same_lesion(&native.lesions[0], &nifti_mask().lesions[0]);
+    let err = seg_from_python(&["--transfer-syntax", "jpegls", "--fractional"]).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, DicomError::UnsupportedTransferSyntax { .. })
+            && msg.contains("1.2.840.10008.1.2.4.80"),
+        "{msg}"
+    );
+}
+
 /// A SEG read against a grid shifted by half a slice is refused, naming a frame.
 #[test]
 fn seg_off_the_series_grid_names_the_frame() {

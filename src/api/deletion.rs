@@ -1,9 +1,12 @@
 //! `DELETE /v1/series/{id}` and `DELETE /v1/segmentations/{id}`, and the 410 Gone answer
 //! for a series or segmentation that was deleted or purged by the retention policy.
 //!
-//! Deleting a series deletes its segmentations too. Both are refused with 409 while a
-//! queued or running job uses them (the problem names the jobs); results of finished jobs
-//! are kept, as they do not depend on the uploads. See [`crate::jobs::retention`].
+//! Deleting a series deletes its segmentations too, and the STOW-RS segmentations still
+//! waiting for it. A STOW-RS series whose instances never assembled into a series is
+//! deleted like any other (its staged instances and waiting segmentations go; a `GET`
+//! answers 410). Both are refused with 409 while a queued or running job uses them (the
+//! problem names the jobs); results of finished jobs are kept, as they do not depend on the
+//! uploads. See [`crate::jobs::retention`].
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,6 +28,16 @@ pub async fn delete(
     kind: UploadKind,
     id: &str,
 ) -> ApiResult<Response> {
+    // A STOW-RS series resource: not while a request of its series stages or binds.
+    let _serialised = match kind {
+        UploadKind::Series => match state.db.stow_series(&caller.tenant, id).await? {
+            Some(stow) => {
+                Some(super::stow_series::series_lock(&caller.tenant, &stow.series_uid).await)
+            }
+            None => None,
+        },
+        UploadKind::Segmentation => None,
+    };
     let deletion = delete_upload(
         &state.db,
         &state.blobs,

@@ -30,6 +30,8 @@ pub struct RelatedPart {
     /// The part's Content-Type, lower-cased without parameters (`None` when absent; PS3.18
     /// then implies the request's `type`).
     pub media_type: Option<String>,
+    /// The part came with an empty header block (see [`super::spool`]).
+    pub headerless: bool,
     pub bytes: Bytes,
 }
 
@@ -91,8 +93,7 @@ where
 {
     let constraints = multer::Constraints::new()
         .size_limit(multer::SizeLimit::new().whole_stream(limits.max_body_bytes));
-    // LIMITATION: multer expects at least one header line per part; a part with none (legal
-    // in RFC 2046, never sent by STOW-RS clients, which send Content-Type) is misread.
+    // multer needs a header line per part: the guard marks empty header blocks.
     let body = super::spool::BoundaryGuard::new(Box::pin(body), &boundary);
     let mut multipart = multer::Multipart::with_constraints(body, boundary, constraints);
     let mut parts = Vec::new();
@@ -107,6 +108,7 @@ where
                 limit: limits.max_parts,
             });
         }
+        let headerless = super::spool::is_headerless(field.headers());
         let media_type = field
             .content_type()
             .map(|m| m.essence_str().to_ascii_lowercase());
@@ -114,6 +116,7 @@ where
         parts.push(RelatedPart {
             number: parts.len() + 1,
             media_type,
+            headerless,
             bytes,
         });
     }
@@ -162,11 +165,11 @@ mod tests {
         let mut out = Vec::new();
         for (media, data) in parts {
             out.extend_from_slice(b"--XyZ\r\n");
-            // multer needs at least one header line per part.
-            if media.is_empty() {
-                out.extend_from_slice(b"Content-ID: <part>\r\n");
-            } else {
-                out.extend_from_slice(format!("Content-Type: {media}\r\n").as_bytes());
+            match *media {
+                "" => out.extend_from_slice(b"Content-ID: <part>\r\n"),
+                // An empty header block.
+                "-" => {}
+                _ => out.extend_from_slice(format!("Content-Type: {media}\r\n").as_bytes()),
             }
             out.extend_from_slice(b"\r\n");
             out.extend_from_slice(data);
@@ -190,6 +193,26 @@ mod tests {
         assert_eq!(parts[0].media_type.as_deref(), Some(APPLICATION_DICOM));
         assert_eq!(&parts[0].bytes[..], b"one");
         assert_eq!((parts[1].number, parts[1].media_type.as_deref()), (2, None));
+        assert!(!parts[0].headerless && !parts[1].headerless);
+    }
+
+    /// A part with an empty header block (RFC 2046 allows it) keeps all its bytes, even
+    /// ones that look like a header block, and is flagged.
+    #[test]
+    fn a_part_without_header_lines_is_read_whole_and_flagged() {
+        let tricky: &[u8] = b"Content-Type: text/plain\r\n\r\nstill the content";
+        let parts = read_parts_from_bytes(
+            CT,
+            body(&[("-", tricky), ("application/dicom", b"two"), ("-", b"")]),
+            LIMITS,
+        )
+        .unwrap();
+        assert_eq!(parts.len(), 3);
+        assert_eq!(&parts[0].bytes[..], tricky);
+        assert!(parts[0].headerless && parts[0].media_type.is_none());
+        assert_eq!(&parts[1].bytes[..], b"two");
+        assert!(!parts[1].headerless);
+        assert!(parts[2].headerless && parts[2].bytes.is_empty());
     }
 
     #[test]

@@ -114,7 +114,7 @@ pub(super) async fn create_from_bytes_as(
     bytes: Bytes,
 ) -> ApiResult<SegmentationRow> {
     let grid = super::series::grid_from_row(series)?;
-    refuse_dicom_on_resampled(&bytes, series)?;
+    let acquired = acquired_stack(state, series, &bytes).await?;
     let frame_of_reference = series.frame_of_reference_uid.clone();
     let seg_bytes = bytes.clone();
     let name = file_name.clone();
@@ -122,10 +122,10 @@ pub(super) async fn create_from_bytes_as(
     let series_id = series.id.clone();
     let (format, seg) = tokio::task::spawn_blocking(move || {
         check_referenced_series(&seg_bytes, name.as_deref(), &series_uid, &series_id)?;
-        pipeline::read_segmentation(
+        pipeline::read_segmentation_on(
             &seg_bytes,
             name.as_deref(),
-            &grid,
+            crate::dicom::MaskTarget::new(&grid, acquired.as_ref()),
             frame_of_reference.as_deref(),
         )
         .map_err(segmentation_problem)
@@ -155,26 +155,32 @@ pub(super) async fn create_from_bytes_as(
     Ok(row)
 }
 
-/// A DICOM SEG or RTSTRUCT places its masks on the acquired slices; on a series that was
-/// resampled (`RADSCORE_GEOMETRY=resample`) those are not the series grid.
-// LIMITATION: DICOM SEG / RTSTRUCT are not mapped onto a resampled series (they would need
-// the acquired stack); label maps on the resampled grid are accepted.
-fn refuse_dicom_on_resampled(bytes: &[u8], series: &crate::store::SeriesRow) -> ApiResult<()> {
-    let resampled = super::series::policy_of_row(series) == crate::dicom::GeometryPolicy::Resample;
-    if resampled && SegmentationFormat::sniff(bytes) == Some(SegmentationFormat::DicomSeg) {
-        return Err(Problem::unprocessable(
-            "segmentation-on-resampled-series",
-            "DICOM segmentation on a resampled series",
-            format!(
-                "series '{}' was resampled onto a regular grid (see its 'geometry'); a DICOM \
-                 SEG or RTSTRUCT refers to the acquired slices and is not mapped onto the \
-                 resampled grid; upload the mask as a NIfTI or NRRD label map on the series \
-                 grid instead",
-                series.id
-            ),
-        ));
+/// The acquired slices of a resampled series (`RADSCORE_GEOMETRY=resample`), for a DICOM
+/// SEG or RTSTRUCT: those place their masks on the acquired slices, which are not the
+/// series grid, so the stored instances' headers are read again (one instance in memory at
+/// a time, as a job does) and the masks resampled like the image. `None` for a regular
+/// series and for label maps, which are on the series grid already.
+async fn acquired_stack(
+    state: &AppState,
+    series: &crate::store::SeriesRow,
+    bytes: &[u8],
+) -> ApiResult<Option<crate::dicom::AcquiredStack>> {
+    let policy = super::series::policy_of_row(series);
+    if policy != crate::dicom::GeometryPolicy::Resample
+        || SegmentationFormat::sniff(bytes) != Some(SegmentationFormat::DicomSeg)
+    {
+        return Ok(None);
     }
-    Ok(())
+    // LIMITATION: every DICOM SEG/RTSTRUCT upload re-reads all instance headers of the series.
+    let keys = state.blobs.list(&series.blob_prefix).await?;
+    let files = crate::jobs::worker::BlobInstances::new(state.blobs.clone(), keys);
+    let planned = tokio::task::spawn_blocking(move || {
+        crate::dicom::plan_series(&files, policy).map(|plan| plan.summary().acquired.clone())
+    })
+    .await
+    .map_err(|e| Problem::internal(&e))?;
+    // The instances were checked when the series was stored: failing now is our fault.
+    planned.map_err(|e| Problem::internal(&e))
 }
 
 /// A DICOM SEG names the series it segments (ReferencedSeriesSequence, PS3.3 C.8.20.2);

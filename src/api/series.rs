@@ -64,6 +64,9 @@ pub async fn create(
             let parts = spool
                 .multipart(req.into_body().into_data_stream(), boundary, &limits)
                 .await?;
+            if let Some(part) = parts.iter().find(|p| p.headerless) {
+                return Err(super::spool::headerless_form_part(part.number));
+            }
             let total: u64 = parts.iter().map(|p| p.len).sum();
             metrics::counter!("radscore_upload_bytes_total", "kind" => "series").increment(total);
             parts.iter().map(SpooledPart::file_ref).collect()
@@ -377,6 +380,7 @@ pub fn dicom_problem(e: dicom::DicomError) -> Problem {
         E::SegFrame { .. } => (unprocessable, "invalid-segmentation-frame"),
         E::SegFrameGrid { .. } => (unprocessable, "segmentation-grid-mismatch"),
         E::EmptySegment { .. } => (unprocessable, "empty-segment"),
+        E::ResampledAway { .. } => (unprocessable, "segment-lost-in-resampling"),
         E::NotRtStruct { .. } => (unprocessable, "not-rtstruct"),
         E::FrameOfReferenceMismatch { .. } => (unprocessable, "frame-of-reference-mismatch"),
         E::RtContour { .. } => (unprocessable, "invalid-rtstruct-contour"),

@@ -11,6 +11,15 @@
 //! every chunk, which is quadratic when they never come (a 200 MB chunked body without its
 //! boundary took 16 s of CPU). The guard scans each byte once and stops the request with a
 //! 400 naming the boundary as soon as the preamble or a part's headers pass their bound.
+//!
+//! A part whose header block is empty (the delimiter line directly followed by the blank
+//! line: legal in RFC 2046 5.1.1, where it means `Content-Type: text/plain`) is one multer
+//! cannot split: it looks for the blank line *after* a header and would take the part's
+//! first bytes for headers. The guard marks such a part by inserting one header line,
+//! [`HEADERLESS_MARKER`], which the readers turn into [`SpooledPart::headerless`]: STOW-RS
+//! takes the part as `application/dicom` when it is a DICOM Part 10 file, and refuses the
+//! request with a 400 naming the part otherwise; `multipart/form-data` refuses it with a 400
+//! naming the part (RFC 7578 4.2: every part names its field in Content-Disposition).
 
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -30,6 +39,27 @@ pub const MAX_PREAMBLE_BYTES: u64 = 16 * 1024;
 
 /// Longest header block of one part (Content-Disposition, Content-Type, …).
 pub const MAX_PART_HEADER_BYTES: u64 = 16 * 1024;
+
+/// The header line [`BoundaryGuard`] inserts into an empty part header block (see the
+/// module documentation). A part whose only header it is counts as having none.
+pub const HEADERLESS_MARKER: &str = "x-radscore-headerless-part";
+
+/// Whether a multer part's headers are only the [`HEADERLESS_MARKER`].
+pub fn is_headerless(headers: &axum::http::HeaderMap) -> bool {
+    headers.len() == 1 && headers.contains_key(HEADERLESS_MARKER)
+}
+
+/// 400 for a `multipart/form-data` part without header lines, naming it (1-based).
+pub fn headerless_form_part(number: usize) -> Problem {
+    Problem::bad_request(
+        "malformed-multipart",
+        format!(
+            "part {number} of the multipart/form-data body has no header lines; every part \
+             needs a Content-Disposition header naming its field (RFC 7578 4.2)"
+        ),
+    )
+    .with("part", number)
+}
 
 /// Name prefix of the spool directories under `TMPDIR`.
 pub const SPOOL_PREFIX: &str = "radscore-upload-";
@@ -98,6 +128,8 @@ pub struct SpooledPart {
     pub file_name: Option<String>,
     /// The part's Content-Type, lower-cased without parameters.
     pub media_type: Option<String>,
+    /// The part came with an empty header block (see the module documentation).
+    pub headerless: bool,
     pub path: PathBuf,
     pub len: u64,
 }
@@ -216,6 +248,7 @@ impl Spool {
             let number = parts.len() + 1;
             let field_name = field.name().unwrap_or_default().to_owned();
             let file_name = field.file_name().map(str::to_owned);
+            let headerless = is_headerless(field.headers());
             let media_type = field
                 .content_type()
                 .map(|m| m.essence_str().to_ascii_lowercase());
@@ -235,6 +268,7 @@ impl Spool {
                 field: field_name,
                 file_name,
                 media_type,
+                headerless,
                 path,
                 len,
             });
@@ -289,6 +323,10 @@ pub enum GuardError {
     PartHeadersTooLong { part: usize, limit: u64 },
 }
 
+/// The CRLF that ends a delimiter line followed at once by the blank line that ends the
+/// (empty) header block.
+const EMPTY_HEADER_BLOCK: &[u8] = b"\r\n\r\n";
+
 /// Where the guard is in the body.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Scan {
@@ -306,7 +344,8 @@ enum Scan {
 
 /// A body stream checked, in one linear pass, to be split by its boundary: the first
 /// delimiter within [`MAX_PREAMBLE_BYTES`] and every part's headers within
-/// [`MAX_PART_HEADER_BYTES`].
+/// [`MAX_PART_HEADER_BYTES`]; an empty part header block gets the [`HEADERLESS_MARKER`]
+/// line. Bytes are passed on once scanned (a few bytes of a chunk may wait for the next).
 pub struct BoundaryGuard<S> {
     inner: S,
     /// `--boundary` (the first delimiter may open the body without a CRLF).
@@ -314,10 +353,17 @@ pub struct BoundaryGuard<S> {
     /// `\r\n--boundary`.
     delimiter: Vec<u8>,
     scan: Scan,
-    /// Unscanned bytes carried to the next chunk (shorter than a delimiter).
+    /// Unscanned bytes carried to the next chunk (shorter than a delimiter), not yet
+    /// passed on.
     tail: Vec<u8>,
     parts: usize,
     failed: bool,
+    done: bool,
+}
+
+/// The marker line inserted into an empty header block.
+fn marker_line() -> Vec<u8> {
+    format!("{HEADERLESS_MARKER}: 1\r\n").into_bytes()
 }
 
 impl<S> BoundaryGuard<S> {
@@ -333,6 +379,7 @@ impl<S> BoundaryGuard<S> {
             tail: Vec::new(),
             parts: 0,
             failed: false,
+            done: false,
         }
     }
 
@@ -343,10 +390,39 @@ impl<S> BoundaryGuard<S> {
             .collect()
     }
 
-    /// Scan one chunk (after what was carried over).
-    pub fn feed(&mut self, chunk: &[u8]) -> Result<(), GuardError> {
+    /// Scan one chunk (after what was carried over) and return the bytes to pass on: all
+    /// but a short unscanned tail, with a marker line in every empty header block.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, GuardError> {
         let mut buf = std::mem::take(&mut self.tail);
         buf.extend_from_slice(chunk);
+        // Positions in `buf` where a marker line goes (ascending).
+        let mut marks = Vec::new();
+        self.scan_buffer(&buf, &mut marks)?;
+        let scanned = buf.len() - self.tail.len();
+        buf.truncate(scanned);
+        if marks.is_empty() {
+            return Ok(Bytes::from(buf));
+        }
+        let line = marker_line();
+        let mut out = Vec::with_capacity(buf.len() + marks.len() * line.len());
+        let mut from = 0;
+        for at in marks {
+            out.extend_from_slice(&buf[from..at]);
+            out.extend_from_slice(&line);
+            from = at;
+        }
+        out.extend_from_slice(&buf[from..]);
+        Ok(Bytes::from(out))
+    }
+
+    /// The bytes still held back, at the end of the body.
+    pub fn finish(&mut self) -> Bytes {
+        Bytes::from(std::mem::take(&mut self.tail))
+    }
+
+    /// Scan `buf`, leaving the unscanned rest in `self.tail` and recording where marker
+    /// lines go in `marks`.
+    fn scan_buffer(&mut self, buf: &[u8], marks: &mut Vec<usize>) -> Result<(), GuardError> {
         let mut pos = 0usize;
         loop {
             let rest = &buf[pos..];
@@ -372,14 +448,21 @@ impl<S> BoundaryGuard<S> {
                     }
                 },
                 Scan::AfterDelimiter => {
-                    if rest.len() < 2 {
+                    if rest.starts_with(b"--") {
+                        self.scan = Scan::Epilogue;
+                        continue;
+                    }
+                    // The line end of the delimiter, then a blank line: no headers.
+                    if rest.len() < EMPTY_HEADER_BLOCK.len() {
                         self.tail = rest.to_vec();
                         return Ok(());
                     }
-                    if rest.starts_with(b"--") {
-                        self.scan = Scan::Epilogue;
+                    self.parts += 1;
+                    if rest.starts_with(EMPTY_HEADER_BLOCK) {
+                        marks.push(pos + 2);
+                        pos += EMPTY_HEADER_BLOCK.len();
+                        self.scan = Scan::Content;
                     } else {
-                        self.parts += 1;
                         self.scan = Scan::Headers { seen: 0 };
                     }
                 }
@@ -432,19 +515,23 @@ where
     type Item = Result<Bytes, Box<dyn std::error::Error + Send + Sync>>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.failed {
+        if self.failed || self.done {
             return Poll::Ready(None);
         }
         match self.inner.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(chunk))) => match self.feed(&chunk) {
-                Ok(()) => Poll::Ready(Some(Ok(chunk))),
+                Ok(out) => Poll::Ready(Some(Ok(out))),
                 Err(e) => {
                     self.failed = true;
                     Poll::Ready(Some(Err(Box::new(e))))
                 }
             },
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                self.done = true;
+                let rest = self.finish();
+                Poll::Ready((!rest.is_empty()).then_some(Ok(rest)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -455,14 +542,38 @@ mod tests {
     use super::*;
 
     fn scan(body: &[u8], chunk: usize) -> Result<(), GuardError> {
+        passed_on(body, chunk).map(drop)
+    }
+
+    /// What the guard passes on for `body` fed in chunks of `chunk` bytes.
+    fn passed_on(body: &[u8], chunk: usize) -> Result<Vec<u8>, GuardError> {
         let mut guard = BoundaryGuard::new(
             futures::stream::empty::<Result<Bytes, std::io::Error>>(),
             "XyZ",
         );
+        let mut out = Vec::new();
         for c in body.chunks(chunk.max(1)) {
-            guard.feed(c)?;
+            out.extend_from_slice(&guard.feed(c)?);
         }
-        Ok(())
+        out.extend_from_slice(&guard.finish());
+        Ok(out)
+    }
+
+    #[test]
+    fn bodies_pass_unchanged_but_empty_header_blocks_get_the_marker() {
+        let body = b"--XyZ\r\nContent-Type: a\r\n\r\none\r\n--XyZ\r\n\r\n\r\n\r\ntwo\r\n--XyZ\r\n\r\n--\r\n--XyZ--\r\n";
+        let marked = b"--XyZ\r\nContent-Type: a\r\n\r\none\r\n--XyZ\r\nx-radscore-headerless-part: 1\r\n\r\n\r\n\r\ntwo\r\n--XyZ\r\nx-radscore-headerless-part: 1\r\n\r\n--\r\n--XyZ--\r\n";
+        for chunk in [1, 2, 3, 5, 8, body.len()] {
+            assert_eq!(
+                passed_on(body, chunk).unwrap(),
+                marked.to_vec(),
+                "chunk {chunk}"
+            );
+        }
+        let plain = b"pre\r\n--XyZ\r\nA: b\r\n\r\n\r\n\r\nx\r\n--XyZ--\r\nepilogue";
+        for chunk in [1, 4, plain.len()] {
+            assert_eq!(passed_on(plain, chunk).unwrap(), plain.to_vec());
+        }
     }
 
     #[test]

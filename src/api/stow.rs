@@ -134,6 +134,9 @@ async fn store_instances(
             "the multipart/related body has no parts",
         ));
     }
+    for part in parts.iter().filter(|p| p.headerless) {
+        check_headerless_part(part).await?;
+    }
     let mut outcomes = Outcomes::default();
     let (ct, segs) = sort_parts(parts, study.as_deref(), &mut outcomes).await?;
     for (series_uid, instances) in ct {
@@ -171,6 +174,40 @@ async fn read_body(
     let total: u64 = parts.iter().map(|p| p.len).sum();
     metrics::counter!("radscore_upload_bytes_total", "kind" => "stow").increment(total);
     Ok(parts)
+}
+
+/// Bytes before the Part 10 magic: the File Preamble (PS3.10 7.1).
+const PART10_PREAMBLE_BYTES: usize = 128;
+
+/// A part without header lines has no Content-Type, which PS3.18 10.5.1.2 reads as the
+/// request's `application/dicom`; it is taken as such when it opens as a DICOM Part 10
+/// file ("DICM" after the 128-byte preamble, or at its start as [`dicom::identify`]
+/// also reads), else the request is refused naming the part: without headers a body that
+/// is not DICOM more likely means a broken multipart body than one bad instance.
+async fn check_headerless_part(part: &SpooledPart) -> ApiResult<()> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::with_capacity(PART10_PREAMBLE_BYTES + 4);
+    let file = tokio::fs::File::open(&part.path)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    file.take((PART10_PREAMBLE_BYTES + 4) as u64)
+        .read_to_end(&mut head)
+        .await
+        .map_err(|e| Problem::internal(&e))?;
+    let magic = |at: usize| head.get(at..at + 4) == Some(b"DICM".as_slice());
+    if magic(PART10_PREAMBLE_BYTES) || magic(0) {
+        return Ok(());
+    }
+    Err(Problem::bad_request(
+        "malformed-multipart",
+        format!(
+            "part {} of the multipart/related body has no header lines and is not a DICOM \
+             Part 10 file (no 'DICM' after the 128-byte preamble); send each instance with \
+             Content-Type: application/dicom",
+            part.number
+        ),
+    )
+    .with("part", part.number))
 }
 
 fn related_problem(e: RelatedError) -> Problem {
@@ -341,10 +378,6 @@ async fn store_segmentation(
             outcomes
                 .stored
                 .push((identity, format!("/v1/segmentations/{id}")));
-            return Ok(());
-        }
-        SegTarget::Refuse(comment) => {
-            outcomes.failed.push((identity, DOES_NOT_MATCH, comment));
             return Ok(());
         }
     };

@@ -16,11 +16,14 @@
 //! never refuses the instances: `GET /v1/series/{id}` shows the state and reason under
 //! `stow` (see [`crate::jobs::trigger::Readiness`]).
 //!
-//! A segmentation (SEG) that references a series still receiving instances and does not
-//! map onto the instances received so far (or arrives before they assemble) waits: it is
-//! answered with its segmentation id (`GET` shows `status: pending` and why) and bound —
-//! mapped onto the whole assembled series, auditing it and arming the auto-trigger — by
-//! the request whose CT instances make the mapping succeed.
+//! A segmentation (SEG or RTSTRUCT) that references a series still receiving instances and
+//! does not map onto the instances received so far, arrives before they assemble, or
+//! arrives before any CT instance of its series (it then opens the series resource, with
+//! no instances) waits: it is answered with its segmentation id (`GET` shows
+//! `status: pending` and why) and bound — mapped onto the whole assembled series, auditing
+//! it and arming the auto-trigger — by the request whose CT instances make the mapping
+//! succeed. Deleting the series resource (also one that never assembled) deletes the
+//! segmentations waiting for it.
 //!
 //! Once a job has used a series resource, its instances are frozen (a job's input never
 //! changes under it): a later instance of that SeriesInstanceUID opens the next version,
@@ -34,6 +37,9 @@
 //! until its next instance (the store never records a smaller union over a larger one).
 //! LIMITATION: the lesion summary of a segmentation bound before the last CT instance is
 //! mapped on the instances received then; a job maps it onto the whole series again.
+//! LIMITATION: a series resource whose CT instances never arrive (or never assemble) has
+//! no series row, so the retention purge does not see it; `DELETE /v1/series/{id}` removes
+//! it and the segmentations waiting for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -445,12 +451,12 @@ async fn bind_pending(
     Ok(())
 }
 
-/// Where a pushed segmentation of `referenced` goes: bound to a series row now, waiting
-/// for a STOW-RS series, or refused with a comment.
+/// Where a pushed segmentation of `referenced` goes: bound to a series row now, or waiting
+/// for a STOW-RS series (the one receiving its CT instances, or a new one when none has
+/// arrived yet).
 pub(super) enum SegTarget {
     Bind(SeriesRow, Option<StowSeriesRow>),
     Wait(StowSeriesRow, String),
-    Refuse(String),
 }
 
 /// The target of a segmentation that references `referenced` (see [`SegTarget`]).
@@ -481,10 +487,16 @@ pub(super) async fn seg_target(
     }
     Ok(match series {
         Some(series) => SegTarget::Bind(series, None),
-        None => SegTarget::Refuse(format!(
-            "{name}: the referenced series '{referenced}' has not been stored; push the CT \
-             first or in the same request"
-        )),
+        // Before any CT instance: the series resource it will bind to opens now.
+        None => {
+            let stow = open_next(state, tenant, referenced, None).await?;
+            tracing::info!(series_id = %stow.id, "STOW-RS series resource opened by a segmentation");
+            let reason = format!(
+                "{name}: no CT instance of the referenced series '{referenced}' has been \
+                 received yet"
+            );
+            SegTarget::Wait(stow, reason)
+        }
     })
 }
 

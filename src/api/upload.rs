@@ -215,6 +215,9 @@ pub async fn read_multipart(req: Request, limits: &UploadLimits) -> Result<Vec<P
                 format!("the upload has more than {} parts", limits.max_files),
             ));
         }
+        if super::spool::is_headerless(field.headers()) {
+            return Err(super::spool::headerless_form_part(parts.len() + 1));
+        }
         let name = field.name().unwrap_or_default().to_string();
         let file_name = field.file_name().map(str::to_string);
         let bytes = field

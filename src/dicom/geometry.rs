@@ -24,9 +24,19 @@
 //! two values are interpolated linearly along the normal: trilinear interpolation that
 //! reproduces any intensity varying linearly in space exactly. Target voxels outside every
 //! acquired slice take [`RESAMPLE_FILL_HU`].
+//!
+//! # Masks drawn on the acquired slices
+//! A DICOM SEG or RTSTRUCT of a resampled series outlines the acquired slices, not the
+//! grid. [`AcquiredStack`] keeps those slices (one single-slice [`Grid`] each) so the
+//! readers place frames and contours on the slice they lie on; the resulting mask is then
+//! resampled with the image's own transform (the same bracketing slices, weights and
+//! bilinear taps, the mask read as 0 / 1) and thresholded at
+//! [`MASK_PARTIAL_VOLUME_THRESHOLD`] (IBSI 1 §2.4: interpolate the mask, then keep voxels
+//! whose fraction is at least 0.5).
 
 use crate::image::grid::{cross, dot};
-use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid};
+use crate::image::labelmap::lesion_from_voxels;
+use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid, LesionMask};
 
 use super::DicomError;
 use super::frames::{IMAGE_ORIENTATION, SLICE_THICKNESS, Slice};
@@ -34,6 +44,10 @@ use super::frames::{IMAGE_ORIENTATION, SLICE_THICKNESS, Slice};
 /// Value of resampled voxels outside every acquired slice: air, the usual CT padding
 /// value (PS3.3 C.7.5.1.1.2 Pixel Padding Value is commonly −1024 HU after rescale).
 pub const RESAMPLE_FILL_HU: f32 = -1024.0;
+
+/// Fraction at and above which a resampled mask voxel belongs to the ROI (IBSI 1 §2.4,
+/// partial volume of an interpolated mask).
+pub const MASK_PARTIAL_VOLUME_THRESHOLD: f64 = 0.5;
 
 /// Interpolation weights within this fraction of a voxel of 0 or 1 are snapped: DS
 /// positions carry about 6 significant digits, so an acquired pixel that lies on a target
@@ -87,7 +101,7 @@ impl GeometryStatus {
 
 /// Where each acquired slice lies relative to the resampled grid.
 #[derive(Debug, Clone)]
-pub(super) struct ResamplePlan {
+pub(crate) struct ResamplePlan {
     /// Position of each slice along the normal, relative to the first slice, mm (ascending).
     positions_mm: Vec<f64>,
     /// Offset of each slice's first pixel from the grid origin, in-plane: `[along the
@@ -106,6 +120,184 @@ pub(super) struct StackGeometry {
     pub status: GeometryStatus,
     /// `Some` when the slices must be resampled onto `grid`.
     pub resample: Option<ResamplePlan>,
+    /// The acquired slices, when they are resampled (masks drawn on them follow).
+    pub acquired: Option<AcquiredStack>,
+}
+
+/// The acquired slices of a resampled series and the transform that resamples them: a
+/// DICOM SEG or RTSTRUCT is placed on these slices and its mask resampled onto the series
+/// grid as the image was (see the module documentation).
+#[derive(Debug, Clone)]
+pub struct AcquiredStack {
+    /// One single-slice grid per acquired slice, in stack order; its slice spacing is the
+    /// smaller gap to a neighbour (the tolerance of "on this slice").
+    slices: Vec<Grid>,
+    /// Position of each slice along the normal (LPS origin · normal), mm, ascending.
+    along_mm: Vec<f64>,
+    plan: ResamplePlan,
+    /// The resampled series grid.
+    grid: Grid,
+}
+
+/// Where a DICOM SEG or RTSTRUCT is placed: on the series grid itself, or on the acquired
+/// slices of a resampled series and then resampled onto its grid.
+#[derive(Debug, Clone, Copy)]
+pub enum MaskTarget<'a> {
+    Grid(&'a Grid),
+    Acquired(&'a AcquiredStack),
+}
+
+impl<'a> MaskTarget<'a> {
+    /// `Acquired` when `acquired` is given, else the series grid.
+    pub fn new(grid: &'a Grid, acquired: Option<&'a AcquiredStack>) -> Self {
+        acquired.map_or(MaskTarget::Grid(grid), MaskTarget::Acquired)
+    }
+
+    /// The series grid the lesions end up on.
+    pub fn grid(&self) -> &'a Grid {
+        match self {
+            MaskTarget::Grid(g) => g,
+            MaskTarget::Acquired(stack) => &stack.grid,
+        }
+    }
+}
+
+impl AcquiredStack {
+    fn new(slices: &[Slice], positions: &[f64], plan: ResamplePlan, grid: Grid) -> Self {
+        let gap = |k: usize| -> f64 {
+            let before = k.checked_sub(1).map(|j| positions[k] - positions[j]);
+            let after = positions.get(k + 1).map(|p| p - positions[k]);
+            before
+                .into_iter()
+                .chain(after)
+                .fold(f64::INFINITY, f64::min)
+        };
+        let grids = slices
+            .iter()
+            .enumerate()
+            .map(|(k, s)| Grid {
+                shape_vox: [1, s.rows as usize, s.columns as usize],
+                spacing_mm: [gap(k), s.pixel_spacing[0], s.pixel_spacing[1]],
+                origin_mm: s.ipp,
+                direction: grid.direction,
+            })
+            .collect();
+        Self {
+            slices: grids,
+            along_mm: positions.to_vec(),
+            plan,
+            grid,
+        }
+    }
+
+    /// Number of acquired slices.
+    pub fn len(&self) -> usize {
+        self.slices.len()
+    }
+
+    /// Whether there are no slices (never, for a stack that was resampled).
+    pub fn is_empty(&self) -> bool {
+        self.slices.is_empty()
+    }
+
+    /// Acquired slice `k` (stack order) as a one-slice grid (rows and columns as acquired).
+    pub fn slice_grid(&self, k: usize) -> &Grid {
+        &self.slices[k]
+    }
+
+    /// The resampled series grid.
+    pub fn grid(&self) -> &Grid {
+        &self.grid
+    }
+
+    /// The acquired slice whose plane holds `point_mm` (LPS), within
+    /// [`GEOMETRY_TOLERANCE_FRACTION`](crate::image::GEOMETRY_TOLERANCE_FRACTION) of its
+    /// gap to a neighbour; else why not, for a message.
+    pub fn slice_at(&self, point_mm: [f64; 3]) -> Result<usize, String> {
+        let along = dot(point_mm, self.grid.direction[0]);
+        let (first, last) = (self.along_mm[0], self.along_mm[self.along_mm.len() - 1]);
+        let nearest = (0..self.along_mm.len())
+            .min_by(|&a, &b| {
+                let d = |k: usize| (self.along_mm[k] - along).abs();
+                d(a).total_cmp(&d(b))
+            })
+            .unwrap_or(0);
+        let tolerance_mm = TOL * self.slices[nearest].spacing_mm[0];
+        let off_mm = along - self.along_mm[nearest];
+        if off_mm.abs() <= tolerance_mm {
+            return Ok(nearest);
+        }
+        if along < first || along > last {
+            return Err(format!(
+                "lies at {along:.3} mm along the slice normal, off the acquired slices \
+                 ({first:.3} mm to {last:.3} mm)"
+            ));
+        }
+        Err(format!(
+            "lies at {along:.3} mm along the slice normal, between acquired slices (nearest \
+             {:.3} mm; tolerance {tolerance_mm:.3} mm)",
+            self.along_mm[nearest]
+        ))
+    }
+
+    /// Resample `lesion` (indices `[acquired slice, row, column]`) onto the series grid as
+    /// the image was resampled, and keep the voxels whose fraction reaches
+    /// [`MASK_PARTIAL_VOLUME_THRESHOLD`]; `None` when none does. Only target voxels whose
+    /// interpolation taps can reach the lesion are visited.
+    pub fn resample_mask(&self, lesion: &LesionMask) -> Option<LesionMask> {
+        let lo = lesion.offset_zyx;
+        let (dz_box, dy_box, dx_box) = lesion.mask.dim();
+        let hi = [lo[0] + dz_box, lo[1] + dy_box, lo[2] + dx_box];
+        let inside = |s: usize, r: usize, c: usize| -> f64 {
+            let local = [
+                s.wrapping_sub(lo[0]),
+                r.wrapping_sub(lo[1]),
+                c.wrapping_sub(lo[2]),
+            ];
+            let hit = lesion.mask.get(local).copied().unwrap_or(false);
+            if hit { 1.0 } else { 0.0 }
+        };
+        let plan = &self.plan;
+        let [nz, ny, nx] = self.grid.shape_vox;
+        let [dz, sy, sx] = self.grid.spacing_mm;
+        let mut voxels = Vec::new();
+        for k in 0..nz {
+            let (a, b, t) = plan.bracket(k as f64 * dz, dz);
+            let taps: &[usize] = if t == 0.0 {
+                &[a]
+            } else if t == 1.0 {
+                &[b]
+            } else {
+                &[a, b]
+            };
+            if taps.iter().all(|&s| s < lo[0] || s >= hi[0]) {
+                continue;
+            }
+            // Target index i samples slice s at row i − offset / spacing; a foreground row r
+            // reaches rows r − 1 < y < r + 1.
+            let reach = |axis: usize, spacing: f64, n: usize| {
+                let (mut from, mut to) = (f64::INFINITY, f64::NEG_INFINITY);
+                for &s in taps {
+                    let shift = plan.offsets_mm[s][axis - 1] / spacing;
+                    from = from.min(lo[axis] as f64 - 1.0 + shift);
+                    to = to.max(hi[axis] as f64 + shift);
+                }
+                let from = from.floor().max(0.0) as usize;
+                let to = (to.ceil().max(0.0) as usize).min(n);
+                from..to.max(from)
+            };
+            for i in reach(1, sy, ny) {
+                for j in reach(2, sx, nx) {
+                    let fraction =
+                        plan.interpolate(a, b, t, i as f64 * sy, j as f64 * sx, sy, sx, &inside);
+                    if fraction.is_some_and(|f| f >= MASK_PARTIAL_VOLUME_THRESHOLD) {
+                        voxels.push([k, i, j]);
+                    }
+                }
+            }
+        }
+        lesion_from_voxels(lesion.label, lesion.name.clone(), &voxels)
+    }
 }
 
 /// Order the slices along the normal and check (or, by `policy`, resample) the lattice.
@@ -159,10 +351,12 @@ pub(super) fn stack_geometry(
             spacing_mm,
             status: GeometryStatus::Regular,
             resample: None,
+            acquired: None,
         });
     };
     let (grid, plan) = resample_grid(&slices, &positions, spacing_mm, normal, row, col);
     let measured = (positions[positions.len() - 1] - positions[0]) / (positions.len() - 1) as f64;
+    let acquired = AcquiredStack::new(&slices, &positions, plan.clone(), grid.clone());
     Ok(StackGeometry {
         slices,
         grid,
@@ -171,6 +365,7 @@ pub(super) fn stack_geometry(
             reason: format!("resampled onto a regular orthogonal grid: {reason}"),
         },
         resample: Some(plan),
+        acquired: Some(acquired),
     })
 }
 
@@ -228,6 +423,59 @@ fn resample_grid(
     (grid, plan)
 }
 
+impl ResamplePlan {
+    /// The acquired slices `a ≤ q ≤ b` around the target plane at `q_mm` from the first
+    /// slice, and the weight `t` of `b` (snapped: 0 or 1 when a slice lies on the plane).
+    fn bracket(&self, q_mm: f64, dz_mm: f64) -> (usize, usize, f64) {
+        let last = self.positions_mm.len() - 1;
+        let a = self
+            .positions_mm
+            .partition_point(|&p| p <= q_mm + TOL * dz_mm)
+            .saturating_sub(1);
+        let b = (a + 1).min(last);
+        let t = if b == a {
+            0.0
+        } else {
+            snap((q_mm - self.positions_mm[a]) / (self.positions_mm[b] - self.positions_mm[a]))
+                .clamp(0.0, 1.0)
+        };
+        (a, b, t)
+    }
+
+    /// The trilinear value at the target position `(y_mm, x_mm)` (from the grid origin, in
+    /// plane) between slices `a` and `b` with weight `t` (see [`Self::bracket`]);
+    /// `value(slice, row, column)` reads an acquired pixel. `None` where a slice that
+    /// contributes does not reach.
+    #[allow(clippy::too_many_arguments)]
+    fn interpolate(
+        &self,
+        a: usize,
+        b: usize,
+        t: f64,
+        y_mm: f64,
+        x_mm: f64,
+        sy: f64,
+        sx: f64,
+        value: &impl Fn(usize, usize, usize) -> f64,
+    ) -> Option<f64> {
+        let sample = |s: usize| -> Option<f64> {
+            let y = (y_mm - self.offsets_mm[s][0]) / sy;
+            let x = (x_mm - self.offsets_mm[s][1]) / sx;
+            bilinear(|r, c| value(s, r, c), self.rows, self.columns, y, x)
+        };
+        if t == 0.0 {
+            sample(a)
+        } else if t == 1.0 {
+            sample(b)
+        } else {
+            match (sample(a), sample(b)) {
+                (Some(va), Some(vb)) => Some((1.0 - t) * va + t * vb),
+                _ => None,
+            }
+        }
+    }
+}
+
 /// Resample the acquired slices (each `rows × columns` HU, row-major, in stack order) onto
 /// `grid` by `plan` (see the module documentation).
 pub(super) fn resample_stack(
@@ -237,41 +485,15 @@ pub(super) fn resample_stack(
 ) -> ndarray::Array3<f32> {
     let [nz, ny, nx] = grid.shape_vox;
     let [dz, sy, sx] = grid.spacing_mm;
-    let last = plan.positions_mm.len() - 1;
-    let sample = |s: usize, y_mm: f64, x_mm: f64| -> Option<f64> {
-        let y = (y_mm - plan.offsets_mm[s][0]) / sy;
-        let x = (x_mm - plan.offsets_mm[s][1]) / sx;
-        bilinear(&slices[s], plan.rows, plan.columns, y, x)
-    };
+    let columns = plan.columns;
+    let hu = |s: usize, r: usize, c: usize| f64::from(slices[s][r * columns + c]);
     let mut out = ndarray::Array3::from_elem((nz, ny, nx), RESAMPLE_FILL_HU);
     for k in 0..nz {
-        let q = k as f64 * dz;
-        // The acquired slices a ≤ q ≤ b around the target plane.
-        let a = plan
-            .positions_mm
-            .partition_point(|&p| p <= q + TOL * dz)
-            .saturating_sub(1);
-        let b = (a + 1).min(last);
-        let t = if b == a {
-            0.0
-        } else {
-            snap((q - plan.positions_mm[a]) / (plan.positions_mm[b] - plan.positions_mm[a]))
-                .clamp(0.0, 1.0)
-        };
+        let (a, b, t) = plan.bracket(k as f64 * dz, dz);
         for i in 0..ny {
             for j in 0..nx {
                 let (y_mm, x_mm) = (i as f64 * sy, j as f64 * sx);
-                let value = if t == 0.0 {
-                    sample(a, y_mm, x_mm)
-                } else if t == 1.0 {
-                    sample(b, y_mm, x_mm)
-                } else {
-                    match (sample(a, y_mm, x_mm), sample(b, y_mm, x_mm)) {
-                        (Some(va), Some(vb)) => Some((1.0 - t) * va + t * vb),
-                        _ => None,
-                    }
-                };
-                if let Some(v) = value {
+                if let Some(v) = plan.interpolate(a, b, t, y_mm, x_mm, sy, sx, &hu) {
                     out[[k, i, j]] = v as f32;
                 }
             }
@@ -280,9 +502,15 @@ pub(super) fn resample_stack(
     out
 }
 
-/// Bilinear sample of a row-major `rows × columns` plane at continuous `(y, x)`; `None`
-/// outside the outermost pixel centres (beyond the tolerance).
-fn bilinear(plane: &[f32], rows: usize, columns: usize, y: f64, x: f64) -> Option<f64> {
+/// Bilinear sample of a `rows × columns` plane, read by `at(row, column)`, at continuous
+/// `(y, x)`; `None` outside the outermost pixel centres (beyond the tolerance).
+fn bilinear(
+    at: impl Fn(usize, usize) -> f64,
+    rows: usize,
+    columns: usize,
+    y: f64,
+    x: f64,
+) -> Option<f64> {
     let inside = |v: f64, n: usize| v >= -TOL && v <= (n - 1) as f64 + TOL;
     if !inside(y, rows) || !inside(x, columns) {
         return None;
@@ -292,7 +520,6 @@ fn bilinear(plane: &[f32], rows: usize, columns: usize, y: f64, x: f64) -> Optio
     let (y0, x0) = (y.floor() as usize, x.floor() as usize);
     let (y1, x1) = ((y0 + 1).min(rows - 1), (x0 + 1).min(columns - 1));
     let (fy, fx) = (y - y0 as f64, x - x0 as f64);
-    let at = |r: usize, c: usize| f64::from(plane[r * columns + c]);
     let top = (1.0 - fx) * at(y0, x0) + fx * at(y0, x1);
     let bottom = (1.0 - fx) * at(y1, x0) + fx * at(y1, x1);
     Some((1.0 - fy) * top + fy * bottom)

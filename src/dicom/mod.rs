@@ -32,9 +32,9 @@ pub mod series;
 pub use archive::{
     ArchiveLimits, file_refs_from_dir, files_from_dir, files_from_zip, unzip_to_dir,
 };
-pub use geometry::{GeometryPolicy, GeometryStatus};
-pub use rtstruct::read_rtstruct;
-pub use seg::read_seg;
+pub use geometry::{AcquiredStack, GeometryPolicy, GeometryStatus, MaskTarget};
+pub use rtstruct::{read_rtstruct, read_rtstruct_on};
+pub use seg::{read_seg, read_seg_on};
 pub use series::{
     AssembledSeries, FileRef, InstanceSource, SeriesPlan, SeriesSummary, assemble_series,
     assemble_series_from, assemble_series_with, check_instance, plan_series, scan_series,
@@ -269,6 +269,14 @@ pub enum DicomError {
     },
     #[error("file '{file}': segment {segment} is declared but has no foreground voxels")]
     EmptySegment { file: String, segment: u32 },
+    /// A mask on the acquired slices of a resampled series that keeps no voxel of the
+    /// series grid (IBSI 1 §2.4 partial-volume threshold).
+    #[error(
+        "file '{file}': {what} covers voxels of the acquired slices, but resampled onto the \
+         series grid no voxel reaches the partial-volume fraction 0.5 (the lesion is thinner \
+         than the resampling keeps)"
+    )]
+    ResampledAway { file: String, what: String },
     /// The file's structure is unsafe or broken (see [`precheck`]).
     #[error("file '{file}' is malformed at byte {offset}: {reason}")]
     Malformed {

@@ -19,6 +19,11 @@
 //!   shape and intensity features then describe only the part inside the field of view.
 //!   An ROI with no voxel centre inside is refused, saying how far outside it lies.
 //!
+//! * **Resampled series** ([`MaskTarget::Acquired`]): each contour is matched to the
+//!   acquired slice its plane lies on and rasterised in that slice's own pixel lattice (as
+//!   above); each ROI's mask is then resampled onto the series grid as the image was and
+//!   thresholded at 0.5 (see [`super::geometry`]).
+//!
 //! Refused with a [`DicomError`] naming the ROI (and contour): an ROI in another frame of
 //! reference than the series, a contour that is not planar, not parallel to the slices,
 //! between slices or beyond the first/last slice, and an ROI without contours or whose
@@ -32,6 +37,7 @@ use dicom_dictionary_std::tags;
 use dicom_object::InMemDicomObject;
 use ndarray::{Array3, s};
 
+use super::geometry::MaskTarget;
 use super::{
     Attr, DicomError, bad, opt_items, opt_str, parse_file, req_f64s_any, req_str, req_u32,
     sanitize_uid,
@@ -92,6 +98,33 @@ pub fn read_rtstruct(
     series: &Grid,
     frame_of_reference_uid: Option<&str>,
 ) -> Result<Segmentation, DicomError> {
+    read_rtstruct_on(
+        bytes,
+        file_name,
+        MaskTarget::Grid(series),
+        frame_of_reference_uid,
+    )
+}
+
+/// As [`read_rtstruct`], onto `target`: on a resampled series each contour is placed on
+/// the acquired slice its plane lies on and rasterised there (in that slice's own pixel
+/// lattice), and each ROI's mask is then resampled onto the series grid like the image and
+/// thresholded ([`AcquiredStack::resample_mask`](super::AcquiredStack::resample_mask)).
+///
+/// # Errors
+/// As [`read_rtstruct`]; also [`DicomError::ResampledAway`] for an ROI none of whose
+/// resampled voxels reaches the partial-volume threshold.
+pub fn read_rtstruct_on(
+    bytes: &[u8],
+    file_name: &str,
+    target: MaskTarget<'_>,
+    frame_of_reference_uid: Option<&str>,
+) -> Result<Segmentation, DicomError> {
+    // Rows and columns of the planes the contours are rasterised on.
+    let planes = match target {
+        MaskTarget::Grid(series) => series,
+        MaskTarget::Acquired(stack) => stack.slice_grid(0),
+    };
     let obj = parse_file(file_name, bytes)?;
     let file = file_name;
     let sop_class = sanitize_uid(&req_str(&obj, file, SOP_CLASS_UID)?);
@@ -116,7 +149,7 @@ pub fn read_rtstruct(
         }
     }
 
-    let contours = roi_contours(&obj, file, series, &declared)?;
+    let contours = roi_contours(&obj, file, target, &declared)?;
     let mut lesions = Vec::new();
     let mut warnings = Vec::new();
     let mut markers = Vec::new();
@@ -131,7 +164,7 @@ pub fn read_rtstruct(
                     .iter()
                     .max_by(|a, b| a.beyond_mm.total_cmp(&b.beyond_mm))
                     .filter(|c| c.beyond_mm > 0.0);
-                let Some(mut lesion) = rasterise(closed, series) else {
+                let Some(mut lesion) = rasterise(closed, planes) else {
                     let reason = match farthest {
                         Some(c) => format!(
                             "its contours enclose no voxel centre of the series: they lie \
@@ -156,6 +189,15 @@ pub fn read_rtstruct(
                 }
                 lesion.label = number;
                 lesion.name = roi.name;
+                if let MaskTarget::Acquired(stack) = target {
+                    lesion =
+                        stack
+                            .resample_mask(&lesion)
+                            .ok_or_else(|| DicomError::ResampledAway {
+                                file: file.to_owned(),
+                                what: format!("ROI {number}"),
+                            })?;
+                }
                 lesions.push(lesion);
             }
         }
@@ -167,7 +209,7 @@ pub fn read_rtstruct(
         });
     }
     Ok(Segmentation {
-        grid: series.clone(),
+        grid: target.grid().clone(),
         lesions,
         warnings,
     })
@@ -204,7 +246,7 @@ fn roi_declarations(
 fn roi_contours(
     obj: &InMemDicomObject,
     file: &str,
-    series: &Grid,
+    target: MaskTarget<'_>,
     declared: &BTreeMap<u32, RoiDeclaration>,
 ) -> Result<BTreeMap<u32, Option<Vec<SliceContour>>>, DicomError> {
     let mut out: BTreeMap<u32, Option<Vec<SliceContour>>> = BTreeMap::new();
@@ -225,7 +267,7 @@ fn roi_contours(
             let kind = req_str(contour, file, GEOMETRIC_TYPE)?;
             match kind.as_str() {
                 "CLOSED_PLANAR" | "CLOSEDPLANAR_XOR" => {
-                    closed.push(place_contour(contour, file, series, roi, c + 1)?);
+                    closed.push(place_contour(contour, file, target, roi, c + 1)?);
                 }
                 "POINT" | "OPEN_PLANAR" | "OPEN_NONPLANAR" => open += 1,
                 _ => {
@@ -272,11 +314,12 @@ fn contour_error(file: &str, roi: u32, contour: usize, reason: String) -> DicomE
     }
 }
 
-/// Convert a closed contour to series indices and find its slice.
+/// Convert a closed contour to series indices and find its slice (on a resampled series:
+/// the acquired slice, whose one-slice grid then gives the indices).
 fn place_contour(
     item: &InMemDicomObject,
     file: &str,
-    series: &Grid,
+    target: MaskTarget<'_>,
     roi: u32,
     contour: usize,
 ) -> Result<SliceContour, DicomError> {
@@ -291,6 +334,16 @@ fn place_contour(
     if data.len() / 3 > MAX_CONTOUR_POINTS {
         return Err(error(format!("more than {MAX_CONTOUR_POINTS} points")));
     }
+    let (series, first_slice) = match target {
+        MaskTarget::Grid(series) => (series, 0),
+        MaskTarget::Acquired(stack) => {
+            let n = (data.len() / 3) as f64;
+            let centroid: [f64; 3] =
+                std::array::from_fn(|c| data.chunks_exact(3).map(|p| p[c]).sum::<f64>() / n);
+            let k = stack.slice_at(centroid).map_err(error)?;
+            (stack.slice_grid(k), k)
+        }
+    };
     let points: Vec<[f64; 3]> = data
         .chunks_exact(3)
         .map(|p| series.world_to_index([p[0], p[1], p[2]]))
@@ -328,7 +381,7 @@ fn place_contour(
         )));
     }
     Ok(SliceContour {
-        slice: slice as usize,
+        slice: slice as usize + first_slice,
         vertices: points.iter().map(|p| [p[1], p[2]]).collect(),
         number: contour,
         beyond_mm: beyond_image_mm(&points, series),

@@ -10,16 +10,24 @@
 //!
 //! BINARY frames are 1 bit per pixel, packed least significant bit first, frames
 //! concatenated without padding (PS3.5 8.1.1, PS3.3 C.8.20.2.1). FRACTIONAL frames
-//! (8 bit) are thresholded at half of MaximumFractionalValue.
+//! (8 bit) are thresholded at half of MaximumFractionalValue. Encapsulated (compressed)
+//! pixel data is decoded frame by frame through dicom-pixeldata, with the transfer syntaxes
+//! the CT path decodes (RLE Lossless, JPEG 2000, …; a Deflated data set is inflated when
+//! the file is parsed), and then read like native data.
+//!
+//! On a resampled series ([`MaskTarget::Acquired`]) each frame is placed on the acquired
+//! slice it lies on, and each segment's mask is resampled onto the series grid as the image
+//! was and thresholded at 0.5 (see [`super::geometry`]).
 
 use std::collections::BTreeMap;
 
 use dicom_dictionary_std::tags;
-use dicom_object::InMemDicomObject;
+use dicom_object::{DefaultDicomObject, InMemDicomObject};
 
+use super::geometry::MaskTarget;
 use super::{
-    Attr, DicomError, bad, opt_first_item, opt_items, opt_str, orientation, parse_file, req_f64s,
-    req_str, req_u32, sanitize_uid,
+    Attr, DicomError, bad, check_transfer_syntax, opt_first_item, opt_items, opt_str, orientation,
+    parse_file, req_f64s, req_str, req_u32, sanitize_uid,
 };
 use crate::image::grid::AXIS_NAMES;
 use crate::image::labelmap::lesion_from_voxels;
@@ -89,6 +97,28 @@ pub fn read_seg(
     series: &Grid,
     frame_of_reference_uid: Option<&str>,
 ) -> Result<Segmentation, DicomError> {
+    read_seg_on(
+        bytes,
+        file_name,
+        MaskTarget::Grid(series),
+        frame_of_reference_uid,
+    )
+}
+
+/// As [`read_seg`], onto `target`: on a resampled series each frame is placed on the
+/// acquired slice its plane lies on (refused, naming the frame, when it lies on none), and
+/// each segment is resampled onto the series grid like the image and thresholded
+/// ([`AcquiredStack::resample_mask`](super::AcquiredStack::resample_mask)).
+///
+/// # Errors
+/// As [`read_seg`]; also [`DicomError::ResampledAway`] for a segment none of whose
+/// resampled voxels reaches the partial-volume threshold.
+pub fn read_seg_on(
+    bytes: &[u8],
+    file_name: &str,
+    target: MaskTarget<'_>,
+    frame_of_reference_uid: Option<&str>,
+) -> Result<Segmentation, DicomError> {
     let obj = parse_file(file_name, bytes)?;
     let file = file_name;
 
@@ -129,10 +159,25 @@ pub fn read_seg(
                 format!("references segment {segment}, which SegmentSequence does not define"),
             ));
         }
-        let placement = place_frame(groups, shared, file, frame_no, series, &layout)?;
+        // On a resampled series: the acquired slice the frame lies on, as index 0 of its
+        // one-slice grid; the frame's voxels are then `[slice, row, column]`.
+        // LIMITATION: frames drawn on the resampled grid (not on acquired slices) are refused.
+        // LIMITATION: a FRACTIONAL SEG is thresholded on the acquired slices, then resampled.
+        let (grid, slice) = match target {
+            MaskTarget::Grid(series) => (series, 0),
+            MaskTarget::Acquired(stack) => {
+                let ipp = frame_position(groups, shared, file)?;
+                let k = stack
+                    .slice_at(ipp)
+                    .map_err(|reason| frame_error(file, frame_no, reason))?;
+                (stack.slice_grid(k), k)
+            }
+        };
+        let placement = place_frame(groups, shared, file, frame_no, grid, &layout)?;
         let out = voxels.entry(segment).or_default();
         for (r, c) in layout.foreground(&pixels, f) {
-            out.push(placement.index(r, c));
+            let [z, y, x] = placement.index(r, c);
+            out.push([z + slice, y, x]);
         }
     }
 
@@ -143,13 +188,41 @@ pub fn read_seg(
             file: file.to_owned(),
             segment: number,
         })?;
-        lesions.push(lesion);
+        lesions.push(match target {
+            MaskTarget::Grid(_) => lesion,
+            MaskTarget::Acquired(stack) => {
+                stack
+                    .resample_mask(&lesion)
+                    .ok_or_else(|| DicomError::ResampledAway {
+                        file: file.to_owned(),
+                        what: format!("segment {number}"),
+                    })?
+            }
+        });
     }
     Ok(Segmentation {
-        grid: series.clone(),
+        grid: target.grid().clone(),
         lesions,
         warnings: Vec::new(),
     })
+}
+
+/// ImagePositionPatient of a frame (Plane Position, per-frame or shared).
+fn frame_position(
+    groups: &InMemDicomObject,
+    shared: Option<&InMemDicomObject>,
+    file: &str,
+) -> Result<[f64; 3], DicomError> {
+    let ipp = group_attr(
+        groups,
+        shared,
+        file,
+        PLANE_POSITION_SEQ,
+        IMAGE_POSITION,
+        3,
+        "3 coordinates (mm)",
+    )?;
+    Ok([ipp[0], ipp[1], ipp[2]])
 }
 
 /// The SEG's FrameOfReferenceUID (type 1 in the SEG IOD) must be the series' one, when the
@@ -291,9 +364,11 @@ impl FrameLayout {
     }
 }
 
-/// The native (uncompressed) pixel data, long enough for all frames.
+/// The pixel data of all frames laid out as native data (PS3.5 8.1.1: BINARY bits packed
+/// least significant bit first, frames unpadded; FRACTIONAL one byte per pixel), long
+/// enough for all frames: native data as it is, encapsulated data decoded frame by frame.
 fn pixel_bytes<'o>(
-    obj: &'o InMemDicomObject,
+    obj: &'o DefaultDicomObject,
     file: &str,
     layout: &FrameLayout,
 ) -> Result<std::borrow::Cow<'o, [u8]>, DicomError> {
@@ -306,11 +381,7 @@ fn pixel_bytes<'o>(
             tag: PIXEL_DATA.1,
         })?;
     if element.fragments().is_some() {
-        // LIMITATION: encapsulated (compressed) SEG pixel data is refused; writers use native.
-        return Err(DicomError::Unsupported {
-            file: file.to_owned(),
-            what: "compressed segmentation pixel data is not supported",
-        });
+        return decode_encapsulated(obj, file, layout).map(std::borrow::Cow::Owned);
     }
     let data = element
         .to_bytes()
@@ -340,6 +411,73 @@ fn pixel_bytes<'o>(
         });
     }
     Ok(data)
+}
+
+/// Encapsulated (compressed, PS3.5 A.4) pixel data: every frame decoded by dicom-pixeldata
+/// as a CT frame is (RLE Lossless, JPEG 2000, the JPEG processes of this build; others are
+/// refused naming the transfer syntax), then laid out as native data. dicom-rs decoders
+/// write 8 or 16 bits per sample, so a BINARY object is decoded as if BitsAllocated were 8:
+/// a 1-bit frame (JPEG 2000 of precision 1, as highdicom writes) comes out as one 0/1
+/// sample per byte, and any non-zero sample is inside.
+fn decode_encapsulated(
+    obj: &DefaultDicomObject,
+    file: &str,
+    layout: &FrameLayout,
+) -> Result<Vec<u8>, DicomError> {
+    use dicom_core::{DataElement, PrimitiveValue, VR};
+    use dicom_pixeldata::PixelDecoder;
+    let transfer_syntax = obj.meta().transfer_syntax();
+    check_transfer_syntax(file, transfer_syntax, true)?;
+    let undecodable = || DicomError::PixelDecode {
+        file: file.to_owned(),
+        transfer_syntax: sanitize_uid(transfer_syntax),
+    };
+    let widened;
+    let source = match layout.encoding {
+        Encoding::Binary => {
+            let mut copy = obj.clone();
+            copy.put(DataElement::new(
+                BITS_ALLOCATED.0,
+                VR::US,
+                PrimitiveValue::from(8_u16),
+            ));
+            widened = copy;
+            &widened
+        }
+        Encoding::Fractional { .. } => obj,
+    };
+    let pixels = layout.rows * layout.columns;
+    let mut out = match layout.encoding {
+        Encoding::Binary => vec![0u8; layout.required_bytes()],
+        Encoding::Fractional { .. } => Vec::with_capacity(layout.required_bytes()),
+    };
+    for f in 0..layout.frames {
+        let frame = u32::try_from(f).map_err(|_| undecodable())?;
+        let decoded = source
+            .decode_pixel_data_frame(frame)
+            .map_err(|_| undecodable())?;
+        if decoded.rows() as usize != layout.rows || decoded.columns() as usize != layout.columns {
+            return Err(undecodable());
+        }
+        let data = decoded.data();
+        if data.len() < pixels {
+            return Err(DicomError::PixelDataTooShort {
+                file: file.to_owned(),
+                expected_bytes: pixels,
+                found_bytes: data.len(),
+            });
+        }
+        match layout.encoding {
+            Encoding::Binary => {
+                for (p, _) in data[..pixels].iter().enumerate().filter(|(_, v)| **v != 0) {
+                    let k = f * pixels + p;
+                    out[k / 8] |= 1 << (k % 8);
+                }
+            }
+            Encoding::Fractional { .. } => out.extend_from_slice(&data[..pixels]),
+        }
+    }
+    Ok(out)
 }
 
 /// ReferencedSegmentNumber of one frame, from its Per-frame group or else the Shared group
@@ -411,15 +549,7 @@ fn place_frame(
     series: &Grid,
     layout: &FrameLayout,
 ) -> Result<Placement, DicomError> {
-    let ipp = group_attr(
-        groups,
-        shared,
-        file,
-        PLANE_POSITION_SEQ,
-        IMAGE_POSITION,
-        3,
-        "3 coordinates (mm)",
-    )?;
+    let ipp = frame_position(groups, shared, file)?;
     let iop = group_attr(
         groups,
         shared,
@@ -439,7 +569,6 @@ fn place_frame(
         "2 positive numbers (mm)",
     )?;
     let (row_dir, col_dir) = orientation(&iop, file, IMAGE_ORIENTATION)?;
-    let ipp = [ipp[0], ipp[1], ipp[2]];
 
     // Continuous series index of pixel (0,0), and of one step down a column / along a row.
     let origin = series.world_to_index(ipp);

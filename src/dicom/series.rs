@@ -27,7 +27,9 @@ use super::frames::{
     BITS_ALLOCATED, COLUMNS, IMAGE_ORIENTATION, Instance, PIXEL_DATA, PIXEL_SPACING, PatientStudy,
     ROWS, SAMPLES_PER_PIXEL, Slice, read_instance,
 };
-use super::geometry::{GeometryPolicy, GeometryStatus, StackGeometry, stack_geometry};
+use super::geometry::{
+    AcquiredStack, GeometryPolicy, GeometryStatus, StackGeometry, stack_geometry,
+};
 use super::{Attr, DicomError, InputFile, bad, req_u32, sanitize_uid};
 use crate::image::{GEOMETRY_TOLERANCE_FRACTION as TOL, Grid, Intensities, Rescale16, Volume};
 
@@ -66,6 +68,9 @@ pub struct SeriesSummary {
     pub instance_count: usize,
     pub warnings: Vec<String>,
     pub geometry: GeometryStatus,
+    /// The acquired slices when the grid is a resampling of them: DICOM SEG and RTSTRUCT
+    /// are placed there and resampled like the image.
+    pub acquired: Option<AcquiredStack>,
 }
 
 /// One instance file on disk (an upload spooled to a temporary directory).
@@ -316,6 +321,7 @@ fn summarise(
         instance_count,
         warnings,
         geometry: geometry.status.clone(),
+        acquired: geometry.acquired.clone(),
     };
     Ok((summary, geometry))
 }

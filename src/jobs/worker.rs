@@ -418,11 +418,12 @@ pub(super) fn decode_case(
 ) -> Result<(AssembledSeries, Segmentation), JobError> {
     let series_error = |e: crate::dicom::DicomError| JobError::Series(e.to_string());
     let plan = crate::dicom::plan_series(files, policy).map_err(series_error)?;
-    let (_, seg) = pipeline::read_segmentation(
+    let summary = plan.summary();
+    let (_, seg) = pipeline::read_segmentation_on(
         &seg_bytes,
         seg_file_name,
-        &plan.summary().grid,
-        plan.summary().frame_of_reference_uid.as_deref(),
+        crate::dicom::MaskTarget::new(&summary.grid, summary.acquired.as_ref()),
+        summary.frame_of_reference_uid.as_deref(),
     )
     .map_err(|e| JobError::Segmentation(e.to_string()))?;
     drop(seg_bytes);

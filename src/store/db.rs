@@ -224,7 +224,11 @@ pub trait Database: Send + Sync {
     /// refuse when a queued or running job uses it ([`Deletion::InUse`]), else turn the
     /// rows into tombstones (derived data and UIDs cleared, `reason` recorded) and return
     /// the blobs to remove. Finished jobs and their results are kept. `tenant` restricts
-    /// the lookup to one tenant's objects (`None`: any tenant, for retention).
+    /// the lookup to one tenant's objects (`None`: any tenant, for retention). A series
+    /// takes the STOW-RS segmentations waiting for it along (tombstoned under their ids),
+    /// and a STOW-RS series resource whose instances never assembled (no series row yet)
+    /// is deleted too: its tombstone row is written then, with its staged instances as the
+    /// blobs to remove.
     async fn delete_upload(
         &self,
         kind: UploadKind,

@@ -534,6 +534,29 @@ macro_rules! impl_database {
                     .bind(tenant)
                     .fetch_optional(&mut *tx)
                     .await?;
+                // A STOW-RS series resource whose instances never assembled has no series
+                // row: its tombstone is written now, over the resource's staged instances.
+                let key = match (key, kind) {
+                    (None, UploadKind::Series) => {
+                        sqlx::query_scalar(
+                            "INSERT INTO series (id, tenant_id, series_uid, \
+                             frame_of_reference_uid, instance_count, geometry, warnings, \
+                             blob_prefix, created_at_ms, deleted_at_ms, deletion_reason) \
+                             SELECT id, tenant_id, '', NULL, instance_count, '{}', '[]', \
+                             'series/' || id, created_at_ms, $1, $2 FROM stow_series \
+                             WHERE id = $3 AND (CAST($4 AS TEXT) IS NULL OR tenant_id = $4) \
+                             AND NOT EXISTS (SELECT 1 FROM series WHERE id = $3) \
+                             RETURNING blob_prefix",
+                        )
+                        .bind(now)
+                        .bind(reason.as_str())
+                        .bind(id)
+                        .bind(tenant)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    }
+                    (key, _) => key,
+                };
                 let Some(blob_key) = key else {
                     tx.rollback().await?;
                     let found = $crate::store::db::Database::tombstone(self, kind, tenant, id);
@@ -567,6 +590,30 @@ macro_rules! impl_database {
                     .fetch_all(&mut *tx)
                     .await?;
                     blobs.extend(segmentations.into_iter().map(|(id, blob_key)| BlobRemoval {
+                        kind: UploadKind::Segmentation,
+                        id,
+                        blob_key,
+                    }));
+                    // STOW-RS segmentations still waiting for this series: tombstoned under
+                    // their ids (a GET answers 410), their files removed with the series'.
+                    let pending: Vec<(String, String)> = sqlx::query_as(
+                        "INSERT INTO segmentations (id, tenant_id, series_id, format, \
+                         file_name, blob_key, lesions, created_at_ms, deleted_at_ms, \
+                         deletion_reason) SELECT id, tenant_id, series_id, 'dicom_seg', NULL, \
+                         blob_key, '[]', created_at_ms, $1, $2 \
+                         FROM stow_pending_segmentations WHERE series_id = $3 \
+                         RETURNING id, blob_key",
+                    )
+                    .bind(now)
+                    .bind(reason.as_str())
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    sqlx::query("DELETE FROM stow_pending_segmentations WHERE series_id = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    blobs.extend(pending.into_iter().map(|(id, blob_key)| BlobRemoval {
                         kind: UploadKind::Segmentation,
                         id,
                         blob_key,

@@ -73,8 +73,12 @@ fn tilted_phantom() -> Vec<(String, Vec<u8>)> {
 
 /// A gantry-tilted series is refused by default with the tilt angle; with
 /// `RADSCORE_GEOMETRY=resample` it is stored on a regular grid wide enough for the drift,
-/// reports why, refuses a DICOM SEG/RTSTRUCT (acquired slices) by name, and a job on a
-/// label map of the resampled grid runs on the worker's identical resampling.
+/// reports why, and takes a label map of the resampled grid as well as the phantom's
+/// RTSTRUCT, placed on the acquired (tilted) slices: the tilt shifts each slice by whole
+/// columns, so the contours land on exactly the IBSI mask's 125,256 voxels, and a job on
+/// the worker's identical resampling gives the shape features of the untilted series (the
+/// tilt moves the slices, not their pixels, so the contours, fixed in patient space, see
+/// other intensities).
 #[tokio::test]
 async fn tilted_series_is_refused_or_resampled_by_configuration() {
     let zip = zip_files(&tilted_phantom());
@@ -109,15 +113,13 @@ async fn tilted_series_is_refused_or_resampled_by_configuration() {
     let series_id = series["id"].as_str().unwrap();
 
     let rtstruct = std::fs::read(ct_phantom().join("dicom/mask/DCM_RS_00060.dcm")).unwrap();
-    let (status, problem) = app.post_segmentation(series_id, rtstruct, "rs.dcm").await;
-    assert_eq!(status, 422, "{problem}");
-    assert!(
-        problem["type"]
-            .as_str()
-            .unwrap()
-            .ends_with("/segmentation-on-resampled-series"),
-        "{problem}"
-    );
+    let (status, rs) = app
+        .post_segmentation(series_id, rtstruct.clone(), "rs.dcm")
+        .await;
+    assert_eq!(status, 201, "{rs}");
+    assert_eq!(rs["format"], "dicom_rtstruct", "{rs}");
+    assert_eq!(rs["lesions"][0]["voxel_count"], 125_256, "{rs}");
+    assert_eq!(rs["lesions"][0]["warnings"], json!([]), "{rs}");
 
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("box.nii.gz");
@@ -146,6 +148,38 @@ async fn tilted_series_is_refused_or_resampled_by_configuration() {
         )
         .await;
     assert_eq!(result["lesions"][0]["status"], "ok", "{result}");
+
+    let lesion = json!([{"label": 1, "location": "other"}]);
+    let tilted = app
+        .run_job(series_id, rs["id"].as_str().unwrap(), lesion.clone())
+        .await;
+    let (status, straight) = app
+        .post_series_zip(zip_files(&edited_phantom(|_, _| {})))
+        .await;
+    assert_eq!(status, 201, "{straight}");
+    assert_eq!(straight["geometry"]["status"], "regular", "{straight}");
+    let straight_id = straight["id"].as_str().unwrap();
+    let (status, rs) = app.post_segmentation(straight_id, rtstruct, "rs.dcm").await;
+    assert_eq!(status, 201, "{rs}");
+    let straight = app
+        .run_job(straight_id, rs["id"].as_str().unwrap(), lesion)
+        .await;
+    assert_eq!(tilted["lesions"][0]["status"], "ok", "{tilted}");
+    for name in [
+        "morph_volume",
+        "morph_vol_approx",
+        "morph_area_mesh",
+        "morph_sphericity",
+        "morph_diam",
+        "morph_pca_maj_axis",
+    ] {
+        let value = |r: &Value| r["lesions"][0]["features"][name].as_f64().unwrap();
+        let (a, b) = (value(&tilted), value(&straight));
+        assert!(
+            (a / b - 1.0).abs() < 1e-9,
+            "{name}: tilted {a}, straight {b}"
+        );
+    }
 }
 
 /// Identifying attributes planted in the series.
@@ -389,4 +423,40 @@ async fn multipart_body_without_its_boundary_fails_fast() {
     }
     let resp = app.client.get(app.url("/healthz")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
+}
+
+/// A multipart/form-data part without header lines (an empty header block, so no
+/// Content-Disposition naming its field) is refused with a 400 naming the part, for the
+/// spooled series upload and the in-memory segmentation upload alike; before, multer took
+/// the part's first bytes for headers.
+#[tokio::test]
+async fn form_data_part_without_header_lines_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    let slice = &dicom_files(&ct_phantom().join("dicom/image"))[0].1;
+    let mut body =
+        b"--XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.dcm\"\r\n\r\n"
+            .to_vec();
+    body.extend_from_slice(slice);
+    body.extend_from_slice(b"\r\n--XyZ\r\n\r\n");
+    body.extend_from_slice(slice);
+    body.extend_from_slice(b"\r\n--XyZ--\r\n");
+    for path in ["/v1/series", "/v1/segmentations?series_id=x"] {
+        let resp = app
+            .client
+            .post(app.url(path))
+            .header("content-type", "multipart/form-data; boundary=XyZ")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        let (status, problem) = status_json(resp).await;
+        assert_problem(
+            status,
+            &problem,
+            400,
+            "malformed-multipart",
+            &["part 2", "no header lines", "Content-Disposition"],
+        );
+        assert_eq!(problem["part"], 2, "{path}: {problem}");
+    }
 }

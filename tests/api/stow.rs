@@ -635,3 +635,127 @@ async fn auto_trigger_respects_the_queue_bound() {
         "past the bound: {jobs}"
     );
 }
+
+/// The blob files at or under `path` (a series prefix is a directory of instances).
+fn blob_files(path: &std::path::Path) -> usize {
+    if path.is_file() {
+        return 1;
+    }
+    std::fs::read_dir(path).map_or(0, |entries| {
+        entries.map(|e| blob_files(&e.unwrap().path())).sum()
+    })
+}
+
+/// A SEG pushed (by dicomweb-client) before any CT instance of its series is held, not
+/// refused: it opens the series resource (no instances yet), `GET` shows it `pending` and
+/// why, and the CT instances pushed later land in that same resource and bind it to the
+/// whole series.
+#[tokio::test]
+async fn a_seg_pushed_before_its_series_waits_and_binds_when_the_series_arrives() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = phantom_seg(dir.path());
+
+    let response = push(&app, &[seg_path.as_str()]).await;
+    assert!(
+        items(&response, FAILED_SOP_SEQUENCE).is_empty(),
+        "{response}"
+    );
+    let seg_url = stored_urls(&response)[0].clone();
+    assert!(seg_url.starts_with("/v1/segmentations/"), "{response}");
+    let (status, seg) = app.get_json(&seg_url).await;
+    assert_eq!(status, 200, "{seg}");
+    assert_eq!(seg["status"], "pending", "{seg}");
+    let reason = seg["reason"].as_str().unwrap();
+    assert!(reason.contains("no CT instance"), "{reason}");
+    let series_url = format!("/v1/series/{}", seg["series_id"].as_str().unwrap());
+    let (status, series) = app.get_json(&series_url).await;
+    assert_eq!(status, 200, "{series}");
+    assert_eq!(series["instance_count"], 0, "{series}");
+
+    let series_dir = ct_phantom().join("dicom/image");
+    let response = push(&app, &[series_dir.to_str().unwrap()]).await;
+    assert_eq!(stored_urls(&response), vec![series_url.clone(); 60]);
+    let (_, seg) = app.get_json(&seg_url).await;
+    assert_eq!(seg["status"], "bound", "{seg}");
+    assert_eq!(seg["lesions"][0]["voxel_count"], 125_256, "{seg}");
+}
+
+/// `DELETE /v1/series/{id}` of a STOW-RS series whose instances never assembled (a gap
+/// in the stack) deletes what was staged: 204 (not 404), its instance files and the SEG
+/// waiting for it are removed, both answer 410 afterwards, and the same instances pushed
+/// again open a new series resource.
+#[tokio::test]
+async fn deleting_an_unassembled_stow_series_removes_its_instances_and_waiting_segs() {
+    let app = spawn_app().await;
+    let paths = phantom_paths();
+    let with_gap: Vec<&str> = paths[..20]
+        .iter()
+        .chain(&paths[25..40])
+        .map(String::as_str)
+        .collect();
+    let response = push(&app, &with_gap).await;
+    let series_url = stored_urls(&response)[0].clone();
+    let series_id = series_url.trim_start_matches("/v1/series/").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = phantom_seg(dir.path());
+    let response = push(&app, &[seg_path.as_str()]).await;
+    let seg_url = stored_urls(&response)[0].clone();
+    let seg_id = seg_url.trim_start_matches("/v1/segmentations/").to_owned();
+    let (_, seg) = app.get_json(&seg_url).await;
+    assert_eq!(seg["status"], "pending", "{seg}");
+    assert_eq!(seg["series_id"], series_id.as_str(), "{seg}");
+
+    let series_blobs = app.blob_dir().join("series").join(&series_id);
+    let seg_blob = app.blob_dir().join("segmentations").join(&seg_id);
+    assert_eq!((blob_files(&series_blobs), blob_files(&seg_blob)), (35, 1));
+    let (status, body) = app.delete(&series_url).await;
+    assert_eq!(status, 204, "{body}");
+    assert_eq!((blob_files(&series_blobs), blob_files(&seg_blob)), (0, 0));
+    for url in [&series_url, &seg_url] {
+        let (status, body) = app.get_json(url).await;
+        assert_eq!(status, 410, "{url}: {body}");
+    }
+    let (status, body) = app.delete(&series_url).await;
+    assert_eq!(status, 410, "{body}");
+
+    let response = push(&app, &with_gap[..3]).await;
+    let again = stored_urls(&response)[0].clone();
+    assert!(
+        again.starts_with("/v1/series/") && again != series_url,
+        "{again}"
+    );
+}
+
+/// A part without header lines (an empty header block) is read whole: taken as
+/// `application/dicom` when it is a DICOM Part 10 file, else the request is refused with a
+/// 400 naming the part.
+#[tokio::test]
+async fn a_part_without_header_lines_is_dicom_or_a_400_naming_it() {
+    let app = spawn_app().await;
+    let paths = phantom_paths();
+    let slice = std::fs::read(&paths[0]).unwrap();
+    let body = |second: &[u8]| {
+        let mut body =
+            format!("--{BOUNDARY}\r\nContent-Type: application/dicom\r\n\r\n").into_bytes();
+        body.extend_from_slice(&std::fs::read(&paths[1]).unwrap());
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}\r\n\r\n").as_bytes());
+        body.extend_from_slice(second);
+        body.extend_from_slice(format!("\r\n--{BOUNDARY}--\r\n").as_bytes());
+        body
+    };
+    let (status, response) = post_related(&app, "/studies", &dicom_related(), body(&slice)).await;
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(stored_urls(&response).len(), 2, "{response}");
+
+    let not_dicom = b"Content-Type: application/dicom\r\n\r\nnot a DICOM file";
+    let (status, problem) = post_related(&app, "/studies", &dicom_related(), body(not_dicom)).await;
+    assert_problem(
+        status,
+        &problem,
+        400,
+        "malformed-multipart",
+        &["part 2", "no header lines", "Part 10"],
+    );
+    assert_eq!(problem["part"], 2, "{problem}");
+}

@@ -440,8 +440,9 @@ async fn idempotency_keys_are_per_tenant() {
     assert_ne!(ids[0], ids[1], "each tenant got its own job");
 }
 
-/// STOW-RS: a SEG pushed by tenant B that references tenant A's series fails like one
-/// referencing a series never stored; pushed by A it is stored on A's series.
+/// STOW-RS: a SEG pushed by tenant B that references tenant A's series is treated like one
+/// referencing a series never stored: it waits (pending) for that series in B's own
+/// namespace and never binds to A's; pushed by A it is stored on A's series.
 #[tokio::test]
 async fn stow_segmentations_bind_only_to_the_tenants_own_series() {
     let a = spawn_app().await;
@@ -480,10 +481,22 @@ async fn stow_segmentations_bind_only_to_the_tenants_own_series() {
             .send()
     };
     let resp = push(&b).await.unwrap();
-    assert_eq!(resp.status().as_u16(), 409);
+    assert_eq!(resp.status().as_u16(), 200);
     let text = resp.text().await.unwrap();
-    assert!(text.contains("has not been stored"), "{text}");
     assert!(!text.contains(series["id"].as_str().unwrap()), "{text}");
+    let response: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let url = response["00081199"]["Value"][0]["00081190"]["Value"][0]
+        .as_str()
+        .unwrap();
+    let (status, seg) = b.get_json(url).await;
+    assert_eq!(status, 200, "{seg}");
+    assert_eq!(seg["status"], "pending", "{seg}");
+    assert_ne!(seg["series_id"], series["id"], "{seg}");
+    let (status, _) = a.get_json(url).await;
+    assert_eq!(
+        status, 404,
+        "tenant A does not see B's waiting segmentation"
+    );
     let resp = push(&a).await.unwrap();
     let status = resp.status().as_u16();
     let text = resp.text().await.unwrap();

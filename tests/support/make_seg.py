@@ -6,7 +6,7 @@ Test helper for radscore (dicom_ingest and the API integration tests).
     make_seg.py --series DIR --mask MASK.nii.gz --out SEG.dcm
         [--fractional] [--box Z0,Z1,Y0,Y1,X0,X1] [--shuffle-frames SEED]
         [--label N] [--extra-boxes N] [--frame-of-reference UID]
-        [--referenced-series UID] [--extra-pixel-bytes N]
+        [--referenced-series UID] [--extra-pixel-bytes N] [--transfer-syntax NAME]
 
 * Segment 1 ("GTV-1") is every non-zero voxel of the mask (with --label N: every voxel of
   value N), mapped onto the series through world coordinates (NIfTI RAS -> DICOM LPS), not
@@ -22,6 +22,10 @@ Test helper for radscore (dicom_ingest and the API integration tests).
   that names another series than the one it is uploaded for: a fault case).
 * --extra-pixel-bytes appends N zero bytes to Pixel Data, more than the frames need (a
   fault case; N even keeps the value length even).
+* --transfer-syntax writes the SEG compressed: rle (RLE Lossless), j2k (JPEG 2000
+  Lossless), jpegls (JPEG-LS Lossless), all encapsulated by highdicom (RLE and JPEG-LS
+  only with --fractional: highdicom refuses them for BINARY), or deflate (Deflated
+  Explicit VR Little Endian: the whole data set deflated by pydicom, pixel data native).
 * --shuffle-frames permutes the frames (pixel data and per-frame functional groups
   together) with the given random seed, so readers cannot rely on frame order.
 
@@ -37,6 +41,11 @@ import nibabel as nib
 import numpy as np
 import pydicom
 from pydicom.sr.coding import Code
+from pydicom.uid import (DeflatedExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless,
+                         RLELossless)
+
+# --transfer-syntax names of the compressed (encapsulated) transfer syntaxes.
+ENCAPSULATED = {"rle": RLELossless, "j2k": JPEG2000Lossless, "jpegls": JPEGLSLossless}
 
 
 def load_series(series_dir):
@@ -123,6 +132,7 @@ def main():
     ap.add_argument("--frame-of-reference")
     ap.add_argument("--referenced-series")
     ap.add_argument("--extra-pixel-bytes", type=int, default=0)
+    ap.add_argument("--transfer-syntax", choices=sorted(ENCAPSULATED) + ["deflate"])
     args = ap.parse_args()
 
     datasets = load_series(args.series)
@@ -149,7 +159,11 @@ def main():
     else:
         seg_type = hd.seg.SegmentationTypeValues.BINARY
 
+    compression = {}
+    if args.transfer_syntax in ENCAPSULATED:
+        compression["transfer_syntax_uid"] = ENCAPSULATED[args.transfer_syntax]
     seg = hd.seg.Segmentation(
+        **compression,
         source_images=datasets,
         pixel_array=pixel_array,
         segmentation_type=seg_type,
@@ -171,7 +185,11 @@ def main():
         seg.ReferencedSeriesSequence[0].SeriesInstanceUID = args.referenced_series
     if args.extra_pixel_bytes:
         seg.PixelData = bytes(seg.PixelData) + b"\0" * args.extra_pixel_bytes
-    seg.save_as(args.out)
+    if args.transfer_syntax == "deflate":
+        seg.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+        seg.save_as(args.out, enforce_file_format=True)
+    else:
+        seg.save_as(args.out)
     counts = ", ".join(f"segment {i + 1}: {int(p.sum())}" for i, p in enumerate(planes))
     print(f"frames: {int(seg.NumberOfFrames)}; {counts}")
 
