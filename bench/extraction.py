@@ -67,9 +67,9 @@ def report(args):
     w("")
     w("Each run is one process, `radscore bench run` under `/usr/bin/time -v`, doing what a "
       "worker does with a job minus the database and the model: read the headers of the "
-      "series' DICOM files one file at a time and check the stack geometry, map the "
+      "series' DICOM files (in parallel, one file per thread) and check the stack geometry, map the "
       "segmentation onto the series grid, decode every plane (Modality LUT) straight into "
-      "the preallocated 16-bit volume, again one file at a time, then extract every lesion "
+      "the preallocated 16-bit volume, again one file per thread, then extract every lesion "
       "(`pipeline::extract_lesions`: per-lesion `f32` crop of the bounding box plus a 6.2 mm "
       "context margin, re-segmentation, every enabled family; lesions and families run "
       "in parallel on rayon's pool). Feature sets: **job** = the bundled location "

@@ -2,9 +2,10 @@
 //! from a stored series to features, stage by stage.
 //!
 //! [`run`] does what a worker does with a job ([`crate::jobs::worker`]), minus the database
-//! and the model: read the series' DICOM headers one file at a time (the worker fetches
-//! them from the blob store) and check the stack geometry, map the segmentation onto the
-//! series grid, decode the series into its 16-bit volume one file at a time, and extract
+//! and the model: read the series' DICOM headers, one file per rayon thread (the worker
+//! fetches them from the blob store) and check the stack geometry, map the segmentation
+//! onto the series grid, decode the series into its 16-bit volume, again one file per
+//! thread, and extract
 //! every lesion with [`pipeline::extract_lesions`] (per-lesion `f32` crop, optional
 //! resampling, re-segmentation, every enabled family). After each stage it records the
 //! elapsed time and the process's peak resident set so far (`VmHWM`).
@@ -170,7 +171,7 @@ pub fn run(
     let t = stage("map the segmentation onto the series grid", t);
 
     let series = plan.decode(files.as_slice())?;
-    let t = stage("decode the series into the volume, one file at a time", t);
+    let t = stage("decode the series into the volume, one file per thread", t);
 
     let requests: Vec<LesionRequest> = if requests.is_empty() {
         seg.lesions
