@@ -353,6 +353,28 @@ fn mixed_series_lists_both_uids() {
     );
 }
 
+/// An instance of another modality in a CT upload (found by the break test: an "MR" slice
+/// was accepted into the volume) is refused naming the file and the attribute.
+#[test]
+fn an_instance_of_another_modality_is_refused_by_name() {
+    let mut files = ct_files().to_vec();
+    files[7] = rewrite(&files[7], |obj| {
+        obj.put(DataElement::new(
+            tags::MODALITY,
+            VR::CS,
+            PrimitiveValue::from("MR"),
+        ));
+    });
+    let err = assemble_series(&files).unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, DicomError::BadValue { .. }), "{msg}");
+    assert!(msg.contains(&files[7].name), "{msg}");
+    assert!(
+        msg.contains("Modality (0008,0060)") && msg.contains("CT"),
+        "{msg}"
+    );
+}
+
 /// One instance of another patient or study is refused naming the attribute and both
 /// files, never the values; an absent attribute differs from a present one.
 #[test]

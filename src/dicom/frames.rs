@@ -25,6 +25,10 @@ use super::{
 
 pub(super) const SERIES_INSTANCE_UID: Attr = (tags::SERIES_INSTANCE_UID, "SeriesInstanceUID");
 const SOP_INSTANCE_UID: Attr = (tags::SOP_INSTANCE_UID, "SOPInstanceUID");
+const MODALITY: Attr = (tags::MODALITY, "Modality (0008,0060)");
+/// The one modality radscore reads (PS3.3 C.7.3.1.1.1 defined term for computed
+/// tomography): the HU scale its settings and models assume.
+const CT_MODALITY: &str = "CT";
 const FRAME_OF_REFERENCE_UID: Attr = (tags::FRAME_OF_REFERENCE_UID, "FrameOfReferenceUID");
 pub(super) const ROWS: Attr = (tags::ROWS, "Rows");
 pub(super) const COLUMNS: Attr = (tags::COLUMNS, "Columns");
@@ -150,6 +154,13 @@ pub(super) fn read_instance(file: &InputFile) -> Result<Instance, DicomError> {
     let name = file.name.as_str();
     check_transfer_syntax(name, obj.meta().transfer_syntax(), true)?;
     check_pixel_module(&obj, name)?;
+    // An instance of another modality in a CT upload (an MR slice, a scout from another
+    // device) is refused by name; writers that omit Modality are not refused for that.
+    if let Some(modality) = opt_str(&obj, name, MODALITY)?
+        && modality.trim() != CT_MODALITY
+    {
+        return Err(bad(name, MODALITY, "CT (radscore reads CT series only)"));
+    }
     if obj.element_opt(PIXEL_DATA.0).ok().flatten().is_none() {
         return Err(missing(name, PIXEL_DATA));
     }
