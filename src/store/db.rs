@@ -116,13 +116,6 @@ pub trait Database: Send + Sync {
     /// Insert a segmentation row.
     async fn insert_segmentation(&self, row: &SegmentationRow) -> Result<(), StoreError>;
 
-    /// The live segmentations of `tenant` bound to series `series_id`, oldest first.
-    async fn segmentations_of_series(
-        &self,
-        tenant: &str,
-        series_id: &str,
-    ) -> Result<Vec<SegmentationRow>, StoreError>;
-
     /// A segmentation of `tenant` by id.
     async fn segmentation(
         &self,

@@ -172,22 +172,6 @@ macro_rules! impl_database {
                 Ok(())
             }
 
-            async fn segmentations_of_series(
-                &self,
-                tenant: &str,
-                series_id: &str,
-            ) -> Result<Vec<$crate::store::SegmentationRow>, $crate::store::StoreError> {
-                Ok(sqlx::query_as::<_, $crate::store::SegmentationRow>(
-                    "SELECT id, tenant_id, series_id, format, file_name, blob_key, lesions, \
-                     created_at_ms FROM segmentations WHERE tenant_id = $1 AND series_id = $2 \
-                     AND deleted_at_ms IS NULL ORDER BY created_at_ms, id",
-                )
-                .bind(tenant)
-                .bind(series_id)
-                .fetch_all(&self.pool)
-                .await?)
-            }
-
             async fn segmentation(
                 &self,
                 tenant: &str,
