@@ -183,9 +183,12 @@ async fn acquired_stack(
     planned.map_err(|e| Problem::internal(&e))
 }
 
-/// A DICOM SEG names the series it segments (ReferencedSeriesSequence, PS3.3 C.8.20.2);
-/// it must be the series it is uploaded for, as STOW-RS routes it. Files that are not a
-/// readable SEG are left to [`pipeline::read_segmentation`] to report.
+/// A DICOM SEG names the series it segments (ReferencedSeriesSequence, PS3.3 C.8.20.2),
+/// an RT Structure Set the series its ROIs were drawn on (RT Referenced Series Sequence,
+/// C.8.8.5); it must be the series it is uploaded for, as STOW-RS routes it (a series of
+/// the same frame of reference is another image: its features would not be the
+/// contoured image's). Files that are not a readable SEG or RTSTRUCT are left to
+/// [`pipeline::read_segmentation`] to report.
 fn check_referenced_series(
     bytes: &[u8],
     file_name: Option<&str>,
@@ -198,16 +201,23 @@ fn check_referenced_series(
     let Ok(identity) = crate::dicom::identify(file_name.unwrap_or("segmentation"), bytes) else {
         return Ok(());
     };
-    let is_seg = identity.sop_class_uid.as_deref() == Some(crate::dicom::seg::SEGMENTATION_STORAGE);
+    let (kind, attribute) = match identity.sop_class_uid.as_deref() {
+        Some(crate::dicom::seg::SEGMENTATION_STORAGE) => ("DICOM SEG", "ReferencedSeriesSequence"),
+        Some(crate::dicom::rtstruct::RT_STRUCTURE_SET_STORAGE) => (
+            "RT Structure Set",
+            "ReferencedFrameOfReferenceSequence > RT Referenced Study Sequence > RT \
+             Referenced Series Sequence",
+        ),
+        _ => return Ok(()),
+    };
     match identity.referenced_series_uid {
-        Some(referenced) if is_seg && !referenced.is_empty() && referenced != series_uid => {
+        Some(referenced) if !referenced.is_empty() && referenced != series_uid => {
             Err(Problem::unprocessable(
                 "segmentation-series-mismatch",
                 "Segmentation references another series",
                 format!(
-                    "the DICOM SEG references series {referenced} (ReferencedSeriesSequence), \
-                     but it was uploaded for series '{series_id}' whose SeriesInstanceUID is \
-                     {series_uid}"
+                    "the {kind} references series {referenced} ({attribute}), but it was \
+                     uploaded for series '{series_id}' whose SeriesInstanceUID is {series_uid}"
                 ),
             )
             .with("referenced_series_uid", referenced)

@@ -370,6 +370,10 @@ async fn store_segmentation(
     };
     let _serialised = stow_series::series_lock(&caller.tenant, &referenced).await;
     let target = stow_series::seg_target(state, &caller.tenant, &file.name, &referenced).await?;
+    if let Some(url) = already_stored(state, &caller.tenant, &target, &bytes).await? {
+        outcomes.stored.push((identity, url));
+        return Ok(());
+    }
     let (series, stow) = match target {
         SegTarget::Bind(series, stow) => (series, stow),
         SegTarget::Wait(stow, reason) => {
@@ -413,6 +417,41 @@ async fn store_segmentation(
         Err(problem) => return Err(problem),
     }
     Ok(())
+}
+
+/// The URL of a segmentation with exactly these bytes already stored for the same series,
+/// bound to it or waiting for it. A PACS retry re-sends instances; storing a segmentation
+/// again would add a second one and, with an auto-trigger rule, a second job and report.
+/// Identical bytes are a no-op success, as for CT instances.
+async fn already_stored(
+    state: &AppState,
+    tenant: &str,
+    target: &SegTarget,
+    bytes: &bytes::Bytes,
+) -> ApiResult<Option<String>> {
+    let (bound, waiting) = match target {
+        SegTarget::Bind(series, stow) => (Some(series), stow.as_ref()),
+        SegTarget::Wait(stow, _) => (None, Some(stow)),
+    };
+    let mut stored: Vec<(String, String)> = Vec::new();
+    if let Some(series) = bound {
+        for row in state.db.segmentations_of_series(tenant, &series.id).await? {
+            stored.push((row.id, row.blob_key));
+        }
+    }
+    if let Some(stow) = waiting {
+        for row in state.db.pending_segmentations(&stow.id).await? {
+            stored.push((row.id, row.blob_key));
+        }
+    }
+    for (id, blob_key) in stored {
+        // A blob that cannot be read (being deleted) is not a match.
+        if state.blobs.get(&blob_key).await.is_ok_and(|b| b == *bytes) {
+            tracing::info!(segmentation_id = %id, "STOW-RS segmentation re-sent; already stored");
+            return Ok(Some(format!("/v1/segmentations/{id}")));
+        }
+    }
+    Ok(None)
 }
 
 /// A pushed segmentation's bytes, or a comment naming the segmentation limit it exceeds: a

@@ -37,9 +37,9 @@
 //! until its next instance (the store never records a smaller union over a larger one).
 //! LIMITATION: the lesion summary of a segmentation bound before the last CT instance is
 //! mapped on the instances received then; a job maps it onto the whole series again.
-//! LIMITATION: a series resource whose CT instances never arrive (or never assemble) has
-//! no series row, so the retention purge does not see it; `DELETE /v1/series/{id}` removes
-//! it and the segmentations waiting for it.
+//! A series resource whose CT instances never arrive (or never assemble) has no series
+//! row; `DELETE /v1/series/{id}` and the retention purge (counted from its last instance)
+//! remove it and the segmentations waiting for it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};

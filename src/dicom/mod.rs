@@ -527,12 +527,28 @@ fn element_f64s(
 ) -> Result<Vec<f64>, DicomError> {
     use dicom_core::VR;
     use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
-    if e.vr() != VR::UN {
-        return e.to_multi_float64().map_err(|_| bad(file, attr, expected));
-    }
     let dictionary_vr = dicom_dictionary_std::StandardDataDictionary
         .by_tag(attr.0)
         .and_then(|entry| entry.vr().exact());
+    if e.vr() != VR::UN {
+        // A decimal-text attribute written with a binary or other VR (e.g. US) would be
+        // read as numbers by the value conversion: six bytes of a US ImagePositionPatient
+        // become three small integers and the fault surfaces as a bogus slice gap. DS and
+        // IS are both decimal text and are accepted for each other.
+        let text_numeric = |vr: VR| matches!(vr, VR::DS | VR::IS);
+        if let Some(want) = dictionary_vr
+            && e.vr() != want
+            && !(text_numeric(e.vr()) && text_numeric(want))
+        {
+            return Err(DicomError::WrongVr {
+                file: file.to_owned(),
+                tag: attr.1,
+                found: e.vr().to_string(),
+                expected: vr_description(want),
+            });
+        }
+        return e.to_multi_float64().map_err(|_| bad(file, attr, expected));
+    }
     let un = |reason: String| DicomError::UnknownVr {
         file: file.to_owned(),
         tag: attr.1,
@@ -561,6 +577,22 @@ fn element_f64s(
             })
         })
         .collect()
+}
+
+/// The dictionary VR of a numeric attribute, as the `expected` of a `WrongVr` problem.
+fn vr_description(vr: dicom_core::VR) -> &'static str {
+    use dicom_core::VR;
+    match vr {
+        VR::DS => "DS (decimal text, PS3.6)",
+        VR::IS => "IS (integer text, PS3.6)",
+        VR::FD => "FD (binary 64-bit float, PS3.6)",
+        VR::FL => "FL (binary 32-bit float, PS3.6)",
+        VR::US => "US (a binary unsigned 16-bit integer, PS3.6)",
+        VR::UL => "UL (a binary unsigned 32-bit integer, PS3.6)",
+        VR::SS => "SS (a binary signed 16-bit integer, PS3.6)",
+        VR::SL => "SL (a binary signed 32-bit integer, PS3.6)",
+        other => other.to_string(),
+    }
 }
 
 /// A required non-negative integer attribute (US, UL, IS).

@@ -6,7 +6,8 @@
 //! Shared group. A frame is placed through world coordinates: its first pixel and its row
 //! and column steps are converted to series indices, which must be whole voxels and unit
 //! steps along series axes within [`GEOMETRY_TOLERANCE_FRACTION`]. So frames may come in
-//! any order, cover only some slices, and segments may overlap.
+//! any order, cover only some slices, and segments may overlap; two frames of one segment
+//! on one plane are refused, as the mask they give would depend on which one is believed.
 //!
 //! BINARY frames are 1 bit per pixel, packed least significant bit first, frames
 //! concatenated without padding (PS3.5 8.1.1, PS3.3 C.8.20.2.1). FRACTIONAL frames
@@ -149,6 +150,9 @@ pub fn read_seg_on(
     let shared = opt_first_item(&obj, file, SHARED_GROUPS)?;
 
     let mut voxels: BTreeMap<u32, Vec<[usize; 3]>> = BTreeMap::new();
+    // Per segment, the plane (first pixel on the target, row and column steps) each frame
+    // covers, with its frame number: a second frame on one plane is refused.
+    let mut planes: BTreeMap<(u32, [[i64; 3]; 3]), usize> = BTreeMap::new();
     for (f, groups) in per_frame.iter().enumerate() {
         let frame_no = f + 1;
         let segment = frame_segment(groups, shared, file, frame_no)?;
@@ -174,6 +178,19 @@ pub fn read_seg_on(
             }
         };
         let placement = place_frame(groups, shared, file, frame_no, grid, &layout)?;
+        let mut origin = placement.origin;
+        origin[0] += slice as i64;
+        let plane = (segment, [origin, placement.row_step, placement.column_step]);
+        if let Some(first) = planes.insert(plane, frame_no) {
+            return Err(frame_error(
+                file,
+                frame_no,
+                format!(
+                    "covers the same plane as frame {first} for segment {segment}; a segment \
+                     has at most one frame per position, so the mask would be ambiguous"
+                ),
+            ));
+        }
         let out = voxels.entry(segment).or_default();
         for (r, c) in layout.foreground(&pixels, f) {
             let [z, y, x] = placement.index(r, c);

@@ -27,6 +27,9 @@ pub const MAX_NIFTI_BYTES: u64 = 2 << 30;
 /// 2 GiB `uint8` file would become an 8 GiB `f32` volume.
 pub const MAX_VOLUME_VOXELS: usize = 1 << 29;
 
+/// Bits in a byte, for NIfTI-1 `bitpix` (bits per voxel).
+const BITS_PER_BYTE: usize = 8;
+
 /// Size of a NIfTI-1 header; voxel data cannot start before it (NIfTI-1 `vox_offset`).
 const NIFTI1_HEADER_BYTES: usize = 348;
 
@@ -53,6 +56,27 @@ pub enum LabelMapError {
         file: String,
         expected_bytes: usize,
         found_bytes: usize,
+    },
+    #[error(
+        "'{file}': NIfTI header fields dim, datatype and vox_offset place the end of the \
+         voxels at byte {expected_bytes}, but the file holds {found_bytes} bytes \
+         (decompressed); {} bytes trail the voxels (wrong dim or datatype?)",
+        .found_bytes - .expected_bytes
+    )]
+    NiftiTrailingData {
+        file: String,
+        expected_bytes: u64,
+        found_bytes: u64,
+    },
+    #[error(
+        "'{file}': NIfTI header field bitpix is {bitpix}, but datatype {datatype} stores \
+         {expected} bits per voxel; the two must agree"
+    )]
+    BitpixMismatch {
+        file: String,
+        bitpix: i16,
+        datatype: i16,
+        expected: usize,
     },
     #[error("'{file}': voxel data holds {found_bytes} bytes, {expected_bytes} needed")]
     Truncated {
@@ -352,14 +376,16 @@ struct NiftiData<'a> {
     file: &'a str,
     header: NiftiHeader,
     bytes: std::borrow::Cow<'a, [u8]>,
+    /// The whole decompressed size, bytes; `bytes` may stop at the declared voxels.
+    total_bytes: u64,
     shape_xyz: [usize; 3],
 }
 
 impl<'a> NiftiData<'a> {
     fn parse(raw: &'a [u8], file: &'a str) -> Result<Self, LabelMapError> {
-        let bytes = if raw.starts_with(&GZIP_MAGIC) {
+        let (bytes, total_bytes) = if raw.starts_with(&GZIP_MAGIC) {
             // Only the header and the voxels it declares are kept in memory; bytes past
-            // them are inflated and counted, never held (they are ignored uncompressed too).
+            // them are inflated and counted, never held, then refused as trailing data.
             // LIMITATION: a header declaring a large volume still holds up to MAX_NIFTI_BYTES per upload.
             let head = NIFTI1_HEADER_BYTES as u64;
             let keep = |h: &[u8]| declared_end_bytes(h).unwrap_or(MAX_NIFTI_BYTES);
@@ -374,9 +400,9 @@ impl<'a> NiftiData<'a> {
                         limit: MAX_NIFTI_BYTES,
                     },
                 })?;
-            std::borrow::Cow::Owned(inflated.0)
+            (std::borrow::Cow::Owned(inflated.0), inflated.1)
         } else {
-            std::borrow::Cow::Borrowed(raw)
+            (std::borrow::Cow::Borrowed(raw), raw.len() as u64)
         };
         let header = NiftiHeader::from_reader(&bytes[..]).map_err(|_| LabelMapError::NotNifti {
             file: file.into(),
@@ -419,6 +445,7 @@ impl<'a> NiftiData<'a> {
             file,
             header,
             bytes,
+            total_bytes,
             shape_xyz,
         })
     }
@@ -515,6 +542,16 @@ impl<'a> NiftiData<'a> {
                 datatype: h.datatype,
             })?;
         let size = datatype.size();
+        // nifti1.h: bitpix is the number of bits per voxel of `datatype`. A header whose two
+        // fields disagree was written by a broken tool; which one is right cannot be told.
+        if usize::try_from(h.bitpix).ok() != Some(size * BITS_PER_BYTE) {
+            return Err(LabelMapError::BitpixMismatch {
+                file: self.file.into(),
+                bitpix: h.bitpix,
+                datatype: h.datatype,
+                expected: size * BITS_PER_BYTE,
+            });
+        }
 
         let count = self.shape_xyz.iter().product::<usize>();
         let offset = if h.vox_offset.is_finite() && h.vox_offset >= NIFTI1_HEADER_BYTES as f32 {
@@ -541,6 +578,15 @@ impl<'a> NiftiData<'a> {
                 expected_bytes,
                 found_bytes: self.bytes.len(),
             })?;
+        // Bytes past the declared voxels mean the header does not describe the payload
+        // (as for NRRD): reading the first `count` values would give a wrong label map.
+        if self.total_bytes > expected_bytes as u64 {
+            return Err(LabelMapError::NiftiTrailingData {
+                file: self.file.into(),
+                expected_bytes: expected_bytes as u64,
+                found_bytes: self.total_bytes,
+            });
+        }
 
         // Slope 1 and intercept 0 (the nifti writers' default) change nothing.
         let identity = h.scl_slope == 1.0 && h.scl_inter == 0.0;
@@ -725,13 +771,60 @@ mod tests {
         let gz = gz.finish().unwrap();
         let data = NiftiData::parse(&gz, "bomb.nii.gz").unwrap();
         assert_eq!(data.bytes.len(), 354);
-        let volume = read_nifti_volume(&gz, "bomb.nii.gz").unwrap();
+        assert_eq!(data.total_bytes, 64 << 20);
+        // The bytes past the voxels are then refused, as uncompressed.
+        match read_nifti_volume(&gz, "bomb.nii.gz") {
+            Err(LabelMapError::NiftiTrailingData {
+                expected_bytes: 354,
+                found_bytes,
+                ..
+            }) => assert_eq!(found_bytes, 64 << 20),
+            other => panic!("expected trailing data, got {other:?}"),
+        }
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&whole).unwrap();
+        let volume = read_nifti_volume(&gz.finish().unwrap(), "ok.nii.gz").unwrap();
         assert_eq!(volume.hu.to_f32().as_slice(), Some(&[7.0f32, 9.0][..]));
         // A fourth size of 0 counts as 1, so the voxels are not cut short.
         let mut four = whole.clone();
         four[40..42].copy_from_slice(&4i16.to_le_bytes());
         four[48..50].copy_from_slice(&0i16.to_le_bytes());
         assert_eq!(declared_end_bytes(&four[..348]), Some(354));
+    }
+
+    /// Two header faults a broken writer leaves: bytes after the declared voxels (the
+    /// header describes less than the file holds) and a bitpix that contradicts the
+    /// datatype. Each is refused by name instead of read as some label map.
+    #[test]
+    fn trailing_bytes_and_bitpix_contradicting_datatype_are_refused() {
+        let mut whole = header_only([2, 1, 1]);
+        whole.extend([7, 9]);
+        let mut trailing = whole.clone();
+        trailing.extend([0, 0, 0]);
+        let err = read_nifti_volume(&trailing, "tail.nii").unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LabelMapError::NiftiTrailingData {
+                    expected_bytes: 354,
+                    found_bytes: 357,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("3 bytes trail the voxels"),
+            "{err}"
+        );
+        let mut bitpix = whole.clone();
+        bitpix[72..74].copy_from_slice(&16i16.to_le_bytes());
+        let err = read_nifti_volume(&bitpix, "bitpix.nii").unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("bitpix is 16, but datatype 2 stores 8 bits per voxel"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -116,6 +116,13 @@ pub trait Database: Send + Sync {
     /// Insert a segmentation row.
     async fn insert_segmentation(&self, row: &SegmentationRow) -> Result<(), StoreError>;
 
+    /// The live segmentations of `tenant` bound to series `series_id`, oldest first.
+    async fn segmentations_of_series(
+        &self,
+        tenant: &str,
+        series_id: &str,
+    ) -> Result<Vec<SegmentationRow>, StoreError>;
+
     /// A segmentation of `tenant` by id.
     async fn segmentation(
         &self,
@@ -254,7 +261,8 @@ pub trait Database: Send + Sync {
 
     /// Live uploads created before `created_before_ms` that no queued or running job uses,
     /// oldest first, at most `limit` (series first, then segmentations): what a retention
-    /// purge removes.
+    /// purge removes. STOW-RS series resources whose instances never assembled are listed
+    /// as series when their last instance came before `created_before_ms`.
     async fn expired_uploads(
         &self,
         created_before_ms: i64,

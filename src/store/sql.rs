@@ -172,6 +172,22 @@ macro_rules! impl_database {
                 Ok(())
             }
 
+            async fn segmentations_of_series(
+                &self,
+                tenant: &str,
+                series_id: &str,
+            ) -> Result<Vec<$crate::store::SegmentationRow>, $crate::store::StoreError> {
+                Ok(sqlx::query_as::<_, $crate::store::SegmentationRow>(
+                    "SELECT id, tenant_id, series_id, format, file_name, blob_key, lesions, \
+                     created_at_ms FROM segmentations WHERE tenant_id = $1 AND series_id = $2 \
+                     AND deleted_at_ms IS NULL ORDER BY created_at_ms, id",
+                )
+                .bind(tenant)
+                .bind(series_id)
+                .fetch_all(&self.pool)
+                .await?)
+            }
+
             async fn segmentation(
                 &self,
                 tenant: &str,
@@ -730,9 +746,22 @@ macro_rules! impl_database {
                 .bind(limit)
                 .fetch_all(&self.pool)
                 .await?;
+                // STOW-RS series resources whose instances never assembled have no series
+                // row; one whose last instance came before the cutoff is expired too (no
+                // job can use it), and its deletion takes its waiting segmentations along.
+                let unassembled: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT t.id, t.tenant_id FROM stow_series t WHERE t.last_instance_at_ms < $1 \
+                     AND NOT EXISTS (SELECT 1 FROM series s WHERE s.id = t.id) \
+                     ORDER BY t.last_instance_at_ms, t.id LIMIT $2",
+                )
+                .bind(created_before_ms)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
                 let upload = |kind| move |(id, tenant_id)| ExpiredUpload { kind, id, tenant_id };
                 Ok(series
                     .into_iter()
+                    .chain(unassembled)
                     .map(upload(UploadKind::Series))
                     .chain(segmentations.into_iter().map(upload(UploadKind::Segmentation)))
                     .take(usize::try_from(limit).unwrap_or(0))

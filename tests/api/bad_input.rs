@@ -350,7 +350,8 @@ async fn rejects_segmentation_over_its_size_limit() {
 }
 
 /// Instances that disagree on the patient or the study, a SOPInstanceUID repeated at
-/// another position, Rows stored as text and a colour pixel module are each refused naming
+/// another position, Rows stored as text, ImagePositionPatient stored as binary integers
+/// and a colour pixel module are each refused naming
 /// the attribute and the files, and never quoting a patient identifier.
 #[tokio::test]
 async fn rejects_inconsistent_instances_naming_attribute_and_files() {
@@ -360,7 +361,7 @@ async fn rejects_inconsistent_instances_naming_attribute_and_files() {
     let app = spawn_app().await;
     /// edit_dicom.py arguments, problem kind, needles, texts that must not appear.
     type Case<'a> = (&'a [&'a str], &'a str, &'a [&'a str], &'a [&'a str]);
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         (
             &["--set-first", "PatientID=OTHER-PID-0815"],
             "mixed-patient-or-study",
@@ -393,6 +394,12 @@ async fn rejects_inconsistent_instances_naming_attribute_and_files() {
             "invalid-attribute",
             &[FIRST, "Rows", "VR LO", "expected VR US"],
             &["could not be decoded"],
+        ),
+        (
+            &["--position-vr", "US"],
+            "invalid-attribute",
+            &[FIRST, "ImagePositionPatient", "VR US", "expected VR DS"],
+            &["gap", "missing slice"],
         ),
         (
             &["--set-first", "SamplesPerPixel=3"],

@@ -500,6 +500,22 @@ async fn auto_trigger_fires_once_on_the_stable_series_and_gaps_stay_incomplete()
         "fired more than once: {jobs}"
     );
 
+    // A PACS retry re-sends the SEG: the same segmentation answers, no second one is
+    // stored and no second job is triggered (found by the break test).
+    let again_seg = push(&admin, &[seg_path.as_str()]).await;
+    assert_eq!(
+        stored_urls(&again_seg),
+        vec![seg_url.clone()],
+        "{again_seg}"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(STABLE_S + 2)).await;
+    let (_, jobs) = admin.get_json("/v1/jobs").await;
+    assert_eq!(
+        jobs["jobs"].as_array().unwrap().len(),
+        1,
+        "a re-sent SEG triggered again: {jobs}"
+    );
+
     // After a job used it, a re-sent instance changes nothing; a new one opens version 2.
     let again = push(&admin, &[paths[0].as_str()]).await;
     assert_eq!(stored_urls(&again), vec![url.clone()], "{again}");
@@ -725,6 +741,54 @@ async fn deleting_an_unassembled_stow_series_removes_its_instances_and_waiting_s
         again.starts_with("/v1/series/") && again != series_url,
         "{again}"
     );
+}
+
+/// The retention purge removes a STOW-RS series resource whose instances never assembled
+/// (it has no series row) once its last instance is older than the period, with the SEG
+/// waiting for it: both answer 410 naming retention and their files are gone.
+#[tokio::test]
+async fn retention_purges_an_unassembled_stow_series_and_its_waiting_seg() {
+    let app = spawn_app_configured(1, |c| {
+        c.retention_hours = 3.0 / 3600.0;
+        c.retention_sweep_s = 1;
+    })
+    .await;
+    let paths = phantom_paths();
+    let with_gap: Vec<&str> = paths[..10]
+        .iter()
+        .chain(&paths[15..20])
+        .map(String::as_str)
+        .collect();
+    let response = push(&app, &with_gap).await;
+    let series_url = stored_urls(&response)[0].clone();
+    let series_id = series_url.trim_start_matches("/v1/series/").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = phantom_seg(dir.path());
+    let response = push(&app, &[seg_path.as_str()]).await;
+    let seg_url = stored_urls(&response)[0].clone();
+    let seg_id = seg_url.trim_start_matches("/v1/segmentations/").to_owned();
+    let (_, seg) = app.get_json(&seg_url).await;
+    assert_eq!(seg["status"], "pending", "{seg}");
+
+    let started = std::time::Instant::now();
+    let problem = loop {
+        let (status, body) = app.get_json(&series_url).await;
+        if status == 410 {
+            break body;
+        }
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the unassembled series was never purged: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_problem(410, &problem, 410, "gone", &["retention"]);
+    let (status, problem) = app.get_json(&seg_url).await;
+    assert_problem(status, &problem, 410, "gone", &["retention"]);
+    let series_blobs = app.blob_dir().join("series").join(&series_id);
+    let seg_blob = app.blob_dir().join("segmentations").join(&seg_id);
+    assert_eq!((blob_files(&series_blobs), blob_files(&seg_blob)), (0, 0));
 }
 
 /// A part without header lines (an empty header block) is read whole: taken as

@@ -13,15 +13,18 @@ Run in a fresh network namespace, like push_e2e.py (whose helpers it uses).
    stability delay; then a job appears in GET /v1/jobs without any job request, runs, and
    its SR lands in Orthanc, read back with dicomweb-client equal to result.dcm and with the
    JSON result's probability. The audit log has its `job.create` with `via: auto-trigger`.
-3. Stop Orthanc, push the SEG again: the new job's delivery is retried, then `failed` with
-   the error in the job status; its result and report are still served.
-4. Restart radscore with many attempts, push the SEG again, kill radscore (SIGKILL) while
+   Re-sending the same SEG (a PACS retry) answers with the stored segmentation.
+3. Stop Orthanc, push a copy of the SEG under a new SOP Instance UID: the new job's
+   delivery is retried, then `failed` with the error in the job status; its result and
+   report are still served.
+4. Restart radscore with many attempts, push another such copy, kill radscore (SIGKILL) while
    the delivery is pending, start Orthanc and radscore again: the interrupted delivery is
    resumed and the SR lands in Orthanc.
 Prints a JSON summary on stdout; exits non-zero with a message on any failure.
 """
 
 import argparse
+import io
 import json
 import os
 import pathlib
@@ -30,6 +33,7 @@ import subprocess
 import time
 
 import pydicom
+import pydicom.uid
 from dicomweb_client.api import DICOMwebClient
 
 import push_e2e as e2e
@@ -104,6 +108,22 @@ def stow(base, datasets):
     client = DICOMwebClient(url=base, timeout=600, headers=e2e.RADSCORE_AUTH["header"])
     response = client.store_instances(datasets)
     return response[0x00081199][0][0x00081190].value.rsplit("/", 1)[-1]
+
+
+def new_instance(dataset):
+    """A copy of `dataset` under a fresh SOP Instance UID: a new segmentation of the same
+    lesions. radscore answers a re-sent identical instance (a PACS retry) with the stored
+    one and triggers no second job, so every step that wants a new job sends a new one."""
+    copy = pydicom.dcmread(io.BytesIO(dataset_bytes(dataset)))
+    copy.SOPInstanceUID = pydicom.uid.generate_uid()
+    copy.file_meta.MediaStorageSOPInstanceUID = copy.SOPInstanceUID
+    return copy
+
+
+def dataset_bytes(dataset):
+    out = io.BytesIO()
+    dataset.save_as(out)
+    return out.getvalue()
 
 
 def auto_job(base, seg_id):
@@ -188,10 +208,12 @@ def main():
         delivered = check_in_pacs(base, pacs_url, job["id"], work)
         delivered["delivery"] = done["delivery"]
         delivered["audit"] = check_audit(base, job["id"])
+        if stow(base, [seg]) != seg_id:
+            fail("a re-sent identical SEG was stored as a new segmentation")
 
         # 3. Destination down: retried, then reported; the result stays.
         stop(orthanc)
-        job = auto_job(base, stow(base, [seg]))
+        job = auto_job(base, stow(base, [new_instance(seg)]))
         done = until_delivery(base, job["id"], lambda d: d.get("status") == "failed")
         for suffix in ("result", "result.dcm"):
             if http("GET", f"{base}/v1/jobs/{job['id']}/{suffix}")[0] != 200:
@@ -202,7 +224,7 @@ def main():
         stop(radscore)
         radscore, base = start_radscore(args, work, RESUME_MAX_ATTEMPTS, 2)
         procs.append(radscore)
-        job = auto_job(base, stow(base, [seg]))
+        job = auto_job(base, stow(base, [new_instance(seg)]))
         until_delivery(base, job["id"], lambda d: d.get("attempts", 0) >= 2)
         stop(radscore, signal.SIGKILL)
         orthanc, _ = e2e.start_orthanc(work, port)

@@ -10,7 +10,8 @@ Each case's file is written to DIR/<name>. A case is made by one of:
                              with "pick", the script writes several files into {dir} and
                              the one named is taken (each distinct command runs once)
 then optionally "gunzip": true (inflate the file) and "edit": a list of
-{"truncate": N} / {"replace": [old, new]} / {"append": text} applied to its bytes in order.
+{"truncate": N} / {"replace": [old, new]} / {"append": text} / {"poke": [offset, hex]}
+(overwrite the bytes at offset) applied to its bytes in order.
 """
 import argparse
 import gzip
@@ -72,6 +73,9 @@ def main():
                 data = data[: edit["truncate"]]
             elif "append" in edit:
                 data = data + edit["append"].encode()
+            elif "poke" in edit:
+                at, raw = edit["poke"][0], bytes.fromhex(edit["poke"][1])
+                data = data[:at] + raw + data[at + len(raw):]
             else:
                 old, new = (s.encode() for s in edit["replace"])
                 if old not in data:

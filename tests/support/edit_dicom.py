@@ -2,8 +2,10 @@
 """Copy a DICOM series with hostile edits (radscore test helper).
 
     edit_dicom.py --in-dir DIR --out-dir DIR [--set KEYWORD=VALUE ...]
-                  [--set-first KEYWORD=VALUE ...] [--nest-depth N] [--huge-pixel-length]
-                  [--duplicate-sop-uid] [--rows-vr VR]
+                  [--set-first KEYWORD=VALUE ...] [--position-vr VR    store ImagePositionPatient of the first file with a binary integer VR
+                    (e.g. US), each coordinate as its magnitude modulo 2^16
+--nest-depth N] [--huge-pixel-length]
+                  [--duplicate-sop-uid] [--rows-vr VR] [--position-vr VR]
 
 --set               set a data element by keyword in every file, written raw as text
                     (e.g. BitsStored=0, RescaleSlope=NaN)
@@ -37,6 +39,7 @@ def main():
     ap.add_argument("--set-first", action="append", default=[])
     ap.add_argument("--duplicate-sop-uid", action="store_true")
     ap.add_argument("--rows-vr")
+    ap.add_argument("--position-vr")
     args = ap.parse_args()
     out = pathlib.Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -54,6 +57,9 @@ def main():
         if n == 0 and args.rows_vr:
             text = str(ds.Rows)
             ds.add_new(0x00280010, args.rows_vr, text)
+        if n == 0 and args.position_vr:
+            ipp = [int(abs(float(v))) % 65536 for v in ds.ImagePositionPatient]
+            ds.add_new(0x00200032, args.position_vr, ipp)
         target = out / path.name
         ds.save_as(target)
         data = target.read_bytes()

@@ -22,6 +22,8 @@ Cases (default "shapes"): every case but "shapes" and "stale-references" is a fa
   stale-references  the same, but every contour references the first slice's SOP
                     Instance: radscore matches slices by position, so the answer is equal
   other-frame       ROI 1 references another FrameOfReferenceUID
+  other-series      the shapes, but the RT Referenced Series names another series of the
+                    same frame of reference
   between-slices    one RING contour moved half a slice along the normal
   off-series        one more RING contour two slices beyond the last slice
   non-planar        one RING contour with a corner moved one slice along the normal
@@ -180,6 +182,10 @@ def write_labels(geo, datasets, path):
     nib.save(img, str(path))
 
 
+# The series an "other-series" RTSTRUCT names instead of the one it is uploaded for.
+OTHER_SERIES = "1.2.826.0.1.3680043.8.498.56"
+
+
 def structure_set(frame, study, roi_items, other_frame_roi=None, series=None):
     """An RT Structure Set data set: ROI number -> (name, contours), all in `frame`
     except ROI `other_frame_roi`."""
@@ -233,7 +239,7 @@ def build(datasets, case):
     ds0 = datasets[0]
     rs = structure_set(ds0.FrameOfReferenceUID, ds0.StudyInstanceUID, rois(geo, datasets, case),
                        other_frame_roi=1 if case == "other-frame" else None,
-                       series=ds0.SeriesInstanceUID)
+                       series=OTHER_SERIES if case == "other-series" else ds0.SeriesInstanceUID)
     return rs, geo
 
 

@@ -7,6 +7,7 @@ Test helper for radscore (dicom_ingest and the API integration tests).
         [--fractional] [--box Z0,Z1,Y0,Y1,X0,X1] [--shuffle-frames SEED]
         [--label N] [--extra-boxes N] [--frame-of-reference UID]
         [--referenced-series UID] [--extra-pixel-bytes N] [--transfer-syntax NAME]
+        [--duplicate-position]
 
 * Segment 1 ("GTV-1") is every non-zero voxel of the mask (with --label N: every voxel of
   value N), mapped onto the series through world coordinates (NIfTI RAS -> DICOM LPS), not
@@ -26,6 +27,8 @@ Test helper for radscore (dicom_ingest and the API integration tests).
   Lossless), jpegls (JPEG-LS Lossless), all encapsulated by highdicom (RLE and JPEG-LS
   only with --fractional: highdicom refuses them for BINARY), or deflate (Deflated
   Explicit VR Little Endian: the whole data set deflated by pydicom, pixel data native).
+* --duplicate-position gives frame 2 the ImagePositionPatient of frame 1 (both segment 1):
+  two frames of one segment on one plane (a fault case).
 * --shuffle-frames permutes the frames (pixel data and per-frame functional groups
   together) with the given random seed, so readers cannot rely on frame order.
 
@@ -133,6 +136,7 @@ def main():
     ap.add_argument("--referenced-series")
     ap.add_argument("--extra-pixel-bytes", type=int, default=0)
     ap.add_argument("--transfer-syntax", choices=sorted(ENCAPSULATED) + ["deflate"])
+    ap.add_argument("--duplicate-position", action="store_true")
     args = ap.parse_args()
 
     datasets = load_series(args.series)
@@ -183,6 +187,15 @@ def main():
         seg.FrameOfReferenceUID = args.frame_of_reference
     if args.referenced_series:
         seg.ReferencedSeriesSequence[0].SeriesInstanceUID = args.referenced_series
+    if args.duplicate_position:
+        groups = seg.PerFrameFunctionalGroupsSequence
+        shared = seg.SharedFunctionalGroupsSequence[0]
+        segment = [(g if "SegmentIdentificationSequence" in g else shared)
+                   .SegmentIdentificationSequence[0].ReferencedSegmentNumber for g in groups[:2]]
+        if segment != [1, 1]:
+            sys.exit(f"--duplicate-position: frames 1 and 2 belong to segments {segment}")
+        position = groups[0].PlanePositionSequence[0].ImagePositionPatient
+        groups[1].PlanePositionSequence[0].ImagePositionPatient = list(position)
     if args.extra_pixel_bytes:
         seg.PixelData = bytes(seg.PixelData) + b"\0" * args.extra_pixel_bytes
     if args.transfer_syntax == "deflate":
