@@ -520,6 +520,12 @@ impl InstanceSource for BlobInstances {
         self.keys.len()
     }
 
+    /// Stored blobs never change under their key: an upload's blobs are written once
+    /// under its own id, and ids are never reused.
+    fn immutable_key(&self, index: usize) -> Option<&str> {
+        self.keys.get(index).map(String::as_str)
+    }
+
     fn fetch(&self, index: usize) -> Result<crate::dicom::InputFile, crate::dicom::DicomError> {
         let key = self.keys.get(index).map(String::as_str).unwrap_or_default();
         let name = key.rsplit('/').next().unwrap_or(key).to_string();
