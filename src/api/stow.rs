@@ -280,8 +280,8 @@ async fn sort_parts(
             let series = identity.series_instance_uid.clone().unwrap_or_default();
             ct.entry(series).or_default().push(pushed);
         } else if class == SEGMENTATION_STORAGE || class == RT_STRUCTURE_SET_STORAGE {
-            // LIMITATION: an RTSTRUCT is routed by its RT Referenced Series Sequence only
-            // (not by Frame of Reference or contour image references); without it, it fails.
+            // An RTSTRUCT without an RT Referenced Series is routed by the image its first
+            // contour references (see `store_segmentation`).
             segs.push(pushed);
         } else {
             let comment = format!(
@@ -351,11 +351,21 @@ async fn store_segmentation(
     outcomes: &mut Outcomes,
 ) -> ApiResult<()> {
     let Pushed { file, identity } = seg;
-    let referenced = identity.referenced_series_uid.clone().unwrap_or_default();
+    let mut referenced = identity.referenced_series_uid.clone().unwrap_or_default();
+    if referenced.is_empty()
+        && let Some(image) = identity.referenced_image_uid.as_deref()
+        && let Some(series_uid) = state
+            .db
+            .stow_series_uid_of_instance(&caller.tenant, image)
+            .await?
+    {
+        referenced = series_uid;
+    }
     if referenced.is_empty() {
         let comment = format!(
             "{}: names no referenced series (ReferencedSeriesSequence, or for an RTSTRUCT the \
-             RT Referenced Series Sequence)",
+             RT Referenced Series Sequence) and references no CT instance received by STOW-RS \
+             (an RTSTRUCT's Contour Image Sequence)",
             file.name
         );
         outcomes.failed.push((identity, DOES_NOT_MATCH, comment));

@@ -358,6 +358,9 @@ pub struct InstanceIdentity {
     /// first RT Referenced Series of the first RT Referenced Study of the first Referenced
     /// Frame of Reference (PS3.3 C.8.8.5 Structure Set Module).
     pub referenced_series_uid: Option<String>,
+    /// For an RT Structure Set: the ReferencedSOPInstanceUID of the first Contour Image
+    /// Sequence item of its first contour (PS3.3 C.8.8.6), the image a contour was drawn on.
+    pub referenced_image_uid: Option<String>,
 }
 
 /// Parse one file (with the structural pre-check) and read its identifying UIDs.
@@ -389,7 +392,43 @@ pub fn identify(name: &str, bytes: &[u8]) -> Result<InstanceIdentity, DicomError
         study_instance_uid: uid(tags::STUDY_INSTANCE_UID, "StudyInstanceUID")?,
         series_instance_uid: uid(tags::SERIES_INSTANCE_UID, "SeriesInstanceUID")?,
         referenced_series_uid: referenced,
+        referenced_image_uid: rt_referenced_image(&obj, name).map(|u| sanitize_uid(&u)),
     })
+}
+
+/// The image the first contour of an RT Structure Set was drawn on: ROI Contour Sequence
+/// (3006,0039) > Contour Sequence (3006,0040) > Contour Image Sequence (3006,0016) >
+/// ReferencedSOPInstanceUID, first items that have them; `None` when absent.
+fn rt_referenced_image(obj: &InMemDicomObject, name: &str) -> Option<String> {
+    use dicom_dictionary_std::tags;
+    let rois = opt_items(
+        obj,
+        name,
+        (tags::ROI_CONTOUR_SEQUENCE, "ROIContourSequence"),
+    )
+    .ok()??;
+    rois.iter()
+        .filter_map(|roi| opt_items(roi, name, (tags::CONTOUR_SEQUENCE, "ContourSequence")).ok()?)
+        .flatten()
+        .filter_map(|contour| {
+            opt_first_item(
+                contour,
+                name,
+                (tags::CONTOUR_IMAGE_SEQUENCE, "ContourImageSequence"),
+            )
+            .ok()?
+        })
+        .find_map(|image| {
+            opt_str(
+                image,
+                name,
+                (
+                    tags::REFERENCED_SOP_INSTANCE_UID,
+                    "ReferencedSOPInstanceUID",
+                ),
+            )
+            .ok()?
+        })
 }
 
 /// The series an RT Structure Set's ROIs lie on: Referenced Frame of Reference Sequence

@@ -421,6 +421,14 @@ pub trait Database: Send + Sync {
         row: &StowInstanceRow,
     ) -> Result<Option<StowInstanceRow>, StoreError>;
 
+    /// The SeriesInstanceUID of the newest STOW-RS series resource of `tenant` that holds
+    /// the instance `sop_instance_uid`.
+    async fn stow_series_uid_of_instance(
+        &self,
+        tenant: &str,
+        sop_instance_uid: &str,
+    ) -> Result<Option<String>, StoreError>;
+
     /// Every staged instance of a STOW-RS series resource.
     async fn stow_instances(&self, series_id: &str) -> Result<Vec<StowInstanceRow>, StoreError>;
 

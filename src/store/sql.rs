@@ -1254,6 +1254,23 @@ macro_rules! impl_database {
                 .await?)
             }
 
+            async fn stow_series_uid_of_instance(
+                &self,
+                tenant: &str,
+                sop_instance_uid: &str,
+            ) -> Result<Option<String>, $crate::store::StoreError> {
+                Ok(sqlx::query_scalar::<_, String>(
+                    "SELECT s.series_uid FROM stow_instances i \
+                     JOIN stow_series s ON s.id = i.series_id \
+                     WHERE s.tenant_id = $1 AND i.sop_instance_uid = $2 \
+                     ORDER BY s.version DESC LIMIT 1",
+                )
+                .bind(tenant)
+                .bind(sop_instance_uid)
+                .fetch_optional(&self.pool)
+                .await?)
+            }
+
             async fn stow_instances(
                 &self,
                 series_id: &str,

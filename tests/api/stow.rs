@@ -625,6 +625,50 @@ async fn an_rtstruct_pushed_by_stow_rs_arms_the_auto_trigger_like_a_seg() {
     assert_eq!(jobs["jobs"].as_array().unwrap().len(), 1, "{jobs}");
 }
 
+/// An RT Structure Set without an RT Referenced Series is routed by the CT instance its
+/// contours reference (Contour Image Sequence) to the series holding it; pushed before
+/// any of its CT instances arrived, it fails naming what was missing.
+#[tokio::test]
+async fn an_rtstruct_without_a_series_reference_is_routed_by_its_contour_images() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    let rs_path = dir.path().join("rs.dcm");
+    let series_dir = ct_phantom().join("dicom/image");
+    run_support(
+        "make_rtstruct.py",
+        &[
+            "--series",
+            series_dir.to_str().unwrap(),
+            "--out",
+            rs_path.to_str().unwrap(),
+            "--case",
+            "no-series-reference",
+        ],
+    );
+    let rs = std::fs::read(&rs_path).unwrap();
+    let body = || related_body(&[("application/dicom", rs.as_slice())]);
+
+    let (status, early) = post_related(&app, "/studies", &dicom_related(), body()).await;
+    assert_eq!(status, 409, "{early}");
+    assert!(
+        early.to_string().contains("Contour Image Sequence"),
+        "{early}"
+    );
+
+    let responses = push_split(&app, &phantom_paths(), 60).await;
+    let url = stored_urls(&responses[0])[0].clone();
+    let (status, response) = post_related(&app, "/studies", &dicom_related(), body()).await;
+    assert_eq!(status, 200, "{response}");
+    let (_, seg) = app.get_json(&stored_urls(&response)[0]).await;
+    assert_eq!(seg["format"], "dicom_rtstruct", "{seg}");
+    assert_eq!(
+        seg["series_id"],
+        url.trim_start_matches("/v1/series/"),
+        "{seg}"
+    );
+    assert_eq!(seg["lesions"][0]["voxel_count"], 4000, "{seg}");
+}
+
 /// With the job queue full (`RADSCORE_MAX_QUEUED_JOBS` = 0), a due auto-trigger waits
 /// instead of queueing a job past the bound: no job after the stability delay, and the
 /// segmentation stays bound and usable.

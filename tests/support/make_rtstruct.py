@@ -24,6 +24,8 @@ Cases (default "shapes"): every case but "shapes" and "stale-references" is a fa
   other-frame       ROI 1 references another FrameOfReferenceUID
   other-series      the shapes, but the RT Referenced Series names another series of the
                     same frame of reference
+  no-series-reference  (accepted) the shapes without an RT Referenced Study/Series: only
+                    the contours' Contour Image Sequence says which images they lie on
   between-slices    one RING contour moved half a slice along the normal
   off-series        one more RING contour two slices beyond the last slice
   non-planar        one RING contour with a corner moved one slice along the normal
@@ -239,7 +241,8 @@ def build(datasets, case):
     ds0 = datasets[0]
     rs = structure_set(ds0.FrameOfReferenceUID, ds0.StudyInstanceUID, rois(geo, datasets, case),
                        other_frame_roi=1 if case == "other-frame" else None,
-                       series=OTHER_SERIES if case == "other-series" else ds0.SeriesInstanceUID)
+                       series={"other-series": OTHER_SERIES, "no-series-reference": None}
+                       .get(case, ds0.SeriesInstanceUID))
     return rs, geo
 
 
