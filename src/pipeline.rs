@@ -86,6 +86,22 @@ pub fn extract_lesions(
     settings: &ExtractionSettings,
     progress: &(dyn Fn(f64) + Sync),
 ) -> Vec<LesionFeatures> {
+    extract_lesions_until(volume, segmentation, requests, settings, progress, &|| {
+        false
+    })
+    .unwrap_or_default()
+}
+
+/// [`extract_lesions`] that gives up once `stop` answers true (a cancelled job): it is
+/// asked before each lesion starts, and `None` is returned when any lesion was skipped.
+pub fn extract_lesions_until(
+    volume: &Volume,
+    segmentation: &Segmentation,
+    requests: &[LesionRequest],
+    settings: &ExtractionSettings,
+    progress: &(dyn Fn(f64) + Sync),
+    stop: &(dyn Fn() -> bool + Sync),
+) -> Option<Vec<LesionFeatures>> {
     let masks: Vec<Option<&LesionMask>> = requests
         .iter()
         .map(|r| segmentation.lesions.iter().find(|l| l.label == r.label))
@@ -99,14 +115,17 @@ pub fn extract_lesions(
     let mut computed: Vec<(usize, LesionFeatures)> = order
         .into_par_iter()
         .map(|i| {
+            if stop() {
+                return None;
+            }
             let out = extract_one(volume, &stats, requests[i], masks[i], settings);
             let finished = done.fetch_add(1, Ordering::Relaxed) + 1;
             progress(finished as f64 / requests.len().max(1) as f64);
-            (i, out)
+            Some((i, out))
         })
-        .collect();
+        .collect::<Option<_>>()?;
     computed.sort_by_key(|(i, _)| *i);
-    computed.into_iter().map(|(_, l)| l).collect()
+    Some(computed.into_iter().map(|(_, l)| l).collect())
 }
 
 /// One lesion of [`extract_lesions`]; `lesion` is `None` when the label is absent.
@@ -665,6 +684,62 @@ mod tests {
         s.resegment_range_hu = range;
         s.resegment_outlier_sigma = sigma;
         s
+    }
+
+    /// A stop asked before any lesion gives `None` and computes nothing; one that never
+    /// answers true gives what [`extract_lesions`] gives; one that answers true after the
+    /// first lesion started gives `None`, whatever the order lesions run in.
+    #[test]
+    fn extraction_stops_before_the_next_lesion() {
+        use std::sync::atomic::AtomicUsize;
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = crate::demo::DemoOptions {
+            shape_vox: [24, 64, 64],
+            spacing_mm: [2.5, 0.8, 0.8],
+            min_lesions: 3,
+            max_lesions: 3,
+        };
+        let case = crate::demo::generate(tmp.path(), 9, &opts).unwrap();
+        let files: Vec<crate::dicom::InputFile> = case
+            .dicom_files
+            .iter()
+            .map(|p| crate::dicom::InputFile {
+                name: p.display().to_string(),
+                bytes: std::fs::read(p).unwrap().into(),
+            })
+            .collect();
+        let volume = crate::dicom::assemble_series(&files).unwrap().volume;
+        let labels = std::fs::read(&case.labelmap).unwrap();
+        let seg =
+            crate::image::labelmap::read_nifti_labelmap(&labels, "labels.nii.gz", &volume.grid)
+                .unwrap();
+        let requests: Vec<LesionRequest> = (1..=3)
+            .map(|label| LesionRequest {
+                label,
+                location: Location::Other,
+            })
+            .collect();
+        let settings = ExtractionSettings::bundled();
+        let run = |stop: &(dyn Fn() -> bool + Sync)| {
+            let reported = AtomicUsize::new(0);
+            let progress = |_: f64| {
+                reported.fetch_add(1, Ordering::Relaxed);
+            };
+            let out = extract_lesions_until(&volume, &seg, &requests, &settings, &progress, stop);
+            (out, reported.load(Ordering::Relaxed))
+        };
+        assert!(matches!(run(&|| true), (None, 0)));
+        let (all, reported) = run(&|| false);
+        assert_eq!(reported, 3);
+        let all = all.unwrap();
+        let plain = extract_lesions(&volume, &seg, &requests, &settings, &|_| {});
+        // Debug text: NaN (an undefined feature) equals itself there.
+        assert_eq!(format!("{all:?}"), format!("{plain:?}"));
+        assert!(all.iter().all(|l| l.features.is_ok()), "{all:?}");
+        let asked = AtomicUsize::new(0);
+        let (after_first, reported) = run(&|| asked.fetch_add(1, Ordering::Relaxed) >= 1);
+        assert!(after_first.is_none());
+        assert!(reported < 3);
     }
 
     #[test]

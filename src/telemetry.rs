@@ -95,6 +95,11 @@ fn describe_metrics() {
         "ONNX model scoring time of one job (every lesion)"
     );
     metrics::describe_counter!(
+        "radscore_dicom_header_cache_total",
+        "Stored DICOM instances planned by this process, by whether their parsed header came \
+         from the header cache (hit) or was read from the blob store (miss)"
+    );
+    metrics::describe_counter!(
         "radscore_upload_bytes_total",
         Unit::Bytes,
         "Bytes received in upload bodies, by kind (series, segmentation)"

@@ -209,10 +209,9 @@ fn replay(previous: JobRow, request_json: &str) -> ApiResult<(StatusCode, Header
     Ok((StatusCode::ACCEPTED, headers, Json(job_json(&previous))))
 }
 
-/// `DELETE /v1/jobs/{id}`: cancel a queued or running job (a running job's result is
-/// discarded); 409 when it has already finished.
-// LIMITATION: a running extraction is not interrupted; its worker finishes, finds its lease
-// gone and drops the result.
+/// `DELETE /v1/jobs/{id}`: cancel a queued or running job; 409 when it has already
+/// finished. A running job's worker finds its lease gone at its next heartbeat and stops
+/// before its next lesion (or prediction-interval perturbation), keeping no result.
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,

@@ -171,7 +171,8 @@ async fn acquired_stack(
     {
         return Ok(None);
     }
-    // LIMITATION: every DICOM SEG/RTSTRUCT upload re-reads all instance headers of the series.
+    // The instance headers come from the process-wide header cache after the first read.
+    // LIMITATION: the first SEG/RTSTRUCT upload per process re-reads every instance header.
     let keys = state.blobs.list(&series.blob_prefix).await?;
     let files = crate::jobs::worker::BlobInstances::new(state.blobs.clone(), keys);
     let planned = tokio::task::spawn_blocking(move || {

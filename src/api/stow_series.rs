@@ -30,8 +30,12 @@
 //! a new series resource that starts with the previous version's instances. Segmentations
 //! stay bound to the version they were bound to; new ones bind to the newest.
 //!
-//! LIMITATION: every request re-reads the headers of the whole union (one instance in
-//! memory at a time), so a series pushed one instance per request costs O(n²) header reads.
+//! Every request re-plans the whole union, from the process-wide header cache
+//! ([`dicom::HEADER_CACHE_PLANES`]): a series pushed one instance per request costs one
+//! header read per instance, not O(n²) (the listing and planning in memory stay O(n) per
+//! request).
+//! LIMITATION: the header cache is per process: each API process reads a union's headers
+//! once, and an evicted instance is read again.
 //! LIMITATION: requests of one series are serialised within a process only; with several
 //! API processes, concurrent requests of one series may leave a smaller union assembled
 //! until its next instance (the store never records a smaller union over a larger one).

@@ -102,7 +102,7 @@ const CT_SAMPLES_PER_PIXEL: u32 = 1;
 
 /// The patient and study an instance belongs to, compared across a series and never shown:
 /// the values identify the patient. No `Debug`, so they cannot reach a log by accident.
-#[derive(PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub(super) struct PatientStudy {
     /// PatientID, PatientName, StudyInstanceUID as stored (trimmed); `None` when absent or
     /// empty.
@@ -115,6 +115,7 @@ impl PatientStudy {
 }
 
 /// One parsed instance and the planes it holds.
+#[derive(Clone)]
 pub(super) struct Instance {
     pub file: String,
     pub sop_uid: String,
@@ -125,6 +126,7 @@ pub(super) struct Instance {
 }
 
 /// One image plane of the stack: a classic instance, or one frame of a multi-frame one.
+#[derive(Clone)]
 pub(super) struct Slice {
     /// File name, with ` frame N` for a frame of a multi-frame instance (messages only).
     pub file: String,

@@ -36,8 +36,9 @@ pub use geometry::{AcquiredStack, GeometryPolicy, GeometryStatus, MaskTarget};
 pub use rtstruct::{read_rtstruct, read_rtstruct_on};
 pub use seg::{read_seg, read_seg_on};
 pub use series::{
-    AssembledSeries, FileRef, InstanceSource, SeriesPlan, SeriesSummary, assemble_series,
-    assemble_series_from, assemble_series_with, check_instance, plan_series, scan_series,
+    AssembledSeries, FileRef, HEADER_CACHE_PLANES, InstanceSource, SeriesPlan, SeriesSummary,
+    assemble_series, assemble_series_from, assemble_series_with, check_instance, plan_series,
+    scan_series,
 };
 
 use bytes::Bytes;

@@ -93,6 +93,44 @@ pub trait InstanceSource: Sync {
     /// # Errors
     /// [`DicomError::Io`] when it cannot be read.
     fn fetch(&self, index: usize) -> Result<InputFile, DicomError>;
+
+    /// A key naming file `index` for as long as the process runs, when its bytes never
+    /// change under that key (a stored blob): its parsed header is then kept in a
+    /// process-wide cache and not read again (see [`HEADER_CACHE_PLANES`]).
+    fn immutable_key(&self, _index: usize) -> Option<&str> {
+        None
+    }
+}
+
+/// Planes whose parsed headers (no pixel data) the process-wide header cache holds, about
+/// 200 bytes each. A series pushed over STOW-RS one instance per request is re-planned on
+/// every request; with the cache each request parses only the instances it brought, not
+/// the whole union again, and a job's header pass on stored blobs is free after that.
+pub const HEADER_CACHE_PLANES: u64 = 200_000;
+
+/// Weight of a cached instance: its planes (an Enhanced CT instance holds many).
+#[derive(Clone)]
+struct PlaneWeighter;
+
+impl quick_cache::Weighter<String, Instance> for PlaneWeighter {
+    fn weight(&self, _key: &String, instance: &Instance) -> u64 {
+        instance.planes.len().max(1) as u64
+    }
+}
+
+/// The process-wide cache of parsed headers of immutable files, by their key.
+fn header_cache() -> &'static quick_cache::sync::Cache<String, Instance, PlaneWeighter> {
+    /// Instances the cache is sized for (classic CT: one plane each).
+    const ESTIMATED_INSTANCES: usize = 20_000;
+    static CACHE: std::sync::OnceLock<quick_cache::sync::Cache<String, Instance, PlaneWeighter>> =
+        std::sync::OnceLock::new();
+    CACHE.get_or_init(|| {
+        quick_cache::sync::Cache::with_weighter(
+            ESTIMATED_INSTANCES,
+            HEADER_CACHE_PLANES,
+            PlaneWeighter,
+        )
+    })
 }
 
 impl InstanceSource for [InputFile] {
@@ -271,6 +309,18 @@ fn read_headers<S: InstanceSource + ?Sized>(
     // In parallel on rayon's pool, one file in memory per thread; the first failing file
     // in upload order is reported, as a sequential read would.
     let read = |index: usize| -> Result<Instance, DicomError> {
+        let key = files.immutable_key(index).filter(|_| !decode);
+        if let Some(mut instance) = key.and_then(|k| header_cache().get(k)) {
+            metrics::counter!("radscore_dicom_header_cache_total", "outcome" => "hit").increment(1);
+            for plane in &mut instance.planes {
+                plane.source = index;
+            }
+            return Ok(instance);
+        }
+        if key.is_some() {
+            metrics::counter!("radscore_dicom_header_cache_total", "outcome" => "miss")
+                .increment(1);
+        }
         let mut instance = read_instance(&files.fetch(index)?)?;
         for plane in &mut instance.planes {
             let obj = plane.obj.take().ok_or_else(|| no_pixels(plane))?;
@@ -279,6 +329,9 @@ fn read_headers<S: InstanceSource + ?Sized>(
                 drop(decode_slice(plane, &obj)?);
             }
             plane.source = index;
+        }
+        if let Some(key) = key {
+            header_cache().insert(key.to_owned(), instance.clone());
         }
         Ok(instance)
     };
@@ -730,6 +783,74 @@ fn decode_stored(slice: &Slice, obj: &DefaultDicomObject) -> Result<Vec<i32>, Di
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files with immutable keys, counting how often each is read.
+    struct Keyed {
+        files: Vec<InputFile>,
+        keys: Vec<String>,
+        fetches: std::sync::atomic::AtomicUsize,
+    }
+
+    impl InstanceSource for Keyed {
+        fn count(&self) -> usize {
+            self.files.len()
+        }
+
+        fn fetch(&self, index: usize) -> Result<InputFile, DicomError> {
+            self.fetches
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.files.as_slice().fetch(index)
+        }
+
+        fn immutable_key(&self, index: usize) -> Option<&str> {
+            self.keys.get(index).map(String::as_str)
+        }
+    }
+
+    /// Planning a series again reads none of the files whose headers are cached, in any
+    /// file order, and gives the same plan and volume as reading them (the decode pass
+    /// still reads every file).
+    #[test]
+    fn cached_headers_are_not_read_again_and_plan_alike() {
+        let tmp = tempfile::tempdir().unwrap();
+        let opts = crate::demo::DemoOptions {
+            shape_vox: [8, 32, 32],
+            spacing_mm: [2.0, 0.8, 0.8],
+            min_lesions: 1,
+            max_lesions: 1,
+        };
+        let case = crate::demo::generate(tmp.path(), 5, &opts).unwrap();
+        let files: Vec<InputFile> = case
+            .dicom_files
+            .iter()
+            .map(|p| InputFile {
+                name: p.file_name().unwrap().to_string_lossy().into_owned(),
+                bytes: std::fs::read(p).unwrap().into(),
+            })
+            .collect();
+        let prefix = uuid::Uuid::now_v7();
+        let keyed = |order: &[usize]| Keyed {
+            files: order.iter().map(|&i| files[i].clone()).collect(),
+            keys: order
+                .iter()
+                .map(|&i| format!("test/{prefix}/{i}"))
+                .collect(),
+            fetches: Default::default(),
+        };
+        let reads = |k: &Keyed| k.fetches.load(std::sync::atomic::Ordering::Relaxed);
+        let first = keyed(&[0, 1, 2, 3, 4, 5]);
+        assert!(plan_series(&first, GeometryPolicy::Refuse).is_ok());
+        assert_eq!(reads(&first), 6);
+
+        let all = keyed(&[5, 7, 3, 1, 0, 6, 4, 2]);
+        let plan = plan_series(&all, GeometryPolicy::Refuse).unwrap();
+        assert_eq!(reads(&all), 2, "only the two new files are read");
+        let cached = plan.decode(&all).unwrap();
+        let direct = assemble_series(&files).unwrap();
+        assert_eq!(cached.volume.grid, direct.volume.grid);
+        assert_eq!(cached.volume.hu.to_f32(), direct.volume.hu.to_f32());
+        assert_eq!(cached.instance_count, 8);
+    }
 
     #[test]
     fn uid_sanitizing_drops_free_text() {

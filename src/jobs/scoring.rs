@@ -203,7 +203,8 @@ fn unscore(out: &mut super::LesionResult, code: &str, message: String) {
 /// (`None` inside where that perturbation's features could not be computed); `None` for a
 /// lesion without features or without a model for its location, and for every lesion
 /// when `options` turn intervals off. Only the families the lesion's model uses are
-/// re-extracted. Blocking (lesions run in parallel on rayon's pool).
+/// re-extracted. Blocking (lesions run in parallel on rayon's pool); `stop` as in
+/// [`crate::robustness::interval::perturbed_rows`].
 pub fn interval_rows(
     volume: &Volume,
     segmentation: &Segmentation,
@@ -211,6 +212,7 @@ pub fn interval_rows(
     settings: &ExtractionSettings,
     model: &LoadedModel,
     options: IntervalOptions,
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Vec<Option<Vec<Option<Vec<f64>>>>> {
     if options.perturbations == 0 {
         return vec![None; lesions.len()];
@@ -233,6 +235,7 @@ pub fn interval_rows(
                 &restricted,
                 used,
                 &perturbations,
+                stop,
             ))
         })
         .collect()

@@ -160,8 +160,10 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
         ));
 
         let outcome = match kind {
-            JobKind::Extraction => run_job(ctx, &job, progress).await.and_then(to_json),
-            JobKind::Robustness => super::robustness::run(ctx, &job, progress, lost)
+            JobKind::Extraction => run_job(ctx, &job, progress, lost.clone())
+                .await
+                .and_then(to_json),
+            JobKind::Robustness => super::robustness::run(ctx, &job, progress, lost.clone())
                 .await
                 .and_then(to_json),
         };
@@ -172,6 +174,11 @@ async fn process_job(ctx: &Arc<JobContext>, worker_id: &str, job: JobRow) {
                 "succeeded",
                 finish_with_delivery(ctx, &job, worker_id, json).await,
             ),
+            // Cancelled, or another worker holds the job now: nothing is stored.
+            Err(e) if lost.load(Ordering::Relaxed) => {
+                tracing::info!(error.message = %e, "job stopped without an outcome");
+                ("stopped", Ok(false))
+            }
             Err(e) if e.is_transient() => {
                 let retry_at = ctx
                     .queue
@@ -280,11 +287,14 @@ type IntervalRows = Vec<Option<Vec<Option<Vec<f64>>>>>;
 
 type Extracted = (Vec<LesionFeatures>, Acquisition, IntervalRows);
 
-/// Load inputs, extract every lesion, score, and build the result document.
+/// Load inputs, extract every lesion, score, and build the result document. Once `stop`
+/// is set (the job was cancelled or its lease lost) the extraction ends before its next
+/// lesion or prediction-interval perturbation, with [`JobError::Aborted`].
 async fn run_job(
     ctx: &Arc<JobContext>,
     job: &JobRow,
     progress: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
 ) -> Result<JobResult, JobError> {
     let request: JobRequest =
         serde_json::from_str(&job.request).map_err(|e| JobError::Request(e.to_string()))?;
@@ -321,8 +331,20 @@ async fn run_job(
         let report = |p: f64| {
             progress.fetch_max((0.9 * p).to_bits(), Ordering::Relaxed);
         };
-        let lesions =
-            pipeline::extract_lesions(&series.volume, &seg, &wanted, &extract_settings, &report);
+        let stopped = || stop.load(Ordering::Relaxed);
+        let aborted = || {
+            tracing::info!("extraction stopped: the job was cancelled or lost its lease");
+            JobError::Aborted("the job was cancelled or lost its lease".into())
+        };
+        let lesions = pipeline::extract_lesions_until(
+            &series.volume,
+            &seg,
+            &wanted,
+            &extract_settings,
+            &report,
+            &stopped,
+        )
+        .ok_or_else(aborted)?;
         let interval_rows = interval_rows(
             &series.volume,
             &seg,
@@ -330,7 +352,11 @@ async fn run_job(
             &extract_settings,
             &interval_model,
             interval_options,
+            &stopped,
         );
+        if stopped() {
+            return Err(aborted());
+        }
         Ok((lesions, acquisition, interval_rows))
     })
     .await
@@ -518,6 +544,12 @@ impl BlobInstances {
 impl InstanceSource for BlobInstances {
     fn count(&self) -> usize {
         self.keys.len()
+    }
+
+    /// Stored blobs never change under their key: an upload's blobs are written once
+    /// under its own id, and ids are never reused.
+    fn immutable_key(&self, index: usize) -> Option<&str> {
+        self.keys.get(index).map(String::as_str)
     }
 
     fn fetch(&self, index: usize) -> Result<crate::dicom::InputFile, crate::dicom::DicomError> {

@@ -186,18 +186,24 @@ pub fn restrict_to(settings: &FamilySettings, used: &[String]) -> FamilySettings
 
 /// The model rows (`used` in order) of `lesion` under each perturbation; a perturbation
 /// whose features cannot be computed (e.g. an erosion that leaves too few voxels) is
-/// `None`. `settings` should already be [`restrict_to`] `used`.
+/// `None`. `settings` should already be [`restrict_to`] `used`. Once `stop` answers true
+/// the remaining perturbations are `None` without being computed.
 pub fn perturbed_rows(
     volume: &Volume,
     lesion: &LesionMask,
     settings: &FamilySettings,
     used: &[String],
     perturbations: &[Perturbation],
+    stop: &(dyn Fn() -> bool + Sync),
 ) -> Vec<Option<Vec<f64>>> {
     perturbations
         .iter()
         .enumerate()
         .map(|(j, p)| {
+            // A stopped job discards its rows; the rest are not worth computing.
+            if stop() {
+                return None;
+            }
             let mut rng = lesion_rng(lesion.label, j);
             let perturbed = perturb_lesion(volume, lesion, p, &mut rng);
             let values =

@@ -802,6 +802,47 @@ async fn deleting_an_unassembled_stow_series_removes_its_instances_and_waiting_s
     );
 }
 
+/// A series pushed one instance per request is re-planned on every request from the
+/// process-wide header cache: each instance's header is parsed once, not once per later
+/// request (O(n), not O(n²)). Counted by `/metrics` of a server process of its own.
+#[tokio::test]
+async fn one_instance_per_request_parses_each_header_once() {
+    use crate::process::{sigterm, start_server_with};
+    /// Instances pushed, one per request.
+    const PUSHED: usize = 20;
+    let mut server = start_server_with(&["--no-workers"], &[]);
+    let app = TestApp::external(&server.base, &server.key);
+    let responses = push_split(&app, &phantom_paths()[..PUSHED], 1).await;
+    assert_eq!(responses.len(), PUSHED);
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |outcome: &str| -> u64 {
+        let series = format!("radscore_dicom_header_cache_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series.as_str()))
+            .unwrap_or_else(|| panic!("no {series} in {metrics}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    // Request n plans n instances: one new, n - 1 cached.
+    assert_eq!(count("miss"), PUSHED as u64, "{metrics}");
+    assert!(
+        count("hit") >= (PUSHED * (PUSHED - 1) / 2) as u64,
+        "{metrics}"
+    );
+    sigterm(&server.child);
+    let _ = server.child.wait();
+}
+
 /// The retention purge removes a STOW-RS series resource whose instances never assembled
 /// (it has no series row) once its last instance is older than the period, with the SEG
 /// waiting for it: both answer 410 naming retention and their files are gone.
