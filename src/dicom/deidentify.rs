@@ -4,7 +4,8 @@
 //!
 //! * Attributes the profile replaces with a zero-length value (action Z) keep their tag
 //!   with an empty value, those it removes (X) are removed, and every private attribute is
-//!   removed (PS3.15 E.3.10 is not offered). Type 1 attributes the profile dummies (D)
+//!   removed (PS3.15 E.3.10 is not offered), at the top level and inside the items of
+//!   every sequence kept. Type 1 attributes the profile dummies (D)
 //!   are not among those below: CT geometry, pixel data and rescale are untouched.
 //! * UIDs are retained (the Retain UIDs Option), so a segmentation uploaded later still
 //!   references the series and its frame of reference.
@@ -17,6 +18,8 @@ use std::path::Path;
 
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
+
+use dicom_object::InMemDicomObject;
 
 use super::{DicomError, parse_file};
 
@@ -108,23 +111,15 @@ const REMOVE: [Tag; 69] = [
     tags::SCHEDULED_PROCEDURE_STEP_ID,
 ];
 
-/// DeidentificationMethod (0012,0063): the profile and option applied.
-pub const METHOD: &str = "PS3.15 E.1 Basic Profile; Retain UIDs Option (radscore)";
+/// Deepest sequence nesting scrubbed: the parser refuses deeper data sets before this
+/// ([`super::precheck::MAX_SEQUENCE_DEPTH`]), so it only bounds the recursion.
+const MAX_SCRUB_DEPTH: usize = 2 * super::precheck::MAX_SEQUENCE_DEPTH;
 
-/// De-identify the instance file at `path` in place.
-///
-/// # Errors
-/// The [`DicomError`] of a file that does not parse, or [`DicomError::Unsupported`] when
-/// it cannot be written back.
-// LIMITATION: attributes nested inside retained sequences are not visited (the listed ones
-// are top-level in CT images; whole identifying sequences are removed).
-pub fn deidentify_file(name: &str, path: &Path) -> Result<(), DicomError> {
-    let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
-        path: name.to_owned(),
-        source,
-    })?;
-    let mut obj = parse_file(name, &bytes)?;
-    drop(bytes);
+/// Apply the profile's actions to `obj` and, recursively, to every item of every sequence
+/// it keeps (PS3.15 E.1: the actions apply wherever the attribute occurs, e.g. inside a
+/// functional group or a referenced-image item): listed attributes removed or emptied,
+/// private attributes removed.
+fn scrub(obj: &mut InMemDicomObject, depth: usize) {
     for tag in REMOVE {
         obj.remove_element(tag);
     }
@@ -142,6 +137,41 @@ pub fn deidentify_file(name: &str, path: &Path) -> Result<(), DicomError> {
     for tag in private {
         obj.remove_element(tag);
     }
+    if depth >= MAX_SCRUB_DEPTH {
+        return;
+    }
+    let sequences: Vec<Tag> = obj
+        .iter()
+        .filter(|e| e.vr() == VR::SQ)
+        .map(|e| e.header().tag)
+        .collect();
+    for tag in sequences {
+        obj.update_value(tag, |value| {
+            if let Some(items) = value.items_mut() {
+                for item in items.iter_mut() {
+                    scrub(item, depth + 1);
+                }
+            }
+        });
+    }
+}
+
+/// DeidentificationMethod (0012,0063): the profile and option applied.
+pub const METHOD: &str = "PS3.15 E.1 Basic Profile; Retain UIDs Option (radscore)";
+
+/// De-identify the instance file at `path` in place.
+///
+/// # Errors
+/// The [`DicomError`] of a file that does not parse, or [`DicomError::Unsupported`] when
+/// it cannot be written back.
+pub fn deidentify_file(name: &str, path: &Path) -> Result<(), DicomError> {
+    let bytes = std::fs::read(path).map_err(|source| DicomError::Io {
+        path: name.to_owned(),
+        source,
+    })?;
+    let mut obj = parse_file(name, &bytes)?;
+    drop(bytes);
+    scrub(&mut obj, 0);
     obj.put(DataElement::new(
         tags::PATIENT_IDENTITY_REMOVED,
         VR::CS,

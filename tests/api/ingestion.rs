@@ -1,8 +1,10 @@
 //! Series ingestion over HTTP: irregular geometry refused or resampled by configuration,
 //! de-identification of stored instances, and multipart bodies that lack their boundary.
 
+use dicom_core::value::DataSetSequence;
 use dicom_core::{DataElement, PrimitiveValue, Tag, VR};
 use dicom_dictionary_std::tags;
+use dicom_object::InMemDicomObject;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -195,7 +197,7 @@ const PHI: [(Tag, VR, &str); 5] = [
 const PRIVATE_TAG: Tag = Tag(0x0009, 0x1010);
 
 /// `?deidentify=true`: the stored instances hold none of the planted identifiers (nor a
-/// private attribute), say so (PatientIdentityRemoved), and keep pixel data, geometry and
+/// private attribute), at the top level or nested two sequences deep, say so (PatientIdentityRemoved), and keep pixel data, geometry and
 /// UIDs byte for byte; the series grid is the same as without de-identification.
 #[tokio::test]
 async fn deidentified_series_keeps_pixels_and_geometry_but_no_identifiers() {
@@ -212,6 +214,32 @@ async fn deidentified_series_keeps_pixels_and_geometry_but_no_identifiers() {
             PRIVATE_TAG,
             VR::LO,
             PrimitiveValue::from("private PHI note"),
+        ));
+        // The same identifiers inside a kept sequence's item, two levels deep.
+        let mut inner = InMemDicomObject::new_empty();
+        for (tag, vr, value) in PHI {
+            inner.put(DataElement::new(tag, vr, PrimitiveValue::from(value)));
+        }
+        inner.put(DataElement::new(
+            PRIVATE_TAG,
+            VR::LO,
+            PrimitiveValue::from("private nested note"),
+        ));
+        let mut item = InMemDicomObject::new_empty();
+        item.put(DataElement::new(
+            tags::REFERENCED_SOP_CLASS_UID,
+            VR::UI,
+            PrimitiveValue::from("1.2.840.10008.5.1.4.1.1.2"),
+        ));
+        item.put(DataElement::new(
+            tags::SOURCE_IMAGE_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![inner]),
+        ));
+        obj.put(DataElement::new(
+            tags::SOURCE_IMAGE_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![item]),
         ));
     });
     let app = spawn_app().await;
@@ -286,6 +314,33 @@ async fn deidentified_series_keeps_pixels_and_geometry_but_no_identifiers() {
         }
         assert!(obj.element_opt(tags::INSTITUTION_NAME).unwrap().is_none());
         assert!(obj.element_opt(PRIVATE_TAG).unwrap().is_none());
+        let outer = &obj
+            .element(tags::SOURCE_IMAGE_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()[0];
+        let nested = &outer
+            .element(tags::SOURCE_IMAGE_SEQUENCE)
+            .unwrap()
+            .items()
+            .unwrap()[0];
+        assert_eq!(
+            nested
+                .element(tags::PATIENT_NAME)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .trim(),
+            "",
+            "a nested PatientName is emptied, not left"
+        );
+        assert!(
+            nested
+                .element_opt(tags::INSTITUTION_NAME)
+                .unwrap()
+                .is_none()
+        );
+        assert!(nested.element_opt(PRIVATE_TAG).unwrap().is_none());
         assert_eq!(
             obj.element(tags::PATIENT_IDENTITY_REMOVED)
                 .unwrap()
