@@ -107,7 +107,39 @@ pub fn gunzip_bounded(
     keep: impl FnOnce(&[u8]) -> u64,
     limit: u64,
 ) -> Result<(Vec<u8>, u64), InflateError> {
-    let mut decoder = flate2::read::MultiGzDecoder::new(compressed);
+    inflate_bounded(
+        flate2::read::MultiGzDecoder::new(compressed),
+        head,
+        keep,
+        limit,
+    )
+}
+
+/// [`gunzip_bounded`] for a bzip2 stream (all its members; NRRD `encoding: bzip2`).
+///
+/// # Errors
+/// As [`gunzip_bounded`], for bzip2.
+pub fn bunzip2_bounded(
+    compressed: &[u8],
+    head: u64,
+    keep: impl FnOnce(&[u8]) -> u64,
+    limit: u64,
+) -> Result<(Vec<u8>, u64), InflateError> {
+    inflate_bounded(
+        bzip2::read::MultiBzDecoder::new(compressed),
+        head,
+        keep,
+        limit,
+    )
+}
+
+/// The bounded inflation of [`gunzip_bounded`] over any decoder.
+fn inflate_bounded(
+    mut decoder: impl Read,
+    head: u64,
+    keep: impl FnOnce(&[u8]) -> u64,
+    limit: u64,
+) -> Result<(Vec<u8>, u64), InflateError> {
     let mut kept = Vec::new();
     (&mut decoder)
         .take(head.min(limit))

@@ -2,7 +2,7 @@
 """Rewrite a NIfTI label map as NRRD (radscore test helper), voxel for voxel.
 
     convert_labelmap.py --mask MASK.nii.gz --out OUT.nrrd
-        [--space LPS|RAS] [--encoding gzip|raw|ascii] [--dtype int16|uint8|...]
+        [--space LPS|RAS] [--encoding gzip|bzip2|raw|ascii] [--dtype int16|uint8|...]
         [--flip-axis 0|1|2] [--segment-name LABEL=NAME ...]
 
 The NRRD carries the NIfTI affine converted to the chosen space (NIfTI is RAS). With
@@ -25,7 +25,7 @@ def main():
     ap.add_argument("--mask", required=True)
     ap.add_argument("--out", required=True)
     ap.add_argument("--space", choices=sorted(SPACES), default="LPS")
-    ap.add_argument("--encoding", choices=["gzip", "raw", "ascii"], default="gzip")
+    ap.add_argument("--encoding", choices=["gzip", "bzip2", "raw", "ascii"], default="gzip")
     ap.add_argument("--dtype", default="int16")
     ap.add_argument("--flip-axis", type=int)
     ap.add_argument("--segment-name", action="append", default=[])
