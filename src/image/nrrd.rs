@@ -18,7 +18,9 @@
 //!   `space directions` but with `spacings` gets identity directions and `axis mins` (or
 //!   0) as origin, read as LPS, which is what ITK does;
 //! * 3D Slicer segmentation metadata: `SegmentN_LabelValue:=` / `SegmentN_Name:=` pairs
-//!   name the lesions of a label map.
+//!   name the lesions of a label map; a layered (4-D, first axis of kind `list`) Slicer
+//!   segmentation, which Slicer writes when segments overlap, gives lesion N + 1 for
+//!   segment N: the voxels of layer `SegmentN_Layer` holding `SegmentN_LabelValue`.
 //!
 //! Detached headers (`data file`), non-orthogonal axes, spaces without a patient
 //! orientation (`scanner-xyz`, `3D-right-handed`, …) and units other than millimetres
@@ -62,6 +64,9 @@ pub fn read_nrrd_labelmap(
     series: &Grid,
 ) -> Result<Segmentation, LabelMapError> {
     let nrrd = Nrrd::parse(bytes, file_name)?;
+    if nrrd.header.layers > 1 {
+        return read_layered(&nrrd, file_name, series);
+    }
     let mut seg = map_labels(
         &nrrd.grid,
         nrrd.values().enumerate().filter(|(_, v)| *v != 0.0),
@@ -74,12 +79,49 @@ pub fn read_nrrd_labelmap(
     Ok(seg)
 }
 
+/// A layered 3D Slicer segmentation: segment N is the voxels of its layer holding its label
+/// value, and becomes lesion N + 1 (segments of different layers may share a label value,
+/// and may overlap). A non-zero value no segment names is refused.
+fn read_layered(nrrd: &Nrrd, file: &str, series: &Grid) -> Result<Segmentation, LabelMapError> {
+    let layers = nrrd.header.layers;
+    let mut labelled = Vec::new();
+    for (n, v) in nrrd.values().enumerate().filter(|(_, v)| *v != 0.0) {
+        let layer = n % layers;
+        let found = (v.fract() == 0.0 && v > 0.0 && v <= f64::from(u32::MAX))
+            .then(|| nrrd.header.layered_segments.get(&(layer, v as u32)))
+            .flatten();
+        let Some((label, _)) = found else {
+            return Err(not_nrrd(
+                file,
+                format!(
+                    "layer {layer} holds value {v}, which no SegmentN_Layer / \
+                     SegmentN_LabelValue pair names"
+                ),
+            ));
+        };
+        labelled.push((n / layers, f64::from(*label)));
+    }
+    let mut seg = map_labels(&nrrd.grid, labelled.into_iter(), file, series)?;
+    for lesion in &mut seg.lesions {
+        lesion.name = nrrd
+            .header
+            .layered_segments
+            .values()
+            .find(|(label, _)| *label == lesion.label)
+            .and_then(|(_, name)| name.clone());
+    }
+    Ok(seg)
+}
+
 /// Read a NRRD image as a [`Volume`] on its own grid (values as stored, no rescaling).
 ///
 /// # Errors
 /// A [`LabelMapError`] describing why the file cannot be read.
 pub fn read_nrrd_volume(bytes: &[u8], file_name: &str) -> Result<Volume, LabelMapError> {
     let nrrd = Nrrd::parse(bytes, file_name)?;
+    if nrrd.header.layers > 1 {
+        return Err(unsupported(file_name, "a layered (4-D) image"));
+    }
     let voxels = nrrd.grid.voxel_count();
     if voxels > MAX_VOLUME_VOXELS {
         return Err(LabelMapError::TooManyVoxels {
@@ -125,6 +167,9 @@ enum ByteSkip {
 #[derive(Debug)]
 struct Header {
     stored: StoredType,
+    /// Values per voxel: 1, or the layers of a 4-D 3D Slicer segmentation (a `list` axis
+    /// before the three spatial ones).
+    layers: usize,
     sizes_xyz: [usize; 3],
     encoding: Encoding,
     little_endian: bool,
@@ -136,6 +181,8 @@ struct Header {
     directions: [[f64; 3]; 3],
     origin: [f64; 3],
     segment_names: BTreeMap<u32, String>,
+    /// Of a layered file: (layer, label value) → (lesion label, segment name).
+    layered_segments: LayeredSegments,
 }
 
 /// A parsed file: its header, grid (LPS) and its payload.
@@ -168,7 +215,7 @@ impl<'a> Nrrd<'a> {
 
     /// Every voxel as `f64` in file order (axis 0 fastest).
     fn values(&self) -> Box<dyn Iterator<Item = f64> + '_> {
-        let count = self.grid.voxel_count();
+        let count = self.grid.voxel_count() * self.header.layers;
         match &self.payload {
             Payload::Binary(data) => {
                 let values = self
@@ -191,7 +238,7 @@ impl<'a> Nrrd<'a> {
 impl Header {
     /// Decode the bytes after the header into the payload of `count` values.
     fn payload<'a>(&self, body: &'a [u8], file: &str) -> Result<Payload<'a>, LabelMapError> {
-        let count = self.sizes_xyz.iter().product::<usize>();
+        let count = self.sizes_xyz.iter().product::<usize>() * self.layers;
         let body = skip_lines(body, self.line_skip)
             .ok_or_else(|| not_nrrd(file, "'line skip' passes the end of the file"))?;
         let needed = count.saturating_mul(self.stored.size());
@@ -410,7 +457,6 @@ impl Header {
             .parse()
             .map_err(|_| not_nrrd(file, "field 'dimension' is not an integer"))?;
         let sizes = parse_sizes(field("sizes")?, file)?;
-        // LIMITATION: 4-D Slicer segmentations (one layer per overlapping segment) are refused.
         if dimension != sizes.len() {
             return Err(LabelMapError::DimensionMismatch {
                 file: file.into(),
@@ -418,13 +464,23 @@ impl Header {
                 sizes,
             });
         }
-        if dimension != 3 {
-            return Err(LabelMapError::NotThreeD {
-                file: file.into(),
-                dims: sizes,
-            });
-        }
-        let sizes_xyz = [sizes[0], sizes[1], sizes[2]];
+        // 3D Slicer writes overlapping segments as layers: a 4-D file whose first axis is
+        // of kind `list`, then the three spatial axes.
+        let first_kind = fields
+            .get("kinds")
+            .and_then(|k| k.split_ascii_whitespace().next());
+        let layers = match (dimension, first_kind) {
+            (3, _) => 1,
+            (4, Some("list")) => sizes[0],
+            _ => {
+                return Err(LabelMapError::NotThreeD {
+                    file: file.into(),
+                    dims: sizes,
+                });
+            }
+        };
+        let spatial = &sizes[sizes.len() - 3..];
+        let sizes_xyz = [spatial[0], spatial[1], spatial[2]];
         let encoding = encoding(field("encoding")?, file)?;
         let little_endian = match fields.get("endian").copied() {
             Some("little") => true,
@@ -460,9 +516,14 @@ impl Header {
             to_lps,
             directions,
             origin,
-        } = geometry(&fields, file)?;
+        } = geometry(&fields, file, layers > 1)?;
+        let layered_segments = match layers {
+            1 => BTreeMap::new(),
+            _ => layered_segments(&pairs, layers, file)?,
+        };
         Ok(Self {
             stored,
+            layers,
             sizes_xyz,
             encoding,
             little_endian,
@@ -472,6 +533,7 @@ impl Header {
             directions,
             origin,
             segment_names: segment_names(&pairs),
+            layered_segments,
         })
     }
 
@@ -596,7 +658,11 @@ struct SpaceGeometry {
 
 /// The geometry from the space fields, or from `spacings` (identity directions) when the
 /// file has no `space directions`.
-fn geometry(fields: &BTreeMap<&str, &str>, file: &str) -> Result<SpaceGeometry, LabelMapError> {
+fn geometry(
+    fields: &BTreeMap<&str, &str>,
+    file: &str,
+    layered: bool,
+) -> Result<SpaceGeometry, LabelMapError> {
     let to_lps = match fields.get("space").copied() {
         Some("left-posterior-superior" | "LPS") | None => [1.0, 1.0, 1.0],
         Some("right-anterior-superior" | "RAS") => [-1.0, -1.0, 1.0],
@@ -616,7 +682,17 @@ fn geometry(fields: &BTreeMap<&str, &str>, file: &str) -> Result<SpaceGeometry, 
     }
 
     if let Some(value) = fields.get("space directions") {
-        let vectors = parse_vectors(value, file, "space directions")?;
+        let mut vectors = parse_vectors(value, file, "space directions")?;
+        if layered {
+            // The `list` axis has no direction.
+            if vectors.first() != Some(&None) {
+                return Err(not_nrrd(
+                    file,
+                    "field 'space directions' must give 'none' for the layer (list) axis",
+                ));
+            }
+            vectors.remove(0);
+        }
         let directions: Vec<[f64; 3]> = vectors
             .into_iter()
             .map(|v| {
@@ -728,9 +804,62 @@ fn parse_vectors(
         };
         out.push(Some([a, b, c]));
         rest = inner[close + 1..].trim_start();
-        if out.len() > 3 {
+        // Three spatial axes, and a layered file's list axis.
+        if out.len() > 4 {
             return Err(bad());
         }
+    }
+    Ok(out)
+}
+
+/// (layer, label value) → (lesion label, segment name) of a layered 3D Slicer file.
+type LayeredSegments = BTreeMap<(usize, u32), (u32, Option<String>)>;
+
+/// The segments of a layered 3D Slicer file: `SegmentN_Layer` and `SegmentN_LabelValue`
+/// (each required) place segment N, which becomes lesion N + 1 named `SegmentN_Name`.
+fn layered_segments(
+    pairs: &BTreeMap<&str, &str>,
+    layers: usize,
+    file: &str,
+) -> Result<LayeredSegments, LabelMapError> {
+    let mut out = BTreeMap::new();
+    for key in pairs.keys() {
+        let Some(index) = key
+            .strip_prefix("Segment")
+            .and_then(|k| k.strip_suffix("_Layer"))
+        else {
+            continue;
+        };
+        let number = |suffix: &str| {
+            pairs
+                .get(format!("Segment{index}{suffix}").as_str())
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        };
+        let bad = |what: &str| not_nrrd(file, format!("segment {index}: {what}"));
+        let layer = number("_Layer")
+            .and_then(|l| usize::try_from(l).ok())
+            .filter(|&l| l < layers)
+            .ok_or_else(|| bad("SegmentN_Layer is not a layer of the file"))?;
+        let value = number("_LabelValue")
+            .filter(|&v| v > 0)
+            .ok_or_else(|| bad("SegmentN_LabelValue is missing or not a positive integer"))?;
+        let label = index
+            .parse::<u32>()
+            .ok()
+            .and_then(|i| i.checked_add(1))
+            .ok_or_else(|| bad("the segment number is not an integer"))?;
+        let name = pairs
+            .get(format!("Segment{index}_Name").as_str())
+            .map(|n| n.trim().chars().take(MAX_SEGMENT_NAME_CHARS).collect());
+        if out.insert((layer, value), (label, name)).is_some() {
+            return Err(bad("another segment has the same layer and label value"));
+        }
+    }
+    if out.is_empty() {
+        return Err(not_nrrd(
+            file,
+            "a layered (4-D) file without SegmentN_Layer / SegmentN_LabelValue pairs",
+        ));
     }
     Ok(out)
 }
@@ -888,6 +1017,60 @@ mod tests {
             (3, Some("GTV"))
         );
         assert_eq!(seg.lesions[0].voxel_count(), 2);
+    }
+
+    /// A layered Slicer segmentation: segment N is its layer's voxels holding its value and
+    /// becomes lesion N + 1, also where two segments share a value or overlap; a layered
+    /// image is not a volume.
+    #[test]
+    fn layered_slicer_segments_may_overlap() {
+        let series = read_nrrd_volume(
+            &file(&with(&["type: uchar", "encoding: raw"]), &[0; 8]),
+            "g",
+        )
+        .unwrap()
+        .grid;
+        let fields = [
+            "type: uchar",
+            "encoding: raw",
+            "dimension: 4",
+            "sizes: 2 2 2 2",
+            "kinds: list domain domain domain",
+            "space: left-posterior-superior",
+            "space directions: none (2,0,0) (0,-1,0) (0,0,3)",
+            "space origin: (10,20,30)",
+        ];
+        // Voxel-major, layer fastest: voxels 0 and 1 in layer 0, voxels 1 to 3 in layer 1.
+        let data = [1, 0, 1, 1, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut f = file(&fields, &data);
+        let at = f.windows(2).position(|w| w == b"\n\n").unwrap() + 1;
+        f.splice(
+            at..at,
+            b"Segment0_Layer:=0\nSegment0_LabelValue:=1\nSegment0_Name:=GTV\n\
+              Segment1_Layer:=1\nSegment1_LabelValue:=1\n"
+                .iter()
+                .copied(),
+        );
+        let seg = read_nrrd_labelmap(&f, "l.seg.nrrd", &series).unwrap();
+        let got: Vec<_> = seg
+            .lesions
+            .iter()
+            .map(|l| (l.label, l.name.as_deref(), l.voxel_count()))
+            .collect();
+        assert_eq!(got, [(1, Some("GTV"), 2), (2, None, 3)]);
+        assert!(
+            read_nrrd_volume(&f, "l.seg.nrrd")
+                .unwrap_err()
+                .to_string()
+                .contains("layered")
+        );
+        let unnamed = file(&fields, &[2; 16]);
+        assert!(
+            read_nrrd_labelmap(&unnamed, "u.seg.nrrd", &series)
+                .unwrap_err()
+                .to_string()
+                .contains("without SegmentN_Layer")
+        );
     }
 
     /// Gzip data past the voxels is refused with its true size, found by counting the

@@ -3,12 +3,15 @@
 
     convert_labelmap.py --mask MASK.nii.gz --out OUT.nrrd
         [--space LPS|RAS] [--encoding gzip|bzip2|raw|ascii] [--dtype int16|uint8|...]
-        [--flip-axis 0|1|2] [--segment-name LABEL=NAME ...]
+        [--flip-axis 0|1|2] [--segment-name LABEL=NAME ...] [--layered-box I0,I1,J0,J1,K0,K1]
 
 The NRRD carries the NIfTI affine converted to the chosen space (NIfTI is RAS). With
 --flip-axis the voxels of that file axis are stored in reverse with the direction and
 origin adjusted, so the file differs on disk but describes the same voxels in space.
 --segment-name writes 3D Slicer `SegmentN_Name` / `SegmentN_LabelValue` pairs.
+--layered-box writes a layered 3D Slicer segmentation (4-D, first axis of kind `list`) as
+Slicer does when segments overlap: segment 0 "GTV-1" is the mask's non-zero voxels on layer
+0 (value 1), segment 1 "BOX" the half-open NIfTI index box on layer 1 (value 1).
 """
 import argparse
 
@@ -29,6 +32,7 @@ def main():
     ap.add_argument("--dtype", default="int16")
     ap.add_argument("--flip-axis", type=int)
     ap.add_argument("--segment-name", action="append", default=[])
+    ap.add_argument("--layered-box")
     args = ap.parse_args()
 
     img = nib.load(args.mask)
@@ -49,6 +53,17 @@ def main():
         header[f"Segment{n}_Name"] = segment
         header[f"Segment{n}_LabelValue"] = label
         custom.update({f"Segment{n}_Name": "string", f"Segment{n}_LabelValue": "string"})
+    if args.layered_box:
+        i0, i1, j0, j1, k0, k1 = (int(v) for v in args.layered_box.split(","))
+        box = np.zeros_like(data)
+        box[i0:i1, j0:j1, k0:k1] = 1
+        data = np.stack([(data != 0).astype(data.dtype), box])
+        header["kinds"] = ["list", "domain", "domain", "domain"]
+        header["space directions"] = np.vstack([np.full(3, np.nan), header["space directions"]])
+        for n, (layer, name) in enumerate([(0, "GTV-1"), (1, "BOX")]):
+            for key, value in (("Layer", str(layer)), ("LabelValue", "1"), ("Name", name)):
+                header[f"Segment{n}_{key}"] = value
+                custom[f"Segment{n}_{key}"] = "string"
     nrrd.write(args.out, data, header, custom_field_map=custom)
 
 
