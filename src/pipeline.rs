@@ -700,15 +700,13 @@ mod tests {
             max_lesions: 3,
         };
         let case = crate::demo::generate(tmp.path(), 9, &opts).unwrap();
-        let files: Vec<crate::dicom::InputFile> = case
-            .dicom_files
-            .iter()
-            .map(|p| crate::dicom::InputFile {
-                name: p.display().to_string(),
-                bytes: std::fs::read(p).unwrap().into(),
-            })
-            .collect();
-        let volume = crate::dicom::assemble_series(&files).unwrap().volume;
+        let files = crate::dicom::file_refs_from_dir(&case.series_dir).unwrap();
+        let volume = crate::dicom::assemble_series_from(
+            files.as_slice(),
+            crate::dicom::GeometryPolicy::Refuse,
+        )
+        .unwrap()
+        .volume;
         let labels = std::fs::read(&case.labelmap).unwrap();
         let seg =
             crate::image::labelmap::read_nifti_labelmap(&labels, "labels.nii.gz", &volume.grid)

@@ -786,7 +786,7 @@ mod tests {
 
     /// Files with immutable keys, counting how often each is read.
     struct Keyed {
-        files: Vec<InputFile>,
+        files: Vec<FileRef>,
         keys: Vec<String>,
         fetches: std::sync::atomic::AtomicUsize,
     }
@@ -820,14 +820,7 @@ mod tests {
             max_lesions: 1,
         };
         let case = crate::demo::generate(tmp.path(), 5, &opts).unwrap();
-        let files: Vec<InputFile> = case
-            .dicom_files
-            .iter()
-            .map(|p| InputFile {
-                name: p.file_name().unwrap().to_string_lossy().into_owned(),
-                bytes: std::fs::read(p).unwrap().into(),
-            })
-            .collect();
+        let files = super::super::file_refs_from_dir(&case.series_dir).unwrap();
         let prefix = uuid::Uuid::now_v7();
         let keyed = |order: &[usize]| Keyed {
             files: order.iter().map(|&i| files[i].clone()).collect(),
@@ -846,7 +839,7 @@ mod tests {
         let plan = plan_series(&all, GeometryPolicy::Refuse).unwrap();
         assert_eq!(reads(&all), 2, "only the two new files are read");
         let cached = plan.decode(&all).unwrap();
-        let direct = assemble_series(&files).unwrap();
+        let direct = assemble_series_from(files.as_slice(), GeometryPolicy::Refuse).unwrap();
         assert_eq!(cached.volume.grid, direct.volume.grid);
         assert_eq!(cached.volume.hu.to_f32(), direct.volume.hu.to_f32());
         assert_eq!(cached.instance_count, 8);

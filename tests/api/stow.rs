@@ -756,6 +756,42 @@ async fn a_seg_faulty_in_itself_fails_while_its_series_receives() {
     );
 }
 
+/// A STOW-RS series resource that never assembles and the SEG waiting for it.
+struct Unassembled {
+    series_url: String,
+    series_id: String,
+    seg_url: String,
+    seg_id: String,
+    /// The instance files pushed.
+    pushed: Vec<String>,
+}
+
+/// Push 35 phantom slices with a gap of five (so they never assemble), then the phantom's
+/// SEG, which waits for them (`status: pending`, bound to that series resource).
+async fn unassembled_with_waiting_seg(app: &TestApp) -> Unassembled {
+    let paths = phantom_paths();
+    let pushed: Vec<String> = paths[..20].iter().chain(&paths[25..40]).cloned().collect();
+    let with_gap: Vec<&str> = pushed.iter().map(String::as_str).collect();
+    let response = push(app, &with_gap).await;
+    let series_url = stored_urls(&response)[0].clone();
+    let series_id = series_url.trim_start_matches("/v1/series/").to_owned();
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = phantom_seg(dir.path());
+    let response = push(app, &[seg_path.as_str()]).await;
+    let seg_url = stored_urls(&response)[0].clone();
+    let seg_id = seg_url.trim_start_matches("/v1/segmentations/").to_owned();
+    let (_, seg) = app.get_json(&seg_url).await;
+    assert_eq!(seg["status"], "pending", "{seg}");
+    assert_eq!(seg["series_id"], series_id.as_str(), "{seg}");
+    Unassembled {
+        series_url,
+        series_id,
+        seg_url,
+        seg_id,
+        pushed,
+    }
+}
+
 /// `DELETE /v1/series/{id}` of a STOW-RS series whose instances never assembled (a gap
 /// in the stack) deletes what was staged: 204 (not 404), its instance files and the SEG
 /// waiting for it are removed, both answer 410 afterwards, and the same instances pushed
@@ -763,23 +799,14 @@ async fn a_seg_faulty_in_itself_fails_while_its_series_receives() {
 #[tokio::test]
 async fn deleting_an_unassembled_stow_series_removes_its_instances_and_waiting_segs() {
     let app = spawn_app().await;
-    let paths = phantom_paths();
-    let with_gap: Vec<&str> = paths[..20]
-        .iter()
-        .chain(&paths[25..40])
-        .map(String::as_str)
-        .collect();
-    let response = push(&app, &with_gap).await;
-    let series_url = stored_urls(&response)[0].clone();
-    let series_id = series_url.trim_start_matches("/v1/series/").to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let seg_path = phantom_seg(dir.path());
-    let response = push(&app, &[seg_path.as_str()]).await;
-    let seg_url = stored_urls(&response)[0].clone();
-    let seg_id = seg_url.trim_start_matches("/v1/segmentations/").to_owned();
-    let (_, seg) = app.get_json(&seg_url).await;
-    assert_eq!(seg["status"], "pending", "{seg}");
-    assert_eq!(seg["series_id"], series_id.as_str(), "{seg}");
+    let Unassembled {
+        series_url,
+        series_id,
+        seg_url,
+        seg_id,
+        pushed,
+    } = unassembled_with_waiting_seg(&app).await;
+    let with_gap: Vec<&str> = pushed.iter().map(String::as_str).collect();
 
     let series_blobs = app.blob_dir().join("series").join(&series_id);
     let seg_blob = app.blob_dir().join("segmentations").join(&seg_id);
@@ -849,26 +876,18 @@ async fn one_instance_per_request_parses_each_header_once() {
 #[tokio::test]
 async fn retention_purges_an_unassembled_stow_series_and_its_waiting_seg() {
     let app = spawn_app_configured(1, |c| {
-        c.retention_hours = 3.0 / 3600.0;
+        // Long enough for the pushes below to finish on a loaded machine first.
+        c.retention_hours = 15.0 / 3600.0;
         c.retention_sweep_s = 1;
     })
     .await;
-    let paths = phantom_paths();
-    let with_gap: Vec<&str> = paths[..10]
-        .iter()
-        .chain(&paths[15..20])
-        .map(String::as_str)
-        .collect();
-    let response = push(&app, &with_gap).await;
-    let series_url = stored_urls(&response)[0].clone();
-    let series_id = series_url.trim_start_matches("/v1/series/").to_owned();
-    let dir = tempfile::tempdir().unwrap();
-    let seg_path = phantom_seg(dir.path());
-    let response = push(&app, &[seg_path.as_str()]).await;
-    let seg_url = stored_urls(&response)[0].clone();
-    let seg_id = seg_url.trim_start_matches("/v1/segmentations/").to_owned();
-    let (_, seg) = app.get_json(&seg_url).await;
-    assert_eq!(seg["status"], "pending", "{seg}");
+    let Unassembled {
+        series_url,
+        series_id,
+        seg_url,
+        seg_id,
+        ..
+    } = unassembled_with_waiting_seg(&app).await;
 
     let started = std::time::Instant::now();
     let problem = loop {
@@ -878,7 +897,7 @@ async fn retention_purges_an_unassembled_stow_series_and_its_waiting_seg() {
         }
         assert_eq!(status, 200, "{body}");
         assert!(
-            started.elapsed() < std::time::Duration::from_secs(60),
+            started.elapsed() < std::time::Duration::from_secs(90),
             "the unassembled series was never purged: {body}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
