@@ -780,6 +780,28 @@ fn compressed_seg_pixel_data_gives_the_native_masks() {
     );
 }
 
+/// A SEG whose Rows or Columns is 0 is refused naming that attribute (the break test had
+/// Rows = 0 reported as NumberOfFrames).
+#[test]
+fn seg_with_zero_rows_or_columns_names_the_attribute() {
+    let (_dir, out) = make_seg_file(&[]);
+    let seg = InputFile {
+        name: "seg.dcm".into(),
+        bytes: Bytes::from(std::fs::read(&out).unwrap()),
+    };
+    for (tag, keyword) in [(tags::ROWS, "Rows"), (tags::COLUMNS, "Columns")] {
+        let zero = rewrite(&seg, |obj| {
+            obj.put(DataElement::new(tag, VR::US, PrimitiveValue::from(0_u16)));
+        });
+        let err = read_seg(&zero.bytes, &zero.name, &phantom().volume.grid, None).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains(&format!("attribute {keyword} is invalid")),
+            "{msg}"
+        );
+    }
+}
+
 /// A SEG read against a grid shifted by half a slice is refused, naming a frame.
 #[test]
 fn seg_off_the_series_grid_names_the_frame() {

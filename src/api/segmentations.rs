@@ -33,9 +33,12 @@ pub struct CreateQuery {
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
-    Query(query): Query<CreateQuery>,
+    query: Result<Query<CreateQuery>, axum::extract::rejection::QueryRejection>,
     req: Request,
 ) -> ApiResult<impl IntoResponse> {
+    // A malformed query (e.g. `series_id` twice) is a problem document, not axum's plain
+    // text (found by the break test).
+    let Query(query) = query.map_err(|e| Problem::bad_request("invalid-query", e.body_text()))?;
     // A segmentation is read into memory to be mapped: its own, smaller body limit, and a
     // 413 that names it.
     let limits = state.limits.for_segmentation();

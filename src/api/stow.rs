@@ -55,6 +55,28 @@ const DOES_NOT_MATCH: u16 = 0xA900;
 const CANNOT_UNDERSTAND: u16 = 0xC000;
 const TRANSFER_SYNTAX_NOT_SUPPORTED: u16 = 0xC122;
 
+/// Problem types of a segmentation refused for its own content (its structure, attributes,
+/// pixel data or frame of reference), which no CT instance still to come can change: such a
+/// segmentation fails at once even while its series is receiving, instead of being answered
+/// as stored and waiting for ever (found by the break test: a SEG with short pixel data).
+/// LIMITATION: faults sharing a type with grid mismatches (two frames of a segment on one
+/// plane, a non-planar contour) still wait while the series receives, visible as `pending`.
+const INTRINSIC_SEGMENTATION_FAULTS: [&str; 13] = [
+    "not-dicom",
+    "malformed-dicom",
+    "missing-attribute",
+    "invalid-attribute",
+    "unsupported-dicom",
+    "unsupported-transfer-syntax",
+    "pixel-data-undecodable",
+    "pixel-data-too-short",
+    "pixel-data-too-long",
+    "not-segmentation",
+    "not-rtstruct",
+    "no-closed-contours",
+    "frame-of-reference-mismatch",
+];
+
 /// Attribute tags of the response (PS3.6), as DICOM JSON keys.
 const RETRIEVE_URL: &str = "00081190";
 const FAILED_SOP_SEQUENCE: &str = "00081198";
@@ -407,6 +429,7 @@ async fn store_segmentation(
         // Its frames may lie on CT instances that have not arrived yet.
         Err(problem)
             if problem.status.is_client_error()
+                && !INTRINSIC_SEGMENTATION_FAULTS.contains(&problem.kind)
                 && stow
                     .as_ref()
                     .is_some_and(|s| stow_series::may_wait(state, s)) =>

@@ -325,12 +325,12 @@ impl FrameLayout {
         let rows = req_u32(obj, file, ROWS, "a positive integer")? as usize;
         let columns = req_u32(obj, file, COLUMNS, "a positive integer")? as usize;
         let frames = req_u32(obj, file, NUMBER_OF_FRAMES, "a positive integer")? as usize;
-        if rows == 0 || columns == 0 || frames == 0 {
-            return Err(bad(
-                file,
-                NUMBER_OF_FRAMES,
-                "positive Rows, Columns and NumberOfFrames",
-            ));
+        // Name the attribute that is zero (the break test had Rows = 0 reported as
+        // NumberOfFrames).
+        for (attr, value) in [(ROWS, rows), (COLUMNS, columns), (NUMBER_OF_FRAMES, frames)] {
+            if value == 0 {
+                return Err(bad(file, attr, "a positive integer"));
+            }
         }
         let bits = req_u32(obj, file, BITS_ALLOCATED, "1 (BINARY) or 8 (FRACTIONAL)")?;
         let expected_bits = match encoding {

@@ -54,6 +54,10 @@ const MAX_LESIONS: usize = 1000;
 /// Prefix of the idempotency key of an automatically created job.
 pub const IDEMPOTENCY_PREFIX: &str = "auto-trigger:";
 
+/// Why a STOW-RS series resource opened by a segmentation (a SEG or RT Structure Set that
+/// arrived before its CT) is not a series: it holds no instance yet.
+const NO_INSTANCE_REASON: &str = "no CT instance of the series has been received yet";
+
 /// A tenant's rule: when a SEG arrives by STOW-RS referencing a stored series, start a job
 /// on every segment.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -155,14 +159,18 @@ impl Readiness {
     pub fn of(row: &StowSeriesRow, now_ms: i64, stable: Duration) -> Self {
         let stable_ms = i64::try_from(stable.as_millis()).unwrap_or(i64::MAX);
         let stable_at_ms = row.last_instance_at_ms.saturating_add(stable_ms);
-        match (&row.assembly_error, now_ms < stable_at_ms) {
+        // A resource with no instance has nothing to assemble, so no assembly error either:
+        // it is not a series (found by the break test: it showed `complete`).
+        let reason = row
+            .assembly_error
+            .clone()
+            .or_else(|| (row.instance_count == 0).then(|| NO_INSTANCE_REASON.to_owned()));
+        match (reason, now_ms < stable_at_ms) {
             (reason, true) => Readiness::Receiving {
                 stable_at_ms,
-                reason: reason.clone(),
+                reason,
             },
-            (Some(reason), false) => Readiness::Incomplete {
-                reason: reason.clone(),
-            },
+            (Some(reason), false) => Readiness::Incomplete { reason },
             (None, false) => Readiness::Ready,
         }
     }
@@ -482,6 +490,39 @@ mod tests {
         let e = TriggerRule::parse(r#"{"default_location":"lung"}"#).unwrap_err();
         assert!(e.contains("soft_tissue"), "{e}");
         assert!(TriggerRule::parse(r#"{"default_location":"pleura","x":1}"#).is_err());
+    }
+
+    #[test]
+    fn a_resource_without_instances_is_never_complete() {
+        let row = StowSeriesRow {
+            id: "s1".into(),
+            tenant_id: "t".into(),
+            series_uid: "1.2.3".into(),
+            version: 1,
+            instance_count: 0,
+            assembly_error: None,
+            last_instance_at_ms: 1_000,
+            created_at_ms: 1_000,
+        };
+        let stable = Duration::from_secs(30);
+        let receiving = Readiness::of(&row, 2_000, stable);
+        assert!(
+            matches!(&receiving, Readiness::Receiving { reason: Some(r), .. } if r == NO_INSTANCE_REASON),
+            "{receiving:?}"
+        );
+        let later = Readiness::of(&row, 60_000, stable);
+        assert_eq!(
+            later,
+            Readiness::Incomplete {
+                reason: NO_INSTANCE_REASON.into()
+            }
+        );
+        assert!(later.refusal("s1").unwrap().contains("no CT instance"));
+        let assembled = StowSeriesRow {
+            instance_count: 2,
+            ..row
+        };
+        assert_eq!(Readiness::of(&assembled, 60_000, stable), Readiness::Ready);
     }
 
     #[test]

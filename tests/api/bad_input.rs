@@ -467,3 +467,20 @@ async fn deidentify_that_cannot_be_honoured_is_refused_by_name() {
     let stored = std::fs::read_dir(app.blob_dir().join("series")).map_or(0, |d| d.count());
     assert_eq!(stored, 0, "a refused push stored instances");
 }
+
+/// A malformed query on a segmentation upload (`series_id` given twice) is a problem
+/// document naming the parameter, not axum's plain text (found by the break test).
+#[tokio::test]
+async fn malformed_segmentation_query_is_a_problem_document() {
+    let app = spawn_app().await;
+    let resp = app
+        .client
+        .post(app.url("/v1/segmentations?series_id=a&series_id=b"))
+        .header("content-type", "application/octet-stream")
+        .body(b"not read".to_vec())
+        .send()
+        .await
+        .expect("request");
+    let (status, body) = status_json(resp).await;
+    assert_problem(status, &body, 400, "invalid-query", &["series_id"]);
+}

@@ -732,6 +732,11 @@ async fn a_seg_pushed_before_its_series_waits_and_binds_when_the_series_arrives(
     let (status, series) = app.get_json(&series_url).await;
     assert_eq!(status, 200, "{series}");
     assert_eq!(series["instance_count"], 0, "{series}");
+    // A resource without instances is not a series: never `complete` (found by the break
+    // test), and says why.
+    assert_ne!(series["stow"]["state"], "complete", "{series}");
+    let why = series["stow"]["reason"].as_str().unwrap_or_default();
+    assert!(why.contains("no CT instance"), "{series}");
 
     let series_dir = ct_phantom().join("dicom/image");
     let response = push(&app, &[series_dir.to_str().unwrap()]).await;
@@ -739,6 +744,60 @@ async fn a_seg_pushed_before_its_series_waits_and_binds_when_the_series_arrives(
     let (_, seg) = app.get_json(&seg_url).await;
     assert_eq!(seg["status"], "bound", "{seg}");
     assert_eq!(seg["lesions"][0]["voxel_count"], 125_256, "{seg}");
+}
+
+/// A SEG refused for its own content (here another frame of reference) fails at once with
+/// its reason while its series is still receiving instances: no instance still to come can
+/// make it map, so it is neither answered as stored nor left waiting (found by the break
+/// test, where a SEG with short pixel data was answered as stored and waited for ever).
+#[tokio::test]
+async fn a_seg_faulty_in_itself_fails_while_its_series_receives() {
+    let app = spawn_app_configured(1, |c| c.stow_stable_s = 600).await;
+    let paths = phantom_paths();
+    let halves: Vec<&str> = paths[..30].iter().map(String::as_str).collect();
+    let response = push(&app, &halves).await;
+    let series_url = stored_urls(&response)[0].clone();
+    let (_, series) = app.get_json(&series_url).await;
+    assert_eq!(series["stow"]["state"], "receiving", "{series}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let seg_path = dir.path().join("other-frame.seg.dcm");
+    let series_dir = ct_phantom().join("dicom/image");
+    let mask = ct_phantom().join("nifti/mask/mask.nii.gz");
+    run_support(
+        "make_seg.py",
+        &[
+            "--series",
+            series_dir.to_str().unwrap(),
+            "--mask",
+            mask.to_str().unwrap(),
+            "--out",
+            seg_path.to_str().unwrap(),
+            "--frame-of-reference",
+            "1.2.826.0.1.3680043.8.498.77",
+        ],
+    );
+    let seg = std::fs::read(&seg_path).unwrap();
+    let parts = [("application/dicom", seg.as_slice())];
+    let (status, response) =
+        post_related(&app, "/studies", &dicom_related(), related_body(&parts)).await;
+    assert_eq!(status, 409, "{response}");
+    assert!(
+        items(&response, REFERENCED_SOP_SEQUENCE).is_empty(),
+        "{response}"
+    );
+    let failed = items(&response, FAILED_SOP_SEQUENCE);
+    assert_eq!(failed.len(), 1, "{response}");
+    assert_eq!(
+        first_value(failed[0], FAILURE_REASON),
+        PROCESSING_FAILURE,
+        "{response}"
+    );
+    let comment = first_value(failed[0], ERROR_COMMENT).as_str().unwrap();
+    assert!(
+        comment.contains("1.2.826.0.1.3680043.8.498.77") && comment.contains("FrameOfReferenceUID"),
+        "{comment}"
+    );
 }
 
 /// A STOW-RS series resource that never assembles and the SEG waiting for it.
