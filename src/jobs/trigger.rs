@@ -150,7 +150,7 @@ pub enum Readiness {
         stable_at_ms: i64,
         reason: Option<String>,
     },
-    /// Stable, but the instances received are not a series (gap, single slice…).
+    /// Stable, but the instances received are not a series (a gap, no CT instance yet…).
     Incomplete { reason: String },
 }
 
