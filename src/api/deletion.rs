@@ -91,8 +91,8 @@ pub fn gone(kind: UploadKind, id: &str, tombstone: &Tombstone) -> Problem {
     let why = match tombstone.reason {
         DeletionReason::Deleted => "deleted by a DELETE request",
         DeletionReason::Retention => {
-            "purged by the retention policy (RADSCORE_RETENTION_HOURS) after its jobs had \
-             finished"
+            "purged by the retention policy (RADSCORE_RETENTION_HOURS): older than the \
+             retention period, and no queued or running job used it"
         }
     };
     Problem::new(

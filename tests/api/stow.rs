@@ -119,6 +119,24 @@ fn phantom_seg(dir: &std::path::Path) -> String {
     seg_path.display().to_string()
 }
 
+/// An RT Structure Set of the phantom written by make_rtstruct.py (`case`, else its
+/// default shapes) into `dir`.
+fn phantom_rtstruct(dir: &std::path::Path, case: Option<&str>) -> std::path::PathBuf {
+    let rs_path = dir.join("rs.dcm");
+    let series_dir = ct_phantom().join("dicom/image");
+    let mut args = vec![
+        "--series",
+        series_dir.to_str().unwrap(),
+        "--out",
+        rs_path.to_str().unwrap(),
+    ];
+    if let Some(case) = case {
+        args.extend(["--case", case]);
+    }
+    run_support("make_rtstruct.py", &args);
+    rs_path
+}
+
 /// Give the admin's tenant an auto-trigger rule with this default location.
 async fn set_auto_trigger(admin: &TestApp, default_location: &str) {
     let rule = serde_json::json!({ "auto_trigger": { "default_location": default_location } });
@@ -222,20 +240,8 @@ async fn dicomweb_client_pushes_a_series_and_its_seg() {
     assert_eq!(series["dimensions"]["z"], 60, "{series}");
 
     let dir = tempfile::tempdir().unwrap();
-    let seg_path = dir.path().join("mask.seg.dcm");
-    let mask = ct_phantom().join("nifti/mask/mask.nii.gz");
-    run_support(
-        "make_seg.py",
-        &[
-            "--series",
-            series_dir.to_str().unwrap(),
-            "--mask",
-            mask.to_str().unwrap(),
-            "--out",
-            seg_path.to_str().unwrap(),
-        ],
-    );
-    let response = push(&app, &[seg_path.to_str().unwrap()]).await;
+    let seg_path = phantom_seg(dir.path());
+    let response = push(&app, &[seg_path.as_str()]).await;
     let stored = items(&response, REFERENCED_SOP_SEQUENCE);
     assert_eq!(stored.len(), 1, "{response}");
     let seg_url = first_value(stored[0], RETRIEVE_URL).as_str().unwrap();
@@ -301,19 +307,7 @@ async fn a_seg_over_the_segmentation_limit_fails_alone() {
     let app = spawn_app_configured(0, |c| c.max_segmentation_mb = 0).await;
     let series_dir = ct_phantom().join("dicom/image");
     let dir = tempfile::tempdir().unwrap();
-    let seg_path = dir.path().join("mask.seg.dcm");
-    let mask = ct_phantom().join("nifti/mask/mask.nii.gz");
-    run_support(
-        "make_seg.py",
-        &[
-            "--series",
-            series_dir.to_str().unwrap(),
-            "--mask",
-            mask.to_str().unwrap(),
-            "--out",
-            seg_path.to_str().unwrap(),
-        ],
-    );
+    let seg_path = phantom_seg(dir.path());
     let files = dicom_files(&series_dir);
     let seg = std::fs::read(&seg_path).unwrap();
     let mut parts: Vec<(&str, &[u8])> = files
@@ -579,17 +573,7 @@ async fn an_rtstruct_pushed_by_stow_rs_arms_the_auto_trigger_like_a_seg() {
     let admin = app.as_tenant("stow-rt", true).await;
     set_auto_trigger(&admin, "soft_tissue").await;
     let dir = tempfile::tempdir().unwrap();
-    let rs_path = dir.path().join("rs.dcm");
-    let series_dir = ct_phantom().join("dicom/image");
-    run_support(
-        "make_rtstruct.py",
-        &[
-            "--series",
-            series_dir.to_str().unwrap(),
-            "--out",
-            rs_path.to_str().unwrap(),
-        ],
-    );
+    let rs_path = phantom_rtstruct(dir.path(), None);
 
     let responses = push_split(&admin, &phantom_paths(), 60).await;
     let url = stored_urls(&responses[0])[0].clone();
@@ -632,19 +616,7 @@ async fn an_rtstruct_pushed_by_stow_rs_arms_the_auto_trigger_like_a_seg() {
 async fn an_rtstruct_without_a_series_reference_is_routed_by_its_contour_images() {
     let app = spawn_app().await;
     let dir = tempfile::tempdir().unwrap();
-    let rs_path = dir.path().join("rs.dcm");
-    let series_dir = ct_phantom().join("dicom/image");
-    run_support(
-        "make_rtstruct.py",
-        &[
-            "--series",
-            series_dir.to_str().unwrap(),
-            "--out",
-            rs_path.to_str().unwrap(),
-            "--case",
-            "no-series-reference",
-        ],
-    );
+    let rs_path = phantom_rtstruct(dir.path(), Some("no-series-reference"));
     let rs = std::fs::read(&rs_path).unwrap();
     let body = || related_body(&[("application/dicom", rs.as_slice())]);
 
