@@ -198,26 +198,23 @@ async fn read_body(
     Ok(parts)
 }
 
-/// Bytes before the Part 10 magic: the File Preamble (PS3.10 7.1).
-const PART10_PREAMBLE_BYTES: usize = 128;
-
 /// A part without header lines has no Content-Type, which PS3.18 10.5.1.2 reads as the
 /// request's `application/dicom`; it is taken as such when it opens as a DICOM Part 10
 /// file ("DICM" after the 128-byte preamble, or at its start as [`dicom::identify`]
 /// also reads), else the request is refused naming the part: without headers a body that
 /// is not DICOM more likely means a broken multipart body than one bad instance.
 async fn check_headerless_part(part: &SpooledPart) -> ApiResult<()> {
+    use crate::dicom::precheck::{PART10_HEAD_BYTES, part10_meta_start};
     use tokio::io::AsyncReadExt;
-    let mut head = Vec::with_capacity(PART10_PREAMBLE_BYTES + 4);
+    let mut head = Vec::with_capacity(PART10_HEAD_BYTES);
     let file = tokio::fs::File::open(&part.path)
         .await
         .map_err(|e| Problem::internal(&e))?;
-    file.take((PART10_PREAMBLE_BYTES + 4) as u64)
+    file.take(PART10_HEAD_BYTES as u64)
         .read_to_end(&mut head)
         .await
         .map_err(|e| Problem::internal(&e))?;
-    let magic = |at: usize| head.get(at..at + 4) == Some(b"DICM".as_slice());
-    if magic(PART10_PREAMBLE_BYTES) || magic(0) {
+    if part10_meta_start(&head).is_some() {
         return Ok(());
     }
     Err(Problem::bad_request(

@@ -74,6 +74,23 @@ struct Level {
     end: Option<usize>,
 }
 
+/// Bytes that decide whether a stream opens as DICOM Part 10: the preamble and the magic.
+pub const PART10_HEAD_BYTES: usize = PREAMBLE_BYTES + MAGIC.len();
+
+/// Where the file meta group of a Part 10 stream starts: after `DICM` following the
+/// 128-byte preamble, or at the start (a stream written without the preamble, which
+/// dicom-rs also reads); `None` when `bytes` (at least its first [`PART10_HEAD_BYTES`])
+/// is not Part 10.
+pub fn part10_meta_start(bytes: &[u8]) -> Option<usize> {
+    if bytes.get(PREAMBLE_BYTES..PART10_HEAD_BYTES) == Some(MAGIC) {
+        Some(PART10_HEAD_BYTES)
+    } else if bytes.get(..MAGIC.len()) == Some(MAGIC) {
+        Some(MAGIC.len())
+    } else {
+        None
+    }
+}
+
 /// Check the structure of one file; `Ok` when dicom-rs may parse it safely. The value is
 /// the Transfer Syntax UID of the file meta group (padding trimmed), when there is one.
 ///
@@ -82,11 +99,7 @@ struct Level {
 /// this walker does not read it, and unchecked, a 6 KB big-endian file declaring a 2.7 GB
 /// element made the decoder allocate that much (found by the `seg` fuzz target).
 pub fn check(file: &str, bytes: &[u8]) -> Result<Option<String>, DicomError> {
-    let start = if bytes.get(PREAMBLE_BYTES..PREAMBLE_BYTES + 4) == Some(MAGIC) {
-        PREAMBLE_BYTES + 4
-    } else if bytes.get(..4) == Some(MAGIC) {
-        4
-    } else {
+    let Some(start) = part10_meta_start(bytes) else {
         return Ok(None);
     };
     let mut walker = Walker {
